@@ -1,0 +1,145 @@
+"""The two tables of the outside contract (../shared/design/contract.md sections 3 and 4).
+
+One place for column names, dtypes, kinds and the NTSTATUS values the tables speak of. Readers
+build frames and pass them through `conform_events`; the lifecycle builder produces frames that
+`conform_irps` accepts; the engine and the reports read these names and nothing else.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+EVENTS_SCHEMA_NAME = "fpreplay.events/1"
+IRPS_SCHEMA_NAME = "fpreplay.irps/1"
+
+# --- section 3: the event table -------------------------------------------------------------
+EVENT_COLUMNS: dict[str, pl.DataType] = {
+    "ts_ns": pl.Int64,
+    "kind": pl.String,
+    "irp": pl.UInt64,
+    "request": pl.UInt64,
+    "queue": pl.String,
+    "device": pl.String,
+    "major": pl.UInt8,
+    "minor": pl.UInt8,
+    "irp_flags": pl.UInt32,
+    "status": pl.UInt32,
+    "bytes": pl.UInt64,
+    "offset": pl.UInt64,
+    "file_object": pl.UInt64,
+    "pid": pl.UInt32,
+    "tid": pl.UInt32,
+    "cpu": pl.UInt16,
+    "source": pl.String,
+    "event_name": pl.String,
+}
+
+# Extra columns that `fpreplay events --all` adds so that every record is one row.
+ALL_RECORD_COLUMNS: dict[str, pl.DataType] = {
+    "provider": pl.String,      # provider / event-class GUID, lower case, no braces
+    "event_id": pl.UInt16,      # EVENT_HEADER descriptor Id, or WPP message number
+    "opcode": pl.UInt8,         # kernel opcode (HookId low byte) / classic Type / descriptor opcode
+    "version": pl.UInt8,
+    "header_kind": pl.String,   # system, compact, perfinfo, event_trace, instance, event_header, wpp, ...
+}
+
+EVENT_KINDS = (
+    "irp_dispatch",
+    "irp_complete",
+    "request_alloc_failed",
+    "request_resources_failed",
+    "reserved_request_used",
+    "fp_policy_refused",
+    "queue_start",
+    "queue_stop",
+    "queue_stop_purge",
+    "queue_purge",
+    "queue_drain",
+    "memory_pressure",
+    "other",
+)
+QUEUE_KINDS = ("queue_start", "queue_stop", "queue_stop_purge", "queue_purge", "queue_drain")
+
+# Mask for the I/O priority bits (17-19) that DiskIo packs into IrpFlags.
+IRP_FLAGS_PRIORITY_MASK = 0x000E0000
+IRP_PAGING_IO = 0x2
+IRP_MJ_CREATE = 0x00
+IRP_MJ_READ = 0x03
+IRP_MJ_WRITE = 0x04
+IRP_MJ_FLUSH_BUFFERS = 0x09
+IRP_MJ_FILE_SYSTEM_CONTROL = 0x0D
+
+# --- NTSTATUS values the tables and the engine speak of ------------------------------------------
+STATUS_SUCCESS = 0x00000000
+STATUS_PENDING = 0x00000103
+STATUS_UNSUCCESSFUL = 0xC0000001
+STATUS_INSUFFICIENT_RESOURCES = 0xC000009A
+STATUS_CANCELLED = 0xC0000120
+STATUS_INVALID_DEVICE_STATE = 0xC0000184
+STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
+
+# --- section 4: the IRP lifecycle table -----------------------------------------------------------
+IRP_COLUMNS: dict[str, pl.DataType] = {
+    "irp": pl.UInt64,
+    "device": pl.String,
+    "queue": pl.String,
+    "major": pl.UInt8,
+    "minor": pl.UInt8,
+    "irp_flags": pl.UInt32,
+    "bytes": pl.UInt64,
+    "paging": pl.Boolean,
+    "arrive_ns": pl.Int64,
+    "complete_ns": pl.Int64,
+    "status": pl.UInt32,
+    "service_ns": pl.Int64,
+    "actual": pl.String,
+    "evidence": pl.String,
+}
+
+# `actual` values in the order the contract decides them (first match wins).
+ACTUAL_OUTCOMES = (
+    "reserved",
+    "refused",
+    "alloc_failed",
+    "cancelled",
+    "invalid_state",
+    "failed",
+    "incomplete",
+    "ok",
+)
+
+
+def _conform(df: pl.DataFrame, columns: dict[str, pl.DataType], required: tuple[str, ...],
+             what: str, keep_extra: bool) -> pl.DataFrame:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        from fpreplay.errors import FpreplayError
+
+        raise FpreplayError(f"{what}: required column(s) missing: {', '.join(missing)}")
+    exprs = []
+    for name, dtype in columns.items():
+        if name in df.columns:
+            exprs.append(pl.col(name).cast(dtype, strict=False))
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    if keep_extra:
+        exprs += [pl.col(c) for c in df.columns if c not in columns]
+    return df.select(exprs)
+
+
+def conform_events(df: pl.DataFrame, keep_extra: bool = False) -> pl.DataFrame:
+    """Cast an event frame to `fpreplay.events/1`: every column present, in order, typed."""
+    return _conform(df, EVENT_COLUMNS, ("ts_ns", "kind"), "event table", keep_extra)
+
+
+def conform_irps(df: pl.DataFrame, keep_extra: bool = False) -> pl.DataFrame:
+    """Cast a lifecycle frame to `fpreplay.irps/1`."""
+    return _conform(df, IRP_COLUMNS, ("arrive_ns",), "IRP table", keep_extra)
+
+
+def empty_events() -> pl.DataFrame:
+    return pl.DataFrame(schema=EVENT_COLUMNS)
+
+
+def empty_irps() -> pl.DataFrame:
+    return pl.DataFrame(schema=IRP_COLUMNS)

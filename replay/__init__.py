@@ -1,0 +1,1 @@
+"""The command line and the reports: a thin layer over the library API."""

@@ -1,0 +1,3 @@
+from fpreplay.replay.cli import entry
+
+entry()

@@ -1,0 +1,57 @@
+"""Entry point: `fpreplay ...`. Turns user errors into one line and exit 2, bugs into exit 1."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from fpreplay.errors import FpreplayError
+from fpreplay.replay.app import app
+
+# Each module adds its commands to `app`.
+from fpreplay.replay import cmd_events  # noqa: F401,E402
+
+for _optional in ("cmd_analysis", "cmd_synth"):
+    try:
+        __import__(f"fpreplay.replay.{_optional}")
+    except ModuleNotFoundError as _e:  # a command family still being built
+        if not str(_e.name or "").startswith("fpreplay.replay"):
+            raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, prog_name="fpreplay", standalone_mode=False)
+        return 0
+    except FpreplayError as e:
+        print(f"fpreplay: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # typer/click usage errors arrive here in non-standalone mode
+        return int(e.code or 0)
+    except KeyboardInterrupt:
+        print("fpreplay: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence
+        import click
+
+        if isinstance(e, click.exceptions.Abort):
+            return 130
+        if isinstance(e, click.ClickException):
+            e.show()
+            return 2
+        if isinstance(e, BrokenPipeError):
+            return 0
+        print(f"fpreplay: internal error: {type(e).__name__}: {e} "
+              "(a bug; set FPREPLAY_DEBUG=1 for the traceback)", file=sys.stderr)
+        if os.environ.get("FPREPLAY_DEBUG"):
+            traceback.print_exc()
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
