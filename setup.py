@@ -5,6 +5,8 @@ install as subpackages of one `fpreplay` namespace so that nothing claims a gene
 like `engine`. Subpackages are discovered, so adding a folder with an __init__.py is enough.
 """
 
+import os
+
 from setuptools import find_packages, setup
 
 ROOTS = {
@@ -17,6 +19,8 @@ ROOTS = {
 
 packages, package_dir = [], {}
 for name, folder in ROOTS.items():
+    if not os.path.isfile(os.path.join(folder, "__init__.py")):
+        continue  # a part not yet in this checkout
     packages.append(name)
     package_dir[name] = folder
     for sub in find_packages(folder):
