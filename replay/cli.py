@@ -20,6 +20,11 @@ for _optional in ("cmd_analysis", "cmd_synth"):
             raise
 
 
+def _is_usage_error(e: Exception) -> bool:
+    # typer >= 0.25 vendors click as typer._click; older ones use click itself.
+    return any(c.__name__ == "ClickException" for c in type(e).__mro__) and hasattr(e, "show")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="fpreplay", standalone_mode=False)
@@ -33,11 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print("fpreplay: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the last line of defence
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
+        if type(e).__name__ == "Abort":
             return 130
-        if isinstance(e, click.ClickException):
+        if _is_usage_error(e):
             e.show()
             return 2
         if isinstance(e, BrokenPipeError):
