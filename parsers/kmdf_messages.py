@@ -1,0 +1,269 @@
+"""KMDF framework messages (forward-progress.md section 8.2) -> event-table kinds and fields.
+
+One catalogue, as data: each entry is the framework's own format text with typed placeholders,
+the kind it maps to and a short name (event_name becomes `IFR/<name>`). Shared by the IFR text
+reader, the tracefmt reader and the binary WPP decoder:
+
+    stream = KmdfMessageStream()
+    hit = stream.classify("Could not create WDFREQUEST, STATUS_INSUFFICIENT_RESOURCES")
+    # -> Classified(kind="request_alloc_failed", name="Could not create WDFREQUEST",
+    #               fields={"status": 0xC000009A, "irp": <IRP of the last dispatch line>})
+    stream.classify("some driver text") -> None (not a framework message)
+
+Placeholders: {name:p} pointer/handle (hex, `0x` optional), {name:x} hex, {name:d} decimal,
+{name:STATUS} %!STATUS! (symbol, hex, or `SYMBOL(0x...)`), {name:IRPMJ} %!IRPMJ!, {name:w} a
+word, {name:s} any text (lazy). A literal `0x` before {p} is optional; runs of spaces match any
+whitespace (several framework messages have doubled spaces).
+
+Context the messages themselves leave out (section 8.4), kept by KmdfMessageStream:
+* "Could not create WDFREQUEST", "Memory allocation failed" and an invalid Examine action name no
+  IRP: they take the IRP of the most recent dispatch line ("WDFDEVICE … IRP 0x…") not yet
+  queued; "Memory allocation failed" with no pending dispatch (policy pre-allocation) is `other`.
+* Request handles are tied to IRPs by "Queuing WDFREQUEST h" after a dispatch and by "Completing
+  WDFREQUEST h for IRP i"; later request-only lines get the IRP filled.
+* Queue kinds are emitted once per state change of a queue: "All WDFQUEUE q requests cancelled"
+  and "WDFQUEUE q is purged, calling driver callback" -> queue_purge (the second only if the
+  first was not seen); "WDFQUEUE q is idle, calling driver callback" -> queue_stop, or
+  queue_stop_purge right after a purge of q (Stop-and-purge logs the same cancel lines); the
+  "power stopping (Drain) in progress" variant of "not accepting requests" -> queue_drain; a
+  "Queuing WDFREQUEST … on WDFQUEUE q" while q is purged or drained -> queue_start (a purged or
+  drained queue accepts nothing until it is started again; the framework logs no start line).
+* Completions logged as "not accepting requests … completing WDFREQUEST" or "Driver has no event
+  callback … completing" are `other` with their status: FxRequest::Complete also logs the same
+  completion as "Completing WDFREQUEST …", which is the irp_complete row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from fpreplay.parsers.wpp.symbols import parse_irpmj, parse_status
+
+# (short name, framework text with placeholders, kind). Order matters: first match wins.
+CATALOGUE: tuple[tuple[str, str, str], ...] = (
+    ("Dispatch", "WDFDEVICE 0x{device_handle:p} !devobj 0x{device:p} {major:IRPMJ}, IRP_MN {minor:x}, "
+                 "IRP 0x{irp:p}", "irp_dispatch"),
+    ("Could not create WDFREQUEST", "Could not create WDFREQUEST, {status:STATUS}", "request_alloc_failed"),
+    ("Memory allocation failed", "Memory allocation failed {status:STATUS}", "request_alloc_failed"),
+    ("Forward action fail the Irp", "Forward action on WDFQUEUE {queue:p} says that framework should "
+                                    "fail the Irp {irp:p}, {status:STATUS}", "fp_policy_refused"),
+    ("Examine invalid action", "EvtIoExamineIrp callback on WDFQUEUE {queue:p} returned an invalid "
+                               "action {action:d}, {status:STATUS}", "fp_policy_refused"),
+    ("Completing WDFREQUEST", "Completing WDFREQUEST 0x{request:p} for IRP 0x{irp:p} with Information "
+                              "0x{bytes:x}, {status:STATUS}", "irp_complete"),
+    ("Queuing WDFREQUEST", "Queuing WDFREQUEST 0x{request:p} on WDFQUEUE 0x{queue:p}", "other"),
+    ("Forward not accepting", "WDFQUEUE 0x{queue:p} is not accepting requests state is {state:s}, "
+                              "{drain:s}WDFREQUEST 0x{request:p} {status:STATUS}", "other"),
+    ("Not accepting requests", "WDFQUEUE 0x{queue:p} is not accepting requests, state is {state:s}, "
+                               "{drain:s}completing WDFREQUEST 0x{request:p} {status:STATUS}", "other"),
+    ("Calling driver", "Calling driver EvtIo{callback:w} for WDFREQUEST 0x{request:p}", "other"),
+    ("Zero length completed", "Zero length WDFREQUEST 0x{request:p} completed automatically by "
+                              "WDFQUEUE 0x{queue:p}", "other"),
+    ("No event callback", "Driver has no event callback for {type:s}, completing WDFREQUEST "
+                          "0x{request:p} with {status:STATUS}", "other"),
+    ("Queue already deleted", "WDFQUEUE 0x{queue:p} is already deleted{sep:s} {status:STATUS}", "other"),
+    ("Callback already registered", "WDFQUEUE 0x{queue:p} already has a {callback:w} callback "
+                                    "registered 0x{routine:p}{sep:s} {status:STATUS}", "other"),
+    ("Cancelling WDFREQUEST", "Cancelling WDFREQUEST 0x{request:p}, WDFQUEUE 0x{queue:p}", "other"),
+    ("All requests cancelled", "All WDFQUEUE 0x{queue:p} requests cancelled", "queue_purge"),
+    ("All driver cancellable cancelled", "All driver cancellable requests cancelled in WDFQUEUE "
+                                         "0x{queue:p}", "other"),
+    ("Queue purged", "WDFQUEUE 0x{queue:p} is purged, calling driver callback", "queue_purge"),
+    ("Queue idle", "WDFQUEUE 0x{queue:p} is idle, calling driver callback", "queue_stop"),
+    ("Waiting for requests", "Waiting for {count:d} requests to complete on WDFQUEUE 0x{queue:p}", "other"),
+    ("Cancelled on queue", "WDFREQUEST 0x{request:p} was cancelled while on WDFQUEUE 0x{queue:p}", "other"),
+    ("CanceledOnQueue callback", "Calling CanceledOnQueue routine for WDFREQUEST 0x{request:p} on "
+                                 "WDFQUEUE 0x{queue:p}", "other"),
+    ("CancelRoutine callback", "Calling CancelRoutine routine for WDFREQUEST 0x{request:p}", "other"),
+    ("Queue shut down", "WDFQUEUE 0x{queue:p} is shut down, preventing queue from accepting requests",
+     "other"),
+    ("Queue not dispatching", "WDFQUEUE 0x{queue:p} not in dispatching state, current state is "
+                              "{state:s}$", "other"),
+    ("Requeue not manual", "Requeue is allowed only for a manual queue, WDFREQUEST 0x{request:p} "
+                           "{status:STATUS}", "other"),
+    ("Forward reserved to parent", "Cannot forward reserved WDFREQUEST 0x{request:p} to a parent "
+                                   "WDFDEVICE 0x{device_handle:p}, {status:STATUS}", "other"),
+    # forward-progress policy configuration and pre-allocation (section 3): no IRP involved
+    ("Already configured for forward progress", "Queue is already configured for forward progress "
+                                                "{status:STATUS}", "other"),
+    ("Policy Size mismatch", "WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY Size 0x{size:x}, expected "
+                             "0x{expected:x}, {status:STATUS}", "other"),
+    ("Examine callback can't be null", "Examine callback can't be null for "
+                                       "WdfIoForwardProgressReservedPolicyUseExamine {status:STATUS}",
+     "other"),
+    ("Need more than 0 reserved Requests", "Need to have more than 0 reserved Requests {status:STATUS}",
+     "other"),
+    ("Policy on non-top level queue", "Setting Forward progress policy on non-top level queue "
+                                      "{status:STATUS}", "other"),
+    ("Forward progress context allocation failed", "Could not allocate memory for forward progress "
+                                                   "context {status:STATUS}", "other"),
+    ("Failure to allocate reserved request", "Failure to allocate request {status:STATUS}", "other"),
+    ("Reserved resources callback failed", "Failure from m_IoReservedResourcesAllocate callback "
+                                           "{status:STATUS}", "other"),
+    ("Wrong IRQL", "Called at wrong IRQL; at level {irql:d}, should be at level {expected:d}", "other"),
+)
+
+_PLACEHOLDER = re.compile(r"(?:0x)?\{(\w+):(\w+)\}")
+_TYPES = {
+    "p": r"(?:0x)?(?P<{n}>[0-9A-Fa-f]+)",
+    "x": r"(?:0x)?(?P<{n}>[0-9A-Fa-f]+)",
+    "d": r"(?P<{n}>-?\d+)",
+    "w": r"(?P<{n}>\w+)",
+    "s": r"(?P<{n}>.*?)",
+    "STATUS": r"(?P<{n}>[A-Za-z_][\w]*(?:\s*\(\s*0x[0-9A-Fa-f]+\s*\))?|0x[0-9A-Fa-f]+|-?\d+)",
+    "IRPMJ": r"(?P<{n}>(?:0x[0-9A-Fa-f]+)?\s*\(?IRP_MJ_\w+\)?|0x[0-9A-Fa-f]+|\d+)",
+}
+_POINTER_FIELDS = {"irp", "request"}
+_HANDLE_FIELDS = {"queue", "device", "device_handle", "routine"}
+
+
+def _compile(template: str) -> tuple[re.Pattern, dict[str, str], str]:
+    parts: list[str] = []
+    types: dict[str, str] = {}
+    pos = 0
+    for m in _PLACEHOLDER.finditer(template):
+        parts.append(_literal(template[pos:m.start()]))
+        name, kind = m.group(1), m.group(2)
+        types[name] = kind
+        parts.append(_TYPES[kind].format(n=name))
+        pos = m.end()
+    tail = template[pos:]
+    anchored = tail.endswith("$")
+    parts.append(_literal(tail.rstrip("$")) + (r"\s*$" if anchored else ""))
+    # a quick pre-filter: the longest whole word of the text (whitespace varies, words don't)
+    words = re.split(r"\s+|\{\w+:\w+\}", template.replace("0x{", "{").rstrip("$"))
+    keyword = max(words, key=len)
+    return re.compile("".join(parts)), types, keyword
+
+
+def _literal(text: str) -> str:
+    return r"\s+".join(re.escape(chunk) for chunk in re.split(r"\s+", text)) if text.strip() else \
+        (r"\s*" if text else "")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    kind: str
+    pattern: re.Pattern
+    types: dict
+    keyword: str
+
+
+ENTRIES: tuple[_Entry, ...] = tuple(_Entry(name, kind, *_compile(text)) for name, text, kind in CATALOGUE)
+
+
+@dataclass
+class Classified:
+    kind: str
+    name: str                       # catalogue short name; event_name = "IFR/" + name
+    fields: dict = field(default_factory=dict)   # event-table columns: irp request queue device
+                                                 # major minor status bytes
+
+
+def match(message: str) -> tuple[_Entry, dict] | None:
+    """The catalogue entry a message body matches and its raw typed values (no context)."""
+    for e in ENTRIES:
+        if e.keyword and e.keyword not in message:
+            continue
+        m = e.pattern.search(message)
+        if m:
+            return e, _convert(m.groupdict(), e.types)
+    return None
+
+
+def _convert(raw: dict, types: dict) -> dict:
+    out: dict = {}
+    for name, text in raw.items():
+        if text is None:
+            continue
+        kind = types[name]
+        if kind in ("p", "x"):
+            out[name] = int(text, 16)
+        elif kind == "d":
+            out[name] = int(text)
+        elif kind == "STATUS":
+            out[name] = parse_status(text)
+        elif kind == "IRPMJ":
+            out[name] = parse_irpmj(text)
+        else:
+            out[name] = text.strip()
+    return out
+
+
+def handle_text(value: int) -> str:
+    """A WDF handle or device object as the event table's queue/device text."""
+    return f"0x{value:x}"
+
+
+class KmdfMessageStream:
+    """Classifies framework messages in log order, carrying the context messages leave out."""
+
+    def __init__(self) -> None:
+        self.pending_dispatch: dict | None = None       # last dispatch not yet queued/failed
+        self.request_irp: dict[int, int] = {}           # WDFREQUEST -> IRP
+        self.queue_state: dict[str, str] = {}           # queue -> last queue kind emitted
+
+    def classify(self, message: str) -> Classified | None:
+        hit = match(message)
+        if hit is None:
+            return None
+        entry, v = hit
+        kind, name = entry.kind, entry.name
+        f: dict = {}
+        for col in ("irp", "request", "status", "bytes", "major", "minor"):
+            if col in v:
+                f[col] = v[col]
+        if "queue" in v:
+            f["queue"] = handle_text(v["queue"])
+        if "device" in v:
+            f["device"] = handle_text(v["device"])
+        queue = f.get("queue")
+
+        if kind == "irp_dispatch":
+            self.pending_dispatch = dict(f)
+        elif name in ("Could not create WDFREQUEST", "Memory allocation failed", "Examine invalid action"):
+            pd = self.pending_dispatch
+            if pd is None:
+                kind = "other"
+            else:
+                for col in ("irp", "device", "major", "minor"):
+                    if col in pd:
+                        f.setdefault(col, pd[col])
+                if name != "Memory allocation failed":
+                    self.pending_dispatch = None
+        elif name == "Forward action fail the Irp":
+            if self.pending_dispatch and self.pending_dispatch.get("irp") == f.get("irp"):
+                for col in ("device", "major", "minor"):
+                    if col in self.pending_dispatch:
+                        f.setdefault(col, self.pending_dispatch[col])
+                self.pending_dispatch = None
+        elif name == "Queuing WDFREQUEST":
+            pd = self.pending_dispatch
+            if pd is not None and "irp" in pd:
+                self.request_irp[f["request"]] = pd["irp"]
+                f["irp"] = pd["irp"]
+                self.pending_dispatch = None
+            elif f["request"] in self.request_irp:
+                f["irp"] = self.request_irp[f["request"]]
+            if self.queue_state.get(queue) in ("queue_purge", "queue_drain"):
+                kind = "queue_start"
+                self.queue_state[queue] = kind
+        elif kind == "irp_complete":
+            self.request_irp.pop(f.get("request"), None)
+        elif kind in ("queue_purge", "queue_stop"):
+            last = self.queue_state.get(queue)
+            if kind == "queue_stop" and last == "queue_purge":
+                kind = "queue_stop_purge"
+            elif kind == "queue_purge" and last == "queue_purge":
+                kind = "other"                  # the same purge, seen by its second message
+            if kind != "other":
+                self.queue_state[queue] = kind
+        elif name in ("Not accepting requests", "Forward not accepting"):
+            if "Drain" in v.get("drain", "") and self.queue_state.get(queue) != "queue_drain":
+                kind = "queue_drain"
+                self.queue_state[queue] = kind
+        if "irp" not in f and "request" in f and f["request"] in self.request_irp:
+            f["irp"] = self.request_irp[f["request"]]
+        return Classified(kind=kind, name=name, fields=f)
