@@ -1,0 +1,172 @@
+"""Building single ETW records: kernel DiskIo / driver / FileIo events and TraceLogging events.
+
+Every byte layout comes from a construct declaration shared with the readers (fpreplay.parsers.etl
+.layouts for headers; synth.layouts_pending for payloads until their owner's module lands).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from functools import lru_cache
+
+from fpreplay.parsers.etl import layouts as L
+from fpreplay.synth import layouts_pending as P
+
+# Kernel groups and opcodes (etw-formats.md 2.1-2.4).
+GROUP_DISKIO = 0x01
+GROUP_FILEIO = 0x04
+DISKIO_READ, DISKIO_WRITE, DISKIO_READ_INIT, DISKIO_WRITE_INIT = 10, 11, 12, 13
+DISKIO_FLUSH, DISKIO_FLUSH_INIT = 14, 15
+DRV_MJ_FN_CALL, DRV_MJ_FN_RET, DRV_COMPL_REQ, DRV_COMPL_REQ_RET = 34, 35, 52, 53
+FILEIO_OPEND = 76
+
+_DISKIO_RW = P.diskio_readwrite_v3(8)
+_DISKIO_INIT = P.diskio_init_v3(8)
+_DISKIO_FLUSH = P.diskio_flush_v3(8)
+_DRV_CALL = P.drv_mj_fn_call(8)
+_DRV_RET = P.drv_mj_fn_ret(8)
+_DRV_COMPL = P.drv_compl_req(8)
+_OPEND = P.fileio_opend(8)
+
+
+def _system(group: int, opcode: int, version: int, ts: int, tid: int, pid: int,
+            payload: bytes) -> bytes:
+    head = L.SYSTEM_TRACE_HEADER.build(dict(
+        Version=version, HeaderType=L.HT_SYSTEM64, MarkerFlags=L.MARKER_TRACE_HEADER,
+        Size=L.SYSTEM_TRACE_HEADER.sizeof() + len(payload), HookId=(group << 8) | opcode,
+        ThreadId=tid, ProcessId=pid, SystemTime=ts, KernelTime=0, UserTime=0))
+    return head + payload
+
+
+def _perfinfo(group: int, opcode: int, version: int, ts: int, payload: bytes) -> bytes:
+    head = L.PERFINFO_TRACE_HEADER.build(dict(
+        Version=version, HeaderType=L.HT_PERFINFO64, MarkerFlags=L.MARKER_TRACE_HEADER,
+        Size=L.PERFINFO_TRACE_HEADER.sizeof() + len(payload), HookId=(group << 8) | opcode,
+        SystemTime=ts))
+    return head + payload
+
+
+def diskio_init(ts: int, tid: int, pid: int, *, write: bool, irp: int, flush: bool = False) -> bytes:
+    op = DISKIO_FLUSH_INIT if flush else (DISKIO_WRITE_INIT if write else DISKIO_READ_INIT)
+    return _system(GROUP_DISKIO, op, 3, ts, tid, pid,
+                   _DISKIO_INIT.build(dict(Irp=irp, IssuingThreadId=tid)))
+
+
+def diskio_complete(ts: int, *, write: bool, irp: int, disk: int, irp_flags: int, size: int,
+                    offset: int, file_object: int, response_ticks: int, tid: int) -> bytes:
+    """Read (10) / Write (11) completion: PERFINFO header, no thread of its own."""
+    payload = _DISKIO_RW.build(dict(
+        DiskNumber=disk, IrpFlags=irp_flags, TransferSize=size, Reserved=0, ByteOffset=offset,
+        FileObject=file_object, Irp=irp, HighResResponseTime=response_ticks,
+        IssuingThreadId=tid))
+    return _perfinfo(GROUP_DISKIO, DISKIO_WRITE if write else DISKIO_READ, 3, ts, payload)
+
+
+def diskio_flush_complete(ts: int, *, irp: int, disk: int, irp_flags: int, response_ticks: int,
+                          tid: int) -> bytes:
+    payload = _DISKIO_FLUSH.build(dict(DiskNumber=disk, IrpFlags=irp_flags,
+                                       HighResResponseTime=response_ticks, Irp=irp,
+                                       IssuingThreadId=tid))
+    return _perfinfo(GROUP_DISKIO, DISKIO_FLUSH, 3, ts, payload)
+
+
+def drv_mj_fn_call(ts: int, tid: int, pid: int, *, major: int, minor: int, routine: int,
+                   file_object: int, irp: int, match_id: int) -> bytes:
+    payload = _DRV_CALL.build(dict(MajorFunction=major, MinorFunction=minor, RoutineAddr=routine,
+                                   FileObject=file_object, Irp=irp, UniqMatchId=match_id))
+    return _system(GROUP_DISKIO, DRV_MJ_FN_CALL, 3, ts, tid, pid, payload)
+
+
+def drv_mj_fn_ret(ts: int, tid: int, pid: int, *, irp: int, match_id: int) -> bytes:
+    return _system(GROUP_DISKIO, DRV_MJ_FN_RET, 3, ts, tid, pid,
+                   _DRV_RET.build(dict(Irp=irp, UniqMatchId=match_id)))
+
+
+def drv_compl_req(ts: int, tid: int, pid: int, *, routine: int, irp: int, match_id: int) -> bytes:
+    return _system(GROUP_DISKIO, DRV_COMPL_REQ, 3, ts, tid, pid,
+                   _DRV_COMPL.build(dict(RoutineAddr=routine, Irp=irp, UniqMatchId=match_id)))
+
+
+def fileio_opend(ts: int, tid: int, pid: int, *, irp: int, info: int, status: int) -> bytes:
+    return _system(GROUP_FILEIO, FILEIO_OPEND, 3, ts, tid, pid,
+                   _OPEND.build(dict(IrpPtr=irp, ExtraInfo=info, NtStatus=status)))
+
+
+# --- TraceLogging -------------------------------------------------------------------------------
+# EventSource / TraceLogging provider-name hash: SHA-1 over this namespace and the upper-cased
+# name in UTF-16BE, first 16 bytes, version nibble 5 (checked against the documented example
+# "SimpleTraceLoggingProvider" -> 0205c616-cf97-5c11-9756-56a2cee02ca7).
+_TL_NAMESPACE = bytes.fromhex("482c2db2c39047c887f81a15bfc130fb")
+TL_CHANNEL = 11          # the channel TraceLoggingWrite puts on every event
+
+
+def provider_guid(name: str) -> uuid.UUID:
+    digest = bytearray(hashlib.sha1(_TL_NAMESPACE + name.upper().encode("utf-16-be")).digest()[:16])
+    digest[7] = (digest[7] & 0x0F) | 0x50
+    return uuid.UUID(bytes_le=bytes(digest))
+
+
+# field type name -> (in-type byte(s) for the metadata, payload encoder)
+_FIELD_TYPES = {
+    "u8": (bytes([P.TLG_IN_UINT8]), lambda v: int(v).to_bytes(1, "little")),
+    "u16": (bytes([P.TLG_IN_UINT16]), lambda v: int(v).to_bytes(2, "little")),
+    "u32": (bytes([P.TLG_IN_UINT32]), lambda v: int(v).to_bytes(4, "little")),
+    "u64": (bytes([P.TLG_IN_UINT64]), lambda v: int(v).to_bytes(8, "little")),
+    "hex32": (bytes([P.TLG_IN_HEXINT32]), lambda v: int(v).to_bytes(4, "little")),
+    # TraceLoggingUInt64 with a hex display hint: pointers and handles print as 0x...
+    "ptr": (bytes([P.TLG_IN_UINT64 | P.TLG_IN_CHAIN, P.TLG_OUT_HEX]),
+            lambda v: int(v).to_bytes(8, "little")),
+    "ntstatus": (bytes([P.TLG_IN_UINT32 | P.TLG_IN_CHAIN, P.TLG_OUT_NTSTATUS]),
+                 lambda v: int(v).to_bytes(4, "little")),
+    "str": (bytes([P.TLG_IN_ANSISTRING | P.TLG_IN_CHAIN, P.TLG_OUT_UTF8]),
+            lambda v: str(v).encode("utf-8") + b"\0"),
+}
+
+# The driver instrumentation's fields (contract section 3) and their TraceLogging types.
+FIELD_TYPE = {"Irp": "ptr", "Request": "ptr", "Queue": "str", "Device": "str", "Major": "u8",
+              "Minor": "u8", "IrpFlags": "hex32", "Status": "ntstatus", "Bytes": "u64",
+              "Offset": "u64"}
+
+
+@lru_cache(maxsize=256)
+def tl_event_metadata(name: str, fields: tuple[str, ...]) -> bytes:
+    body = P.TL_EVENT_HEAD.build(dict(Size=0, Tags=0, Name=name))[2:]
+    for f in fields:
+        body += f.encode("utf-8") + b"\0" + _FIELD_TYPES[FIELD_TYPE[f]][0]
+    return (len(body) + 2).to_bytes(2, "little") + body
+
+
+@lru_cache(maxsize=16)
+def tl_provider_traits(provider: str) -> bytes:
+    name = provider.encode("utf-8") + b"\0"
+    return P.TL_PROVIDER_TRAITS.build(dict(Size=2 + len(name), ProviderName=provider))
+
+
+def _ext_item(ext_type: int, data: bytes, more: bool) -> bytes:
+    item_size = (L.EXTENDED_ITEM_HEADER.sizeof() + len(data) + 7) & ~7
+    head = L.EXTENDED_ITEM_HEADER.build(dict(ItemSize=item_size, ExtType=ext_type,
+                                             Linkage=1 if more else 0, DataSize=len(data)))
+    return head + data + b"\0" * (item_size - 8 - len(data))
+
+
+@lru_cache(maxsize=256)
+def _tl_ext_block(provider: str, name: str, fields: tuple[str, ...]) -> bytes:
+    return (_ext_item(L.EXT_TYPE_PROV_TRAITS, tl_provider_traits(provider), True)
+            + _ext_item(L.EXT_TYPE_EVENT_SCHEMA_TL, tl_event_metadata(name, fields), False))
+
+
+def tracelogging_event(ts: int, tid: int, pid: int, *, provider: str, name: str,
+                       values: dict, level: int = 4, keyword: int = 0) -> bytes:
+    """One TraceLoggingWrite event: EVENT_HEADER64, PROV_TRAITS + EVENT_SCHEMA_TL items, payload."""
+    fields = tuple(values)
+    ext = _tl_ext_block(provider, name, fields)
+    payload = b"".join(_FIELD_TYPES[FIELD_TYPE[f]][1](values[f]) for f in fields)
+    size = L.EVENT_HEADER.sizeof() + len(ext) + len(payload)
+    head = L.EVENT_HEADER.build(dict(
+        Size=size, HeaderType=L.HT_EVENT_HEADER64, MarkerFlags=L.MARKER_TRACE_HEADER,
+        Flags=L.EVENT_HEADER_FLAG_EXTENDED_INFO, EventProperty=0, ThreadId=tid, ProcessId=pid,
+        TimeStamp=ts, ProviderId=provider_guid(provider), Id=0, Version=0, Channel=TL_CHANNEL,
+        Level=level, Opcode=0, Task=0, Keyword=keyword, KernelTime=0, UserTime=0,
+        ActivityId=uuid.UUID(int=0)))
+    return head + ext + payload
