@@ -39,3 +39,14 @@ class DecodeContext:
     tmf_dirs: list = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
     state: dict = field(default_factory=dict)   # e.g. FileObject -> name maps, TMF cache
+
+
+# --- registration: each decoder module fills the tables above (imported last, as they import
+# DecodeContext-free helpers only).
+from fpreplay.parsers.etl.decoders import kernel as _kernel  # noqa: E402
+from fpreplay.parsers.etl.decoders import manifest as _manifest  # noqa: E402
+from fpreplay.parsers.etl.decoders import tracelogging as _tracelogging  # noqa: E402
+
+_kernel.register(KERNEL)
+_manifest.register(MANIFEST)
+TRACELOGGING = _tracelogging.decode

@@ -1,0 +1,163 @@
+"""Kernel-logger events that carry IRPs: DiskIo (+ driver delay events), FileIo v2/v3, SplitIo,
+PageFault/HardFault (etw-formats.md sections 2.2-2.6).
+
+Kinds (contract section 3): Inits, DrvMjFnCall and FileIo operations are `irp_dispatch`;
+Read/Write/FlushBuffers, DrvComplReq and FileIo OpEnd are `irp_complete`; the other driver delay
+events (Ret, completion routine) are `other` rows that still carry the IRP; a HardFault is a
+`memory_pressure` signal (a paging read someone waited for; storms of them mark low memory).
+
+Device identity: DiskIo and Kernel-Disk completions name the disk as "disk<N>" (the DiskNumber);
+Inits carry no disk number, so their rows have no device and the lifecycle takes the device
+from the completion of the same IRP instance. Evidence from several sources merges on the IRP
+address (plus time), never on the device: `device` is an attribute of an instance, filled by the
+first event that knows it. FileIo has no device (it is the file-system IRP, a different IRP from
+the disk's; etw-formats.md 2.9).
+
+Major function: DiskIo Inits and completions carry none; it follows from the opcode
+(Read* -> IRP_MJ_READ, Write* -> IRP_MJ_WRITE, Flush* -> IRP_MJ_FLUSH_BUFFERS), as it does for
+FileIo operations. DrvMjFnCall carries the real one.
+"""
+
+from __future__ import annotations
+
+from fpreplay.parsers.etl.decoders.common import PayloadDecoder, irp_flags
+from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
+
+GROUP_DISKIO = 0x01
+GROUP_PAGEFAULT = 0x02
+GROUP_FILEIO = 0x04
+GROUP_SPLITIO = 0x1B
+
+
+def _disk(n: int) -> str:
+    return f"disk{n}"
+
+
+# --- DiskIo -----------------------------------------------------------------------------------
+
+def _rw_fields(major):
+    def fields(v, rec):
+        return {"irp": v["Irp"], "device": _disk(v["DiskNumber"]), "major": major,
+                "irp_flags": irp_flags(v["IrpFlags"]), "bytes": v["TransferSize"],
+                "offset": v["ByteOffset"] if v["ByteOffset"] >= 0 else None,
+                "file_object": v["FileObject"], "tid": v.get("IssuingThreadId")}
+    return fields
+
+
+def _flush_fields(v, rec):
+    return {"irp": v["Irp"], "device": _disk(v["DiskNumber"]), "major": IRP_MJ_FLUSH_BUFFERS,
+            "irp_flags": irp_flags(v["IrpFlags"]), "tid": v.get("IssuingThreadId")}
+
+
+def _init_fields(major):
+    def fields(v, rec):
+        # The SYSTEM header already holds the issuing thread; the walker fills tid/pid from it.
+        return {"irp": v["Irp"], "major": major}
+    return fields
+
+
+DISKIO_RW = {2: "DiskIo_RW_v2", 3: "DiskIo_RW_v3"}
+DISKIO_INIT = {2: "DiskIo_Init_v2", 3: "DiskIo_Init_v3"}
+DISKIO_FLUSH = {2: "DiskIo_Flush_v2", 3: "DiskIo_Flush_v3"}
+
+# opcode -> decoder
+DISKIO: dict[int, PayloadDecoder] = {
+    10: PayloadDecoder("DiskIo/Read", "irp_complete", DISKIO_RW, _rw_fields(IRP_MJ_READ)),
+    11: PayloadDecoder("DiskIo/Write", "irp_complete", DISKIO_RW, _rw_fields(IRP_MJ_WRITE)),
+    12: PayloadDecoder("DiskIo/ReadInit", "irp_dispatch", DISKIO_INIT, _init_fields(IRP_MJ_READ)),
+    13: PayloadDecoder("DiskIo/WriteInit", "irp_dispatch", DISKIO_INIT,
+                       _init_fields(IRP_MJ_WRITE)),
+    14: PayloadDecoder("DiskIo/FlushBuffers", "irp_complete", DISKIO_FLUSH, _flush_fields),
+    15: PayloadDecoder("DiskIo/FlushInit", "irp_dispatch", DISKIO_INIT,
+                       _init_fields(IRP_MJ_FLUSH_BUFFERS)),
+    16: PayloadDecoder("DiskIo/IoRedirectedInit", "irp_dispatch", {0: "DiskIo_RedirectedInit"},
+                       lambda v, rec: {"irp": v["Irp"], "file_object": v["FileKey"]}),
+    55: PayloadDecoder("DiskIo/OpticalRead", "irp_complete", DISKIO_RW, _rw_fields(IRP_MJ_READ)),
+    56: PayloadDecoder("DiskIo/OpticalWrite", "irp_complete", DISKIO_RW,
+                       _rw_fields(IRP_MJ_WRITE)),
+    57: PayloadDecoder("DiskIo/OpticalFlushBuffers", "irp_complete", DISKIO_FLUSH,
+                       _flush_fields),
+    58: PayloadDecoder("DiskIo/OpticalReadInit", "irp_dispatch", DISKIO_INIT,
+                       _init_fields(IRP_MJ_READ)),
+    59: PayloadDecoder("DiskIo/OpticalWriteInit", "irp_dispatch", DISKIO_INIT,
+                       _init_fields(IRP_MJ_WRITE)),
+    60: PayloadDecoder("DiskIo/OpticalFlushInit", "irp_dispatch", DISKIO_INIT,
+                       _init_fields(IRP_MJ_FLUSH_BUFFERS)),
+    # Driver delay events (flag DRIVER). Only DrvMjFnCall knows the major/minor function.
+    34: PayloadDecoder("DiskIo/DrvMjFnCall", "irp_dispatch", {0: "DrvMjFnCall"},
+                       lambda v, rec: {"irp": v["Irp"], "major": v["MajorFunction"] & 0xFF,
+                                       "minor": v["MinorFunction"] & 0xFF,
+                                       "file_object": v["FileObject"] or None}),
+    35: PayloadDecoder("DiskIo/DrvMjFnRet", "other", {0: "DrvIrpMatch"},
+                       lambda v, rec: {"irp": v["Irp"]}),
+    37: PayloadDecoder("DiskIo/DrvComplRout", "other", {0: "DrvRoutineIrp"},
+                       lambda v, rec: {"irp": v["Irp"]}),
+    52: PayloadDecoder("DiskIo/DrvComplReq", "irp_complete", {0: "DrvRoutineIrp"},
+                       lambda v, rec: {"irp": v["Irp"]}),
+    53: PayloadDecoder("DiskIo/DrvComplReqRet", "other", {0: "DrvIrpMatch"},
+                       lambda v, rec: {"irp": v["Irp"]}),
+}
+
+# --- FileIo -----------------------------------------------------------------------------------
+# The FileIo operation implies the IRP major function.
+IRP_MJ = {"Create": 0x00, "Cleanup": 0x12, "Close": 0x02, "Read": 0x03, "Write": 0x04,
+          "SetInfo": 0x06, "Delete": 0x06, "Rename": 0x06, "DirEnum": 0x0C, "Flush": 0x09,
+          "QueryInfo": 0x05, "FSControl": 0x0D, "DirNotify": 0x0C, "CreateNew": 0x00}
+
+
+def _fileio_fields(op: str):
+    major = IRP_MJ[op]
+
+    def fields(v, rec):
+        row = {"irp": v["IrpPtr"], "major": major, "file_object": v["FileObject"],
+               "tid": v["TTID"] & 0xFFFFFFFF}
+        if "IoSize" in v:
+            row["bytes"] = v["IoSize"]
+            row["offset"] = v["Offset"]
+            row["irp_flags"] = irp_flags(v["IoFlags"])
+        return row
+    return fields
+
+
+def _opend_fields(v, rec):
+    return {"irp": v["IrpPtr"], "status": v["NtStatus"]}
+
+
+FILEIO_OPS = {
+    64: ("Create", "FileIo_Create", "OpenPath"), 78: ("CreateNew", "FileIo_Create", "OpenPath"),
+    65: ("Cleanup", "FileIo_Simple", None), 66: ("Close", "FileIo_Simple", None),
+    73: ("Flush", "FileIo_Simple", None),
+    67: ("Read", "FileIo_RW", None), 68: ("Write", "FileIo_RW", None),
+    69: ("SetInfo", "FileIo_Info", None), 70: ("Delete", "FileIo_Info", None),
+    71: ("Rename", "FileIo_Info", None), 74: ("QueryInfo", "FileIo_Info", None),
+    75: ("FSControl", "FileIo_Info", None),
+    72: ("DirEnum", "FileIo_DirEnum", "FileName"), 77: ("DirNotify", "FileIo_DirEnum", "FileName"),
+}
+
+FILEIO: dict[int, PayloadDecoder] = {
+    opcode: PayloadDecoder(f"FileIo/{op}", "irp_dispatch",
+                           {2: f"{base}_v2", 3: f"{base}_v3"}, _fileio_fields(op), tail=tail)
+    for opcode, (op, base, tail) in FILEIO_OPS.items()
+}
+FILEIO[76] = PayloadDecoder("FileIo/OpEnd", "irp_complete", {0: "FileIo_OpEnd"}, _opend_fields)
+
+# --- SplitIo, PageFault -----------------------------------------------------------------------
+
+SPLITIO = {
+    # The child IRP is the one the disk layer sees; the parent is kept as an extra column.
+    32: PayloadDecoder("SplitIo/VolMgr", "other", {0: "SplitIo_VolMgr"},
+                       lambda v, rec: {"irp": v["ChildIrp"], "parent_irp": v["ParentIrp"]}),
+}
+
+PAGEFAULT = {
+    32: PayloadDecoder("PageFault/HardFault", "memory_pressure", {0: "PageFault_HardFault"},
+                       lambda v, rec: {"file_object": v["FileObject"], "offset": v["ReadOffset"],
+                                       "tid": v["TThreadId"]}),
+}
+
+
+def register(kernel: dict) -> None:
+    for group, table in ((GROUP_DISKIO, DISKIO), (GROUP_FILEIO, FILEIO),
+                         (GROUP_SPLITIO, SPLITIO), (GROUP_PAGEFAULT, PAGEFAULT)):
+        for opcode, decoder in table.items():
+            kernel[(group, opcode)] = decoder
