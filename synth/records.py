@@ -1,16 +1,18 @@
 """Building single ETW records: kernel DiskIo / driver / FileIo events and TraceLogging events.
 
-Every byte layout comes from a construct declaration shared with the readers (fpreplay.parsers.etl
-.layouts for headers; synth.layouts_pending for payloads until their owner's module lands).
+Every byte layout comes from a construct declaration shared with the readers: record headers from
+fpreplay.parsers.etl.layouts, kernel payloads from fpreplay.parsers.etl.decoders.layouts, the
+TraceLogging metadata blobs from synth.layouts_pending (the decoder reads them by hand).
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from functools import lru_cache
 
 from fpreplay.parsers.etl import layouts as L
+from fpreplay.parsers.etl.decoders.layouts import layout
+from fpreplay.parsers.etl.decoders.tracelogging import provider_guid
 from fpreplay.synth import layouts_pending as P
 
 # Kernel groups and opcodes (etw-formats.md 2.1-2.4).
@@ -21,13 +23,13 @@ DISKIO_FLUSH, DISKIO_FLUSH_INIT = 14, 15
 DRV_MJ_FN_CALL, DRV_MJ_FN_RET, DRV_COMPL_REQ, DRV_COMPL_REQ_RET = 34, 35, 52, 53
 FILEIO_OPEND = 76
 
-_DISKIO_RW = P.diskio_readwrite_v3(8)
-_DISKIO_INIT = P.diskio_init_v3(8)
-_DISKIO_FLUSH = P.diskio_flush_v3(8)
-_DRV_CALL = P.drv_mj_fn_call(8)
-_DRV_RET = P.drv_mj_fn_ret(8)
-_DRV_COMPL = P.drv_compl_req(8)
-_OPEND = P.fileio_opend(8)
+_DISKIO_RW = layout("DiskIo_RW_v3", 8)
+_DISKIO_INIT = layout("DiskIo_Init_v3", 8)
+_DISKIO_FLUSH = layout("DiskIo_Flush_v3", 8)
+_DRV_CALL = layout("DrvMjFnCall", 8)
+_DRV_RET = layout("DrvIrpMatch", 8)
+_DRV_COMPL = layout("DrvRoutineIrp", 8)
+_OPEND = layout("FileIo_OpEnd", 8)
 
 
 def _system(group: int, opcode: int, version: int, ts: int, tid: int, pid: int,
@@ -85,7 +87,7 @@ def drv_mj_fn_ret(ts: int, tid: int, pid: int, *, irp: int, match_id: int) -> by
 
 def drv_compl_req(ts: int, tid: int, pid: int, *, routine: int, irp: int, match_id: int) -> bytes:
     return _system(GROUP_DISKIO, DRV_COMPL_REQ, 3, ts, tid, pid,
-                   _DRV_COMPL.build(dict(RoutineAddr=routine, Irp=irp, UniqMatchId=match_id)))
+                   _DRV_COMPL.build(dict(Routine=routine, Irp=irp, UniqMatchId=match_id)))
 
 
 def fileio_opend(ts: int, tid: int, pid: int, *, irp: int, info: int, status: int) -> bytes:
@@ -94,17 +96,7 @@ def fileio_opend(ts: int, tid: int, pid: int, *, irp: int, info: int, status: in
 
 
 # --- TraceLogging -------------------------------------------------------------------------------
-# EventSource / TraceLogging provider-name hash: SHA-1 over this namespace and the upper-cased
-# name in UTF-16BE, first 16 bytes, version nibble 5 (checked against the documented example
-# "SimpleTraceLoggingProvider" -> 0205c616-cf97-5c11-9756-56a2cee02ca7).
-_TL_NAMESPACE = bytes.fromhex("482c2db2c39047c887f81a15bfc130fb")
 TL_CHANNEL = 11          # the channel TraceLoggingWrite puts on every event
-
-
-def provider_guid(name: str) -> uuid.UUID:
-    digest = bytearray(hashlib.sha1(_TL_NAMESPACE + name.upper().encode("utf-16-be")).digest()[:16])
-    digest[7] = (digest[7] & 0x0F) | 0x50
-    return uuid.UUID(bytes_le=bytes(digest))
 
 
 # field type name -> (in-type byte(s) for the metadata, payload encoder)
