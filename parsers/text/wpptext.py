@@ -1,0 +1,197 @@
+"""Formatted WPP text (IFR dumps, tracefmt output): prefix layouts and the shared reading loop.
+
+A line is `<prefix><message>`. The prefix is a WPP trace-format prefix (tracefmt's
+TRACE_FORMAT_PREFIX, `!wdfkd.wdfsettraceprefix`) built from these items, each of which becomes a
+regex group (etw-formats.md section 3.4):
+
+    %1 component/friendly name   %2 source file_line   %3 thread id (hex)   %4 system time
+    %5 kernel time   %6 user time   %7 sequence number   %8 process id (hex)   %9 CPU
+    %!FUNC! function   %!LEVEL! level   %!FLAGS! flags   %!COMPNAME! %!SUBCOMP! %!LINE!
+
+Items may carry a printf spec (`%9!d!`, `%3!04X!`) or none (`%9`). %4 is read as
+`MM/DD/YYYY-HH:MM:SS.fff` with any number of fraction digits (tracefmt -hires) or ISO
+`YYYY-MM-DD HH:MM:SS.fff`; it is local wall-clock time (--tz, else UTC with a warning).
+The message body is classified with fpreplay.parsers.kmdf_messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from fpreplay.diagnostics import Diagnostics
+from fpreplay.parsers.kmdf_messages import KmdfMessageStream
+from fpreplay.parsers.text.common import BadLines, EventBatches, LocalClock, frac_to_ns, iter_lines
+
+_FUNC = r"[A-Za-z_~][\w~<>$@`']*(?:::[A-Za-z_~][\w~<>$@`']*)*"
+_TIME = (r"\d{1,2}/\d{1,2}/\d{4}-\d{1,2}:\d{2}:\d{2}(?:\.\d+)?"
+         r"|\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}:\d{2}(?:\.\d+)?")
+_ITEMS = {
+    "1": r"(?P<component>[^\]\s]*)", "2": r"(?P<srcline>\S+)", "3": r"(?P<tid>[0-9A-Fa-f]+)",
+    "4": rf"(?P<time>{_TIME})", "5": r"(?P<ktime>\S+)", "6": r"(?P<utime>\S+)",
+    "7": r"(?P<seq>\d+)", "8": r"(?P<pid>[0-9A-Fa-f]+)", "9": r"(?P<cpu>\d+)",
+    "FUNC": rf"(?P<func>{_FUNC})", "LEVEL": r"(?P<level>\w+)", "FLAGS": r"(?P<flags>\S+)",
+    "COMPNAME": r"(?P<compname>\S+)", "SUBCOMP": r"(?P<subcomp>\S*)", "LINE": r"(?P<line>\d+)",
+}
+_PREFIX_ITEM = re.compile(r"%(\d)(?:!([^!]*)!)?|%!([A-Z]+)!")
+
+KMDF_DEFAULT_PREFIX = "%7!u!: %!FUNC! - "
+TRACEFMT_DEFAULT_PREFIX = "[%9!d!]%8!04X!.%3!04X!::%4!s! [%1!s!]"
+
+
+@dataclass(frozen=True)
+class Layout:
+    prefix: str
+    regex: re.Pattern
+
+
+def compile_prefix(prefix: str, leading: str = "") -> Layout:
+    """A WPP prefix -> a regex over whole lines with a `message` group."""
+    parts = ["^", leading]
+    pos = 0
+    seen: set[str] = set()
+    for m in _PREFIX_ITEM.finditer(prefix):
+        parts.append(_literal(prefix[pos:m.start()]))
+        key = m.group(1) or m.group(3)
+        item = _ITEMS.get(key, r"\S*")
+        if key in seen:                     # a repeated item: match it, don't capture twice
+            item = re.sub(r"\(\?P<\w+>", "(?:", item)
+        seen.add(key)
+        parts.append(item)
+        pos = m.end()
+    parts.append(_literal(prefix[pos:]))
+    parts.append(r"(?P<message>.*)$")
+    return Layout(prefix, re.compile("".join(parts)))
+
+
+def _literal(text: str) -> str:
+    out = []
+    for chunk in re.split(r"(\s+)", text):
+        if not chunk:
+            continue
+        out.append(r"\s*" if chunk.isspace() else re.escape(chunk))
+    return "".join(out)
+
+
+_TIME_PARTS = re.compile(r"(\d+)[/-](\d+)[/-](\d+)[-T ](\d+):(\d+):(\d+)(?:\.(\d+))?")
+
+
+def time_to_ns(text: str, clock: LocalClock) -> int | None:
+    m = _TIME_PARTS.match(text)
+    if not m:
+        return None
+    a, b, c, hh, mm, ss, frac = m.groups()
+    if len(a) == 4:
+        year, month, day = int(a), int(b), int(c)
+    else:
+        month, day, year = int(a), int(b), int(c)
+    try:
+        return clock.to_ns(year, month, day, int(hh), int(mm), int(ss), frac_to_ns(frac))
+    except ValueError:
+        return None
+
+
+PREFIX_STATEMENT = re.compile(r"^\s*Trace format prefix is:\s?(?P<prefix>.*?)\s*$")
+UNKNOWN_MESSAGE = re.compile(r"Unknown\(\s*\d+\):\s*GUID=")
+RELATIVE_STEP_NS = 1_000          # spacing of records in a dump that has no time at all
+
+
+def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *, source_kind: str,
+                  layouts: list[Layout], markers: bool) -> Iterator[pl.DataFrame]:
+    """The shared loop of the IFR and tracefmt readers.
+
+    markers: lines outside `--- start of log ---` / `---- end of log ----` are preamble and are
+    skipped, when the file has such markers (if it has none, every line is a log line)."""
+    batches = EventBatches(str(path), options.all_records)
+    bad = BadLines(path, diagnostics)
+    clock = LocalClock(path, options.tz, diagnostics)
+    stream = KmdfMessageStream()
+    current = list(layouts)
+    in_log = not markers
+    saw_marker = False
+    records = 0
+    first_ns: int | None = None
+    untimed_warned = False
+    for lineno, line in iter_lines(path):
+        s = line.strip()
+        if not s:
+            continue
+        if markers:
+            low = s.lower()
+            if "start of log" in low and s.startswith("-"):
+                in_log, saw_marker = True, True
+                continue
+            if "end of log" in low and s.startswith("-"):
+                in_log = False
+                continue
+        m = PREFIX_STATEMENT.match(s)
+        if m and m.group("prefix"):
+            stated = compile_prefix(m.group("prefix").strip() + " ")
+            current = [stated] + [lay for lay in current if lay.prefix != stated.prefix]
+            continue
+        if not in_log:
+            if markers and not saw_marker:
+                # a dump without markers: the first line a layout reads starts the log
+                if not any(lay.regex.match(line) for lay in current):
+                    continue
+                in_log = True
+            else:
+                continue
+        hit = None
+        for i, lay in enumerate(current):
+            hit = lay.regex.match(line)
+            if hit:
+                if i:
+                    current.insert(0, current.pop(i))
+                break
+        records += 1
+        if hit is None:
+            bad.add(lineno, "no known prefix layout matches")
+            continue
+        g = hit.groupdict()
+        message = g["message"]
+        if g.get("time"):
+            ts = time_to_ns(g["time"], clock)
+            if ts is None:
+                bad.add(lineno, f"bad time {g['time']!r}")
+                continue
+        else:
+            if not untimed_warned:
+                untimed_warned = True
+                diagnostics.warn(f"{path}: the log lines carry no time; records are placed "
+                                 f"{RELATIVE_STEP_NS} ns apart from the Unix epoch in log order and "
+                                 "cannot be aligned with other inputs")
+            ts = records * RELATIVE_STEP_NS
+        if first_ns is None:
+            first_ns = ts
+        row = {"ts_ns": ts,
+               "pid": int(g["pid"], 16) if g.get("pid") else None,
+               "tid": int(g["tid"], 16) if g.get("tid") else None,
+               "cpu": int(g["cpu"]) if g.get("cpu") else None,
+               "header_kind": source_kind}
+        hitc = stream.classify(message)
+        if hitc is not None:
+            row["kind"] = hitc.kind
+            row["event_name"] = "IFR/" + hitc.name
+            row.update(hitc.fields)
+        else:
+            row["kind"] = "other"
+            if UNKNOWN_MESSAGE.search(message):
+                diagnostics.count("wpp_unformatted")
+                row["event_name"] = "WPP/Unknown"
+            else:
+                row["event_name"] = "WPP/" + (g.get("func") or g.get("component") or "message")
+        batches.add(row)
+        if batches.full():
+            yield from batches.flush()
+    yield from batches.flush()
+    bad.report()
+    if markers and not saw_marker and records == 0:
+        diagnostics.warn(f"{path}: no log lines found")
+    stats["records"] = stats.get("records", 0) + records
+    if first_ns is not None:
+        stats["trace_start_ns"] = first_ns
