@@ -1,0 +1,207 @@
+"""The JSON documents of contract section 7, built once per command.
+
+The terminal tables (render.py) and the HTML report (render_html.py) are drawn from these same
+dicts, so a number means the same thing, and is the same, wherever a user reads it. Each document
+validates against docs/schemas/<command>.schema.json.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fpreplay.incidents import FAILING_ACTUALS
+from fpreplay.replay import whatif
+from fpreplay.schema import ACTUAL_OUTCOMES
+
+# How many never-completed IRPs and deciding IRPs a document lists by address.
+LIST_LIMIT = 50
+# Time bins of an incident's timeline.
+INCIDENT_BINS = 10
+
+
+def _irp_ref(r: dict) -> dict:
+    return {"irp": r.get("irp"), "arrive_ns": r.get("arrive_ns"), "device": r.get("device"),
+            "queue": r.get("queue"), "major": r.get("major"), "paging": r.get("paging"),
+            "actual": r.get("actual")}
+
+
+def breakdown(irps: pl.DataFrame, by: str) -> list[dict]:
+    """Actual outcomes per device, queue or major function, biggest first."""
+    if not irps.height:
+        return []
+    g = (irps.group_by(pl.col(by).cast(pl.String).fill_null("(default)" if by == "queue"
+                                                             else "(unknown)").alias("name"))
+         .agg(pl.len().alias("irps"),
+              *[(pl.col("actual") == a).sum().alias(a) for a in ACTUAL_OUTCOMES])
+         .sort(["irps", "name"], descending=[True, False]))
+    return [{"name": r["name"], "irps": int(r["irps"]),
+             "actual": {a: int(r[a]) for a in ACTUAL_OUTCOMES}} for r in g.iter_rows(named=True)]
+
+
+def incident_dict(inc: dict) -> dict:
+    share = inc.get("paging_share")
+    return {
+        "incident": int(inc["incident"]), "start_ns": int(inc["start_ns"]),
+        "end_ns": int(inc["end_ns"]), "duration_ns": int(inc["end_ns"] - inc["start_ns"]),
+        "alloc_failed": int(inc["alloc_failed"]), "refused": int(inc["refused"]),
+        "reserved": int(inc["reserved"]),
+        "insufficient_resources": int(inc["insufficient_resources"]),
+        "memory_pressure": int(inc["memory_pressure"]),
+        "min_available_bytes": inc.get("min_available_bytes"),
+        "irps": int(inc["irps"]), "failed_irps": int(inc["failed_irps"]),
+        "devices": list(inc["devices"] or []), "queues": list(inc["queues"] or []),
+        "paging_share": None if share is None else round(float(share), 4),
+    }
+
+
+def verdict_line(irps: pl.DataFrame, actual: dict, incidents: pl.DataFrame,
+                 events_lost: int) -> str:
+    failed = actual["alloc_failed"] + actual["refused"]
+    n = irps.height
+    lost = f"; {events_lost} events lost" if events_lost else ""
+    if not incidents.height:
+        head = f"No low-memory incident: {n} IRPs, none failed for want of memory"
+    else:
+        k = incidents.height
+        head = (f"{k} low-memory incident{'s' if k != 1 else ''}: {failed} of {n} IRPs failed "
+                f"for want of memory (alloc_failed {actual['alloc_failed']}, refused "
+                f"{actual['refused']}), {actual['reserved']} served from the reserve")
+    incomplete = actual["incomplete"]
+    return head + (f"; {incomplete} never completed" if incomplete else "") + lost + "."
+
+
+def analyze_document(read, irps: pl.DataFrame, incidents: pl.DataFrame) -> dict:
+    actual = whatif.actual_counts(irps)
+    ev = read.events
+    kinds = dict(ev.group_by("kind").len().iter_rows()) if ev.height else {}
+    never = irps.filter(pl.col("actual") == "incomplete").sort("arrive_ns")
+    return {
+        "schema": "fpreplay.analyze/1",
+        "inputs": list(read.inputs),
+        "verdict": verdict_line(irps, actual, incidents, read.events_lost),
+        "events": int(ev.height),
+        "records": int(read.records),
+        "events_lost": int(read.events_lost),
+        "buffers_lost": int(getattr(read, "buffers_lost", 0)),
+        "irps": int(irps.height),
+        "actual": actual,
+        "by_device": breakdown(irps, "device"),
+        "by_queue": breakdown(irps, "queue"),
+        "by_major": breakdown(irps, "major"),
+        "incidents": [incident_dict(i) for i in incidents.iter_rows(named=True)],
+        "forward_progress": {
+            "reserved_request_used": int(kinds.get("reserved_request_used", 0)),
+            "fp_policy_refused": int(kinds.get("fp_policy_refused", 0)),
+            "request_alloc_failed": int(kinds.get("request_alloc_failed", 0)),
+            "request_resources_failed": int(kinds.get("request_resources_failed", 0)),
+            "memory_pressure": int(kinds.get("memory_pressure", 0)),
+            "reserved_irps": actual["reserved"], "refused_irps": actual["refused"],
+        },
+        "never_completed": {"count": int(never.height),
+                            "irps": [_irp_ref(r) for r in never.head(LIST_LIMIT)
+                                     .iter_rows(named=True)]},
+        "warnings": list(read.diagnostics.warnings),
+    }
+
+
+def compare_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
+                     warnings: list[str], explain: list[dict] | None = None) -> dict:
+    doc = {
+        "schema": "fpreplay.compare/1",
+        "inputs": list(inputs),
+        "memory": memory,
+        "irps": int(cmp.per_irp.height),
+        "actual": cmp.actual,
+        "observed": cmp.observed,
+        "policies": cmp.summaries,
+        "warnings": list(warnings) + [w for w in cmp.warnings if w not in warnings],
+    }
+    if explain is not None:
+        doc["explain"] = explain
+    return doc
+
+
+def sweep_document(inputs: list[str], memory: str, s: whatif.Sweep, warnings: list[str]) -> dict:
+    return {
+        "schema": "fpreplay.sweep/1",
+        "inputs": list(inputs),
+        "memory": memory,
+        "kind": s.kind,
+        "max_reserved": s.max_reserved,
+        "peak_demand": s.peak_demand,
+        "rows": whatif.sweep_rows(s),
+        "min_reserved_no_park": s.min_reserved_no_park,
+        "budget_ns": s.budget_ns,
+        "min_reserved_within_budget": s.min_reserved_within_budget,
+        "warnings": list(warnings) + [w for w in s.warnings if w not in warnings],
+    }
+
+
+def _step_max(tl: pl.DataFrame | None, col: str, lo: int, hi: int) -> int:
+    """Largest value of a step series over [lo, hi]: the value carried in, and every change."""
+    if tl is None or not tl.height:
+        return 0
+    before = tl.filter(pl.col("ts_ns") < lo).tail(1)[col]
+    inside = tl.filter(pl.col("ts_ns").is_between(lo, hi))[col]
+    vals = pl.concat([before.cast(pl.Int64), inside.cast(pl.Int64)])
+    return int(vals.max() or 0) if vals.len() else 0
+
+
+def incident_timeline(inc: dict, irps_inside: pl.DataFrame, totals: dict[str, pl.DataFrame],
+                      actual_tl: pl.DataFrame) -> list[dict]:
+    """The incident cut into equal time bins: failures that arrived, and per policy the most
+    reserved requests in use and the deepest parked list."""
+    start, end = int(inc["start_ns"]), int(inc["end_ns"])
+    bins = INCIDENT_BINS if end > start else 1
+    width = max(1, -(-(end - start + 1) // bins))
+    out = []
+    for b in range(bins):
+        lo = start + b * width
+        hi = min(end, lo + width - 1) if b < bins - 1 else end
+        if lo > end:
+            break
+        arrived = irps_inside.filter(pl.col("arrive_ns").is_between(lo, hi))
+        out.append({
+            "start_ns": lo, "end_ns": hi,
+            "arrived": int(arrived.height),
+            "failed": int(arrived["actual"].is_in(FAILING_ACTUALS).sum()) if arrived.height
+            else 0,
+            "outstanding": _step_max(actual_tl, "outstanding", lo, hi),
+            "policies": {p: {"reserved_in_use": _step_max(tl, "reserved_in_use", lo, hi),
+                             "parked": _step_max(tl, "parked", lo, hi)}
+                         for p, tl in totals.items()},
+        })
+    return out
+
+
+def incidents_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
+                       incidents: pl.DataFrame, per_incident: list[dict],
+                       warnings: list[str]) -> dict:
+    totals = {p: whatif.total_timeline(tl) for p, tl in cmp.timelines.items()}
+    actual_tl = whatif.actual_timeline(cmp.per_irp)
+    items = []
+    for entry in per_incident:
+        inc = entry["incident"]
+        inside = cmp.per_irp.filter(pl.col("arrive_ns").is_between(inc["start_ns"],
+                                                                   inc["end_ns"]))
+        deciding = entry["irps"]
+        irps_list = []
+        for r in deciding.head(LIST_LIMIT).iter_rows(named=True):
+            ref = _irp_ref(r)
+            ref["policies"] = {p: {"outcome": r[f"{p}:outcome"], "verdict": r[f"{p}:verdict"],
+                                   "park_wait_ns": r[f"{p}:park_wait_ns"]}
+                               for p in cmp.policies}
+            irps_list.append(ref)
+        items.append({**incident_dict(inc),
+                      "timeline": incident_timeline(inc, inside, totals, actual_tl),
+                      "policies": entry["policies"],
+                      "deciding_irps": int(deciding.height),
+                      "irp_list": irps_list})
+    return {
+        "schema": "fpreplay.incidents/1",
+        "inputs": list(inputs),
+        "memory": memory,
+        "policies": list(cmp.policies),
+        "incidents": items,
+        "warnings": list(warnings) + [w for w in cmp.warnings if w not in warnings],
+    }
