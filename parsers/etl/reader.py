@@ -557,12 +557,19 @@ class _Reader:
         # Records of a buffer are (nearly) in time order: its last one tells how far the CPU got.
         self._buffer_max_ts = _record_ts(data, prev) if prev is not None else None
 
-    def _has_tl_schema(self, data, off: int, size: int) -> bool:
-        try:
-            items, _ = _ext_items(data, off + 0x50, off + size)
-        except ValueError:
-            return False
-        return any(t == L.EXT_TYPE_EVENT_SCHEMA_TL for t, _ in items)
+    @staticmethod
+    def _has_tl_schema(data, off: int, size: int) -> bool:
+        """Whether an EVENT_HEADER record carries an EVENT_SCHEMA_TL item (TraceLogging).
+        Runs for every record with extended items, so it only peeks at item headers."""
+        p, end = off + 0x50, off + size - 8
+        while p <= end:
+            item_size, ext_type, linkage, _ = _EXT_ITEM.unpack_from(data, p)
+            if ext_type == L.EXT_TYPE_EVENT_SCHEMA_TL:
+                return True
+            if not linkage & 1 or item_size < 8:
+                return False
+            p += item_size
+        return False
 
     def _bad_record(self, at: int, size: int, room: int) -> None:
         self.diag.warn(f"{self.path}: byte {at}: record size {size} does not fit the {room} "
