@@ -144,9 +144,10 @@ FILEIO[76] = PayloadDecoder("FileIo/OpEnd", "irp_complete", {0: "FileIo_OpEnd"},
 # --- SplitIo, PageFault -----------------------------------------------------------------------
 
 SPLITIO = {
-    # The child IRP is the one the disk layer sees; the parent is kept as an extra column.
+    # The child IRP is the one the disk layer sees (the event table has one IRP column; the
+    # parent stays in the payload, which `--all` users can still read from the raw trace).
     32: PayloadDecoder("SplitIo/VolMgr", "other", {0: "SplitIo_VolMgr"},
-                       lambda v, rec: {"irp": v["ChildIrp"], "parent_irp": v["ParentIrp"]}),
+                       lambda v, rec: {"irp": v["ChildIrp"]}),
 }
 
 PAGEFAULT = {

@@ -1,0 +1,371 @@
+"""Events -> IRP lifecycles (contract section 4): one row per IRP instance.
+
+An IRP instance is an address plus its dispatch time: lookaside lists hand the same address out
+again and again (57 addresses served 1,231 disk I/Os in a real trace), so an instance opens at a
+dispatch and closes at the first matching completion in time order, after which the address is
+free for the next instance. Everything about one IRP that several sources say (DiskIo Init and
+completion, DrvMjFnCall, FileIo, IFR lines, driver instrumentation) merges into one row; each
+attribute comes from the first event of the instance that knows it. Several inputs share one
+timeline by absolute time, so their events simply interleave.
+
+Layers. The file system's IRP and the disk's IRP are different IRPs (etw-formats.md 2.9), and a
+file-system IRP whose completion the trace never logs (Kernel-File Create without OpEnd) would
+otherwise swallow the disk I/O that later reuses its address. Events of the disk layer
+(DiskIo Init/Read/Write/Flush*, Kernel-Disk) and of the file-system layer (FileIo, Kernel-File)
+therefore only merge within their layer; evidence that names no layer (DrvMjFnCall/DrvComplReq,
+IFR, instrumentation) merges with whatever instance of the address is open.
+
+Broken lifecycles are counted (Diagnostics.count) and reported (Diagnostics.warn), never dropped:
+* a dispatch of an address whose instance is open and already has a dispatch of the same name,
+  or of the same layer (a second DiskIo Init), re-opens it (DrvMjFnCall excepted: it is logged
+  once per driver of the stack): the old instance stays `incomplete` ("irp_redispatched");
+* a dispatch or completion of one layer while an instance of the other layer is open: the address
+  was reused, the open instance's completion is not in the trace ("irp_address_reused");
+* a completion with nothing open, that is not a second source's word on the instance just closed
+  (DrvComplReq then DiskIo/Read), becomes its own row with arrive_ns = complete_ns
+  ("irp_completion_without_dispatch");
+* instances still open at the end ("irp_open_at_end").
+
+A message that names no IRP ("Could not create WDFREQUEST" when no dispatch line preceded it) is
+tied to the IRP that the same device completed with STATUS_INSUFFICIENT_RESOURCES at that moment
+(within TIE_WINDOW_NS, nearest; a message or completion without a device matches any device).
+Request-only events (a WDFREQUEST handle, no IRP) take the IRP of the latest earlier event that
+named both, else of the next one.
+
+`actual` follows contract section 4, first match wins; `evidence` says which events decided it.
+Per-event work is one Python pass over the sorted IRP-bearing events (state per address); all
+attribute merging is done by polars group-bys.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fpreplay.diagnostics import Diagnostics
+from fpreplay.schema import (
+    IRP_COLUMNS, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_PAGING_IO, STATUS_CANCELLED,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, conform_irps, empty_irps,
+)
+
+TIE_WINDOW_NS = 5_000_000      # "at that moment": 5 ms covers IFR text timestamps' coarseness
+REPEATABLE_DISPATCH = frozenset({"DiskIo/DrvMjFnCall"})
+
+DISPATCH, COMPLETE, RESERVED, REFUSED, ALLOC, RESOURCES = range(6)
+KIND_CODES = {"irp_dispatch": DISPATCH, "irp_complete": COMPLETE,
+              "reserved_request_used": RESERVED, "fp_policy_refused": REFUSED,
+              "request_alloc_failed": ALLOC, "request_resources_failed": RESOURCES}
+ALLOC_KINDS = ("request_alloc_failed", "request_resources_failed")
+
+# event_name prefix -> layer; names with no layer merge with either.
+_DISK_PREFIXES = ("DiskIo/", "Kernel-Disk/")
+_FS_PREFIXES = ("FileIo/", "Kernel-File/")
+_LAYERLESS = ("DiskIo/Drv",)
+
+_NOTE_TEXT = {
+    "redispatched": "re-dispatched before a completion was seen",
+    "reused": "address reused by the other layer before a completion was seen",
+    "open_at_end": "still open at the end of the trace",
+}
+
+
+def _layer_expr() -> pl.Expr:
+    name = pl.col("event_name").fill_null("")
+    disk = pl.any_horizontal([name.str.starts_with(p) for p in _DISK_PREFIXES])
+    fs = pl.any_horizontal([name.str.starts_with(p) for p in _FS_PREFIXES])
+    layerless = pl.any_horizontal([name.str.starts_with(p) for p in _LAYERLESS])
+    return (pl.when(layerless).then(0).when(disk).then(1).when(fs).then(2).otherwise(0)
+            .cast(pl.Int8).alias("_layer"))
+
+
+def _fill_irp_from_request(ev: pl.DataFrame) -> pl.DataFrame:
+    """Request-only rows take the IRP of the nearest earlier (else later) row naming both."""
+    need = ev["irp"].is_null() & ev["request"].is_not_null()
+    if not need.any():
+        return ev
+    pairs = (ev.filter(pl.col("irp").is_not_null() & pl.col("request").is_not_null())
+             .select("ts_ns", "request", pl.col("irp").alias("_irp_of_request"))
+             .sort("ts_ns"))
+    if pairs.height == 0:
+        return ev
+    ev = ev.sort("ts_ns", maintain_order=True)
+    for strategy in ("backward", "forward"):
+        joined = ev.join_asof(pairs, on="ts_ns", by="request", strategy=strategy)
+        ev = joined.with_columns(pl.col("irp").fill_null(pl.col("_irp_of_request"))) \
+                   .drop("_irp_of_request")
+    return ev
+
+
+def _assign_instances(ev: pl.DataFrame, diagnostics: Diagnostics):
+    """The one sorted pass: each event -> instance number; per instance its completion time and
+    how it ended. Returns (instance per row, complete_ts per instance, note per instance)."""
+    irps = ev["irp"].to_list()
+    kinds = ev["_code"].to_list()
+    layers = ev["_layer"].to_list()
+    names = ev["event_name"].fill_null("").to_list()
+    times = ev["ts_ns"].to_list()
+    inst_of = [0] * len(irps)
+    complete_ts: list = []
+    note: list = []
+    orphan: list = []
+    opener: list = []    # per instance: the name of the event that opened it
+    open_: dict = {}     # irp -> [instance, layer, dispatch names, has a layer's own dispatch]
+    closed: dict = {}    # irp -> [instance, layer, set of completion names]
+
+    def new(irp, layer, name, is_complete, ts):
+        i = len(complete_ts)
+        complete_ts.append(ts if is_complete else None)
+        note.append(None)
+        orphan.append(is_complete)
+        opener.append(name)
+        if is_complete:
+            closed[irp] = [i, layer, {name}]
+        else:
+            open_[irp] = [i, layer, {name}, bool(layer)]
+            closed.pop(irp, None)
+        return i
+
+    for r in range(len(irps)):
+        a, k, lay, nm = irps[r], kinds[r], layers[r], names[r]
+        o = open_.get(a)
+        if k != COMPLETE:
+            if o is not None:
+                if lay and o[1] and lay != o[1]:
+                    note[o[0]] = "reused"
+                    inst_of[r] = new(a, lay, nm, False, None)
+                elif k == DISPATCH and nm not in REPEATABLE_DISPATCH and (
+                        nm in o[2] or (lay and lay == o[1] and o[3])):
+                    note[o[0]] = "redispatched"
+                    inst_of[r] = new(a, lay, nm, False, None)
+                else:
+                    inst_of[r] = o[0]
+                    if k == DISPATCH:
+                        o[2].add(nm)
+                        o[3] = o[3] or bool(lay)
+                    if not o[1]:
+                        o[1] = lay
+            else:
+                inst_of[r] = new(a, lay, nm, False, None)
+            continue
+        # a completion
+        if o is not None:
+            if not (lay and o[1] and lay != o[1]):
+                inst_of[r] = o[0]
+                complete_ts[o[0]] = times[r]
+                del open_[a]
+                closed[a] = [o[0], lay or o[1], {nm}]
+                continue
+            note[o[0]] = "reused"
+            del open_[a]
+        c = closed.get(a)
+        if c is not None and nm not in c[2] and not (lay and c[1] and lay != c[1]):
+            inst_of[r] = c[0]       # a second source's word on the instance just closed
+            c[2].add(nm)
+            continue
+        inst_of[r] = new(a, lay, nm, True, times[r])
+
+    for o in open_.values():
+        if note[o[0]] is None:
+            note[o[0]] = "open_at_end"
+    for i, is_orphan in enumerate(orphan):
+        if is_orphan:
+            note[i] = "orphan"
+    _report(diagnostics, note, opener, names)
+    for i, is_orphan in enumerate(orphan):
+        if is_orphan:
+            note[i] = None
+    return inst_of, complete_ts, note, orphan
+
+
+_REPORTS = {
+    "redispatched": ("irp_redispatched", "IRP instance(s) were dispatched again before a "
+                     "completion was seen; each is reported 'incomplete'"),
+    "reused": ("irp_address_reused", "IRP instance(s) had their address reused by the other "
+               "layer (file system vs disk) before a completion was seen; each is reported "
+               "'incomplete'"),
+    "orphan": ("irp_completion_without_dispatch", "IRP completion(s) had no dispatch in the "
+               "trace; each is a row whose arrive_ns is its completion time"),
+    "open_at_end": ("irp_open_at_end", "IRP instance(s) were still open at the end of the trace "
+                    "(reported 'incomplete')"),
+}
+
+
+def _report(diagnostics: Diagnostics, note: list, opener: list, names: list) -> None:
+    """Count each kind of broken lifecycle and say which events they came from; say so when
+    a source never logs completions at all (e.g. Kernel-File without its OperationEnd)."""
+    from collections import Counter
+
+    by_note: dict[str, Counter] = {}
+    for n, o in zip(note, opener):
+        if n is not None:
+            by_note.setdefault(n, Counter())[o] += 1
+    if not by_note:
+        return
+    seen = set(names)
+    for key, (counter_name, text) in _REPORTS.items():
+        c = by_note.get(key)
+        if not c:
+            continue
+        total = sum(c.values())
+        diagnostics.count(counter_name, total)
+        parts = ", ".join(f"{name} {n}" for name, n in c.most_common(4))
+        diagnostics.warn(f"{total} {text} ({parts})")
+    fs_dispatch = [n for n in seen if n.startswith(_FS_PREFIXES) and not n.endswith(
+        ("/OpEnd", "/OperationEnd"))]
+    if fs_dispatch and not any(n.endswith(("/OpEnd", "/OperationEnd")) for n in seen):
+        diagnostics.warn("the trace holds file-system IRP dispatches but no FileIo/Kernel-File "
+                         "operation-end events (the OP_END keyword was off): those IRPs never "
+                         "show a completion")
+
+
+def _first(col: str) -> pl.Expr:
+    return pl.col(col).drop_nulls().first().alias(col)
+
+
+def _first_name(code: int | tuple, alias: str) -> pl.Expr:
+    codes = (code,) if isinstance(code, int) else code
+    return pl.col("event_name").filter(pl.col("_code").is_in(codes)).first().alias(alias)
+
+
+def _tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
+                          diagnostics: Diagnostics) -> pl.DataFrame:
+    """IRP-less allocation failures -> the IRP the same device completed with
+    STATUS_INSUFFICIENT_RESOURCES at that moment. Adds `_tied_name` to the lifecycles."""
+    lc = lc.with_columns(pl.lit(None, dtype=pl.String).alias("_tied_name"))
+    if loose.height == 0:
+        return lc
+    cand = (lc.filter((pl.col("status") == STATUS_INSUFFICIENT_RESOURCES)
+                      & pl.col("complete_ns").is_not_null())
+            .select("_inst", pl.col("complete_ns").alias("_t"), pl.col("device").alias("_dev"))
+            .sort("_t"))
+    msgs = (loose.select(pl.col("ts_ns").alias("_t"), pl.col("device").alias("_dev"),
+                         "event_name")
+            .with_row_index("_m").sort("_t"))
+    tied = pl.DataFrame(schema={"_m": pl.UInt32, "_inst": pl.Int64})
+    if cand.height:
+        # Same device first; then messages or completions that name no device match any.
+        with_dev = msgs.filter(pl.col("_dev").is_not_null())
+        a = with_dev.join_asof(cand.filter(pl.col("_dev").is_not_null()), on="_t", by="_dev",
+                               strategy="nearest", tolerance=TIE_WINDOW_NS)
+        a = a.filter(pl.col("_inst").is_not_null()).select("_m", "_inst")
+        rest = msgs.join(a, on="_m", how="anti")
+        any_dev = cand.filter(pl.col("_dev").is_null()) if rest["_dev"].is_not_null().all() \
+            else cand
+        b = rest.drop("_dev").join_asof(any_dev.drop("_dev"), on="_t", strategy="nearest",
+                                        tolerance=TIE_WINDOW_NS)
+        b = b.filter(pl.col("_inst").is_not_null()).select("_m", "_inst")
+        tied = pl.concat([a, b]).with_columns(pl.col("_m").cast(pl.UInt32),
+                                              pl.col("_inst").cast(pl.Int64))
+    names = msgs.join(tied, on="_m").group_by("_inst").agg(
+        pl.col("event_name").first().alias("_tied_name"))
+    untied = msgs.height - tied.height
+    if untied:
+        diagnostics.count("alloc_failure_without_irp", untied)
+        diagnostics.warn(f"{untied} allocation-failure message(s) named no IRP and matched no "
+                         "completion with STATUS_INSUFFICIENT_RESOURCES on the same device "
+                         "within 5 ms; they are not in the IRP table")
+    return (lc.drop("_tied_name").join(names, on="_inst", how="left"))
+
+
+def _status_hex(col: str) -> pl.Expr:
+    return pl.col(col).map_elements(lambda s: f"0x{s:08X}", return_dtype=pl.String)
+
+
+def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = None) -> pl.DataFrame:
+    """One row per IRP instance, conforming to fpreplay.schema.IRP_COLUMNS."""
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    cols = ["ts_ns", "kind", "irp", "request", "queue", "device", "major", "minor", "irp_flags",
+            "status", "bytes", "event_name"]
+    ev = events.select([pl.col(c) if c in events.columns else pl.lit(None).alias(c)
+                        for c in cols])
+    from fpreplay.schema import EVENT_COLUMNS
+    ev = ev.with_columns([pl.col(c).cast(EVENT_COLUMNS[c], strict=False) for c in cols])
+    ev = ev.filter(pl.col("kind").is_in(list(KIND_CODES)) & pl.col("ts_ns").is_not_null())
+    if ev.height == 0:
+        return empty_irps()
+    ev = _fill_irp_from_request(ev)
+    ev = ev.sort("ts_ns", maintain_order=True)
+    loose = ev.filter(pl.col("irp").is_null() & pl.col("kind").is_in(ALLOC_KINDS))
+    ev = ev.filter(pl.col("irp").is_not_null()).with_columns(
+        pl.col("kind").replace_strict(KIND_CODES, return_dtype=pl.Int8).alias("_code"),
+        _layer_expr())
+    if ev.height == 0:
+        if loose.height:
+            _tie_irpless_failures(empty_irps().with_columns(pl.lit(0).alias("_inst")), loose,
+                                  diagnostics)
+        return empty_irps()
+
+    inst_of, complete_ts, note, orphan = _assign_instances(ev, diagnostics)
+    ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64))
+    per_inst = pl.DataFrame({
+        "_inst": pl.Series(range(len(complete_ts)), dtype=pl.Int64),
+        "complete_ns": pl.Series(complete_ts, dtype=pl.Int64),
+        "_note": pl.Series(note, dtype=pl.String),
+        "_orphan": pl.Series(orphan, dtype=pl.Boolean),
+    })
+    is_complete = pl.col("_code") == COMPLETE
+    lc = (ev.group_by("_inst", maintain_order=True).agg(
+        pl.col("irp").first(),
+        *[_first(c) for c in ("device", "queue", "major", "minor", "irp_flags", "bytes")],
+        pl.col("ts_ns").filter(~is_complete).min().alias("_arrive"),
+        pl.col("status").filter(is_complete).drop_nulls().first().alias("status"),
+        (pl.col("_code") == RESERVED).any().alias("_reserved"),
+        (pl.col("_code") == REFUSED).any().alias("_refused"),
+        pl.col("_code").is_in([ALLOC, RESOURCES]).any().alias("_alloc"),
+        pl.col("request").is_not_null().any().alias("_has_request"),
+        _first_name(DISPATCH, "_dispatch_name"),
+        _first_name(COMPLETE, "_complete_name"),
+        _first_name(RESERVED, "_reserved_name"),
+        _first_name(REFUSED, "_refused_name"),
+        _first_name((ALLOC, RESOURCES), "_alloc_name"),
+    ).join(per_inst, on="_inst", how="left"))
+    lc = lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
+    lc = _tie_irpless_failures(lc, loose, diagnostics)
+
+    status = pl.col("status")
+    insufficient = (status == STATUS_INSUFFICIENT_RESOURCES).fill_null(False)
+    alloc_by_status = insufficient & ~pl.col("_has_request")
+    actual = (pl.when(pl.col("_reserved")).then(pl.lit("reserved"))
+              .when(pl.col("_refused")).then(pl.lit("refused"))
+              .when(pl.col("_alloc") | pl.col("_tied_name").is_not_null() | alloc_by_status)
+              .then(pl.lit("alloc_failed"))
+              .when(status == STATUS_CANCELLED).then(pl.lit("cancelled"))
+              .when(status == STATUS_INVALID_DEVICE_STATE).then(pl.lit("invalid_state"))
+              .when(status >= 0xC0000000).then(pl.lit("failed"))
+              .when(pl.col("complete_ns").is_null()).then(pl.lit("incomplete"))
+              .otherwise(pl.lit("ok")))
+    lc = lc.with_columns(actual.alias("actual"), _status_hex("status").alias("_status_hex"))
+    done = pl.col("_complete_name").fill_null("?")
+    came = pl.when(pl.col("_orphan")).then(pl.lit("no dispatch seen")) \
+        .otherwise(pl.col("_dispatch_name").fill_null("?"))
+    st = pl.col("_status_hex").fill_null("")
+    evidence = (
+        pl.when(pl.col("actual") == "reserved").then(pl.lit("reserved: ") + pl.col("_reserved_name"))
+        .when(pl.col("actual") == "refused").then(pl.lit("refused: ") + pl.col("_refused_name"))
+        .when((pl.col("actual") == "alloc_failed") & pl.col("_alloc"))
+        .then(pl.lit("alloc_failed: ") + pl.col("_alloc_name"))
+        .when((pl.col("actual") == "alloc_failed") & pl.col("_tied_name").is_not_null())
+        .then(pl.lit("alloc_failed: ") + pl.col("_tied_name") + pl.lit(", tied by device and "
+              "time to the completion with STATUS_INSUFFICIENT_RESOURCES by ") + done)
+        .when(pl.col("actual") == "alloc_failed")
+        .then(pl.lit("alloc_failed: ") + done + pl.lit(" with STATUS_INSUFFICIENT_RESOURCES, "
+              "no request seen"))
+        .when(pl.col("actual").is_in(["cancelled", "invalid_state", "failed"]))
+        .then(pl.col("actual") + pl.lit(": status ") + st + pl.lit(" from ") + done)
+        .when(pl.col("actual") == "incomplete")
+        .then(pl.lit("incomplete: ") + came + pl.lit(", ")
+              + pl.col("_note").replace_strict(_NOTE_TEXT, default="no completion seen"))
+        .otherwise(pl.lit("ok: ") + came + pl.lit(" -> ") + done
+                   + pl.when(st != "").then(pl.lit(" ") + st).otherwise(pl.lit("")))
+    )
+    served = pl.col("actual").is_in(["ok", "reserved", "cancelled", "invalid_state", "failed"]) \
+        & ~pl.col("_orphan")
+    flags = pl.col("irp_flags")
+    lc = lc.with_columns(
+        evidence.alias("evidence"),
+        pl.when(served).then(pl.col("complete_ns") - pl.col("arrive_ns")).otherwise(None)
+        .alias("service_ns"),
+        (((flags & IRP_PAGING_IO) != 0).fill_null(False)
+         & (pl.col("major") != IRP_MJ_FILE_SYSTEM_CONTROL).fill_null(True)).alias("paging"),
+    )
+    lc = lc.sort(["arrive_ns", "_inst"])
+    return conform_irps(lc.select([c for c in IRP_COLUMNS if c in lc.columns]))
