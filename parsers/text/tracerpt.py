@@ -1,0 +1,261 @@
+"""tracerpt exports: `tracerpt x.etl -of CSV` and `-of XML` (etw-formats.md sections 3.1, 3.2).
+
+CSV: a header line (`Event Name, Type, Event ID, Version, …, Clock-Time, Kernel(ms), User(ms),
+User Data`), then one row per event. The payload fields start at the `User Data` column and have
+no names; they are named from the MOF layout of (class, opcode, version) in
+fpreplay.parsers.text.kernel_rows, the field count breaking v2/v3 ties. PID/TID are hex;
+0xFFFFFFFF (PERFINFO events) means unknown. Clock-Time is a FILETIME (UTC); a file written with
+`-rts` (raw clock) has no absolute time: its values are taken as 100-ns ticks from the Unix epoch,
+with a warning. A DiskIo/FileIo row whose payload matches no known layout is a bad line.
+
+XML: a sequence of `<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event">`
+elements, read one element at a time (never the whole document), so a damaged element costs only
+itself (counted as a bad line, named by the line it starts on). The class comes from
+`ExtendedTracingInfo/EventGuid` (DiskIo/FileIo/PageFault GUIDs), else `RenderingInfo/EventName`;
+opcode and version from `System`; fields from `EventData/Data[@Name]`; time from
+`TimeCreated/@SystemTime` (UTC when it ends in Z or an offset, else local time: --tz).
+
+Kinds: DiskIo *Init and DrvMjFnCall -> irp_dispatch; DiskIo Read/Write/FlushBuffers and
+DrvComplReq -> irp_complete (IrpFlags with the priority bits masked off, size, offset, disk
+number as `device`); FileIo Create/Read/Write/… -> irp_dispatch (major implied by the
+operation); FileIo OperationEnd -> irp_complete with NtStatus; PageFault HardFault ->
+memory_pressure. Everything else is `other` (kept with --all).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+from fpreplay.errors import InputError
+from fpreplay.parsers.text.common import (BadLines, EventBatches, LocalClock, filetime_to_ns, frac_to_ns,
+                                          iter_lines, looks_like_filetime, parse_int)
+from fpreplay.parsers.text.kernel_rows import (CLASS_BY_GUID, OPCODE_BY_NAME, OPCODE_NAMES, kernel_row,
+                                               payload_names)
+
+_XML_NS = "http://schemas.microsoft.com/win/2004/08/events/event"
+
+
+def looks_like_csv(lines: list[str]) -> bool:
+    return bool(lines) and lines[0].lstrip().startswith("Event Name") and "Clock-Time" in lines[0]
+
+
+def looks_like_xml(lines: list[str]) -> bool:
+    head = " ".join(lines[:10])
+    return "<Event" in head and (_XML_NS in head or "<Events" in head)
+
+
+def _hex_id(text: str) -> int | None:
+    v = parse_int(text)
+    return None if v is None or v == 0xFFFFFFFF else v
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:
+    path = Path(path)
+    batches = EventBatches(str(path), options.all_records)
+    bad = BadLines(path, diagnostics)
+    header: dict[str, int] | None = None
+    records = 0
+    first_ns = None
+    raw_warned = False
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        if header is None:
+            cols = [c.strip() for c in line.split(",")]
+            if not cols or cols[0] != "Event Name" or "User Data" not in cols:
+                raise InputError(path, "not a tracerpt CSV: the first line is not the "
+                                       "'Event Name, Type, …, User Data' header", 0)
+            header = {c: i for i, c in enumerate(cols)}
+            continue
+        records += 1
+        try:
+            fields = next(csv.reader([line], skipinitialspace=True))
+        except csv.Error as e:
+            bad.add(lineno, f"unreadable CSV ({e})")
+            continue
+        fields = [f.strip() for f in fields]
+        user = header["User Data"]
+        if len(fields) < user:
+            bad.add(lineno, f"{len(fields)} fields, the header has {user} before User Data (cut line?)")
+            continue
+        clock = parse_int(fields[header["Clock-Time"]]) if "Clock-Time" in header else None
+        if clock is None:
+            bad.add(lineno, f"bad Clock-Time {fields[header.get('Clock-Time', 0)]!r}")
+            continue
+        if looks_like_filetime(clock):
+            ts = filetime_to_ns(clock)
+        else:
+            if not raw_warned:
+                raw_warned = True
+                diagnostics.warn(f"{path}: Clock-Time is a raw clock (tracerpt -rts), not a FILETIME; "
+                                 "times are taken as 100-ns ticks and cannot be aligned with other inputs")
+            ts = clock * 100
+        cls = fields[header["Event Name"]]
+        type_name = fields[header.get("Type", 1)]
+        opcode = parse_int(fields[header["Opcode"]]) if "Opcode" in header else None
+        if opcode is None:
+            opcode = OPCODE_BY_NAME.get(cls, {}).get(type_name.lower())
+        version = parse_int(fields[header["Version"]]) if "Version" in header else 0
+        payload = fields[user:]
+        while payload and payload[-1] == "" and len(payload) > 1:
+            payload = payload[:-1]
+        row: dict
+        if cls in OPCODE_NAMES and opcode is not None and (cls, opcode) in _known():
+            names = payload_names(cls, opcode, version or 0, len(payload))
+            if names is None:
+                bad.add(lineno, f"{cls}/{type_name} v{version}: {len(payload)} payload fields fit no "
+                                "known layout")
+                continue
+            row = kernel_row(cls, opcode, dict(zip(names, payload)))
+        else:
+            row = {"kind": "other", "event_name": f"{cls}/{type_name}", "opcode": opcode}
+        row["ts_ns"] = ts
+        row["version"] = version
+        row["header_kind"] = "tracerpt_csv"
+        pid = _hex_id(fields[header["PID"]]) if "PID" in header else None
+        tid = _hex_id(fields[header["TID"]]) if "TID" in header else None
+        row["pid"] = pid
+        if tid is not None:
+            row["tid"] = tid
+        if "Processor Number" in header:
+            row["cpu"] = parse_int(fields[header["Processor Number"]])
+        if first_ns is None or ts < first_ns:
+            first_ns = ts
+        batches.add(row)
+        if batches.full():
+            yield from batches.flush()
+    if header is None:
+        raise InputError(path, "empty tracerpt CSV (no header line)", 0)
+    yield from batches.flush()
+    bad.report()
+    stats["records"] = stats.get("records", 0) + records
+    if first_ns is not None:
+        stats["trace_start_ns"] = first_ns
+
+
+def _known():
+    from fpreplay.parsers.text.kernel_rows import PAYLOAD_FIELDS
+
+    return PAYLOAD_FIELDS
+
+
+# --- XML ------------------------------------------------------------------------------------------
+_EVENT_START = re.compile(r"<Event[\s>]")
+_EVENT_END = "</Event>"
+_SYSTEM_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+                          r"(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _iter_event_chunks(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(start line, text of one <Event>…</Event>) streamed; (line, None) for a cut last event."""
+    buf = ""
+    start_line = 0
+    for lineno, line in iter_lines(path):
+        if not buf:
+            m = _EVENT_START.search(line)
+            if not m:
+                continue
+            line = line[m.start():]
+            start_line = lineno
+        buf += line + "\n"
+        while True:
+            end = buf.find(_EVENT_END)
+            if end < 0:
+                break
+            yield start_line, buf[:end + len(_EVENT_END)]
+            rest = buf[end + len(_EVENT_END):]
+            m = _EVENT_START.search(rest)
+            buf = rest[m.start():] if m else ""
+            start_line = lineno
+    if buf.strip():
+        yield start_line, None
+
+
+def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:
+    path = Path(path)
+    batches = EventBatches(str(path), options.all_records)
+    bad = BadLines(path, diagnostics)
+    clock = LocalClock(path, options.tz, diagnostics)
+    records = 0
+    first_ns = None
+    for lineno, chunk in _iter_event_chunks(path):
+        records += 1
+        if chunk is None:
+            bad.add(lineno, "event cut off at the end of the file")
+            continue
+        try:
+            ev = ET.fromstring(chunk)
+        except ET.ParseError as e:
+            bad.add(lineno, f"malformed XML event ({e})")
+            continue
+        sysinfo: dict[str, str] = {}
+        attrs: dict[str, dict] = {}
+        data: dict[str, str] = {}
+        names: dict[str, str] = {}
+        for el in ev.iter():
+            tag = _local(el.tag)
+            if tag == "Data" and el.get("Name"):
+                data[el.get("Name")] = (el.text or "").strip()
+            elif tag in ("EventID", "Version", "Opcode", "Level", "Task", "EventGuid", "EventName"):
+                target = names if tag in ("EventGuid", "EventName") or tag in sysinfo else sysinfo
+                target.setdefault(tag, (el.text or "").strip())
+            elif tag in ("Provider", "TimeCreated", "Execution"):
+                attrs.setdefault(tag, dict(el.attrib))
+        st = attrs.get("TimeCreated", {}).get("SystemTime", "")
+        m = _SYSTEM_TIME.match(st)
+        if not m:
+            bad.add(lineno, f"bad TimeCreated SystemTime {st!r}")
+            continue
+        y, mo, d, hh, mi, ss, frac, zone = m.groups()
+        if zone:
+            off = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (
+                int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
+            from datetime import datetime, timezone
+
+            secs = int(datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss),
+                                tzinfo=timezone.utc).timestamp()) - off
+            ts = secs * 1_000_000_000 + frac_to_ns(frac)
+        else:
+            ts = clock.to_ns(int(y), int(mo), int(d), int(hh), int(mi), int(ss), frac_to_ns(frac))
+        guid = (names.get("EventGuid") or attrs.get("Provider", {}).get("Guid", "")).strip("{}").lower()
+        cls = CLASS_BY_GUID.get(guid)
+        if cls is None and names.get("EventName") in OPCODE_NAMES:
+            cls = names["EventName"]
+        opcode = parse_int(sysinfo.get("Opcode"))
+        version = parse_int(sysinfo.get("Version")) or 0
+        if cls is not None and opcode is not None:
+            row = kernel_row(cls, opcode, data)
+        else:
+            label = names.get("EventName") or attrs.get("Provider", {}).get("Name") or guid
+            row = {"kind": "other", "event_name": f"{label}/{sysinfo.get('EventID', opcode)}",
+                   "opcode": opcode}
+        ex = attrs.get("Execution", {})
+        row.update(ts_ns=ts, version=version, provider=guid or None, header_kind="tracerpt_xml",
+                   event_id=parse_int(sysinfo.get("EventID")),
+                   pid=_hex_id(ex.get("ProcessID", "")), cpu=parse_int(ex.get("ProcessorID")))
+        tid = _hex_id(ex.get("ThreadID", ""))
+        if tid is not None:
+            row["tid"] = tid
+        if first_ns is None or ts < first_ns:
+            first_ns = ts
+        batches.add(row)
+        if batches.full():
+            yield from batches.flush()
+    yield from batches.flush()
+    bad.report()
+    if records == 0:
+        raise InputError(path, "no <Event> element in this tracerpt XML", 0)
+    stats["records"] = stats.get("records", 0) + records
+    if first_ns is not None:
+        stats["trace_start_ns"] = first_ns
