@@ -626,6 +626,7 @@ class Device:
         self.default_queue: Queue | None = None
         self.log: list[tuple] = []
         self.traces: list[str] = []
+        self.tracing = True             # the replay turns the IFR text off: nobody reads it
         self.diagnostics: list[tuple[str, str]] = []
         self.concurrent_arrival: tuple[Queue, Irp] | None = None
         self._ids = itertools.count(1)
@@ -668,8 +669,9 @@ class Device:
         return False
 
     def trace(self, text: str) -> None:
-        self.traces.append(text)
-        self.log.append(("trace", text))
+        if self.tracing:
+            self.traces.append(text)
+            self.log.append(("trace", text))
 
     def diagnostic(self, code: str, detail: str) -> None:
         self.diagnostics.append((code, detail))

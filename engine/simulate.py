@@ -21,6 +21,7 @@ arrivals; ties keep input order.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from dataclasses import dataclass, field
 
@@ -195,6 +196,15 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
 
 
 # --- the event loop over the queue model -------------------------------------------------------
+class _NullLog:
+    """The replay reads outcomes off the IRPs; the effect log would only cost memory."""
+
+    __slots__ = ()
+
+    def append(self, item) -> None:
+        pass
+
+
 class _Replay:
     """Drives a model Device with the rows that need event-by-event simulation."""
 
@@ -203,6 +213,8 @@ class _Replay:
         self.diag = diag
         self.race = race_windows
         dev = self.device = Device(bound_version=driver.bound_version)
+        dev.tracing = False
+        dev.log = _NullLog()
         self.queues = {}
         self.cancelable = {}
         for qm in driver.queues:
@@ -375,6 +387,17 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
         "row", "arrive_ns", "major", "minor", "irp_flags", "bytes", "_queue", "_fail",
         "_verdict", "_hold", "_dstatus")
     arrivals, irp_objs = [], []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()     # many small long-lived objects: the cyclic collector only costs time here
+    try:
+        _run_slow(slow, arrivals, irp_objs, replay, ops)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return _collect(df, irp_objs, replay, driver, fp_queues, diag)
+
+
+def _run_slow(slow, arrivals, irp_objs, replay, ops) -> None:
     for row, arrive, major, minor, flags, nbytes, qname, fail, verdict, hold, dstatus in \
             slow.iter_rows():
         # payload: deliver_ns, reserved, reserved index, complete_ns, hold, status, queue
@@ -384,6 +407,9 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
         arrivals.append((arrive, irp))
         irp_objs.append(irp)
     replay.run(arrivals, ops)
+
+
+def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
 
     # Slow rows: read the model's verdict off each IRP.
     srows, souts, sstat, salloc, spark, sdel, scomp, swait, sres = ([] for _ in range(9))
@@ -453,28 +479,44 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
 def _timeline(replay: _Replay, df: pl.DataFrame, driver: DriverModel, fp_queues) -> pl.DataFrame:
     """One row per (queue, time) at which a count changed, from the model's snapshots plus the
     vectorized rows' deliveries (+1 outstanding) and completions (-1)."""
+    names = [q.name for q in driver.queues]
+    qid = {n: i for i, n in enumerate(names)}
     snaps = pl.DataFrame(replay.snapshots, schema={"queue": pl.String, "ts_ns": pl.Int64,
                                                    "in_use": pl.Int64, "parked": pl.Int64,
                                                    "out": pl.Int64}, orient="row")
+    snaps = snaps.select(pl.col("queue").replace_strict(qid, return_dtype=pl.UInt32).alias("q"),
+                         "ts_ns", "in_use", "parked", "out")
     deltas = snaps.with_columns(
-        (pl.col(c) - pl.col(c).shift(1, fill_value=0).over("queue")).alias(c)
+        (pl.col(c) - pl.col(c).shift(1, fill_value=0).over("q")).alias(c)
         for c in ("in_use", "parked", "out"))
-    fast = df.filter(~pl.col("_slow") & ~pl.col("_fail"))
-    plus = fast.select(pl.col("_queue").alias("queue"), pl.col("arrive_ns").alias("ts_ns"),
-                       pl.lit(0, pl.Int64).alias("in_use"), pl.lit(0, pl.Int64).alias("parked"),
-                       pl.lit(1, pl.Int64).alias("out"))
+    fast = df.filter(~pl.col("_slow") & ~pl.col("_fail")).select(
+        pl.col("_queue").replace_strict(qid, return_dtype=pl.UInt32).alias("q"),
+        "arrive_ns", "_hold")
+    zero = pl.lit(0, pl.Int64)
+    # Each part is already in time order per queue (snapshots are taken as the loop runs, df is
+    # sorted by arrival) except the completions: sort those, then merge instead of a full sort.
+    plus = fast.select("q", pl.col("arrive_ns").alias("ts_ns"), zero.alias("in_use"),
+                       zero.alias("parked"), pl.lit(1, pl.Int64).alias("out"))
     minus = fast.filter(pl.col("_hold").is_not_null()).select(
-        pl.col("_queue").alias("queue"), (pl.col("arrive_ns") + pl.col("_hold")).alias("ts_ns"),
-        pl.lit(0, pl.Int64).alias("in_use"), pl.lit(0, pl.Int64).alias("parked"),
-        pl.lit(-1, pl.Int64).alias("out"))
-    totals = {q.name: (fp_queues[q.name].reserved if fp_queues[q.name] is not None else 0)
-              for q in driver.queues}
-    all_d = pl.concat([deltas, plus, minus]).sort(["queue", "ts_ns"], maintain_order=True)
-    tl = (all_d.group_by(["queue", "ts_ns"], maintain_order=True)
-          .agg(pl.col("in_use").sum(), pl.col("parked").sum(), pl.col("out").sum())
-          .with_columns(pl.col(c).cum_sum().over("queue") for c in ("in_use", "parked", "out")))
+        "q", (pl.col("arrive_ns") + pl.col("_hold")).alias("ts_ns"), zero.alias("in_use"),
+        zero.alias("parked"), pl.lit(-1, pl.Int64).alias("out")).sort("ts_ns")
+    parts = []
+    for i in range(len(names)):
+        merged = None
+        for part in (deltas, plus, minus):
+            p = part.filter(pl.col("q") == i) if len(names) > 1 else part
+            merged = p if merged is None else merged.merge_sorted(p, key="ts_ns")
+        parts.append(merged.with_columns(pl.col(c).cum_sum()
+                                         for c in ("in_use", "parked", "out")))
+    tl = pl.concat(parts)
+    # Keep the state after the last change at each (queue, time).
+    last = (pl.col("q") != pl.col("q").shift(-1)) | (pl.col("ts_ns") != pl.col("ts_ns").shift(-1))
+    tl = tl.filter(last.fill_null(True))
+    totals = [fp_queues[n].reserved if fp_queues[n] is not None else 0 for n in names]
     return tl.select(
-        "queue", "ts_ns", pl.col("in_use").alias("reserved_in_use"),
-        pl.col("queue").replace_strict(totals, default=0, return_dtype=pl.Int64)
+        pl.col("q").replace_strict(list(range(len(names))), names, return_dtype=pl.String)
+        .alias("queue"),
+        "ts_ns", pl.col("in_use").alias("reserved_in_use"),
+        pl.col("q").replace_strict(list(range(len(names))), totals, return_dtype=pl.Int64)
         .alias("reserved_total"),
         "parked", pl.col("out").alias("outstanding")).cast(TIMELINE_SCHEMA)
