@@ -11,6 +11,7 @@ keeping the column's maximum, so a spike is never lost.
 from __future__ import annotations
 
 import html
+import math
 from datetime import datetime, timezone
 
 import polars as pl
@@ -20,7 +21,7 @@ from fpreplay.replay import render, whatif
 from fpreplay.schema import ACTUAL_OUTCOMES
 
 WIDTH, HEIGHT = 1040, 150
-PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 10, 24
+PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 10, 34
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
 CSS = """
@@ -81,6 +82,16 @@ def _nice_max(v: float) -> float:
     return v
 
 
+def _ticks(span: float) -> list[float]:
+    """Round tick positions from 0 to span: steps of 1, 2 or 5 times a power of ten."""
+    if span <= 0:
+        return [0.0]
+    raw = span / 5
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return [round(k * step, 12) for k in range(int(span / step) + 1)]
+
+
 def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: str,
                hline: tuple[str, float] | None = None, x_label: str = "seconds since start",
                x_is_time: bool = True, step: bool = True) -> str:
@@ -106,11 +117,15 @@ def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: s
         parts.append(f'<line x1="{PAD_L}" x2="{PAD_L + iw}" y1="{Y(yv):.1f}" y2="{Y(yv):.1f}" '
                      f'stroke="#eee"/><text x="{PAD_L - 4}" y="{Y(yv) + 4:.1f}" '
                      f'text-anchor="end">{yv:g}</text>')
-        xv = t0 + span * k / 4
-        label = f"{(xv - t0) / 1e9:.3g}" if x_is_time else f"{xv:g}"
-        parts.append(f'<text x="{X(xv):.1f}" y="{h - 6}" text-anchor="middle">{label}</text>')
-    parts.append(f'<text x="{PAD_L + iw}" y="{h - 6}" text-anchor="end" class="muted">'
-                 f'{esc(x_label)}</text>')
+    if x_is_time:   # seconds from the chart's start
+        ticks = [(t0 + xv * 1e9, xv) for xv in _ticks((t1 - t0) / 1e9)]
+    else:           # absolute values (reserve sizes)
+        ticks = [(xv, xv) for xv in _ticks(t1) if xv >= t0]
+    for x, xv in ticks:
+        parts.append(f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{PAD_T + ih}" '
+                     f'y2="{PAD_T + ih + 4}" stroke="#999"/><text x="{X(x):.1f}" '
+                     f'y="{PAD_T + ih + 15}" text-anchor="middle">{xv:g}</text>')
+    parts.append(f'<text x="{PAD_L + iw}" y="{h - 3}" text-anchor="end">{esc(x_label)}</text>')
     if hline:
         parts.append(f'<line x1="{PAD_L}" x2="{PAD_L + iw}" y1="{Y(hline[1]):.1f}" '
                      f'y2="{Y(hline[1]):.1f}" stroke="#888" stroke-dasharray="5,4"/>'
@@ -168,7 +183,7 @@ def policy_charts(cmp: whatif.Comparison, t0: int, t1: int) -> str:
                               hline=(f"N = {n}", n) if n else None))
         out.append(step_chart([("parked IRPs", _reduce(tl["ts_ns"], tl["parked"], t0, t1,
                                                       cols)),
-                               ("failed IRPs (cumulative)",
+                               ("IRPs completed with an error (cumulative)",
                                 _reduce(fails["ts_ns"], fails["n"], t0, t1, cols))],
                               t0, t1, f"{p}: parked depth and failures"))
     return "".join(out)
