@@ -41,12 +41,15 @@ class DecodeContext:
     state: dict = field(default_factory=dict)   # e.g. FileObject -> name maps, TMF cache
 
 
-# --- registration: each decoder module fills the tables above (imported last, as they import
-# DecodeContext-free helpers only).
+
+# --- registration: each decoder module fills the tables above. Imported last because the
+# modules need nothing from here but the tables are defined first.
 from fpreplay.parsers.etl.decoders import kernel as _kernel  # noqa: E402
 from fpreplay.parsers.etl.decoders import manifest as _manifest  # noqa: E402
 from fpreplay.parsers.etl.decoders import tracelogging as _tracelogging  # noqa: E402
+from fpreplay.parsers.etl.decoders import wpp as _wpp  # noqa: E402
 
 _kernel.register(KERNEL)
 _manifest.register(MANIFEST)
 TRACELOGGING = _tracelogging.decode
+WPP = _wpp.decode
