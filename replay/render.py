@@ -100,8 +100,10 @@ def breakdown_table(title: str, rows: list[dict], names=str, limit: int = 15) ->
 
 
 def incidents_table(incidents: list[dict]) -> Table:
-    t = _table("Low-memory incidents")
-    for name, just in (("#", "right"), ("start (UTC)", "nowrap"), ("length", "right"),
+    days = {fmt_time(i["start_ns"])[:10] for i in incidents}
+    one_day = len(days) == 1
+    t = _table("Low-memory incidents" + (f" on {days.pop()} (UTC)" if one_day else ""))
+    for name, just in (("#", "right"), ("start", "nowrap"), ("length", "right"),
                        ("allocF", "right"), ("refus", "right"), ("resv", "right"),
                        ("insuf", "right"), ("press", "right"), ("IRPs", "right"),
                        ("paging", "right"), ("devices", "left")):
@@ -110,7 +112,9 @@ def incidents_table(incidents: list[dict]) -> Table:
         else:
             t.add_column(name, justify=just, overflow="fold")
     for i in incidents:
-        t.add_row(str(i["incident"]), fmt_time(i["start_ns"]), fmt_duration(i["duration_ns"]),
+        start = fmt_time(i["start_ns"])
+        t.add_row(str(i["incident"]), start[11:] if one_day else start,
+                  fmt_duration(i["duration_ns"]),
                   str(i["alloc_failed"]), str(i["refused"]), str(i["reserved"]),
                   str(i["insufficient_resources"]), str(i["memory_pressure"]), str(i["irps"]),
                   fmt_share(i["paging_share"]), _join(i["devices"], 2))
