@@ -1,0 +1,186 @@
+"""The trace synthesizer: a scenario (TOML) in, a real-format ETW trace out, plus the truth it
+encodes.
+
+    from fpreplay.synth import synthesize
+    result = synthesize("scenario.toml", "trace.etl")       # also writes truth.json beside it
+    result.truth["actual"]                                   # what `fpreplay irps` must find
+
+Layers: scenario (the file) -> model (KMDF behaviour, emissions) -> emit (records, buffers, IFR
+text) -> truth (what really happened and what `compare` must say). Same scenario and seed, same
+bytes: nothing depends on the clock, the machine or dict ordering.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fpreplay.errors import FpreplayError
+from fpreplay.schema import ACTUAL_OUTCOMES
+
+TRUTH_SCHEMA = "fpreplay.synth-truth/1"
+DISPATCH_WHATS = ("diskio_init", "drv_call", "tl:IrpDispatch")
+COMPLETE_WHATS = ("tl:IrpComplete", "drv_compl", "diskio_done", "opend")
+QUEUE_OP_KINDS = {"purge": "queue_purge", "stop": "queue_stop", "stop_purge": "queue_stop_purge",
+                  "drain": "queue_drain", "start": "queue_start"}
+
+
+@dataclass
+class SynthResult:
+    trace: Path
+    ifr: Path | None
+    truth_path: Path | None
+    truth: dict
+
+
+def _first_times(sim) -> tuple[dict, dict]:
+    """Per IRP, the time of the first dispatch and first completion record the trace holds."""
+    from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
+
+    sc = sim.sc
+    disk_major = (IRP_MJ_READ, IRP_MJ_WRITE, IRP_MJ_FLUSH_BUFFERS)
+
+    def present(e) -> bool:
+        w = e.what
+        if w.startswith("tl:"):
+            return sc.instrumentation
+        if w in ("diskio_init", "diskio_done"):
+            return "diskio" in sc.kernel and e.irp.major in disk_major
+        if w in ("drv_call", "drv_compl"):
+            return "driver" in sc.kernel
+        if w == "opend":
+            return "fileio" in sc.kernel
+        return False
+
+    arrive, complete = {}, {}
+    for e in sim.emissions:
+        if e.irp is None or not present(e):
+            continue
+        i = e.irp.index
+        if e.what in DISPATCH_WHATS:
+            if i not in arrive or e.ts_ns < arrive[i]:
+                arrive[i] = e.ts_ns
+        elif e.what in COMPLETE_WHATS and not e.irp.completion_lost:
+            if i not in complete or e.ts_ns < complete[i]:
+                complete[i] = e.ts_ns
+    return arrive, complete
+
+
+def lifecycle_rows(sim) -> list[dict]:
+    """The IRP lifecycle table (contract section 4) the trace encodes, one dict per IRP."""
+    start = sim.sc.start_unix_ns
+    arrive, complete = _first_times(sim)
+    rows = []
+    for irp in sim.irps:
+        a = start + arrive[irp.index]
+        c = start + complete[irp.index] if irp.index in complete else None
+        actual = irp.actual()
+        rows.append({
+            "irp": irp.addr, "device": irp.device.name, "major": irp.major, "minor": irp.minor,
+            "irp_flags": irp.flags, "bytes": irp.size, "paging": irp.paging,
+            "arrive_ns": a, "complete_ns": c,
+            "status": None if c is None else irp.status,
+            "service_ns": (c - a) if (c is not None and actual in ("ok", "reserved")) else None,
+            "actual": actual, "fate": irp.fate,
+        })
+    return rows
+
+
+def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
+    from fpreplay.synth.expect import compare_expectation
+
+    sc = sim.sc
+    rows = lifecycle_rows(sim)
+    actual = dict.fromkeys(ACTUAL_OUTCOMES, 0)
+    fate: dict[str, int] = {}
+    for r in rows:
+        actual[r["actual"]] += 1
+        fate[r["fate"]] = fate.get(r["fate"], 0) + 1
+    ops = [(sc.start_unix_ns + op.at_ns, QUEUE_OP_KINDS[op.op]) for op in sc.queue_ops]
+    policies = [compare_expectation(rows, p, ops) for p in sc.truth_policies]
+    incidents = []
+    for p in sc.pressure:
+        failing = [r for r in rows if r["actual"] in ("alloc_failed", "refused", "reserved")
+                   and sc.start_unix_ns + p.start_ns <= r["arrive_ns"] < sc.start_unix_ns + p.end_ns]
+        incidents.append({
+            "start_ns": sc.start_unix_ns + p.start_ns, "end_ns": sc.start_unix_ns + p.end_ns,
+            "available_bytes": p.available_mb * 1024 * 1024,
+            "failing_irps": len(failing),
+            "paging_share": round(sum(r["paging"] for r in failing) / len(failing), 4)
+            if failing else 0.0,
+        })
+    queues = {f"{d.name}/{q.name}": {"handle": f"0x{q.handle:x}", "policy": str(q.policy),
+                                     "reserve_high_water": sim.queues[(d.name, q.name)]
+                                     .reserve_high_water}
+              for d in sc.devices for q in d.queues}
+    parked = [r for r, irp in zip(rows, sim.irps) if irp.parked_ns is not None]
+    return {
+        "schema": TRUTH_SCHEMA,
+        "scenario": sc.path.name,
+        "seed": sc.seed,
+        "trace": trace.name,
+        "start_ns": sc.start_unix_ns,
+        "duration_ns": sc.duration_ns,
+        "provider": sc.provider,
+        "records": counts["records"],
+        "events_lost": counts["events_lost"],
+        "buffers": counts["buffers"],
+        "buffers_flagged_lost": counts["buffers_flagged_lost"],
+        "ifr_lines": ifr_lines,
+        "irps": len(rows),
+        "actual": actual,
+        "fate": dict(sorted(fate.items())),
+        "parked": len(parked),
+        "queues": queues,
+        "incidents": incidents,
+        "queue_ops": [{"ts_ns": t, "kind": k} for t, k in ops],
+        "compare": {"memory": "observed", "policies": policies},
+        "per_irp_columns": ["irp", "arrive_ns", "complete_ns", "major", "irp_flags", "status",
+                            "actual", "fate"],
+        "per_irp": [[f"0x{r['irp']:x}", r["arrive_ns"], r["complete_ns"], r["major"],
+                     r["irp_flags"], r["status"], r["actual"], r["fate"]] for r in rows],
+    }
+
+
+def dump_truth(truth: dict) -> str:
+    """JSON with one IRP per line: readable, diffable, and byte-stable."""
+    rows = truth["per_irp"]
+    head = dict(truth, per_irp="@ROWS@")
+    text = json.dumps(head, indent=1, sort_keys=False)
+    body = ",\n  ".join(json.dumps(r, separators=(",", ":")) for r in rows)
+    return text.replace('"@ROWS@"', "[\n  " + body + "\n ]" if rows else "[]") + "\n"
+
+
+def _beside(trace: Path, name: str) -> Path:
+    # trace.etl -> truth.json (the sample layout); other.etl -> other.truth.json
+    return trace.with_name(name if trace.stem == "trace" else f"{trace.stem}.{name}")
+
+
+def synthesize(scenario: Path | str, output: Path | str, *, seed: int | None = None,
+               ifr: Path | str | None = None, truth: Path | str | None = None,
+               write_truth: bool = True) -> SynthResult:
+    """Write the trace of a scenario, its IFR dump when the scenario asks for one, and truth.json
+    (beside the trace unless `truth` names another file)."""
+    from fpreplay.synth import emit, model, scenario as scenario_mod
+
+    output = Path(output)
+    if output.exists() and output.is_dir():
+        raise FpreplayError(f"{output}: is a directory; give the .etl file to write")
+    sc = scenario_mod.load(scenario, seed)
+    sim = model.simulate(sc)
+    try:
+        counts = emit.write_etl(sim, output)
+    except OSError as e:
+        raise FpreplayError(f"{output}: cannot write: {e.strerror or e}") from None
+    ifr_path = None
+    ifr_lines = None
+    if sc.ifr or ifr is not None:
+        ifr_path = Path(ifr) if ifr is not None else _beside(output, "ifr.txt")
+        ifr_lines = emit.write_ifr(sim, ifr_path)
+    doc = build_truth(sim, counts, output, ifr_lines)
+    truth_path = None
+    if write_truth:
+        truth_path = Path(truth) if truth is not None else _beside(output, "truth.json")
+        truth_path.write_text(dump_truth(doc), encoding="utf-8")
+    return SynthResult(trace=output, ifr=ifr_path, truth_path=truth_path, truth=doc)

@@ -62,6 +62,7 @@ class EtlWriter:
         self.sequence = 0
         self.buffers_written = 1          # the header buffer
         self.events_lost = 0
+        self.buffers_flagged_lost = 0
         self.records = 1                  # the header record
         self.last_raw = t0_raw
         self._open: list[bytearray] = [bytearray() for _ in range(ncpu)]
@@ -106,6 +107,7 @@ class EtlWriter:
         flag = L.BUFFER_FLAG_PROC_INDEX
         if self._lost_flag[cpu]:
             flag |= L.BUFFER_FLAG_EVENTS_LOST
+            self.buffers_flagged_lost += 1
             self._lost_flag[cpu] = False
         if self.compressed:
             body = xpress_compress(data)

@@ -1,0 +1,450 @@
+"""What happens in the scenario: IRPs arrive, KMDF allocates (or fails to allocate) a request for
+each, applies the forward-progress policy the driver really had, parks, recycles, purges — and
+every observable effect becomes an Emission (one ETW record or IFR line) at its time.
+
+KMDF behaviour follows forward-progress.md: section 4 (arrival: allocation, policy verdict, free
+reserved request or parking), 5.3 (recycling a completed reserved request into the oldest parked
+IRP), 6.5-6.7 (purge, stop-and-purge, drain, start), 8.2 (IFR message texts) and 8.3 (what is not
+traced). The queues dispatch in parallel and the driver never marks requests cancelable, so a
+purge leaves requests the driver holds to finish (contract section 5 default).
+
+Deterministic: one random.Random(seed) drives every draw, in a fixed order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+
+from fpreplay.schema import (
+    IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE,
+    IRP_PAGING_IO, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
+    STATUS_SUCCESS, STATUS_UNSUCCESSFUL,
+)
+from fpreplay.synth.scenario import Device, Queue, Scenario
+
+US = 1_000
+STATUS_NAMES = {STATUS_SUCCESS: "STATUS_SUCCESS", STATUS_CANCELLED: "STATUS_CANCELLED",
+                STATUS_INSUFFICIENT_RESOURCES: "STATUS_INSUFFICIENT_RESOURCES",
+                STATUS_INVALID_DEVICE_STATE: "STATUS_INVALID_DEVICE_STATE",
+                STATUS_UNSUCCESSFUL: "STATUS_UNSUCCESSFUL"}
+MAJOR_IFR_NAMES = {0x00: "IRP_MJ_CREATE", 0x02: "IRP_MJ_CLOSE", 0x03: "IRP_MJ_READ",
+                   0x04: "IRP_MJ_WRITE", 0x09: "IRP_MJ_FLUSH_BUFFERS",
+                   0x0D: "IRP_MJ_FILE_SYSTEM_CONTROL", 0x0E: "IRP_MJ_DEVICE_CONTROL",
+                   0x0F: "IRP_MJ_INTERNAL_DEVICE_CONTROL", 0x12: "IRP_MJ_CLEANUP"}
+
+
+@dataclass
+class Irp:
+    """One IRP instance and everything the truth needs to say about it."""
+
+    index: int
+    addr: int
+    device: Device
+    queue: Queue
+    major: int
+    minor: int
+    flags: int               # Irp->Flags without the priority bits
+    priority: int
+    size: int
+    offset: int
+    arrive_ns: int
+    service_ns: int
+    cpu: int
+    tid: int
+    pid: int
+    file_object: int
+    match_id: int
+    request: int = 0         # WDFREQUEST that carried it (normal or reserved)
+    reserved: bool = False
+    parked_ns: int | None = None
+    delivered_ns: int | None = None
+    complete_ns: int | None = None
+    status: int | None = None
+    fate: str = "pending"    # what really happened, in KMDF's words (truth.json)
+    evidence: set = field(default_factory=set)   # event kinds the trace shows for it
+    completion_lost: bool = False
+
+    @property
+    def paging(self) -> bool:
+        return bool(self.flags & IRP_PAGING_IO) and self.major != IRP_MJ_FILE_SYSTEM_CONTROL
+
+    @property
+    def driver_received(self) -> bool:
+        return self.delivered_ns is not None
+
+    def actual(self) -> str:
+        """The contract's `actual` (section 4, first match wins) from what the trace shows."""
+        ev = self.evidence
+        if self.completion_lost:
+            return "incomplete"
+        if "reserved_request_used" in ev:
+            return "reserved"
+        if "fp_policy_refused" in ev:
+            return "refused"
+        if "request_alloc_failed" in ev or (self.status == STATUS_INSUFFICIENT_RESOURCES
+                                            and not self.driver_received):
+            return "alloc_failed"
+        if self.status == STATUS_CANCELLED:
+            return "cancelled"
+        if self.status == STATUS_INVALID_DEVICE_STATE:
+            return "invalid_state"
+        if self.status is None:
+            return "incomplete"
+        if self.status & 0xC0000000 == 0xC0000000:
+            return "failed"
+        return "ok"
+
+
+@dataclass
+class Emission:
+    """One thing written: an ETW record (`what` names the record) or an IFR line."""
+
+    ts_ns: int
+    seq: int
+    cpu: int
+    what: str                # diskio_init, drv_call, tl:<EventName>, drv_compl, diskio_done,
+                             # opend, ifr
+    irp: Irp | None = None
+    values: dict | None = None
+    text: str | None = None  # IFR: "<Function> - <message>"
+
+
+@dataclass
+class QueueState:
+    queue: Queue
+    device: Device
+    accept: bool = True
+    dispatch: bool = True
+    free: deque = field(default_factory=deque)       # reserved request handles
+    in_use: set = field(default_factory=set)
+    parked: deque = field(default_factory=deque)     # IRPs waiting for a reserved request
+    held: deque = field(default_factory=deque)       # delivered while not dispatching
+    reserve_high_water: int = 0
+
+
+class Simulation:
+    def __init__(self, sc: Scenario):
+        self.sc = sc
+        self.rng = random.Random(sc.seed)
+        self.emissions: list[Emission] = []
+        self.irps: list[Irp] = []
+        self._seq = 0
+        self._heap: list = []
+        self._free_addrs: list[tuple[int, int]] = []     # (free from ns, address)
+        self._next_addr = 0xFFFF_C58A_0634_0000
+        self._free_handles: list[tuple[int, int]] = []
+        self._next_handle = 0x0000_3A75_F9C1_0000
+        self.queues: dict[tuple[str, str], QueueState] = {}
+        self._lose_left = sc.lost_events
+        self._setup_devices()
+
+    # --- identities ------------------------------------------------------------------------
+    def _setup_devices(self) -> None:
+        for n, dev in enumerate(self.sc.devices):
+            dev.handle = 0x0000_29FC_B944_1918 + n * 0x10_0000
+            dev.devobj = 0xFFFF_D603_41DC_FAD0 + n * 0x10_0000
+            dev.dispatch_routine = 0xFFFF_F806_2A31_1040 + n * 0x4000
+            for k, q in enumerate(dev.queues):
+                q.handle = 0x0000_5E7F_3A6D_6FD8 + n * 0x10_0000 + k * 0x1000
+                st = QueueState(q, dev)
+                # The N reserved requests exist from policy assignment on (3.2), handles fixed.
+                for r in range(q.policy.reserve):
+                    st.free.append(0x0000_5E7F_3A1C_8FD8 + n * 0x10_0000 + k * 0x1000 + r * 0x100)
+                self.queues[(dev.name, q.name)] = st
+
+    def _alloc(self, pool: list, t: int, fresh: str, step: int) -> int:
+        # Lookaside reuse: the most recently freed address that is free by now, else a new one.
+        if pool and pool[0][0] <= t:
+            return heapq.heappop(pool)[1]
+        value = getattr(self, fresh)
+        setattr(self, fresh, value + step)
+        return value
+
+    def _emit(self, t: int, cpu: int, what: str, irp: Irp | None = None, **values) -> None:
+        self._seq += 1
+        self.emissions.append(Emission(t, self._seq, cpu, what, irp, values or None))
+
+    def _ifr(self, t: int, cpu: int, function: str, message: str, irp: Irp | None = None) -> None:
+        self._seq += 1
+        self.emissions.append(Emission(t, self._seq, cpu, "ifr", irp, None,
+                                       f"{function} - {message}"))
+
+    def _tl(self, t: int, cpu: int, name: str, irp: Irp | None = None, **values) -> None:
+        if self.sc.instrumentation:
+            self._emit(t, cpu, f"tl:{name}", irp, **values)
+
+    def _push(self, t: int, kind: str, obj) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (t, self._seq, kind, obj))
+
+    # --- arrivals --------------------------------------------------------------------------
+    def _generate_arrivals(self) -> None:
+        rng = self.rng
+        for a in self.sc.arrivals:
+            dev = self.sc.device(a.device)
+            majors = [m for m, _ in a.mix]
+            weights = [w for _, w in a.mix]
+            t = a.start_ns
+            while True:
+                # Times on the 10 MHz QPC grid, so that the trace states them exactly.
+                t += max(1 * US, int(rng.expovariate(a.rate) * 1e9) // 100 * 100)
+                if t >= a.end_ns or t >= self.sc.duration_ns:
+                    break
+                major = rng.choices(majors, weights)[0]
+                paging = rng.random() < a.paging
+                size = rng.choice(a.sizes)
+                if a.service_fixed:
+                    service = a.service_ns
+                else:
+                    service = max(20 * US, int(rng.expovariate(1.0 / a.service_ns)) // 100 * 100)
+                flags = 0
+                if major in (IRP_MJ_READ, IRP_MJ_WRITE):
+                    if paging:
+                        # Hard-fault page-in 0x43; modified-page-writer write 0x0A (etw-formats 2.4)
+                        flags = 0x43 if major == IRP_MJ_READ else 0x0A
+                    else:
+                        flags = 0x0 if rng.random() < 0.5 else 0x1
+                elif paging:
+                    flags = IRP_PAGING_IO
+                self._push(t, "arrival", dict(
+                    device=dev, major=major, flags=flags, priority=a.priority, size=size,
+                    offset=rng.randrange(0, 1 << 30) & ~0xFFF, service=service,
+                    cpu=rng.randrange(self.sc.cpus),
+                    pid=4 if (paging and major == IRP_MJ_WRITE) else rng.choice((4, 1812, 2644)),
+                    tid=rng.randrange(0x100, 0x4000, 4)))
+
+    def _fails(self, t: int, major: int) -> bool:
+        for p in self.sc.pressure:
+            if p.start_ns <= t < p.end_ns:
+                prob = p.fail_probability(major)
+                # Always draw, so that one window's settings do not shift another's draws.
+                return self.rng.random() < prob
+        return False
+
+    # --- the run ---------------------------------------------------------------------------
+    def run(self) -> "Simulation":
+        self._generate_arrivals()
+        for op in self.sc.queue_ops:
+            self._push(op.at_ns, "queue_op", op)
+        for p in self.sc.pressure:
+            self._push(p.start_ns, "pressure", p)
+        while self._heap:
+            t, _, kind, obj = heapq.heappop(self._heap)
+            if kind == "arrival":
+                self._arrive(t, obj)
+            elif kind == "done":
+                self._done(t, obj)
+            elif kind == "queue_op":
+                self._queue_op(t, obj)
+            elif kind == "pressure":
+                self._pressure(t, obj)
+        return self
+
+    def _pressure(self, t: int, p) -> None:
+        # The memory manager's gauge, sampled every 100 ms while memory is low.
+        cpu = 0
+        s = t
+        while s < min(p.end_ns, self.sc.duration_ns):
+            self._tl(s, cpu, "MemoryPressure", None, Bytes=p.available_mb * 1024 * 1024)
+            s += 100_000_000
+
+    def _arrive(self, t: int, a: dict) -> None:
+        dev: Device = a["device"]
+        q = dev.queue_for(a["major"])
+        st = self.queues[(dev.name, q.name)]
+        addr = self._alloc(self._free_addrs, t, "_next_addr", 0x1A0)
+        irp = Irp(index=len(self.irps), addr=addr, device=dev, queue=q, major=a["major"], minor=0,
+                  flags=a["flags"], priority=a["priority"], size=a["size"], offset=a["offset"],
+                  arrive_ns=t, service_ns=a["service"], cpu=a["cpu"], tid=a["tid"],
+                  pid=a["pid"], file_object=0xFFFF_C58A_0A11_0000 + (a["tid"] << 4),
+                  match_id=len(self.irps) + 1)
+        self.irps.append(irp)
+        cpu = irp.cpu
+        irp.evidence.add("irp_dispatch")
+        self._emit(t, cpu, "diskio_init", irp)
+        self._emit(t + 1 * US, cpu, "drv_call", irp)
+        self._tl(t + 2 * US, cpu, "IrpDispatch", irp, Irp=addr, Queue=f"0x{q.handle:x}",
+                 Device=dev.name, Major=irp.major, Minor=irp.minor, IrpFlags=irp.flags,
+                 Bytes=irp.size, Offset=irp.offset)
+        self._ifr(t + 2 * US, cpu, "FxPkgIo::Dispatch",
+                  f"WDFDEVICE 0x{dev.handle:016X} !devobj 0x{dev.devobj:016X} "
+                  f"0x{irp.major:08x}({MAJOR_IFR_NAMES.get(irp.major, 'IRP_MJ_%d' % irp.major)}), "
+                  f"IRP_MN {irp.minor:x}, IRP 0x{addr:016X}", irp)
+        t3 = t + 3 * US
+        fp = q.policy.kind != "none"
+        if not self._fails(t, irp.major):
+            irp.request = self._alloc(self._free_handles, t, "_next_handle", 0x120)
+            self._offer(t3, st, irp)
+            return
+        # The request object could not be allocated (4.1 step 4).
+        irp.evidence.add("request_alloc_failed")
+        self._tl(t3, cpu, "RequestAllocFailed", irp, Irp=addr, Queue=f"0x{q.handle:x}",
+                 Device=dev.name, Major=irp.major, Status=STATUS_INSUFFICIENT_RESOURCES)
+        if not fp or irp.major == IRP_MJ_CREATE:
+            self._ifr(t3, cpu, "FxPkgIo::DispatchStep2",
+                      "Could not create WDFREQUEST, STATUS_INSUFFICIENT_RESOURCES", irp)
+            irp.fate = "alloc_failed"
+            self._complete(t3 + 2 * US, irp, STATUS_INSUFFICIENT_RESOURCES, by_driver=False)
+            return
+        self._ifr(t3, cpu, "FxRequest::_CreateForPackage",
+                  "Memory allocation failed STATUS_INSUFFICIENT_RESOURCES", irp)
+        use = q.policy.kind == "always" or (q.policy.kind == "paging" and irp.paging)
+        if not use:
+            # 4.2 step B: the policy says fail; STATUS_UNSUCCESSFUL, not insufficient resources.
+            irp.evidence.add("fp_policy_refused")
+            self._tl(t3 + 1 * US, cpu, "ForwardProgressRefused", irp, Irp=addr,
+                     Queue=f"0x{q.handle:x}", Device=dev.name, Major=irp.major,
+                     Status=STATUS_UNSUCCESSFUL)
+            self._ifr(t3 + 1 * US, cpu, "FxIoQueue::GetReservedRequest",
+                      f"Forward action on WDFQUEUE 0x{q.handle:016X} says that framework should "
+                      f"fail the Irp 0x{addr:016X}, STATUS_UNSUCCESSFUL", irp)
+            irp.fate = "refused"
+            self._complete(t3 + 3 * US, irp, STATUS_UNSUCCESSFUL, by_driver=False)
+            return
+        if st.free:
+            member = st.free.popleft()
+            st.in_use.add(member)
+            st.reserve_high_water = max(st.reserve_high_water, len(st.in_use))
+            irp.reserved = True
+            irp.request = member
+            self._deliver_reserved(t3 + 1 * US, st, irp)
+        else:
+            # 4.4: parked at the tail; nothing is traced.
+            irp.parked_ns = t3
+            irp.fate = "parked"
+            st.parked.append(irp)
+
+    def _deliver_reserved(self, t: int, st: QueueState, irp: Irp) -> None:
+        irp.evidence.add("reserved_request_used")
+        self._tl(t, irp.cpu, "ReservedRequestUsed", irp, Irp=irp.addr, Request=irp.request,
+                 Queue=f"0x{st.queue.handle:x}", Device=st.device.name, Major=irp.major)
+        self._offer(t, st, irp)
+
+    def _offer(self, t: int, st: QueueState, irp: Irp) -> None:
+        """FxIoQueue::QueueRequest (6.2): refused if not accepting, else queued/presented."""
+        q = st.queue
+        if not st.accept:
+            self._ifr(t, irp.cpu, "FxIoQueue::QueueRequest",
+                      f"WDFQUEUE 0x{q.handle:016X} is not accepting requests, state is "
+                      f"WdfIoQueuePurged, completing WDFREQUEST 0x{irp.request:016X} "
+                      f"STATUS_INVALID_DEVICE_STATE", irp)
+            irp.fate = "invalid_state"
+            self._complete(t + 2 * US, irp, STATUS_INVALID_DEVICE_STATE, by_driver=False)
+            if irp.reserved:
+                self._recycle(t + 3 * US, st, irp.request)
+            return
+        self._ifr(t, irp.cpu, "FxIoQueue::QueueRequest",
+                  f"Queuing WDFREQUEST 0x{irp.request:016X} on WDFQUEUE 0x{q.handle:016X}", irp)
+        if not st.dispatch:
+            st.held.append(irp)
+            return
+        self._present(t, st, irp)
+
+    def _present(self, t: int, st: QueueState, irp: Irp) -> None:
+        irp.delivered_ns = t
+        if irp.fate == "parked":
+            irp.fate = "parked_then_reserved"
+        elif irp.reserved:
+            irp.fate = "reserved"
+        else:
+            irp.fate = "ok"
+        self._push(t + irp.service_ns, "done", (st, irp))
+
+    def _done(self, t: int, arg) -> None:
+        st, irp = arg
+        if (self._lose_left > 0 and not irp.reserved and t >= self.sc.duration_ns * 6 // 10
+                and not any(p.start_ns <= t < p.end_ns for p in self.sc.pressure)):
+            # Lost events: this completion's records never reach the file (the writer counts
+            # them in EventsLost and flags the buffer). Its address is never reused, so the
+            # open lifecycle cannot be confused with a later IRP.
+            irp.completion_lost = True
+            self._lose_left -= 1
+        # The driver completes the request it was presented (EvtIo* -> WdfRequestComplete).
+        self._tl(t, irp.cpu, "IrpComplete", irp, Irp=irp.addr, Request=irp.request,
+                 Status=STATUS_SUCCESS, Bytes=irp.size)
+        self._ifr(t, irp.cpu, "FxRequest::Complete",
+                  f"Completing WDFREQUEST 0x{irp.request:016X} for IRP 0x{irp.addr:016X} with "
+                  f"Information 0x{irp.size:x}, STATUS_SUCCESS", irp)
+        self._complete(t + 1 * US, irp, STATUS_SUCCESS, by_driver=True)
+        if irp.reserved:
+            self._recycle(t + 2 * US, st, irp.request)
+        else:
+            heapq.heappush(self._free_handles, (t + 10 * US, irp.request))
+
+    def _recycle(self, t: int, st: QueueState, member: int) -> None:
+        """5.3: a completed reserved request serves the oldest parked IRP, else goes free."""
+        if st.parked:
+            nxt = st.parked.popleft()
+            nxt.reserved = True
+            nxt.request = member
+            self._deliver_reserved(t, st, nxt)
+            return
+        st.in_use.discard(member)
+        st.free.append(member)
+
+    def _complete(self, t: int, irp: Irp, status: int, *, by_driver: bool) -> None:
+        irp.complete_ns = t
+        irp.status = status
+        irp.evidence.add("irp_complete")
+        cpu = (irp.cpu + 1) % self.sc.cpus if by_driver else irp.cpu
+        self._emit(t, cpu, "drv_compl", irp)
+        self._emit(t + 1 * US, cpu, "diskio_done", irp)
+        self._emit(t + 2 * US, cpu, "opend", irp)
+        if not irp.completion_lost:
+            heapq.heappush(self._free_addrs, (t + 5 * US, irp.addr))
+
+    # --- queue operations ------------------------------------------------------------------
+    def _queue_op(self, t: int, op) -> None:
+        dev = self.sc.device(op.device)
+        q = next(x for x in dev.queues if x.name == op.queue)
+        st = self.queues[(dev.name, q.name)]
+        name = {"purge": "QueuePurge", "stop": "QueueStop", "stop_purge": "QueueStopPurge",
+                "drain": "QueueDrain", "start": "QueueStart"}[op.op]
+        self._tl(t, 0, name, None, Queue=f"0x{q.handle:x}", Device=dev.name)
+        if op.op == "start":
+            st.accept = True
+            st.dispatch = True
+            while st.held:
+                self._present(t + 1 * US, st, st.held.popleft())
+            return
+        if op.op in ("purge", "drain"):
+            st.accept = False           # 6.5 step 2 (drain clears ACCEPT too)
+        if op.op in ("stop", "stop_purge"):
+            st.accept = True            # 6.6 step 2: Stop keeps accepting, stops dispatching
+            st.dispatch = False
+        if op.op in ("purge", "stop_purge"):
+            # Requests waiting in the queue are cancelled (6.5 step 4 / 6.6 step 4).
+            while st.held:
+                h = st.held.popleft()
+                self._ifr(t, 0, "FxIoQueue::QueuePurge",
+                          f"Cancelling WDFREQUEST 0x{h.request:016X}, WDFQUEUE 0x{q.handle:016X}", h)
+                h.fate = "cancelled_queued"
+                self._complete(t + 1 * US, h, STATUS_CANCELLED, by_driver=False)
+                if h.reserved:
+                    self._recycle(t + 2 * US, st, h.request)
+        if op.op in ("purge", "drain", "stop_purge"):
+            # Parked IRPs are completed with STATUS_CANCELLED, untraced (6.5 step 6, 8.3).
+            k = 0
+            while st.parked:
+                p = st.parked.popleft()
+                p.fate = "cancelled_parked"
+                self._complete(t + (2 + k) * US, p, STATUS_CANCELLED, by_driver=False)
+                k += 1
+
+
+def simulate(sc: Scenario) -> Simulation:
+    return Simulation(sc).run()
+
+
+def percentile(values: list[int], q: float) -> int:
+    if not values:
+        return 0
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+_ = (IRP_MJ_FLUSH_BUFFERS,)

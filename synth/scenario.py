@@ -1,0 +1,327 @@
+"""The scenario file (TOML): what the synthesizer is asked to make happen.
+
+    [trace]      seed, start (UTC, RFC 3339), duration, cpus, buffer_size, compressed, provider
+                 (the driver's TraceLogging provider name), kernel (which kernel event families:
+                 "diskio", "driver", "fileio"), instrumentation (driver TraceLogging events),
+                 ifr (also write the in-flight-recorder text dump), lost_events
+    [[device]]   name, disk, and its queues as [[device.queue]]: name, policy ("none",
+                 "always:N", "paging:N"), majors (which IRP major functions it receives; the first
+                 queue without `majors` gets the rest)
+    [[arrivals]] device, start, end, rate (IRPs/s, Poisson), mix ({read = .7, write = .3} or
+                 major numbers), sizes, paging (share of IRPs with IRP_PAGING_IO), service (mean
+                 service time, exponential; "fixed:2ms" for a constant), priority (0-7)
+    [[pressure]] start, end, fail ("always", "random:P", or a table {read = P, write = P}),
+                 available_mb (the memory gauge reported while it lasts)
+    [[queue_op]] at, device, queue, op ("purge", "stop", "stop_purge", "drain", "start")
+    [truth]      policies: the policies whose `fpreplay compare` result truth.json states
+
+Durations are "2ms", "1.5s", "250us", "10ns" or plain seconds. Every problem is a ConfigError
+naming the scenario file and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fpreplay.errors import ConfigError
+
+MAJOR_NAMES = {"create": 0x00, "close": 0x02, "read": 0x03, "write": 0x04, "flush": 0x09,
+               "fsctl": 0x0D, "ioctl": 0x0E, "device_control": 0x0E, "internal_ioctl": 0x0F,
+               "scsi": 0x0F, "cleanup": 0x12}
+QUEUE_OPS = ("purge", "stop", "stop_purge", "drain", "start")
+KERNEL_FAMILIES = ("diskio", "driver", "fileio")
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def parse_duration(value, where: str) -> int:
+    """A duration in nanoseconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(round(value * 1e9))
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s)\s*", str(value))
+    if not m:
+        raise ConfigError(f"{where}: {value!r} is not a duration (e.g. 2ms, 1.5s, 250us)")
+    return int(round(float(m.group(1)) * _UNITS[m.group(2)]))
+
+
+def parse_major(value, where: str) -> int:
+    if isinstance(value, int) and 0 <= value <= 0x1B:
+        return value
+    key = str(value).lower().removeprefix("irp_mj_")
+    if key in MAJOR_NAMES:
+        return MAJOR_NAMES[key]
+    try:
+        n = int(str(value), 0)
+    except ValueError:
+        raise ConfigError(f"{where}: unknown IRP major function {value!r}") from None
+    if not 0 <= n <= 0x1B:
+        raise ConfigError(f"{where}: IRP major function {value!r} out of range 0..0x1B")
+    return n
+
+
+@dataclass
+class Policy:
+    kind: str            # none | always | paging
+    reserve: int = 0
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> "Policy":
+        text = str(text).strip().lower()
+        if text == "none":
+            return cls("none", 0)
+        m = re.fullmatch(r"(always|paging):(\d+)", text)
+        if not m or int(m.group(2)) < 1:
+            raise ConfigError(f"{where}: policy {text!r} must be none, always:N or paging:N (N >= 1)")
+        return cls(m.group(1), int(m.group(2)))
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "none" else f"{self.kind}:{self.reserve}"
+
+
+@dataclass
+class Queue:
+    name: str
+    policy: Policy
+    majors: set[int] | None      # None: every major no other queue of the device claims
+    handle: int = 0              # WDFQUEUE handle (bit-inverted object pointer)
+
+
+@dataclass
+class Device:
+    name: str
+    disk: int
+    queues: list[Queue]
+    handle: int = 0              # WDFDEVICE handle
+    devobj: int = 0              # DEVICE_OBJECT address
+    dispatch_routine: int = 0
+
+    def queue_for(self, major: int) -> Queue:
+        for q in self.queues:
+            if q.majors is not None and major in q.majors:
+                return q
+        for q in self.queues:
+            if q.majors is None:
+                return q
+        return self.queues[0]
+
+
+@dataclass
+class Arrivals:
+    device: str
+    start_ns: int
+    end_ns: int
+    rate: float
+    mix: list[tuple[int, float]]
+    sizes: list[int]
+    paging: float
+    service_ns: int
+    service_fixed: bool
+    priority: int
+
+
+@dataclass
+class Pressure:
+    start_ns: int
+    end_ns: int
+    fail_all: float | None                  # probability for every major, or None
+    fail_by_major: dict[int, float]
+    available_mb: int
+
+    def fail_probability(self, major: int) -> float:
+        if self.fail_all is not None:
+            return self.fail_all
+        return self.fail_by_major.get(major, 0.0)
+
+
+@dataclass
+class QueueOp:
+    at_ns: int
+    device: str
+    queue: str
+    op: str
+
+
+@dataclass
+class Scenario:
+    path: Path
+    seed: int
+    start_unix_ns: int
+    duration_ns: int
+    cpus: int
+    buffer_size: int
+    compressed: bool
+    provider: str
+    kernel: set[str]
+    instrumentation: bool
+    ifr: bool
+    lost_events: int
+    devices: list[Device]
+    arrivals: list[Arrivals]
+    pressure: list[Pressure]
+    queue_ops: list[QueueOp]
+    truth_policies: list[str] = field(default_factory=list)
+
+    def device(self, name: str) -> Device:
+        for d in self.devices:
+            if d.name == name:
+                return d
+        raise ConfigError(f"{self.path}: no device named {name!r}")
+
+
+def _get(table: dict, key: str, where: str, default=None, required: bool = False):
+    if key in table:
+        return table[key]
+    if required:
+        raise ConfigError(f"{where}: missing required key {key!r}")
+    return default
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+
+
+def _probability(value, where: str) -> float:
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a probability") from None
+    if not 0.0 <= p <= 1.0:
+        raise ConfigError(f"{where}: probability {p} outside 0..1")
+    return p
+
+
+def load(path: Path | str, seed: int | None = None) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read scenario: {e}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return from_dict(doc, path, seed)
+
+
+def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
+    where = str(path)
+    _check_keys(doc, {"trace", "device", "arrivals", "pressure", "queue_op", "truth"}, where)
+    t = doc.get("trace", {})
+    tw = f"{where} [trace]"
+    _check_keys(t, {"seed", "start", "duration", "cpus", "buffer_size", "compressed", "provider",
+                    "kernel", "instrumentation", "ifr", "lost_events"}, tw)
+    start = _get(t, "start", tw, "2026-11-20T03:00:00Z")
+    try:
+        dt = start if isinstance(start, datetime) else datetime.fromisoformat(
+            str(start).replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{tw}: start {start!r} is not an RFC 3339 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    start_ns = int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
+    kernel = set(_get(t, "kernel", tw, ["diskio", "driver"]))
+    if kernel - set(KERNEL_FAMILIES):
+        raise ConfigError(f"{tw}: kernel families must be among {', '.join(KERNEL_FAMILIES)}")
+    cpus = int(_get(t, "cpus", tw, 4))
+    buffer_size = int(_get(t, "buffer_size", tw, 65536))
+    if not 1 <= cpus <= 64:
+        raise ConfigError(f"{tw}: cpus must be 1..64")
+    if buffer_size % 1024 or not 4096 <= buffer_size <= 1 << 20:
+        raise ConfigError(f"{tw}: buffer_size must be a multiple of 1024 between 4 KiB and 1 MiB")
+    sc = Scenario(
+        path=path,
+        seed=int(seed if seed is not None else _get(t, "seed", tw, 1)),
+        start_unix_ns=start_ns,
+        duration_ns=parse_duration(_get(t, "duration", tw, required=True), f"{tw} duration"),
+        cpus=cpus, buffer_size=buffer_size,
+        compressed=bool(_get(t, "compressed", tw, False)),
+        provider=str(_get(t, "provider", tw, "Contoso.StorDrv")),
+        kernel=kernel,
+        instrumentation=bool(_get(t, "instrumentation", tw, True)),
+        ifr=bool(_get(t, "ifr", tw, False)),
+        lost_events=int(_get(t, "lost_events", tw, 0)),
+        devices=[], arrivals=[], pressure=[], queue_ops=[],
+    )
+    for i, d in enumerate(doc.get("device", [])):
+        dw = f"{where} [[device]] #{i + 1}"
+        _check_keys(d, {"name", "disk", "queue"}, dw)
+        queues = []
+        for j, q in enumerate(d.get("queue", [{"name": "default"}])):
+            qw = f"{dw} [[device.queue]] #{j + 1}"
+            _check_keys(q, {"name", "policy", "majors"}, qw)
+            majors = q.get("majors")
+            queues.append(Queue(
+                name=str(_get(q, "name", qw, f"queue{j}")),
+                policy=Policy.parse(_get(q, "policy", qw, "none"), f"{qw} policy"),
+                majors=None if majors is None else {parse_major(m, f"{qw} majors") for m in majors}))
+        sc.devices.append(Device(name=str(_get(d, "name", dw, required=True)),
+                                 disk=int(_get(d, "disk", dw, i)), queues=queues))
+    if not sc.devices:
+        raise ConfigError(f"{where}: at least one [[device]] is needed")
+    for i, a in enumerate(doc.get("arrivals", [])):
+        aw = f"{where} [[arrivals]] #{i + 1}"
+        _check_keys(a, {"device", "start", "end", "rate", "mix", "sizes", "paging", "service",
+                        "priority"}, aw)
+        dev = str(_get(a, "device", aw, sc.devices[0].name))
+        sc.device(dev)
+        mix_raw = _get(a, "mix", aw, {"read": 1.0})
+        mix = [(parse_major(k, f"{aw} mix"), float(v)) for k, v in mix_raw.items()]
+        if not mix or sum(w for _, w in mix) <= 0:
+            raise ConfigError(f"{aw}: mix needs a positive weight")
+        service = str(_get(a, "service", aw, "2ms"))
+        fixed = service.startswith("fixed:")
+        a_start = parse_duration(_get(a, "start", aw, 0), f"{aw} start")
+        a_end = parse_duration(_get(a, "end", aw, sc.duration_ns / 1e9), f"{aw} end")
+        if a_end <= a_start:
+            raise ConfigError(f"{aw}: end must be after start")
+        sizes = [int(s) for s in _get(a, "sizes", aw, [4096])]
+        if not sizes or min(sizes) < 0:
+            raise ConfigError(f"{aw}: sizes must be non-negative byte counts")
+        sc.arrivals.append(Arrivals(
+            device=dev, start_ns=a_start, end_ns=a_end,
+            rate=float(_get(a, "rate", aw, required=True)), mix=mix, sizes=sizes,
+            paging=_probability(_get(a, "paging", aw, 0.0), f"{aw} paging"),
+            service_ns=parse_duration(service.removeprefix("fixed:"), f"{aw} service"),
+            service_fixed=fixed, priority=int(_get(a, "priority", aw, 2)) & 7))
+    for i, p in enumerate(doc.get("pressure", [])):
+        pw = f"{where} [[pressure]] #{i + 1}"
+        _check_keys(p, {"start", "end", "fail", "available_mb"}, pw)
+        fail = _get(p, "fail", pw, "always")
+        fail_all, by_major = None, {}
+        if isinstance(fail, dict):
+            by_major = {parse_major(k, f"{pw} fail"): _probability(v, f"{pw} fail")
+                        for k, v in fail.items()}
+        elif str(fail) == "always":
+            fail_all = 1.0
+        elif str(fail).startswith("random:"):
+            fail_all = _probability(str(fail)[7:], f"{pw} fail")
+        else:
+            raise ConfigError(f"{pw}: fail must be 'always', 'random:P' or a table of majors")
+        sc.pressure.append(Pressure(
+            start_ns=parse_duration(_get(p, "start", pw, required=True), f"{pw} start"),
+            end_ns=parse_duration(_get(p, "end", pw, required=True), f"{pw} end"),
+            fail_all=fail_all, fail_by_major=by_major,
+            available_mb=int(_get(p, "available_mb", pw, 24))))
+    for i, o in enumerate(doc.get("queue_op", [])):
+        ow = f"{where} [[queue_op]] #{i + 1}"
+        _check_keys(o, {"at", "device", "queue", "op"}, ow)
+        op = str(_get(o, "op", ow, required=True))
+        if op not in QUEUE_OPS:
+            raise ConfigError(f"{ow}: op must be one of {', '.join(QUEUE_OPS)}")
+        dev = sc.device(str(_get(o, "device", ow, sc.devices[0].name)))
+        qname = str(_get(o, "queue", ow, dev.queues[0].name))
+        if qname not in {q.name for q in dev.queues}:
+            raise ConfigError(f"{ow}: device {dev.name!r} has no queue {qname!r}")
+        sc.queue_ops.append(QueueOp(parse_duration(_get(o, "at", ow, required=True), f"{ow} at"),
+                                    dev.name, qname, op))
+    truth = doc.get("truth", {})
+    _check_keys(truth, {"policies"}, f"{where} [truth]")
+    sc.truth_policies = [str(p) for p in truth.get("policies", [])]
+    return sc
