@@ -28,6 +28,8 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
+from construct import CString, Int8ul, Int16ul, Struct
+
 from fpreplay.parsers.etl.decoders.common import irp_flags
 
 EXT_EVENT_SCHEMA_TL = 11
@@ -266,6 +268,87 @@ def decode_payload(event: TlEvent, payload: bytes, pointer_size: int) -> tuple[d
         except (TlFormatError, struct.error) as e:
             return values, str(e)
     return values, None
+
+
+# --- the writing side (the synthesizer and the tests build events with these) ----------------
+TL_PROVIDER_TRAITS = Struct("Size" / Int16ul, "ProviderName" / CString("utf8"))
+TL_EVENT_HEAD = Struct("Size" / Int16ul, "Tags" / Int8ul, "Name" / CString("utf8"))
+
+
+def provider_traits(name: str) -> bytes:
+    """A PROV_TRAITS item's data: the provider's name, no traits."""
+    return TL_PROVIDER_TRAITS.build(dict(Size=2 + len(name.encode("utf-8")) + 1, ProviderName=name))
+
+
+def _field_metadata(f: TlField) -> bytes:
+    out = f.name.encode("utf-8") + b"\0"
+    out_type = len(f.members) if f.in_type == IN_STRUCT else f.out_type
+    out += bytes([f.in_type | f.count | (0x80 if out_type else 0)])
+    if out_type:
+        out += bytes([out_type])
+    if f.count == COUNT_CONST:
+        out += _U16.pack(f.const_count)
+    for m in f.members:
+        out += _field_metadata(m)
+    return out
+
+
+def build_metadata(event: TlEvent) -> bytes:
+    """An EVENT_SCHEMA_TL item's data for this event (the inverse of parse_metadata)."""
+    body = TL_EVENT_HEAD.build(dict(Size=0, Tags=0, Name=event.name))[2:]
+    body += b"".join(_field_metadata(f) for f in event.fields)
+    return _U16.pack(len(body) + 2) + body
+
+
+def _encode_scalar(f: TlField, v, psize: int) -> bytes:
+    t = f.in_type
+    st = _FIXED.get(t)
+    if st is not None:
+        return st.pack(int(v) if isinstance(v, bool) else v)
+    if t == IN_UNICODESTRING:
+        return v.encode("utf-16-le") + b"\0\0"
+    if t == IN_ANSISTRING:
+        return v.encode("utf-8") + b"\0"
+    if t in (IN_BINARY, IN_COUNTEDBINARY):
+        return _U16.pack(len(v)) + v
+    if t == IN_COUNTEDSTRING:
+        raw = v.encode("utf-16-le")
+        return _U16.pack(len(raw)) + raw
+    if t == IN_COUNTEDANSISTRING:
+        raw = v.encode("utf-8")
+        return _U16.pack(len(raw)) + raw
+    if t == IN_GUID:
+        return uuid.UUID(v).bytes_le
+    if t == IN_POINTER:
+        return v.to_bytes(psize, "little")
+    if t == IN_SYSTEMTIME:
+        d, tm = v.split("T")
+        y, mo, dd = (int(x) for x in d.split("-"))
+        hms, ms = tm.split(".")
+        h, mi, sec = (int(x) for x in hms.split(":"))
+        return struct.pack("<8H", y, mo, 0, dd, h, mi, sec, int(ms))
+    if t == IN_SID:
+        parts = v.split("-")
+        rev, auth, subs = int(parts[1]), int(parts[2]), [int(x) for x in parts[3:]]
+        return bytes([rev, len(subs)]) + auth.to_bytes(6, "big") + struct.pack(
+            f"<{len(subs)}I", *subs)
+    if t == IN_STRUCT:
+        return b"".join(_encode_value(m, v[m.name], psize) for m in f.members)
+    if t == IN_NULL:
+        return b""
+    raise TlFormatError(f"cannot encode in-type {t}")
+
+
+def _encode_value(f: TlField, v, psize: int) -> bytes:
+    if f.count == 0:
+        return _encode_scalar(f, v, psize)
+    items = b"".join(_encode_scalar(f, x, psize) for x in v)
+    return items if f.count == COUNT_CONST else _U16.pack(len(v)) + items
+
+
+def encode_payload(event: TlEvent, values: dict, pointer_size: int = 8) -> bytes:
+    """The payload for these values (the inverse of decode_payload)."""
+    return b"".join(_encode_value(f, values[f.name], pointer_size) for f in event.fields)
 
 
 # --- the decoder the walker calls -------------------------------------------------------------
