@@ -88,7 +88,7 @@ def lifecycle_rows(sim) -> list[dict]:
 
 
 def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
-    from fpreplay.synth.expect import compare_expectation
+    from fpreplay.synth.expect import nearest_rank, compare_expectation
 
     sc = sim.sc
     rows = lifecycle_rows(sim)
@@ -114,7 +114,9 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
                                      "reserve_high_water": sim.queues[(d.name, q.name)]
                                      .reserve_high_water}
               for d in sc.devices for q in d.queues}
-    parked = [r for r, irp in zip(rows, sim.irps) if irp.parked_ns is not None]
+    parked = [irp for irp in sim.irps if irp.parked_ns is not None]
+    # What the driver really went through while parked (the trace cannot show it, 8.3).
+    waits = [irp.delivered_ns - irp.arrive_ns for irp in parked if irp.delivered_ns is not None]
     return {
         "schema": TRUTH_SCHEMA,
         "scenario": sc.path.name,
@@ -132,6 +134,7 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
         "actual": actual,
         "fate": dict(sorted(fate.items())),
         "parked": len(parked),
+        "park_wait_ns": nearest_rank(waits),
         "queues": queues,
         "incidents": incidents,
         "queue_ops": [{"ts_ns": t, "kind": k} for t, k in ops],

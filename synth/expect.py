@@ -31,7 +31,7 @@ from fpreplay.schema import (
 FAILING = ("alloc_failed", "refused", "reserved")
 
 
-def _nearest_rank(values: list[int]) -> dict:
+def nearest_rank(values: list[int]) -> dict:
     if not values:
         return {"p50": 0, "p99": 0, "max": 0}
     s = sorted(values)
@@ -201,7 +201,7 @@ def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int
         if kind == "parked_reserved":
             waits.append(wait[id(r)])
     return {"policy": policy, "rescued": rescued, "still_failed": still, "regressed": regressed,
-            "parked": len(parked_ids), "park_wait_ns": _nearest_rank(waits),
+            "parked": len(parked_ids), "park_wait_ns": nearest_rank(waits),
             "cancelled": int(cancelled), "invalid_state": int(invalid),
             "reserve_high_water": high}
 

@@ -319,9 +319,6 @@ class Simulation:
             st.parked.append(irp)
 
     def _deliver_reserved(self, t: int, st: QueueState, irp: Irp) -> None:
-        irp.evidence.add("reserved_request_used")
-        self._tl(t, irp.cpu, "ReservedRequestUsed", irp, Irp=irp.addr, Request=irp.request,
-                 Queue=f"0x{st.queue.handle:x}", Device=st.device.name, Major=irp.major)
         self._offer(t, st, irp)
 
     def _offer(self, t: int, st: QueueState, irp: Irp) -> None:
@@ -346,6 +343,11 @@ class Simulation:
 
     def _present(self, t: int, st: QueueState, irp: Irp) -> None:
         irp.delivered_ns = t
+        if irp.reserved:
+            # The driver's EvtIo callback sees WdfRequestIsReserved: only a presented request.
+            irp.evidence.add("reserved_request_used")
+            self._tl(t, irp.cpu, "ReservedRequestUsed", irp, Irp=irp.addr, Request=irp.request,
+                     Queue=f"0x{st.queue.handle:x}", Device=st.device.name, Major=irp.major)
         if irp.fate == "parked":
             irp.fate = "parked_then_reserved"
         elif irp.reserved:
