@@ -122,7 +122,8 @@ def incidents_table(incidents: list[dict]) -> Table:
 
 
 def render_analyze(doc: dict, out: Console) -> None:
-    out.print(doc["verdict"], style="bold", markup=False)
+    out.print(doc["verdict"], style="bold red" if doc["incidents"] else "bold green",
+              markup=False)
     out.print(f"events {doc['events']}  records {doc['records']}  events lost "
               f"{doc['events_lost']}  IRPs {doc['irps']}", markup=False)
     out.print(breakdown_table("Actual outcomes by device", doc["by_device"]))
@@ -162,7 +163,9 @@ def compare_table(doc: dict) -> Table:
     t.add_column("policy", overflow="fold", max_width=22)
     for c in ("rescued", "still failed", "regress", "parked", "wait p50", "p99", "max",
               "cancl", "inval", "high water"):
-        t.add_column(c, justify="right")
+        # Colour says which way a number cuts; the console drops it off a terminal/NO_COLOR.
+        style = {"rescued": "green", "still failed": "red", "regress": "red"}.get(c)
+        t.add_column(c, justify="right", style=style)
     for row in [doc["observed"], *doc["policies"]]:
         w = row["park_wait_ns"]
         t.add_row(row["policy"], str(row["rescued"]), str(row["still_failed"]),
