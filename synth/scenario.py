@@ -179,6 +179,16 @@ def _get(table: dict, key: str, where: str, default=None, required: bool = False
     return default
 
 
+def _num(value, where: str, kind=float):
+    """A number from the scenario, or a ConfigError naming the key."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: {value!r} is not a number")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not {'an integer' if kind is int else 'a number'}") from None
+
+
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -229,15 +239,15 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
     kernel = set(_get(t, "kernel", tw, ["diskio", "driver"]))
     if kernel - set(KERNEL_FAMILIES):
         raise ConfigError(f"{tw}: kernel families must be among {', '.join(KERNEL_FAMILIES)}")
-    cpus = int(_get(t, "cpus", tw, 4))
-    buffer_size = int(_get(t, "buffer_size", tw, 65536))
+    cpus = _num(_get(t, "cpus", tw, 4), f"{tw} cpus", int)
+    buffer_size = _num(_get(t, "buffer_size", tw, 65536), f"{tw} buffer_size", int)
     if not 1 <= cpus <= 64:
         raise ConfigError(f"{tw}: cpus must be 1..64")
     if buffer_size % 1024 or not 4096 <= buffer_size <= 1 << 20:
         raise ConfigError(f"{tw}: buffer_size must be a multiple of 1024 between 4 KiB and 1 MiB")
     sc = Scenario(
         path=path,
-        seed=int(seed if seed is not None else _get(t, "seed", tw, 1)),
+        seed=_num(seed if seed is not None else _get(t, "seed", tw, 1), f"{tw} seed", int),
         start_unix_ns=start_ns,
         duration_ns=parse_duration(_get(t, "duration", tw, required=True), f"{tw} duration"),
         cpus=cpus, buffer_size=buffer_size,
@@ -246,7 +256,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         kernel=kernel,
         instrumentation=bool(_get(t, "instrumentation", tw, True)),
         ifr=bool(_get(t, "ifr", tw, False)),
-        lost_events=int(_get(t, "lost_events", tw, 0)),
+        lost_events=_num(_get(t, "lost_events", tw, 0), f"{tw} lost_events", int),
         devices=[], arrivals=[], pressure=[], queue_ops=[],
     )
     for i, d in enumerate(doc.get("device", [])):
@@ -262,7 +272,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
                 policy=Policy.parse(_get(q, "policy", qw, "none"), f"{qw} policy"),
                 majors=None if majors is None else {parse_major(m, f"{qw} majors") for m in majors}))
         sc.devices.append(Device(name=str(_get(d, "name", dw, required=True)),
-                                 disk=int(_get(d, "disk", dw, i)), queues=queues))
+                                 disk=_num(_get(d, "disk", dw, i), f"{dw} disk", int), queues=queues))
     if not sc.devices:
         raise ConfigError(f"{where}: at least one [[device]] is needed")
     for i, a in enumerate(doc.get("arrivals", [])):
@@ -272,7 +282,9 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         dev = str(_get(a, "device", aw, sc.devices[0].name))
         sc.device(dev)
         mix_raw = _get(a, "mix", aw, {"read": 1.0})
-        mix = [(parse_major(k, f"{aw} mix"), float(v)) for k, v in mix_raw.items()]
+        if not isinstance(mix_raw, dict):
+            raise ConfigError(f"{aw}: mix must be a table such as {{ read = 0.7, write = 0.3 }}")
+        mix = [(parse_major(k, f"{aw} mix"), _num(v, f"{aw} mix {k}")) for k, v in mix_raw.items()]
         if not mix or sum(w for _, w in mix) <= 0:
             raise ConfigError(f"{aw}: mix needs a positive weight")
         service = str(_get(a, "service", aw, "2ms"))
@@ -281,15 +293,17 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         a_end = parse_duration(_get(a, "end", aw, sc.duration_ns / 1e9), f"{aw} end")
         if a_end <= a_start:
             raise ConfigError(f"{aw}: end must be after start")
-        sizes = [int(s) for s in _get(a, "sizes", aw, [4096])]
+        sizes = [_num(s, f"{aw} sizes", int) for s in _get(a, "sizes", aw, [4096])]
         if not sizes or min(sizes) < 0:
             raise ConfigError(f"{aw}: sizes must be non-negative byte counts")
+        if _num(_get(a, "rate", aw, required=True), f"{aw} rate") <= 0:
+            raise ConfigError(f"{aw}: rate must be positive (IRPs per second)")
         sc.arrivals.append(Arrivals(
             device=dev, start_ns=a_start, end_ns=a_end,
-            rate=float(_get(a, "rate", aw, required=True)), mix=mix, sizes=sizes,
+            rate=_num(_get(a, "rate", aw, required=True), f"{aw} rate"), mix=mix, sizes=sizes,
             paging=_probability(_get(a, "paging", aw, 0.0), f"{aw} paging"),
             service_ns=parse_duration(service.removeprefix("fixed:"), f"{aw} service"),
-            service_fixed=fixed, priority=int(_get(a, "priority", aw, 2)) & 7))
+            service_fixed=fixed, priority=_num(_get(a, "priority", aw, 2), f"{aw} priority", int) & 7))
     for i, p in enumerate(doc.get("pressure", [])):
         pw = f"{where} [[pressure]] #{i + 1}"
         _check_keys(p, {"start", "end", "fail", "available_mb"}, pw)
@@ -308,7 +322,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
             start_ns=parse_duration(_get(p, "start", pw, required=True), f"{pw} start"),
             end_ns=parse_duration(_get(p, "end", pw, required=True), f"{pw} end"),
             fail_all=fail_all, fail_by_major=by_major,
-            available_mb=int(_get(p, "available_mb", pw, 24))))
+            available_mb=_num(_get(p, "available_mb", pw, 24), f"{pw} available_mb", int)))
     for i, o in enumerate(doc.get("queue_op", [])):
         ow = f"{where} [[queue_op]] #{i + 1}"
         _check_keys(o, {"at", "device", "queue", "op"}, ow)
