@@ -89,7 +89,8 @@ def _fill_irp_from_request(ev: pl.DataFrame) -> pl.DataFrame:
         return ev
     ev = ev.sort("ts_ns", maintain_order=True)
     for strategy in ("backward", "forward"):
-        joined = ev.join_asof(pairs, on="ts_ns", by="request", strategy=strategy)
+        joined = ev.join_asof(pairs, on="ts_ns", by="request", strategy=strategy,
+                              check_sortedness=False)   # both sides sorted by ts_ns above
         ev = joined.with_columns(pl.col("irp").fill_null(pl.col("_irp_of_request"))) \
                    .drop("_irp_of_request")
     return ev
@@ -245,7 +246,8 @@ def _tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
         # Same device first; then messages or completions that name no device match any.
         with_dev = msgs.filter(pl.col("_dev").is_not_null())
         a = with_dev.join_asof(cand.filter(pl.col("_dev").is_not_null()), on="_t", by="_dev",
-                               strategy="nearest", tolerance=TIE_WINDOW_NS)
+                               strategy="nearest", tolerance=TIE_WINDOW_NS,
+                               check_sortedness=False)   # both sorted by _t above
         a = a.filter(pl.col("_inst").is_not_null()).select("_m", "_inst")
         rest = msgs.join(a, on="_m", how="anti")
         any_dev = cand.filter(pl.col("_dev").is_null()) if rest["_dev"].is_not_null().all() \
