@@ -177,10 +177,11 @@ def policy_charts(cmp: whatif.Comparison, t0: int, t1: int) -> str:
         out.append(step_chart([("outstanding IRPs", _reduce(tl["ts_ns"], tl["outstanding"],
                                                            t0, t1, cols))],
                               t0, t1, f"{p}: outstanding IRPs"))
-        out.append(step_chart([("reserved requests in use",
-                                _reduce(tl["ts_ns"], tl["reserved_in_use"], t0, t1, cols))],
-                              t0, t1, f"{p}: reserved requests in use against N = {n}",
-                              hline=(f"N = {n}", n) if n else None))
+        if n:   # `none` has no reserve to draw
+            out.append(step_chart([("reserved requests in use",
+                                    _reduce(tl["ts_ns"], tl["reserved_in_use"], t0, t1, cols))],
+                                  t0, t1, f"{p}: reserved requests in use against N = {n}",
+                                  hline=(f"N = {n}", n)))
         out.append(step_chart([("parked IRPs", _reduce(tl["ts_ns"], tl["parked"], t0, t1,
                                                       cols)),
                                ("IRPs completed with an error (cumulative)",

@@ -192,21 +192,59 @@ def concurrency_peak(starts: pl.Series, ends: pl.Series) -> int:
     return int(ev["d"].cum_sum().max() or 0)
 
 
-def observed_row(irps: pl.DataFrame) -> dict:
-    """What actually happened, as a compare row: failures the trace shows, nothing rescued."""
+def reserved_deliveries(irps: pl.DataFrame, events: pl.DataFrame | None) -> pl.DataFrame:
+    """For each IRP served from the reserve in the trace: when it got its reserved request.
+
+    The `reserved_request_used` event marks the delivery; an IRP delivered after its arrival
+    waited parked for the difference. Without the event the delivery is taken as the arrival.
+    Columns: irp, arrive_ns, complete_ns, deliver_ns, parked, park_wait_ns (parked only)."""
+    reserved = irps.filter(pl.col("actual") == "reserved").select(
+        "irp", "arrive_ns", "complete_ns")
+    if events is not None and events.height and reserved.height:
+        used = (events.filter(pl.col("kind") == "reserved_request_used")
+                .select("irp", pl.col("ts_ns").alias("used_ns")).drop_nulls().sort("used_ns"))
+        # The last use of the address at or before the IRP's completion (addresses are reused).
+        reserved = (reserved.with_row_index("_i")
+                    .with_columns(pl.col("complete_ns").fill_null(1 << 62).alias("_end"))
+                    .sort("_end")
+                    .join_asof(used, left_on="_end", right_on="used_ns", by="irp",
+                               strategy="backward", check_sortedness=False)
+                    .with_columns(pl.when(pl.col("used_ns") >= pl.col("arrive_ns"))
+                                  .then(pl.col("used_ns")).otherwise(pl.col("arrive_ns"))
+                                  .alias("deliver_ns"))
+                    .sort("_i").drop("_i", "_end", "used_ns"))
+    else:
+        reserved = reserved.with_columns(pl.col("arrive_ns").alias("deliver_ns"))
+    # Parked means delivered when another reserved request was recycled: some reserved IRP
+    # completed between this one's arrival and its delivery. (A delivery a few microseconds
+    # after arrival with no recycle in between is instrumentation lag, not parking.)
+    recycled = reserved["complete_ns"].drop_nulls().sort()
+    before_arrival = recycled.search_sorted(reserved["arrive_ns"], side="right")
+    before_delivery = recycled.search_sorted(reserved["deliver_ns"], side="right")
+    parked = (before_delivery - before_arrival) > 0
+    return reserved.with_columns(
+        parked.alias("parked"),
+        pl.when(parked).then(pl.col("deliver_ns") - pl.col("arrive_ns")).otherwise(None)
+        .alias("park_wait_ns"))
+
+
+def observed_row(irps: pl.DataFrame, events: pl.DataFrame | None = None) -> dict:
+    """What actually happened, as a compare row: failures the trace shows, nothing rescued;
+    parking and the reserve's high-water mark as far as reserved_request_used events show them
+    (an IRP served from the reserve after its arrival was parked)."""
     actual = actual_counts(irps)
-    reserved = irps.filter(pl.col("actual") == "reserved")
+    served = reserved_deliveries(irps, events)
+    waits = served.filter(pl.col("parked"))["park_wait_ns"]
     return {
         "policy": "actual",
         "rescued": 0,
         "still_failed": actual["alloc_failed"] + actual["refused"],
         "regressed": 0,
-        # The trace cannot show parking; a reserved IRP's wait before delivery is not visible.
-        "parked": 0,
-        "park_wait_ns": {"p50": 0, "p99": 0, "max": 0},
+        "parked": int(waits.len()),
+        "park_wait_ns": _percentiles(waits),
         "cancelled": actual["cancelled"],
         "invalid_state": actual["invalid_state"],
-        "reserve_high_water": concurrency_peak(reserved["arrive_ns"], reserved["complete_ns"]),
+        "reserve_high_water": concurrency_peak(served["deliver_ns"], served["complete_ns"]),
     }
 
 
@@ -250,7 +288,7 @@ def compare(irps: pl.DataFrame, policies: list[str], *, events: pl.DataFrame | N
             v["outcome"].alias(f"{p}:outcome"), v["sim_status"].alias(f"{p}:status"),
             v["park_wait_ns"].alias(f"{p}:park_wait_ns"), v["verdict"].alias(f"{p}:verdict"))
     return Comparison(policies=list(policies), actual=actual_counts(irps),
-                      observed=observed_row(irps), summaries=summaries, per_irp=per_irp,
+                      observed=observed_row(irps, events), summaries=summaries, per_irp=per_irp,
                       outcomes=outcomes, timelines=timelines, pool_sizes=sizes,
                       warnings=warnings)
 
