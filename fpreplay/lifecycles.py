@@ -96,85 +96,83 @@ def _fill_irp_from_request(ev: pl.DataFrame) -> pl.DataFrame:
     return ev
 
 
-def _assign_instances(ev: pl.DataFrame, diagnostics: Diagnostics):
-    """The one sorted pass: each event -> instance number; per instance its completion time and
-    how it ended. Returns (instance per row, complete_ts per instance, note per instance)."""
+def _assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
+    """The one sorted pass over IRP-bearing events (state per address).
+
+    Returns the instance number of every row, whether the row closed its instance (the
+    completion that ends it, or an orphan completion), and the notes of broken instances
+    (instance -> "redispatched" | "reused" | "open_at_end"). Event names travel as integer
+    codes; a per-instance set of names is only built when a second name arrives."""
+    coded = ev.select(pl.col("event_name").fill_null("").rank("dense").alias("c"),
+                      pl.col("event_name").is_in(list(REPEATABLE_DISPATCH)).alias("rep"))
+    codes = coded["c"].to_list()
+    repeatable = set(coded.filter(pl.col("rep"))["c"].unique().to_list())
     irps = ev["irp"].to_list()
     kinds = ev["_code"].to_list()
     layers = ev["_layer"].to_list()
-    names = ev["event_name"].fill_null("").to_list()
-    times = ev["ts_ns"].to_list()
-    inst_of = [0] * len(irps)
-    complete_ts: list = []
-    note: list = []
-    orphan: list = []
-    opener: list = []    # per instance: the name of the event that opened it
-    open_: dict = {}     # irp -> [instance, layer, dispatch names, has a layer's own dispatch]
-    closed: dict = {}    # irp -> [instance, layer, set of completion names]
-
-    def new(irp, layer, name, is_complete, ts):
-        i = len(complete_ts)
-        complete_ts.append(ts if is_complete else None)
-        note.append(None)
-        orphan.append(is_complete)
-        opener.append(name)
-        if is_complete:
-            closed[irp] = [i, layer, {name}]
-        else:
-            open_[irp] = [i, layer, {name}, bool(layer)]
-            closed.pop(irp, None)
-        return i
-
-    for r in range(len(irps)):
-        a, k, lay, nm = irps[r], kinds[r], layers[r], names[r]
+    n = len(irps)
+    inst_of = [0] * n
+    closes = [False] * n
+    note: dict = {}
+    open_: dict = {}     # irp -> [instance, layer, names (code or set), has a layer's dispatch]
+    closed: dict = {}    # irp -> [instance, layer, completion names (code or set)]
+    nxt = 0
+    for r in range(n):
+        a = irps[r]
+        k = kinds[r]
+        lay = layers[r]
+        nm = codes[r]
         o = open_.get(a)
         if k != COMPLETE:
             if o is not None:
                 if lay and o[1] and lay != o[1]:
                     note[o[0]] = "reused"
-                    inst_of[r] = new(a, lay, nm, False, None)
-                elif k == DISPATCH and nm not in REPEATABLE_DISPATCH and (
-                        nm in o[2] or (lay and lay == o[1] and o[3])):
+                elif k == DISPATCH and nm not in repeatable and (
+                        (nm in o[2] if type(o[2]) is set else nm == o[2])
+                        or (lay and lay == o[1] and o[3])):
                     note[o[0]] = "redispatched"
-                    inst_of[r] = new(a, lay, nm, False, None)
                 else:
                     inst_of[r] = o[0]
                     if k == DISPATCH:
-                        o[2].add(nm)
-                        o[3] = o[3] or bool(lay)
+                        seen = o[2]
+                        if type(seen) is set:
+                            seen.add(nm)
+                        elif seen != nm:
+                            o[2] = {seen, nm}
+                        if lay:
+                            o[3] = True
                     if not o[1]:
                         o[1] = lay
-            else:
-                inst_of[r] = new(a, lay, nm, False, None)
+                    continue
+            open_[a] = [nxt, lay, nm, bool(lay) and k == DISPATCH]
+            closed.pop(a, None)
+            inst_of[r] = nxt
+            nxt += 1
             continue
         # a completion
         if o is not None:
             if not (lay and o[1] and lay != o[1]):
                 inst_of[r] = o[0]
-                complete_ts[o[0]] = times[r]
+                closes[r] = True
                 del open_[a]
-                closed[a] = [o[0], lay or o[1], {nm}]
+                closed[a] = [o[0], lay or o[1], nm]
                 continue
             note[o[0]] = "reused"
             del open_[a]
         c = closed.get(a)
-        if c is not None and nm not in c[2] and not (lay and c[1] and lay != c[1]):
-            inst_of[r] = c[0]       # a second source's word on the instance just closed
-            c[2].add(nm)
-            continue
-        inst_of[r] = new(a, lay, nm, True, times[r])
-
+        if c is not None and not (lay and c[1] and lay != c[1]):
+            seen = c[2]
+            if (nm not in seen) if type(seen) is set else (nm != seen):
+                inst_of[r] = c[0]       # a second source's word on the instance just closed
+                c[2] = (seen | {nm}) if type(seen) is set else {seen, nm}
+                continue
+        inst_of[r] = nxt                # an orphan completion: its own instance
+        closes[r] = True
+        closed[a] = [nxt, lay, nm]
+        nxt += 1
     for o in open_.values():
-        if note[o[0]] is None:
-            note[o[0]] = "open_at_end"
-    for i, is_orphan in enumerate(orphan):
-        if is_orphan:
-            note[i] = "orphan"
-    _report(diagnostics, note, opener, names)
-    for i, is_orphan in enumerate(orphan):
-        if is_orphan:
-            note[i] = None
-    return inst_of, complete_ts, note, orphan
+        note.setdefault(o[0], "open_at_end")
+    return inst_of, closes, note
 
 
 _REPORTS = {
@@ -190,29 +188,23 @@ _REPORTS = {
 }
 
 
-def _report(diagnostics: Diagnostics, note: list, opener: list, names: list) -> None:
-    """Count each kind of broken lifecycle and say which events they came from; say so when
-    a source never logs completions at all (e.g. Kernel-File without its OperationEnd)."""
-    from collections import Counter
-
-    by_note: dict[str, Counter] = {}
-    for n, o in zip(note, opener):
-        if n is not None:
-            by_note.setdefault(n, Counter())[o] += 1
-    if not by_note:
-        return
-    seen = set(names)
+def _report(diagnostics: Diagnostics, inst: pl.DataFrame, names: pl.Series) -> None:
+    """Count each kind of broken lifecycle and say which events they came from; say so when a
+    source never logs completions at all (e.g. Kernel-File without its OperationEnd).
+    `inst` has one row per instance: _note, _opener."""
+    broken = inst.filter(pl.col("_note").is_not_null())
     for key, (counter_name, text) in _REPORTS.items():
-        c = by_note.get(key)
-        if not c:
+        part = broken.filter(pl.col("_note") == key)
+        if part.height == 0:
             continue
-        total = sum(c.values())
-        diagnostics.count(counter_name, total)
-        parts = ", ".join(f"{name} {n}" for name, n in c.most_common(4))
-        diagnostics.warn(f"{total} {text} ({parts})")
-    fs_dispatch = [n for n in seen if n.startswith(_FS_PREFIXES) and not n.endswith(
-        ("/OpEnd", "/OperationEnd"))]
-    if fs_dispatch and not any(n.endswith(("/OpEnd", "/OperationEnd")) for n in seen):
+        diagnostics.count(counter_name, part.height)
+        top = part.group_by("_opener").len().sort(["len", "_opener"], descending=[True, False])
+        parts = ", ".join(f"{o} {c}" for o, c in top.head(4).iter_rows())
+        diagnostics.warn(f"{part.height} {text} ({parts})")
+    seen = set(names.unique().to_list())
+    ends = ("/OpEnd", "/OperationEnd")
+    if any(str(n).startswith(_FS_PREFIXES) for n in seen) and \
+            not any(str(n).endswith(ends) for n in seen):
         diagnostics.warn("the trace holds file-system IRP dispatches but no FileIo/Kernel-File "
                          "operation-end events (the OP_END keyword was off): those IRPs never "
                          "show a completion")
@@ -296,30 +288,34 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
                                   diagnostics)
         return empty_irps()
 
-    inst_of, complete_ts, note, orphan = _assign_instances(ev, diagnostics)
-    ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64))
-    per_inst = pl.DataFrame({
-        "_inst": pl.Series(range(len(complete_ts)), dtype=pl.Int64),
-        "complete_ns": pl.Series(complete_ts, dtype=pl.Int64),
-        "_note": pl.Series(note, dtype=pl.String),
-        "_orphan": pl.Series(orphan, dtype=pl.Boolean),
-    })
+    inst_of, closes, notes = _assign_instances(ev)
+    ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
+                         pl.Series("_closes", closes, dtype=pl.Boolean))
     is_complete = pl.col("_code") == COMPLETE
     lc = (ev.group_by("_inst", maintain_order=True).agg(
         pl.col("irp").first(),
         *[_first(c) for c in ("device", "queue", "major", "minor", "irp_flags", "bytes")],
         pl.col("ts_ns").filter(~is_complete).min().alias("_arrive"),
+        pl.col("ts_ns").filter(pl.col("_closes")).first().alias("complete_ns"),
         pl.col("status").filter(is_complete).drop_nulls().first().alias("status"),
         (pl.col("_code") == RESERVED).any().alias("_reserved"),
         (pl.col("_code") == REFUSED).any().alias("_refused"),
         pl.col("_code").is_in([ALLOC, RESOURCES]).any().alias("_alloc"),
         pl.col("request").is_not_null().any().alias("_has_request"),
+        (pl.col("_code").first() == COMPLETE).alias("_orphan"),
+        pl.col("event_name").first().alias("_opener"),
         _first_name(DISPATCH, "_dispatch_name"),
         _first_name(COMPLETE, "_complete_name"),
         _first_name(RESERVED, "_reserved_name"),
         _first_name(REFUSED, "_refused_name"),
         _first_name((ALLOC, RESOURCES), "_alloc_name"),
-    ).join(per_inst, on="_inst", how="left"))
+    ))
+    note_frame = pl.DataFrame({"_inst": pl.Series(list(notes), dtype=pl.Int64),
+                               "_note": pl.Series(list(notes.values()), dtype=pl.String)})
+    lc = lc.join(note_frame, on="_inst", how="left")
+    _report(diagnostics, lc.select(
+        pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
+        .alias("_note"), "_opener"), ev["event_name"])
     lc = lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
     lc = _tie_irpless_failures(lc, loose, diagnostics)
 
