@@ -30,6 +30,9 @@ FILETIME_UNIX_EPOCH = 116_444_736_000_000_000      # 100-ns ticks from 1601-01-0
 MAX_BUFFER_SIZE = 64 << 20                         # ETW caps buffers far below this
 PENDING_FLUSH_ROWS = 50_000                        # rows collected before trying to release some
 PENDING_MAX_ROWS = 1_000_000                       # hard bound: release the oldest regardless
+MAX_CLOCK_HZ = 1 << 40                             # above any QPC or CPU clock
+MAX_SPAN_S = 100 * 365 * 86_400                    # times further than this are damage
+MAX_SPAN_NS = MAX_SPAN_S * 1_500_000_000          # start_ns + span must fit in int64
 ACTIVE_CPU_WINDOW_MIN = 64                         # buffers after which a silent CPU stops holding
 
 # Hot-path struct layouts; tests/test_etl_layouts.py checks each offset against layouts.py.
@@ -95,15 +98,21 @@ class Clock:
             freq = cpu_mhz * 1_000_000
         else:                                      # QPC, or raw treated like QPC
             freq = perf_freq
-        if freq <= 0:
-            raise ValueError(f"clock type {clock_type} with no usable frequency")
+        if not 0 < freq <= MAX_CLOCK_HZ:
+            raise ValueError(f"clock type {clock_type} with no usable frequency ({freq})")
+        start_ns = (start_filetime - FILETIME_UNIX_EPOCH) * 100
+        if abs(start_ns) > MAX_SPAN_NS:
+            raise ValueError(f"StartTime {start_filetime} is no plausible FILETIME")
         self.freq = freq
         self.t0 = t0
-        self.start_ns = (start_filetime - FILETIME_UNIX_EPOCH) * 100
+        self.start_ns = start_ns
 
-    def to_ns(self, raw: int) -> int:
+    def to_ns(self, raw: int) -> int | None:
+        """None for a timestamp too far from the trace start to be real (damaged input)."""
         d = raw - self.t0
         q, r = divmod(d, self.freq)
+        if abs(q) > MAX_SPAN_S:
+            return None
         return self.start_ns + q * 1_000_000_000 + (r * 1_000_000_000) // self.freq
 
     def ticks_to_ns(self, ticks: int) -> int:
@@ -115,7 +124,8 @@ class Clock:
         d = raw - self.t0
         q = d.floordiv(self.freq)
         r = d - q * self.freq
-        return self.start_ns + q * 1_000_000_000 + (r * 1_000_000_000).floordiv(self.freq)
+        ns = self.start_ns + q * 1_000_000_000 + (r * 1_000_000_000).floordiv(self.freq)
+        return pl.when(q.abs() <= MAX_SPAN_S).then(ns).otherwise(None)
 
 
 # --- input streams -------------------------------------------------------------------------------
@@ -429,8 +439,11 @@ class _Reader:
             self.clock = Clock(lf.ReservedFlags, lf.StartTime, t0, lf.PerfFreq, lf.CpuSpeedInMHz)
         except ValueError as e:
             self.diag.warn(f"{self.path}: byte {file_offset}: trace header: {e}; "
-                           "timestamps treated as 10 MHz ticks")
-            self.clock = Clock(L.CLOCK_QPC, lf.StartTime, t0, 10_000_000, 0)
+                           "timestamps treated as 10 MHz ticks from the header's time")
+            try:
+                self.clock = Clock(L.CLOCK_QPC, lf.StartTime, t0, 10_000_000, 0)
+            except ValueError:
+                self.clock = Clock(L.CLOCK_QPC, FILETIME_UNIX_EPOCH, t0, 10_000_000, 0)
         self.logfile = lf
         self.ctx.state["clock"] = self.clock
         self.ctx.state["logfile_header"] = lf
@@ -786,6 +799,7 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
     circular_start = None          # index of the oldest buffer of a wrapped circular file
     deferred: list[int] = []       # indices read in a second pass (the newest part of the ring)
     seen_any = False
+    walked, end_offset = 0, 0
 
     def process(offset: int, data: bytes) -> None:
         nonlocal seen_any
@@ -794,6 +808,7 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
 
     try:
         for offset, index, data in iter_buffers(path, diagnostics):
+            walked, end_offset = index + 1, offset + len(data)
             if index == 1 and reader.logfile is not None:
                 circular_start = _circular_start(reader.logfile)
             if circular_start is not None and 1 <= index < circular_start:
@@ -815,6 +830,11 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
                     break
         if not seen_any or reader.records == 0:
             raise InputError(path, "no ETW records could be read", 0)
+        if reader.logfile is not None and walked < reader.logfile.BuffersWritten:
+            diagnostics.warn(f"{path}: byte {end_offset}: trace cut short: its header says "
+                             f"{reader.logfile.BuffersWritten} buffers were written, "
+                             f"{walked} are present")
+            diagnostics.count("etl_truncated")
         for batch in reader.flush(final=True):
             yield conform_events(batch, keep_extra=True)
     finally:
