@@ -88,7 +88,9 @@ def sniff(path: Path) -> str:
         return "parquet"
     if looks_like_etl(head):
         return "etl"
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    # tracerpt -en Unicode writes UTF-16 with a BOM
+    encoding = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
+    text = head.decode(encoding, errors="replace").lstrip("\ufeff")
     lines = [ln for ln in text.splitlines() if ln.strip()][:40]
     if lines and lines[0].lstrip().startswith("{") and '"ts_ns"' in lines[0]:
         return "ndjson"
