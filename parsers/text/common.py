@@ -21,29 +21,39 @@ BAD_LINES_NAMED = 5        # how many bad lines a warning names before it just c
 FILETIME_EPOCH_DIFF = 116_444_736_000_000_000   # 100-ns intervals from 1601-01-01 to 1970-01-01
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """The file as text: gzip transparently; UTF-16 when it has a BOM (tracerpt -en Unicode),
-    else UTF-8 (BOM stripped) with undecodable bytes replaced so the line is counted bad, not fatal."""
+def open_text(path: Path) -> tuple[io.TextIOBase, object]:
+    """The file as text, plus its underlying byte file (for progress): gzip transparently; UTF-16
+    when it has a BOM (tracerpt -en Unicode), else UTF-8 (BOM stripped) with undecodable bytes
+    replaced so that the line is counted bad, not fatal."""
     try:
-        raw = open(path, "rb")
+        base = open(path, "rb")
+        raw = base
         if raw.peek(2)[:2] == b"\x1f\x8b":
-            raw = gzip.open(raw, "rb")
-        head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+            raw = gzip.open(base, "rb")
+        head = raw.peek(2)[:2]
     except OSError as e:
         raise InputError(path, f"cannot read: {e.strerror or e}") from None
     if head in (b"\xff\xfe", b"\xfe\xff"):
-        return io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline="")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+        return io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline=""), base
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline=""), base
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+PROGRESS_EVERY = 16_384      # lines between progress callbacks (bytes of the file consumed)
+
+
+def iter_lines(path: Path, progress=None) -> Iterator[tuple[int, str]]:
     """(1-based line number, line without its end-of-line) for every line, streamed."""
-    with open_text(path) as f:
+    f, base = open_text(path)
+    with f:
         try:
             for n, line in enumerate(f, 1):
+                if progress is not None and n % PROGRESS_EVERY == 0:
+                    progress(base.tell())
                 yield n, line.rstrip("\r\n")
-        except (OSError, EOFError) as e:     # a cut gzip stream: keep what was read
+        except (OSError, EOFError) as e:     # a cut gzip stream: what was read has been yielded
             raise InputError(path, f"damaged compressed stream: {e}") from None
+        if progress is not None:
+            progress(base.tell())
 
 
 class BadLines:
@@ -93,8 +103,7 @@ class EventBatches:
     def flush(self) -> Iterator[pl.DataFrame]:
         if not self._rows:
             return
-        cols = {name: [r.get(name) for r in self._rows] for name in self.columns}
-        df = pl.DataFrame(cols, schema=self.columns, strict=False)
+        df = pl.from_dicts(self._rows, schema=self.columns, strict=False)
         self.rows_out += df.height
         self._rows = []
         yield conform_events(df, keep_extra=self.all_records)
@@ -108,6 +117,10 @@ def parse_int(text: str | None) -> int | None:
     """`0x1f`, `31`, `0x00000F94`, `-5`; None for empty or non-numeric text."""
     if text is None:
         return None
+    try:                        # the common case first: this runs for most fields of every row
+        return int(text, 16) if text[:2] in ("0x", "0X") else int(text)
+    except ValueError:
+        pass
     t = text.strip().strip('"')
     if not t:
         return None

@@ -109,8 +109,12 @@ _TID = ("IssuingThreadId", "TTID", "TThreadId")
 def _first(f: dict, names) -> int | None:
     for n in names:
         v = f.get(n)
-        if v is not None and v != "":
-            return parse_int(v) if isinstance(v, str) else v
+        if v is not None:
+            if isinstance(v, str):
+                v = parse_int(v)
+                if v is None:
+                    continue
+            return v
     return None
 
 

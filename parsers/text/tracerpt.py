@@ -64,7 +64,7 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
     records = 0
     first_ns = None
     raw_warned = False
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, options.progress):
         if not line.strip():
             continue
         if header is None:
@@ -157,11 +157,11 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _iter_event_chunks(path: Path) -> Iterator[tuple[int, str | None]]:
+def _iter_event_chunks(path: Path, progress=None) -> Iterator[tuple[int, str | None]]:
     """(start line, text of one <Event>…</Event>) streamed; (line, None) for a cut last event."""
     buf = ""
     start_line = 0
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, progress):
         if not buf:
             m = _EVENT_START.search(line)
             if not m:
@@ -189,7 +189,7 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
     clock = LocalClock(path, options.tz, diagnostics)
     records = 0
     first_ns = None
-    for lineno, chunk in _iter_event_chunks(path):
+    for lineno, chunk in _iter_event_chunks(path, options.progress):
         records += 1
         if chunk is None:
             bad.add(lineno, "event cut off at the end of the file")

@@ -116,7 +116,7 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
     records = 0
     first_ns: int | None = None
     untimed_warned = False
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, options.progress):
         s = line.strip()
         if not s:
             continue

@@ -102,6 +102,8 @@ def looks_like(lines: list[str]) -> bool:
 
 
 def _split(line: str) -> list[str]:
+    if '"' not in line:         # most rows: no quoted file name, a plain split is enough
+        return [f.strip() for f in line.split(",")]
     return [f.strip() for f in next(csv.reader([line], skipinitialspace=True))]
 
 
@@ -131,7 +133,7 @@ def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFram
     in_header = False
     records = 0
     warned = False
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, options.progress):
         s = line.strip()
         if not s:
             continue
