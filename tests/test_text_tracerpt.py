@@ -140,3 +140,20 @@ def test_csv_bad_rows_and_raw_clock(tmp_path):
     raw.write_text(HEADER + "\n" + rows[1].replace(str(FT0), "123456") + "\n")
     t = read_inputs([raw], ReadOptions())
     assert t.events["ts_ns"].to_list() == [12_345_600] and any("raw clock" in w for w in t.diagnostics.warnings)
+
+
+def test_utf16_and_gzip_text_with_progress(tmp_path):
+    import gzip
+
+    rows, expected = csv_rows([(True, 4096, 512, 0x43, 1, 0)])
+    text = "\n".join(rows) + "\n"
+    u16 = tmp_path / "unicode.csv"
+    u16.write_bytes(text.encode("utf-16"))                   # BOM + UTF-16LE, as -en Unicode writes
+    gz = tmp_path / "out.csv.gz"
+    gz.write_bytes(gzip.compress(text.encode()))
+    for path in (u16, gz):
+        assert sniff(path) == "tracerpt_csv"
+        seen = []
+        trace = read_inputs([path], ReadOptions(progress=seen.append))
+        assert got(trace) == expected
+        assert seen and seen[-1] == path.stat().st_size
