@@ -252,7 +252,7 @@ def render_incidents(doc: dict, out: Console) -> None:
                         for p in doc["policies"]])
         out.print(t)
         out.print(compare_table({"irps": i["irps"], "memory": doc["memory"],
-                                 "observed": _observed_in(i), "policies": i["policies"]}))
+                                 "observed": i["observed"], "policies": i["policies"]}))
         if i["irp_list"]:
             t = _table(f"IRPs that decided it ({i['deciding_irps']})")
             t.add_column("IRP", overflow="fold")
@@ -266,12 +266,6 @@ def render_incidents(doc: dict, out: Console) -> None:
             if i["deciding_irps"] > 20:
                 t.caption = f"{i['deciding_irps'] - 20} more (see --json)"
             out.print(t)
-
-
-def _observed_in(i: dict) -> dict:
-    return {"policy": "actual", "rescued": 0, "still_failed": i["alloc_failed"] + i["refused"],
-            "regressed": 0, "parked": 0, "park_wait_ns": {"p50": 0, "p99": 0, "max": 0},
-            "cancelled": "-", "invalid_state": "-", "reserve_high_water": "-"}
 
 
 def stderr_note(message: str) -> None:

@@ -268,12 +268,8 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> s
     parts.append("<h4>What each policy would have done</h4>"
                  + _table(COMPARE_HEAD[:5] + ["park wait p50", "p99", "max", "cancelled",
                                               "invalid state", "reserve high water"],
-                          _compare_rows({"observed": {
-                              "policy": "actual", "rescued": 0,
-                              "still_failed": i["alloc_failed"] + i["refused"], "regressed": 0,
-                              "parked": 0, "park_wait_ns": {"p50": 0, "p99": 0, "max": 0},
-                              "cancelled": "-", "invalid_state": "-",
-                              "reserve_high_water": "-"}, "policies": i["policies"]})))
+                          _compare_rows({"observed": i["observed"],
+                                         "policies": i["policies"]})))
     if i["irp_list"]:
         rows = [[render.fmt_irp(r["irp"]), render.fmt_time(r["arrive_ns"])[11:],
                  r["device"], r["queue"] or "(default)",

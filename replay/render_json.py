@@ -194,6 +194,7 @@ def incidents_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
             irps_list.append(ref)
         items.append({**incident_dict(inc),
                       "timeline": incident_timeline(inc, inside, totals, actual_tl),
+                      "observed": entry["observed"],
                       "policies": entry["policies"],
                       "deciding_irps": int(deciding.height),
                       "irp_list": irps_list})

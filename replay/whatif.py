@@ -469,9 +469,11 @@ def sweep_rows(s: Sweep) -> list[dict]:
 
 # --- incidents under each policy --------------------------------------------------------------
 
-def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame) -> list[dict]:
-    """Per incident: per policy the compare row over the IRPs that arrived inside it, and the IRPs
-    that decided it (those whose verdict differs between what happened and a policy)."""
+def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
+                      events: pl.DataFrame | None = None) -> list[dict]:
+    """Per incident: what happened and, per policy, the compare row over the IRPs that arrived
+    inside it; and the IRPs that decided it (those that failed or used the reserve for real, or
+    whose verdict under some policy is not `same`)."""
     out = []
     tagged = cmp.per_irp.with_row_index("_row")
     for inc in incidents.iter_rows(named=True):
@@ -495,7 +497,8 @@ def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame) -> list[dict]:
             pl.col("actual").is_in(FAILED_ACTUALS + ("reserved",))
             | pl.any_horizontal([pl.col(f"{p}:verdict") != "same" for p in cmp.policies])
             if cmp.policies else pl.col("actual").is_in(FAILED_ACTUALS))
-        out.append({"incident": inc, "policies": per_policy, "irps": deciding,
+        out.append({"incident": inc, "observed": observed_row(inside, events),
+                    "policies": per_policy, "irps": deciding,
                     "timeline": {p: _window(cmp.timelines.get(p), inc) for p in cmp.policies}})
     return out
 
