@@ -126,3 +126,19 @@ def test_bad_and_cut_rows_counted(tmp_path):
     assert trace.events.filter(trace.events["kind"] == "irp_complete")["ts_ns"].to_list() == [8612000, 8700000]
     warning = next(w for w in trace.diagnostics.warnings if "bad line" in w)
     assert "line 2" in warning and "line 4" in warning and "line 5" in warning
+
+
+def test_driver_rows_with_and_without_a_header(tmp_path):
+    row = "   DrvMjFnCall,       9000,        System (4),         44,   0, 0x0000000e, 0x00000000, 0xfffff80012345678, 0xffffe288272d0d20, 0xffffe288b23f1b20, 17"
+    bare = tmp_path / "bare.txt"
+    bare.write_text(row + "\n")
+    t = read_inputs([bare], ReadOptions(all_records=True))
+    assert t.events["kind"].to_list() == ["other"] and t.diagnostics.counters["xperf_rows_without_layout"] == 1
+    assert not t.diagnostics.counters["bad_lines"]
+    named = tmp_path / "named.txt"
+    named.write_text("   DrvMjFnCall,  TimeStamp, Process Name ( PID), ThreadID, CPU, MajorFunction, MinorFunction, "
+                     "RoutineAddr, FileObject, IrpPtr, UniqMatchId\n" + row + "\n")
+    ev = read_inputs([named], ReadOptions()).events
+    assert ev["kind"].to_list() == ["irp_dispatch"]
+    assert (ev["major"][0], ev["minor"][0], ev["irp"][0]) == (0x0E, 0, 0xFFFFE288B23F1B20)
+    assert ev["event_name"][0] == "DiskIo/DrvMjFnCall"

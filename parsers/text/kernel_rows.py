@@ -25,11 +25,11 @@ OPCODE_NAMES: dict[str, dict[int, str]] = {
     "FileIo": {0: "Name", 32: "FileCreate", 35: "FileDelete", 36: "FileRundown", 64: "Create",
                65: "Cleanup", 66: "Close", 67: "Read", 68: "Write", 69: "SetInfo", 70: "Delete",
                71: "Rename", 72: "DirEnum", 73: "Flush", 74: "QueryInfo", 75: "FSControl",
-               76: "OperationEnd", 77: "DirNotify"},
+               76: "OpEnd", 77: "DirNotify"},
     "PageFault": {32: "HardFault"},
 }
 OPCODE_BY_NAME = {cls: {name.lower(): op for op, name in ops.items()} for cls, ops in OPCODE_NAMES.items()}
-OPCODE_BY_NAME["FileIo"]["opend"] = 76
+OPCODE_BY_NAME["FileIo"]["operationend"] = 76
 
 _V3 = 3
 _P = ["DiskNumber", "IrpFlags", "TransferSize", "Reserved", "ByteOffset", "FileObject", "Irp",

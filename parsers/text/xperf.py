@@ -168,6 +168,13 @@ def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFram
             batches.add({"ts_ns": ts, "kind": "other", "event_name": kind, "header_kind": "xperf_dumper",
                          "pid": _pid(values[1]) if len(values) > 1 else None})
             continue
+        if kind not in headers and kind not in DEFAULT_LAYOUTS:
+            # a known type whose columns this file never named and no built-in layout knows
+            diagnostics.count("xperf_rows_without_layout")
+            diagnostics.warn(f"{path}: {kind} rows have no column header in the file; kept as 'other'")
+            batches.add({"ts_ns": ts, "kind": "other", "event_name": kind, "header_kind": "xperf_dumper",
+                         "pid": _pid(values[1]) if len(values) > 1 else None})
+            continue
         cols = _layout_for(kind, len(values), headers)
         if cols is None:
             bad.add(lineno, f"{kind}: {len(values)} fields fit no known column layout (cut line?)")
