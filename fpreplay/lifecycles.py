@@ -242,11 +242,14 @@ def _tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
                                check_sortedness=False)   # both sorted by _t above
         a = a.filter(pl.col("_inst").is_not_null()).select("_m", "_inst")
         rest = msgs.join(a, on="_m", how="anti")
-        any_dev = cand.filter(pl.col("_dev").is_null()) if rest["_dev"].is_not_null().all() \
-            else cand
-        b = rest.drop("_dev").join_asof(any_dev.drop("_dev"), on="_t", strategy="nearest",
-                                        tolerance=TIE_WINDOW_NS)
-        b = b.filter(pl.col("_inst").is_not_null()).select("_m", "_inst")
+        # A message naming a device falls back to completions naming none; one naming no
+        # device takes the nearest completion of any device.
+        b_dev = rest.filter(pl.col("_dev").is_not_null()).drop("_dev").join_asof(
+            cand.filter(pl.col("_dev").is_null()).drop("_dev"), on="_t", strategy="nearest",
+            tolerance=TIE_WINDOW_NS)
+        b_any = rest.filter(pl.col("_dev").is_null()).drop("_dev").join_asof(
+            cand.drop("_dev"), on="_t", strategy="nearest", tolerance=TIE_WINDOW_NS)
+        b = pl.concat([b_dev, b_any]).filter(pl.col("_inst").is_not_null()).select("_m", "_inst")
         tied = pl.concat([a, b]).with_columns(pl.col("_m").cast(pl.UInt32),
                                               pl.col("_inst").cast(pl.Int64))
     names = msgs.join(tied, on="_m").group_by("_inst").agg(

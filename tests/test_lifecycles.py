@@ -222,3 +222,15 @@ def test_a_million_events_in_a_few_seconds():
     elapsed = time.perf_counter() - start
     assert lc.height == n and (lc["service_ns"] == 500).all()
     assert elapsed < 20, elapsed
+
+
+def test_irpless_failure_never_ties_to_another_devices_completion():
+    fail = {"kind": "request_alloc_failed", "event_name": "IFR/Could not create WDFREQUEST"}
+    lc, diag = build(D(0, 0xA, "TL/IrpDispatch", request=1),
+                     {**fail, "ts_ns": 1 * MS, "device": "0xdevX"},
+                     C(1 * MS + 10, 0xA, "TL/IrpComplete", status=0xC000009A, device="0xdevY"),
+                     D(2 * MS, 0xB, "TL/IrpDispatch", request=2),
+                     {**fail, "ts_ns": 3 * MS},                        # names no device
+                     C(3 * MS + 10, 0xB, "TL/IrpComplete", status=0xC000009A, device="0xdevZ"))
+    assert dict(zip(lc["irp"], lc["actual"])) == {0xA: "failed", 0xB: "alloc_failed"}
+    assert diag.counters["alloc_failure_without_irp"] == 1
