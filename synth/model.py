@@ -67,6 +67,7 @@ class Irp:
     fate: str = "pending"    # what really happened, in KMDF's words (truth.json)
     evidence: set = field(default_factory=set)   # event kinds the trace shows for it
     completion_lost: bool = False
+    status_seen: bool = False    # does any record of the trace carry the completion status?
 
     @property
     def paging(self) -> bool:
@@ -85,16 +86,17 @@ class Irp:
             return "reserved"
         if "fp_policy_refused" in ev:
             return "refused"
-        if "request_alloc_failed" in ev or (self.status == STATUS_INSUFFICIENT_RESOURCES
+        seen = self.status if self.status_seen else None
+        if "request_alloc_failed" in ev or (seen == STATUS_INSUFFICIENT_RESOURCES
                                             and not self.driver_received):
             return "alloc_failed"
-        if self.status == STATUS_CANCELLED:
+        if seen == STATUS_CANCELLED:
             return "cancelled"
-        if self.status == STATUS_INVALID_DEVICE_STATE:
+        if seen == STATUS_INVALID_DEVICE_STATE:
             return "invalid_state"
         if self.status is None:
             return "incomplete"
-        if self.status & 0xC0000000 == 0xC0000000:
+        if seen is not None and seen & 0xC0000000 == 0xC0000000:
             return "failed"
         return "ok"
 
@@ -278,7 +280,7 @@ class Simulation:
         fp = q.policy.kind != "none"
         if not self._fails(t, irp.major):
             irp.request = self._alloc(self._free_handles, t, "_next_handle", 0x120)
-            self._offer(t3, st, irp)
+            self._offer(t3, st, irp, in_dispatch=True)
             return
         # The request object could not be allocated (4.1 step 4).
         irp.evidence.add("request_alloc_failed")
@@ -288,7 +290,8 @@ class Simulation:
             self._ifr(t3, cpu, "FxPkgIo::DispatchStep2",
                       "Could not create WDFREQUEST, STATUS_INSUFFICIENT_RESOURCES", irp)
             irp.fate = "alloc_failed"
-            self._complete(t3 + 2 * US, irp, STATUS_INSUFFICIENT_RESOURCES, by_driver=False)
+            self._complete(t3 + 2 * US, irp, STATUS_INSUFFICIENT_RESOURCES, by_driver=False,
+                           in_dispatch=True)
             return
         self._ifr(t3, cpu, "FxRequest::_CreateForPackage",
                   "Memory allocation failed STATUS_INSUFFICIENT_RESOURCES", irp)
@@ -303,7 +306,8 @@ class Simulation:
                       f"Forward action on WDFQUEUE 0x{q.handle:016X} says that framework should "
                       f"fail the Irp 0x{addr:016X}, STATUS_UNSUCCESSFUL", irp)
             irp.fate = "refused"
-            self._complete(t3 + 3 * US, irp, STATUS_UNSUCCESSFUL, by_driver=False)
+            self._complete(t3 + 3 * US, irp, STATUS_UNSUCCESSFUL, by_driver=False,
+                           in_dispatch=True)
             return
         if st.free:
             member = st.free.popleft()
@@ -311,17 +315,18 @@ class Simulation:
             st.reserve_high_water = max(st.reserve_high_water, len(st.in_use))
             irp.reserved = True
             irp.request = member
-            self._deliver_reserved(t3 + 1 * US, st, irp)
+            self._deliver_reserved(t3 + 1 * US, st, irp, in_dispatch=True)
         else:
             # 4.4: parked at the tail; nothing is traced.
             irp.parked_ns = t3
             irp.fate = "parked"
             st.parked.append(irp)
 
-    def _deliver_reserved(self, t: int, st: QueueState, irp: Irp) -> None:
-        self._offer(t, st, irp)
+    def _deliver_reserved(self, t: int, st: QueueState, irp: Irp,
+                          in_dispatch: bool = False) -> None:
+        self._offer(t, st, irp, in_dispatch)
 
-    def _offer(self, t: int, st: QueueState, irp: Irp) -> None:
+    def _offer(self, t: int, st: QueueState, irp: Irp, in_dispatch: bool = False) -> None:
         """FxIoQueue::QueueRequest (6.2): refused if not accepting, else queued/presented."""
         q = st.queue
         if not st.accept:
@@ -330,7 +335,8 @@ class Simulation:
                       f"WdfIoQueuePurged, completing WDFREQUEST 0x{irp.request:016X} "
                       f"STATUS_INVALID_DEVICE_STATE", irp)
             irp.fate = "invalid_state"
-            self._complete(t + 2 * US, irp, STATUS_INVALID_DEVICE_STATE, by_driver=False)
+            self._complete(t + 2 * US, irp, STATUS_INVALID_DEVICE_STATE, by_driver=False,
+                           in_dispatch=in_dispatch)
             if irp.reserved:
                 self._recycle(t + 3 * US, st, irp.request)
             return
@@ -388,11 +394,21 @@ class Simulation:
         st.in_use.discard(member)
         st.free.append(member)
 
-    def _complete(self, t: int, irp: Irp, status: int, *, by_driver: bool) -> None:
+    def _complete(self, t: int, irp: Irp, status: int, *, by_driver: bool,
+                  in_dispatch: bool = False) -> None:
         irp.complete_ns = t
         irp.status = status
         irp.evidence.add("irp_complete")
         cpu = (irp.cpu + 1) % self.sc.cpus if by_driver else irp.cpu
+        if by_driver:
+            irp.status_seen = self.sc.instrumentation
+        elif in_dispatch:
+            # KMDF completed the IRP inside the dispatch routine: the driver's preprocess callback
+            # (EvtDeviceWdmIrpPreprocess) sees WdfDeviceWdmDispatchPreprocessedIrp return that
+            # status and logs it. Later framework completions (a purge cancelling parked IRPs, a
+            # recycled request refused by the queue) happen where the driver cannot see them.
+            self._tl(t, cpu, "IrpComplete", irp, Irp=irp.addr, Status=status)
+            irp.status_seen = self.sc.instrumentation
         self._emit(t, cpu, "drv_compl", irp)
         self._emit(t + 1 * US, cpu, "diskio_done", irp)
         self._emit(t + 2 * US, cpu, "opend", irp)

@@ -268,7 +268,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
             _check_keys(q, {"name", "policy", "majors"}, qw)
             majors = q.get("majors")
             queues.append(Queue(
-                name=str(_get(q, "name", qw, f"queue{j}")),
+                name=str(_get(q, "name", qw, "default" if j == 0 else f"queue{j}")),
                 policy=Policy.parse(_get(q, "policy", qw, "none"), f"{qw} policy"),
                 majors=None if majors is None else {parse_major(m, f"{qw} majors") for m in majors}))
         sc.devices.append(Device(name=str(_get(d, "name", dw, required=True)),

@@ -1,0 +1,356 @@
+"""The trace synthesizer: its encoder, container, records, KMDF model and determinism, checked
+against independent readers (pyfwnt, dissect.etl, etl-parser) and the project's own reader."""
+
+from __future__ import annotations
+
+import json
+import struct
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pyfwnt
+import pytest
+from hypothesis import given, strategies as st
+
+from fpreplay.errors import ConfigError
+from fpreplay.replay.cli import main as cli_main
+from fpreplay.schema import (
+    STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
+    STATUS_SUCCESS, STATUS_UNSUCCESSFUL,
+)
+from fpreplay.synth import synthesize
+from fpreplay.synth.records import provider_guid, tl_event_metadata
+from fpreplay.synth.xpress import compress
+
+# --- LZ77 Xpress ------------------------------------------------------------------------------
+
+
+def _roundtrip(data: bytes) -> None:
+    from dissect.util.compression import lzxpress
+
+    packed = compress(data)
+    assert pyfwnt.lzxpress_decompress(packed, len(data)) == data if data else True
+    assert lzxpress.decompress(packed) == data
+
+
+@given(st.binary(max_size=3000))
+def test_xpress_round_trips_random_bytes(data):
+    _roundtrip(data)
+
+
+@given(st.lists(st.sampled_from([b"\0", b"\xff", b"IRP ", b"ab", b"\x13\xc0\x01"]), max_size=2000))
+def test_xpress_round_trips_repetitive_bytes(parts):
+    _roundtrip(b"".join(parts))
+
+
+@pytest.mark.parametrize("n", [7, 10, 25, 280, 300, 32768, 32771, 70000])
+def test_xpress_long_matches_use_every_length_form(n):
+    # Runs exercise the nibble, the byte and the 16-bit length extensions; libfwnt reads the
+    # 16-bit count as signed, so long runs must split below 0x8000 and still decode.
+    _roundtrip(b"x" + bytes(n) + b"y" * n)
+
+
+def test_xpress_compresses_etw_like_data():
+    data = (struct.pack("<HBBHHQ", 3, 0x11, 0xC0, 0x44, 0x10A, 123) + bytes(52)) * 500
+    assert len(compress(data)) < len(data) // 10
+
+
+# --- TraceLogging encoding --------------------------------------------------------------------
+
+def test_provider_guid_is_the_documented_name_hash():
+    # TraceLogging docs: "SimpleTraceLoggingProvider" -> {0205c616-cf97-5c11-9756-56a2cee02ca7}
+    assert provider_guid("SimpleTraceLoggingProvider") == uuid.UUID(
+        "0205c616-cf97-5c11-9756-56a2cee02ca7")
+
+
+def test_tracelogging_metadata_layout():
+    meta = tl_event_metadata("IrpComplete", ("Irp", "Status"))
+    assert struct.unpack_from("<H", meta)[0] == len(meta)
+    assert meta[2] == 0                                   # no event tags
+    assert meta[3:].startswith(b"IrpComplete\0Irp\0")
+    # Irp: UINT64 with a hex out-type; Status: UINT32 with the NTSTATUS out-type.
+    assert meta.endswith(b"Irp\0\x8a\x04Status\0\x88\x0e")
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+def _scenario(tmp_path: Path, body: str, name: str = "s.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(body, encoding="utf-8")
+    return p
+
+
+BASE = """
+[trace]
+seed = 5
+duration = "1s"
+cpus = 2
+buffer_size = 8192
+"""
+
+
+def _run(tmp_path, body, **kw):
+    scen = _scenario(tmp_path, BASE + body)
+    return synthesize(scen, tmp_path / "trace.etl", **kw)
+
+
+def _by_fate(truth):
+    cols = truth["per_irp_columns"]
+    rows = [dict(zip(cols, r)) for r in truth["per_irp"]]
+    return rows
+
+
+def test_non_fp_queue_completes_alloc_failures_with_insufficient_resources(tmp_path):
+    r = _run(tmp_path, """
+[[device]]
+name = "d"
+[[device.queue]]
+policy = "none"
+[[arrivals]]
+rate = 300
+[[pressure]]
+start = "0.2s"
+end = "0.6s"
+fail = "always"
+""")
+    rows = _by_fate(r.truth)
+    inside = [x for x in rows if r.truth["start_ns"] + 200_000_000 <= x["arrive_ns"]
+              < r.truth["start_ns"] + 600_000_000]
+    outside = [x for x in rows if x not in inside]
+    assert inside and outside
+    assert all(x["status"] == STATUS_INSUFFICIENT_RESOURCES and x["actual"] == "alloc_failed"
+               for x in inside)
+    assert all(x["status"] == STATUS_SUCCESS and x["actual"] == "ok" for x in outside)
+
+
+def test_paging_policy_refuses_non_paging_and_reserves_paging(tmp_path):
+    r = _run(tmp_path, """
+[[device]]
+name = "d"
+[[device.queue]]
+policy = "paging:64"
+[[arrivals]]
+rate = 300
+paging = 0.5
+mix = { read = 1.0 }
+[[pressure]]
+start = "0s"
+end = "1s"
+fail = "always"
+""")
+    rows = _by_fate(r.truth)
+    paging = [x for x in rows if x["irp_flags"] & 0x2]
+    other = [x for x in rows if not x["irp_flags"] & 0x2]
+    assert paging and other
+    # forward-progress.md 4.2 step B: STATUS_UNSUCCESSFUL, not insufficient resources.
+    assert all(x["status"] == STATUS_UNSUCCESSFUL and x["actual"] == "refused" for x in other)
+    assert all(x["actual"] == "reserved" and x["status"] == STATUS_SUCCESS for x in paging)
+
+
+def test_exhausted_pool_parks_fifo_and_recycles(tmp_path):
+    r = _run(tmp_path, """
+[[device]]
+name = "d"
+[[device.queue]]
+policy = "always:1"
+[[arrivals]]
+rate = 2000
+end = "0.05s"
+service = "fixed:2ms"
+[[pressure]]
+start = "0s"
+end = "1s"
+fail = "always"
+""")
+    rows = [x for x in _by_fate(r.truth)]
+    assert r.truth["parked"] > 10 and r.truth["fate"]["parked_then_reserved"] == r.truth["parked"]
+    # One reserved request: deliveries never overlap, and parked IRPs are served in arrival order.
+    done = sorted((x["complete_ns"], x["arrive_ns"]) for x in rows)
+    assert [a for _, a in done] == sorted(a for _, a in done)
+    assert r.truth["queues"]["d/default"]["reserve_high_water"] == 1
+    assert r.truth["park_wait_ns"]["max"] > 0
+
+
+def test_purge_cancels_parked_and_refuses_later_arrivals(tmp_path):
+    r = _run(tmp_path, """
+[[device]]
+name = "d"
+[[device.queue]]
+name = "q"
+policy = "always:1"
+[[arrivals]]
+rate = 800
+service = "fixed:5ms"
+[[pressure]]
+start = "0s"
+end = "1s"
+fail = "always"
+[[queue_op]]
+at = "0.3s"
+queue = "q"
+op = "purge"
+""")
+    fate = r.truth["fate"]
+    assert fate["cancelled_parked"] > 0 and fate["invalid_state"] > 0
+    rows = _by_fate(r.truth)
+    purge = r.truth["start_ns"] + 300_000_000
+    assert all(x["status"] == STATUS_CANCELLED for x in rows if x["fate"] == "cancelled_parked")
+    assert all(x["arrive_ns"] >= purge and x["status"] == STATUS_INVALID_DEVICE_STATE
+               for x in rows if x["fate"] == "invalid_state")
+
+
+@pytest.mark.parametrize("body, words", [
+    ("[[device]]\nname='d'\n[[arrivals]]\nrate='fast'\n", "rate"),
+    ("[[device]]\nname='d'\n[[device.queue]]\npolicy='always:0'\n", "policy"),
+    ("[[device]]\nname='d'\n[[pressure]]\nstart='0s'\nend='1s'\nfail='sometimes'\n", "fail"),
+    ("[[device]]\nname='d'\n[[queue_op]]\nat='1s'\nop='explode'\n", "op"),
+    ("[[device]]\nname='d'\nbogus=1\n", "bogus"),
+    ("", "device"),
+])
+def test_bad_scenarios_are_config_errors(tmp_path, body, words):
+    with pytest.raises(ConfigError, match=words):
+        _run(tmp_path, body)
+
+
+def test_cli_synth_writes_trace_and_exits_2_on_bad_input(tmp_path, capsys):
+    scen = _scenario(tmp_path, BASE + "[[device]]\nname='d'\n[[arrivals]]\nrate=50\n")
+    out = tmp_path / "t.etl"
+    assert cli_main(["synth", str(scen), "-o", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["schema"] == "fpreplay.synth/1" and doc["irps"] > 0
+    assert out.stat().st_size > 0 and (tmp_path / "t.truth.json").exists()
+    assert cli_main(["synth", str(tmp_path / "missing.toml"), "-o", str(out)]) == 2
+    assert "missing.toml" in capsys.readouterr().err
+
+
+# --- the container, checked by independent readers ---------------------------------------------
+
+SCENARIO_ALL = """
+[[device]]
+name = "d"
+disk = 3
+[[device.queue]]
+policy = "always:2"
+[[arrivals]]
+rate = 400
+mix = { read = 0.5, write = 0.4, flush = 0.1 }
+paging = 0.5
+[[pressure]]
+start = "0.3s"
+end = "0.5s"
+fail = "random:0.7"
+[[queue_op]]
+at = "0.8s"
+op = "purge"
+"""
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_dissect_reads_whole_trace_and_agrees_on_irps(tmp_path, compressed):
+    from dissect.etl.etl import ETL
+
+    scen = _scenario(tmp_path, BASE + f"compressed = {str(compressed).lower()}\n" + SCENARIO_ALL)
+    r = synthesize(scen, tmp_path / "trace.etl")
+    with open(r.trace, "rb") as fh:
+        etl = ETL(fh)
+        assert etl.logfile_header.header.BuffersWritten == r.truth["buffers"]
+        records = list(etl)
+    assert len(records) == r.truth["records"]
+    symbols = Counter(rec.event.symbol() for rec in records)
+    irps = {int(x[0], 16) for x in r.truth["per_irp"]}
+    disk_irps = {rec.event.Irp for rec in records
+                 if rec.event.symbol() in ("DiskIo/Read", "DiskIo/Write", "DiskIo/ReadInit",
+                                           "DiskIo/WriteInit")}
+    assert disk_irps and disk_irps <= irps
+    assert symbols["DiskIo/ReadInit"] == symbols["DiskIo/Read"] > 0
+    eh = [rec.header for rec in records if type(rec.header).__name__ == "EventHeader"]
+    # dissect.etl 3.14 prints EVENT_HEADER GUIDs byte-swapped (etw-formats.md fact 15).
+    assert {uuid.UUID(bytes=h.provider_id.bytes_le) for h in eh} == {provider_guid("Contoso.StorDrv")}
+
+
+def _etl_parser_tracelogging(path: Path) -> list:
+    """Every TraceLogging event etl-parser decodes, buffer by buffer (it cannot decompress, so
+    compressed buffers are decompressed with pyfwnt first)."""
+    from etl.etl import ChunkParser
+    from etl.event import Event
+    from etl.wmi import WmiBufferHeader
+
+    data = path.read_bytes()
+    out, off = [], 0
+    while off + 0x48 <= len(data):
+        head = WmiBufferHeader.parse(data[off:off + 0x48])
+        size, filled = head.wnode.buffer_size, head.offset
+        body = data[off + 0x48:off + size]
+        if head.buffer_flag.ETW_BUFFER_FLAG_COMPRESSED:
+            body = pyfwnt.lzxpress_decompress(body, filled - 0x48)
+        else:
+            body = body[:filled - 0x48]
+        if off:
+            for chunk in ChunkParser.parse(body):
+                if chunk.type == "EventRecord":
+                    tl = Event(chunk.value).parse_tracelogging()
+                    out.append((tl.get_name(), dict(tl)))
+        off += size
+    return out
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_etl_parser_decodes_tracelogging_names_and_fields(tmp_path, compressed):
+    scen = _scenario(tmp_path, BASE + f"compressed = {str(compressed).lower()}\n" + SCENARIO_ALL)
+    r = synthesize(scen, tmp_path / "trace.etl")
+    events = _etl_parser_tracelogging(r.trace)
+    names = Counter(n for n, _ in events)
+    assert names["IrpDispatch"] == r.truth["irps"]
+    assert names["ReservedRequestUsed"] == r.truth["actual"]["reserved"]
+    assert names["QueuePurge"] == 1
+    dispatched = {f["Irp"] for n, f in events if n == "IrpDispatch"}
+    assert dispatched == {int(x[0], 16) for x in r.truth["per_irp"]}
+    first = next(f for n, f in events if n == "IrpDispatch")
+    assert set(first) == {"Irp", "Queue", "Device", "Major", "Minor", "IrpFlags", "Bytes", "Offset"}
+    assert first["Device"] == "d"
+
+
+def test_file_order_is_not_time_order_and_project_reader_agrees(tmp_path):
+    from fpreplay.lifecycles import build_lifecycles
+    from fpreplay.parsers import read_inputs
+
+    r = _run(tmp_path, SCENARIO_ALL)
+    read = read_inputs([r.trace])
+    assert read.records == r.truth["records"]
+    ts = _file_order_timestamps(r.trace)
+    assert any(b < a for a, b in zip(ts, ts[1:])), "per-CPU buffers should interleave"
+    lc = build_lifecycles(read.events, read.diagnostics)
+    got = dict(lc.group_by("actual").len().iter_rows())
+    assert got == {k: v for k, v in r.truth["actual"].items() if v}
+
+
+def _file_order_timestamps(path: Path) -> list[int]:
+    from dissect.etl.etl import ETL
+
+    with open(path, "rb") as fh:
+        return [rec.header.time_delta for rec in ETL(fh)]
+
+
+def test_same_scenario_and_seed_give_identical_bytes(tmp_path):
+    body = BASE + "ifr = true\ncompressed = true\n" + SCENARIO_ALL
+    scen = _scenario(tmp_path, body)
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    a = synthesize(scen, tmp_path / "a" / "trace.etl")
+    b = synthesize(scen, tmp_path / "b" / "trace.etl")
+    c = synthesize(scen, tmp_path / "c" / "trace.etl", seed=99)
+    assert a.trace.read_bytes() == b.trace.read_bytes()
+    assert a.ifr.read_bytes() == b.ifr.read_bytes()
+    assert a.truth_path.read_bytes() == b.truth_path.read_bytes()
+    assert a.trace.read_bytes() != c.trace.read_bytes()
+
+
+def test_lost_events_are_counted_in_header_and_buffer_flags(tmp_path):
+    from fpreplay.parsers import read_inputs
+
+    r = _run(tmp_path, "lost_events = 3\n" + SCENARIO_ALL.replace("[[pressure]]",
+                                                                   "[[pressure]]\navailable_mb = 5"))
+    assert r.truth["events_lost"] > 0 and r.truth["actual"]["incomplete"] == 3
+    read = read_inputs([r.trace])
+    assert read.events_lost == r.truth["events_lost"] + r.truth["buffers_flagged_lost"]
