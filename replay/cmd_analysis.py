@@ -30,6 +30,8 @@ BudgetOpt = Annotated[Optional[str], typer.Option(
     "--budget", help="Park-wait budget, e.g. 2ms: report the smallest reserve whose p99 park "
                      "wait fits it.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the simulation's randomness.")]
+HtmlOutOpt = Annotated[Optional[Path], typer.Option(
+    "-o", "--output", help="The HTML file to write (required).")]
 GapOpt = Annotated[Optional[str], typer.Option(
     "--gap", help="Signals closer than this belong to one incident (default 500ms).")]
 
@@ -205,7 +207,7 @@ def incidents(
 @app.command()
 def report(
     inputs: Inputs,
-    output: OutOpt = None,
+    output: HtmlOutOpt = None,
     policy: PolicyOpt = None,
     kind: KindOpt = "always",
     max_: MaxOpt = None,
