@@ -65,15 +65,19 @@ LAYOUTS = [
     compile_prefix(TRACEFMT_DEFAULT_PREFIX),
 ]
 
-_DUMP_MARKERS = ("--- start of log ---", "---- end of log ----", "Trace format prefix is:",
-                 "Gather log:", "wdflogdump", "rcdrlogdump", "log entries")
+_DUMP_LINE_STARTS = ("--- start of log ---", "---- end of log ----", "Trace format prefix is:",
+                     "Gather log:", "Trace searchpath is:")
+_DUMP_COMMANDS = ("!wdflogdump", "!rcdrlogdump", "wdfkd.wdflogdump", "rcdrkd.rcdrlogdump")
+_ENTRIES = re.compile(r"^There are \d+ log entries")
 _DEFAULT_LINE = re.compile(r"^\d+: " + r"[A-Za-z_~][\w~:<>]*" + r" - \S")
 _CUSTOM_LINE = re.compile(r"^\[\d+\][0-9A-Fa-f]{1,8} TRACE_LEVEL_\w+ \S")
 
 
 def looks_like(lines: list[str]) -> bool:
-    if any(marker in ln for ln in lines for marker in _DUMP_MARKERS):
-        return True
+    for ln in lines:
+        s = ln.strip()
+        if s.startswith(_DUMP_LINE_STARTS) or _ENTRIES.match(s) or any(c in s for c in _DUMP_COMMANDS):
+            return True
     hits = sum(bool(_DEFAULT_LINE.match(ln) or _CUSTOM_LINE.match(ln)) for ln in lines)
     return bool(lines) and hits * 2 >= len(lines)
 
