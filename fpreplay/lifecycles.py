@@ -177,14 +177,14 @@ def _assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
 
 _REPORTS = {
     "redispatched": ("irp_redispatched", "IRP instance(s) were dispatched again before a "
-                     "completion was seen; each is reported 'incomplete'"),
+                     "completion was seen, each reported 'incomplete'"),
     "reused": ("irp_address_reused", "IRP instance(s) had their address reused by the other "
-               "layer (file system vs disk) before a completion was seen; each is reported "
+               "layer (file system vs disk) before a completion was seen, each reported "
                "'incomplete'"),
     "orphan": ("irp_completion_without_dispatch", "IRP completion(s) had no dispatch in the "
-               "trace; each is a row whose arrive_ns is its completion time"),
-    "open_at_end": ("irp_open_at_end", "IRP instance(s) were still open at the end of the trace "
-                    "(reported 'incomplete')"),
+               "trace, each a row whose arrive_ns is its completion time"),
+    "open_at_end": ("irp_open_at_end", "IRP instance(s) were still open at the end of the "
+                    "trace, each reported 'incomplete'"),
 }
 
 
@@ -200,7 +200,7 @@ def _report(diagnostics: Diagnostics, inst: pl.DataFrame, names: pl.Series) -> N
         diagnostics.count(counter_name, part.height)
         top = part.group_by("_opener").len().sort(["len", "_opener"], descending=[True, False])
         parts = ", ".join(f"{o} {c}" for o, c in top.head(4).iter_rows())
-        diagnostics.warn(f"{part.height} {text} ({parts})")
+        diagnostics.warn(f"{part.height} {text}; by first event: {parts}")
     seen = set(names.unique().to_list())
     ends = ("/OpEnd", "/OperationEnd")
     if any(str(n).startswith(_FS_PREFIXES) for n in seen) and \
