@@ -171,6 +171,7 @@ class LocalClock:
         self.path, self.diagnostics = path, diagnostics
         self._offsets: dict[tuple, int] = {}
         self.warned = False
+        self.last_second: tuple[str, int] = ("", 0)   # a one-entry cache for text readers
 
     def to_ns(self, year: int, month: int, day: int, hour: int, minute: int, second: int,
               frac_ns: int) -> int:

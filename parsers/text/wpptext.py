@@ -81,18 +81,26 @@ _TIME_PARTS = re.compile(r"(\d+)[/-](\d+)[/-](\d+)[-T ](\d+):(\d+):(\d+)(?:\.(\d
 
 
 def time_to_ns(text: str, clock: LocalClock) -> int | None:
-    m = _TIME_PARTS.match(text)
+    """Prefix time text -> UTC epoch ns. Consecutive records mostly share their whole second, so
+    the clock keeps the last second's conversion."""
+    whole, _, frac = text.partition(".")
+    last_whole, last_ns = clock.last_second
+    if whole == last_whole:
+        return last_ns + frac_to_ns(frac)
+    m = _TIME_PARTS.match(whole)
     if not m:
         return None
-    a, b, c, hh, mm, ss, frac = m.groups()
+    a, b, c, hh, mm, ss = m.groups()[:6]
     if len(a) == 4:
         year, month, day = int(a), int(b), int(c)
     else:
         month, day, year = int(a), int(b), int(c)
     try:
-        return clock.to_ns(year, month, day, int(hh), int(mm), int(ss), frac_to_ns(frac))
+        base = clock.to_ns(year, month, day, int(hh), int(mm), int(ss), 0)
     except ValueError:
         return None
+    clock.last_second = (whole, base)
+    return base + frac_to_ns(frac)
 
 
 PREFIX_STATEMENT = re.compile(r"^\s*Trace format prefix is:\s?(?P<prefix>.*?)\s*$")
