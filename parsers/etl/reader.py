@@ -73,6 +73,7 @@ KERNEL_GROUPS: dict[int, tuple[str, str]] = {
     0x1B: ("SplitIo", "d837ca92-12b9-44a5-ad6a-3a65b3578aa8"),
 }
 _IMAGE_GUID = KERNEL_GROUPS[0x14][1]
+_KERNEL_UUIDS = {guid: uuid.UUID(guid) for _, guid in KERNEL_GROUPS.values()}
 
 _HEADER_SENTINEL = object()      # marks HookId 0 (EventTrace/Header) in the kernel lookup
 
@@ -239,12 +240,19 @@ class _Registry:
         self.tracelogging = D.TRACELOGGING
         self.wpp = D.WPP
         self._guids: dict[bytes, str] = {}
+        self._uuids: dict[bytes, uuid.UUID] = {}
 
     def guid(self, raw: bytes) -> str:
         s = self._guids.get(raw)
         if s is None:
             s = self._guids[raw] = str(uuid.UUID(bytes_le=raw))
         return s
+
+    def uuid(self, raw: bytes) -> uuid.UUID:
+        u = self._uuids.get(raw)
+        if u is None:
+            u = self._uuids[raw] = uuid.UUID(bytes_le=raw)
+        return u
 
 
 def _ext_items(data, start: int, end: int) -> tuple[list[tuple[int, bytes]], int]:
@@ -309,33 +317,33 @@ class _Reader:
         kind, hlen, psize = L.HEADER_TYPES[htype]
         if htype in _SYSTEM_TYPES:
             version, _, _, _, hook, tid, pid, ts = _SYSTEM.unpack_from(data, off)
-            provider = kernel_provider(hook)
-            group, opcode, version = hook >> 8, hook & 0xFF, version
+            provider = _KERNEL_UUIDS.get(kernel_provider(hook))
+            group, opcode = hook >> 8, hook & 0xFF
             hlen += 8 * (1 if version & 0x8000 else 0) + 8 * ((version >> 8) & 7)
             version &= 0xFF
         elif htype in _PERFINFO_TYPES:
             version, _, _, _, hook, ts = _PERFINFO.unpack_from(data, off)
-            provider = kernel_provider(hook)
+            provider = _KERNEL_UUIDS.get(kernel_provider(hook))
             group, opcode = hook >> 8, hook & 0xFF
             hlen += 8 * (1 if version & 0x8000 else 0) + 8 * ((version >> 8) & 7)
             version &= 0xFF
         elif htype in _EVENT_HEADER_TYPES:
             (_, _, _, flags, _, tid, pid, ts, g, event_id, version, _, level, opcode, task,
              keyword) = _EVENT_HEADER.unpack_from(data, off)
-            provider = self.reg.guid(g)
+            provider = self.reg.uuid(g)
             if flags & L.EVENT_HEADER_FLAG_EXTENDED_INFO:
                 ext, payload_start = _ext_items(data, off + hlen, end)
                 hlen = payload_start - off
         else:
             _, _, _, opcode, level, version, tid, pid, ts, g = _CLASSIC.unpack_from(data, off)
-            provider = self.reg.guid(g)
+            provider = self.reg.uuid(g)
             version &= 0xFF
         if hlen > size:
             raise ValueError(f"record of {size} bytes is shorter than its {kind} header")
         return EtlRecord(
             header_kind=kind, header_type=htype, pointer_size=psize, ts_raw=ts,
             ts_ns=self.clock.to_ns(ts) if self.clock else None, cpu=cpu, pid=pid, tid=tid,
-            provider=uuid.UUID(provider) if provider else None, group=group, opcode=opcode,
+            provider=provider, group=group, opcode=opcode,
             event_id=event_id, version=version, level=level, task=task, keyword=keyword,
             flags=flags, ext=ext, payload=bytes(data[off + hlen:end]), file_offset=file_offset)
 
@@ -370,7 +378,7 @@ class _Reader:
         return EtlRecord(
             header_kind="wpp", header_type=0x90, pointer_size=psize, ts_raw=ts,
             ts_ns=self.clock.to_ns(ts) if self.clock else None, cpu=cpu, pid=pid, tid=tid,
-            provider=uuid.UUID(bytes_le=guid) if guid else None, group=None, opcode=0,
+            provider=self.reg.uuid(guid) if guid else None, group=None, opcode=0,
             event_id=number, version=0, level=None, task=None, keyword=None, flags=oflags,
             ext=None, payload=bytes(data[p:off + size]), file_offset=file_offset)
 
