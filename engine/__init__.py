@@ -40,11 +40,11 @@ Without a forward-progress policy the same failures complete STATUS_INSUFFICIENT
 from .config import (DriverModel, MemoryModel, Policy, QueueModel, examine_verdicts,
                      load_driver_model, parse_duration_ns, parse_memory, parse_policy)
 from .model import BugCheck, Device, ForwardProgressPolicy, Irp, Queue, Request
-from .simulate import OUTCOMES, SimulationResult, lcg_fail_mask, simulate
+from .simulate import OUTCOMES, SimulationResult, lcg_fail_mask, simulate, simulated_actual
 
 __all__ = [
     "Policy", "parse_policy", "MemoryModel", "parse_memory", "DriverModel", "QueueModel",
     "load_driver_model", "simulate", "SimulationResult", "parse_duration_ns", "examine_verdicts",
     "OUTCOMES", "Device", "Queue", "Irp", "Request", "ForwardProgressPolicy", "BugCheck",
-    "lcg_fail_mask",
+    "lcg_fail_mask", "simulated_actual",
 ]

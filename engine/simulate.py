@@ -37,8 +37,8 @@ from .config import DriverModel, MemoryModel, examine_verdicts
 from .model import Device, ForwardProgressPolicy, Irp
 from .policies import Precomputed
 from .status import (ACTION_FAIL, ACTION_USE_RESERVED, POLICY_ALWAYS, POLICY_EXAMINE,
-                     POLICY_PAGING, STATUS_INSUFFICIENT_RESOURCES, STATUS_SUCCESS,
-                     STATUS_UNSUCCESSFUL)
+                     POLICY_PAGING, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
+                     STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, STATUS_UNSUCCESSFUL)
 
 OUTCOMES = ("normal", "reserved", "parked_reserved", "refused", "cancelled", "invalid_state",
             "alloc_failed", "parked_at_end")
@@ -68,6 +68,22 @@ class SimulationResult:
     reserve_high_water: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
+
+
+def simulated_actual() -> pl.Expr:
+    """The contract's `actual` vocabulary for a simulated outcome (over `outcome`, `status`), so
+    that a replay can be compared with what the trace saw."""
+    status = pl.col("status")
+    return (pl.when(pl.col("outcome").is_in(["reserved", "parked_reserved"]))
+            .then(pl.lit("reserved"))
+            .when(pl.col("outcome").is_in(["refused", "alloc_failed", "cancelled",
+                                           "invalid_state"])).then(pl.col("outcome"))
+            .when(pl.col("outcome") == "parked_at_end").then(pl.lit("incomplete"))
+            .when(status.is_null()).then(pl.lit("incomplete"))
+            .when(status == STATUS_CANCELLED).then(pl.lit("cancelled"))
+            .when(status == STATUS_INVALID_DEVICE_STATE).then(pl.lit("invalid_state"))
+            .when(status >= 0xC0000000).then(pl.lit("failed"))
+            .otherwise(pl.lit("ok")).alias("actual"))
 
 
 # --- per-IRP inputs, vectorized ----------------------------------------------------------------
@@ -154,6 +170,8 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
     if kind == "window":
         if incidents is None:
             raise ConfigError("memory model 'window' needs the detected low-memory incidents")
+        if isinstance(incidents, pl.DataFrame):
+            incidents = incidents.select("start_ns", "end_ns").rows()
         in_window = pl.lit(False)
         for start, end in incidents:
             in_window = in_window | pl.col("arrive_ns").is_between(int(start), int(end))
@@ -359,10 +377,13 @@ def _queue_ops(queue_ops: pl.DataFrame | None, driver: DriverModel, queues: dict
 
 def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
              queue_ops: pl.DataFrame | None = None,
-             incidents: list[tuple[int, int]] | None = None,
+             incidents: list[tuple[int, int]] | pl.DataFrame | None = None,
              service_time_ns: int | None = None, seed: int = 0, race_windows: bool = False,
              fast: bool = True) -> SimulationResult:
-    """Replay `irps` (fpreplay.irps/1) through `driver` under `memory`; see the module doc."""
+    """Replay `irps` (fpreplay.irps/1) through `driver` under `memory`; see the module doc.
+
+    incidents: [start_ns, end_ns] windows (or a frame with those columns) for memory `window`.
+    """
     diag = Diagnostics()
     fp_queues = {q.name: (q.policy if q.policy.forward_progress else None) for q in driver.queues}
     replay = _Replay(driver, fp_queues, race_windows, diag)
@@ -512,6 +533,11 @@ def _timeline(replay: _Replay, df: pl.DataFrame, driver: DriverModel, fp_queues)
     # Keep the state after the last change at each (queue, time).
     last = (pl.col("q") != pl.col("q").shift(-1)) | (pl.col("ts_ns") != pl.col("ts_ns").shift(-1))
     tl = tl.filter(last.fill_null(True))
+    # ...and only where something changed (net-zero moments, e.g. an IRP served in 0 ns, go).
+    changed = pl.lit(False)
+    for c in ("in_use", "parked", "out"):
+        changed = changed | (pl.col(c) != pl.col(c).shift(1, fill_value=0).over("q"))
+    tl = tl.filter(changed)
     totals = [fp_queues[n].reserved if fp_queues[n] is not None else 0 for n in names]
     return tl.select(
         pl.col("q").replace_strict(list(range(len(names))), names, return_dtype=pl.String)
