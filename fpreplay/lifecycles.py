@@ -47,6 +47,7 @@ from fpreplay.schema import (
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, conform_irps, empty_irps,
 )
 
+STATUS_FLT_DISALLOW_FAST_IO = 0xC01C0004   # a fast-I/O try, not an IRP (etw-formats.md 2.4)
 TIE_WINDOW_NS = 5_000_000      # "at that moment": 5 ms covers IFR text timestamps' coarseness
 REPEATABLE_DISPATCH = frozenset({"DiskIo/DrvMjFnCall"})
 
@@ -277,6 +278,7 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     from fpreplay.schema import EVENT_COLUMNS
     ev = ev.with_columns([pl.col(c).cast(EVENT_COLUMNS[c], strict=False) for c in cols])
     ev = ev.filter(pl.col("kind").is_in(list(KIND_CODES)) & pl.col("ts_ns").is_not_null())
+    ev = ev.with_columns(pl.when(pl.col("irp") != 0).then(pl.col("irp")).alias("irp"))
     if ev.height == 0:
         return empty_irps()
     ev = _fill_irp_from_request(ev)
@@ -368,5 +370,12 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
         (((flags & IRP_PAGING_IO) != 0).fill_null(False)
          & (pl.col("major") != IRP_MJ_FILE_SYSTEM_CONTROL).fill_null(True)).alias("paging"),
     )
+    fast_io = lc["status"] == STATUS_FLT_DISALLOW_FAST_IO
+    if fast_io.any():
+        n = int(fast_io.sum())
+        diagnostics.count("fast_io_attempts", n)
+        diagnostics.warn(f"{n} fast-I/O attempt(s) a filter refused (status 0xC01C0004, the I/O "
+                         "manager then retries with an IRP) are not IRPs and are not in the table")
+        lc = lc.filter(~fast_io.fill_null(False))
     lc = lc.sort(["arrive_ns", "_inst"])
     return conform_irps(lc.select([c for c in IRP_COLUMNS if c in lc.columns]))

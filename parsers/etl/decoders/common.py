@@ -71,6 +71,8 @@ class PayloadDecoder:
         if self.tail is not None:
             values[self.tail] = utf16z(payload, st.size)
         row = self.fields(values, record)
+        if row.get("irp") == 0:
+            row["irp"] = None      # fast I/O and some driver events log a null IRP pointer
         row["kind"] = self.kind
         row["event_name"] = self.event_name
         return [row]
