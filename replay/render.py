@@ -74,7 +74,13 @@ def fmt_status(status) -> str:
 
 def _table(title: str | None = None) -> Table:
     return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
-                 padding=(0, 1), title_style="bold")
+                 show_edge=False,
+                 padding=(0, 0, 0, 1), title_style="bold")
+
+
+def _show(out: Console, table: Table) -> None:
+    out.print(table)
+    out.print()
 
 
 def _join(names: list[str], limit: int = 3) -> str:
@@ -126,11 +132,11 @@ def render_analyze(doc: dict, out: Console) -> None:
               markup=False)
     out.print(f"events {doc['events']}  records {doc['records']}  events lost "
               f"{doc['events_lost']}  IRPs {doc['irps']}", markup=False)
-    out.print(breakdown_table("Actual outcomes by device", doc["by_device"]))
-    out.print(breakdown_table("By queue", doc["by_queue"]))
-    out.print(breakdown_table("By major function", doc["by_major"], names=major_name))
+    _show(out, breakdown_table("Actual outcomes by device", doc["by_device"]))
+    _show(out, breakdown_table("By queue", doc["by_queue"]))
+    _show(out, breakdown_table("By major function", doc["by_major"], names=major_name))
     if doc["incidents"]:
-        out.print(incidents_table(doc["incidents"]))
+        _show(out, incidents_table(doc["incidents"]))
     else:
         out.print("No low-memory incident.", markup=False)
     fp = doc["forward_progress"]
@@ -151,7 +157,7 @@ def render_analyze(doc: dict, out: Console) -> None:
                       major_name(r["major"]) if r["major"] is not None else "-")
         if nc["count"] > 20:
             t.caption = f"{nc['count'] - 20} more (see --json or fpreplay irps)"
-        out.print(t)
+        _show(out, t)
     else:
         out.print("Every IRP completed.", markup=False)
 
@@ -160,12 +166,13 @@ def render_analyze(doc: dict, out: Console) -> None:
 
 def compare_table(doc: dict) -> Table:
     t = _table(f"{doc['irps']} IRPs, memory model {doc['memory']}")
-    t.add_column("policy", overflow="fold", max_width=22)
-    for c in ("rescued", "still failed", "regress", "parked", "wait p50", "p99", "max",
-              "cancl", "inval", "high water"):
+    t.add_column("policy", overflow="fold", min_width=10, ratio=1)
+    for c in ("rescued", "still\nfailed", "regress", "parked", "wait\np50", "p99", "max",
+              "cancl", "inval", "high\nwater"):
         # Colour says which way a number cuts; the console drops it off a terminal/NO_COLOR.
-        style = {"rescued": "green", "still failed": "red", "regress": "red"}.get(c)
-        t.add_column(c, justify="right", style=style)
+        style = {"rescued": "green", "still\nfailed": "red", "regress": "red"}.get(c)
+        # Numbers never wrap: the policy column (a long examine rule) folds instead.
+        t.add_column(c, justify="right", style=style, no_wrap=True)
     for row in [doc["observed"], *doc["policies"]]:
         w = row["park_wait_ns"]
         t.add_row(row["policy"], str(row["rescued"]), str(row["still_failed"]),
@@ -191,7 +198,7 @@ def render_explain(stories: list[dict], out: Console) -> None:
 def render_compare(doc: dict, out: Console) -> None:
     a = doc["actual"]
     out.print("Actually: " + ", ".join(f"{k} {a[k]}" for k in ACTUAL_OUTCOMES), markup=False)
-    out.print(compare_table(doc))
+    _show(out, compare_table(doc))
     if doc.get("explain"):
         render_explain(doc["explain"], out)
 
@@ -202,13 +209,13 @@ def render_sweep(doc: dict, out: Console) -> None:
     t = _table(f"Reserve size against outcome: {doc['kind']}, memory model {doc['memory']}")
     for c in ("reserved", "rescued", "still failed", "regress", "parked", "wait p50", "p99",
               "max", "high water"):
-        t.add_column(c, justify="right")
+        t.add_column(c, justify="right", no_wrap=True)
     for r in doc["rows"]:
         w = r["park_wait_ns"]
         t.add_row(str(r["reserved"]), str(r["rescued"]), str(r["still_failed"]),
                   str(r["regressed"]), str(r["parked"]), fmt_duration(w["p50"]),
                   fmt_duration(w["p99"]), fmt_duration(w["max"]), str(r["reserve_high_water"]))
-    out.print(t)
+    _show(out, t)
     if doc["peak_demand"] is not None:
         out.print(f"Peak demand (reserved requests in use at once with an unlimited reserve): "
                   f"{doc['peak_demand']}", markup=False)
@@ -250,9 +257,9 @@ def render_incidents(doc: dict, out: Console) -> None:
                       str(b["outstanding"]),
                       *[f"{b['policies'][p]['reserved_in_use']}/{b['policies'][p]['parked']}"
                         for p in doc["policies"]])
-        out.print(t)
-        out.print(compare_table({"irps": i["irps"], "memory": doc["memory"],
-                                 "observed": i["observed"], "policies": i["policies"]}))
+        _show(out, t)
+        _show(out, compare_table({"irps": i["irps"], "memory": doc["memory"],
+                                  "observed": i["observed"], "policies": i["policies"]}))
         if i["irp_list"]:
             t = _table(f"IRPs that decided it ({i['deciding_irps']})")
             t.add_column("IRP", overflow="fold")
@@ -265,7 +272,7 @@ def render_incidents(doc: dict, out: Console) -> None:
                           *[f"{r['policies'][p]['outcome']}" for p in doc["policies"]])
             if i["deciding_irps"] > 20:
                 t.caption = f"{i['deciding_irps'] - 20} more (see --json)"
-            out.print(t)
+            _show(out, t)
 
 
 def stderr_note(message: str) -> None:

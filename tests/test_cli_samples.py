@@ -1,0 +1,109 @@
+"""On every sample in traces/samples: analyze, compare (with the policies the sample names),
+sweep, incidents and report run, and the same numbers appear in their JSON, tables and HTML;
+and the numbers are those the synthesizer wrote down as the truth of the scenario."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from fpreplay.replay import cmd_analysis, render
+from fpreplay.replay.cli import main
+from test_report_html import parse
+
+SAMPLES = Path(__file__).resolve().parent.parent / "traces" / "samples"
+NAMES = sorted(p.name for p in SAMPLES.iterdir() if (p / "scenario.toml").exists()) \
+    if SAMPLES.exists() else []
+_READS: dict = {}
+
+
+@pytest.fixture
+def cached_reads(monkeypatch):
+    """Read each sample once for the whole file: reading is tested elsewhere, and the commands
+    here all start from the same TraceRead."""
+    real = cmd_analysis._read
+
+    def read(inputs, tmf, tz, provider, range_, quiet):
+        key = (tuple(map(str, inputs)), range_)
+        if key not in _READS:
+            _READS[key] = real(inputs, tmf, tz, provider, range_, quiet)
+        return _READS[key]
+
+    monkeypatch.setattr(cmd_analysis, "_read", read)
+
+
+def _sample(name):
+    d = SAMPLES / name
+    inputs = [d / "trace.etl"] + ([d / "ifr.txt"] if (d / "ifr.txt").exists() else [])
+    policies = tomllib.loads((d / "scenario.toml").read_text())["truth"]["policies"]
+    truth = json.loads((d / "truth.json").read_text())
+    return [str(p) for p in inputs], policies, truth
+
+
+def _run(capsys, *args):
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    return out
+
+
+def _row_text(row: dict) -> list[str]:
+    w = row["park_wait_ns"]
+    return ([str(row[k]) for k in ("rescued", "still_failed", "regressed", "parked")]
+            + [render.fmt_duration(w[k]) for k in ("p50", "p99", "max")]
+            + [str(row[k]) for k in ("cancelled", "invalid_state", "reserve_high_water")])
+
+
+@pytest.mark.skipif(not NAMES, reason="no samples under traces/samples")
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_end_to_end(name, capsys, tmp_path, cached_reads):
+    inputs, policies, truth = _sample(name)
+    pol = [a for p in policies for a in ("--policy", p)]
+
+    analyze = json.loads(_run(capsys, "analyze", *inputs, "--json", "-q"))
+    assert analyze["irps"] == truth["irps"] and analyze["actual"] == truth["actual"]
+    assert len(analyze["incidents"]) == len(truth["incidents"])
+    for ours, theirs in zip(analyze["incidents"], truth["incidents"]):
+        assert ours["start_ns"] == theirs["start_ns"]
+        assert ours["failed_irps"] == theirs["failing_irps"]
+        assert ours["paging_share"] == pytest.approx(theirs["paging_share"], abs=1e-4)
+    text = _run(capsys, "analyze", *inputs, "-q")
+    assert text.splitlines()[0].startswith(analyze["verdict"][:60])
+
+    compare = json.loads(_run(capsys, "compare", *inputs, *pol, "--json", "-q"))
+    assert compare["policies"] == truth["compare"]["policies"]
+    table = _run(capsys, "compare", *inputs, *pol, "-q")
+    for row in [compare["observed"], *compare["policies"]]:
+        cells = _row_text(row)
+        pattern = r"\s+".join(map(re.escape, [row["policy"][:20], *cells]))
+        # A long examine rule wraps in its column: match the numbers after the name's start.
+        assert re.search(pattern, table) or re.search(r"\s+".join(map(re.escape, cells)),
+                                                      table), (row["policy"], table)
+
+    sweep = json.loads(_run(capsys, "sweep", *inputs, "--budget", "2ms", "--json", "-q"))
+    n = sweep["min_reserved_no_park"]
+    rows = {r["reserved"]: r for r in sweep["rows"]}
+    assert rows[n]["parked"] == 0 and (n == 1 or rows[n - 1]["parked"] > 0)
+    assert f"Smallest reserve at which nothing parks: {n}" in _run(capsys, "sweep", *inputs,
+                                                                   "--budget", "2ms", "-q")
+
+    incidents = json.loads(_run(capsys, "incidents", *inputs, *pol, "--json", "-q"))
+    assert len(incidents["incidents"]) == len(analyze["incidents"])
+    for inc in incidents["incidents"]:
+        assert sum(b["arrived"] for b in inc["timeline"]) == inc["irps"]
+
+    html = tmp_path / "report.html"
+    _run(capsys, "report", *inputs, *pol, "--budget", "2ms", "-o", html, "-q")
+    page = parse(html)
+    first: dict[str, list[str]] = {}
+    for r in page.rows:
+        if r and r[0] in {"actual", *policies}:
+            first.setdefault(r[0], r[1:])
+    for row in [compare["observed"], *compare["policies"]]:
+        assert first[row["policy"]] == _row_text(row)
+    assert len([i for i in page.ids if i.startswith("incident-")]) == len(analyze["incidents"])
+    assert analyze["verdict"] in " ".join(page.text)
