@@ -51,10 +51,11 @@ STATUS_FLT_DISALLOW_FAST_IO = 0xC01C0004   # a fast-I/O try, not an IRP (etw-for
 TIE_WINDOW_NS = 5_000_000      # "at that moment": 5 ms covers IFR text timestamps' coarseness
 REPEATABLE_DISPATCH = frozenset({"DiskIo/DrvMjFnCall"})
 
-DISPATCH, COMPLETE, RESERVED, REFUSED, ALLOC, RESOURCES = range(6)
+DISPATCH, COMPLETE, RESERVED, REFUSED, ALLOC, RESOURCES, OTHER = range(7)
 KIND_CODES = {"irp_dispatch": DISPATCH, "irp_complete": COMPLETE,
               "reserved_request_used": RESERVED, "fp_policy_refused": REFUSED,
-              "request_alloc_failed": ALLOC, "request_resources_failed": RESOURCES}
+              "request_alloc_failed": ALLOC, "request_resources_failed": RESOURCES,
+              "other": OTHER}
 ALLOC_KINDS = ("request_alloc_failed", "request_resources_failed")
 
 # event_name prefix -> layer; names with no layer merge with either.
@@ -124,6 +125,9 @@ def _assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
         lay = layers[r]
         nm = codes[r]
         o = open_.get(a)
+        if k == OTHER:
+            inst_of[r] = o[0] if o is not None else -1
+            continue
         if k != COMPLETE:
             if o is not None:
                 if lay and o[1] and lay != o[1]:
@@ -277,7 +281,13 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
                         for c in cols])
     from fpreplay.schema import EVENT_COLUMNS
     ev = ev.with_columns([pl.col(c).cast(EVENT_COLUMNS[c], strict=False) for c in cols])
-    ev = ev.filter(pl.col("kind").is_in(list(KIND_CODES)) & pl.col("ts_ns").is_not_null())
+    # `other` rows that name an IRP or a request (IFR "Queuing WDFREQUEST … on WDFQUEUE …",
+    # "Calling driver EvtIo…") add attributes (queue, request) to an open instance; they never
+    # open one.
+    ev = ev.filter(pl.col("ts_ns").is_not_null() & (
+        (pl.col("kind").is_in(list(KIND_CODES)) & (pl.col("kind") != "other"))
+        | ((pl.col("kind") == "other")
+           & (pl.col("irp").is_not_null() | pl.col("request").is_not_null()))))
     ev = ev.with_columns(pl.when(pl.col("irp") != 0).then(pl.col("irp")).alias("irp"))
     if ev.height == 0:
         return empty_irps()
@@ -295,7 +305,8 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
 
     inst_of, closes, notes = _assign_instances(ev)
     ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
-                         pl.Series("_closes", closes, dtype=pl.Boolean))
+                         pl.Series("_closes", closes, dtype=pl.Boolean)) \
+        .filter(pl.col("_inst") >= 0)
     is_complete = pl.col("_code") == COMPLETE
     lc = (ev.group_by("_inst", maintain_order=True).agg(
         pl.col("irp").first(),

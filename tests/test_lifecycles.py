@@ -243,3 +243,14 @@ def test_fast_io_attempts_and_null_irps_are_not_lifecycles():
     assert lc["actual"].to_list() == ["ok"] and lc["arrive_ns"][0] == T0 + 2
     assert diag.counters["fast_io_attempts"] == 1 and "fast-I/O" in diag.warnings[0]
     assert "irp_redispatched" not in diag.counters
+
+
+def test_other_rows_add_queue_and_request_but_never_open_an_instance():
+    lc, diag = build(D(0, 0xA, "IFR/Dispatch", device="0xd0"),
+                     {"ts_ns": 1, "kind": "other", "irp": 0xA, "request": 0x77, "queue": "0xq1",
+                      "event_name": "IFR/Queuing WDFREQUEST"},
+                     C(2, 0xA, "DiskIo/DrvComplReq", status=0xC000009A),
+                     {"ts_ns": 3, "kind": "other", "irp": 0xB, "event_name": "DiskIo/DrvMjFnRet"})
+    assert lc.height == 1 and not diag.warnings
+    r = lc.row(0, named=True)
+    assert (r["queue"], r["device"], r["actual"]) == ("0xq1", "0xd0", "failed")
