@@ -5,8 +5,11 @@ again and again (57 addresses served 1,231 disk I/Os in a real trace), so an ins
 dispatch and closes at the first matching completion in time order, after which the address is
 free for the next instance. Everything about one IRP that several sources say (DiskIo Init and
 completion, DrvMjFnCall, FileIo, IFR lines, driver instrumentation) merges into one row; each
-attribute comes from the first event of the instance that knows it. Several inputs share one
-timeline by absolute time, so their events simply interleave.
+attribute comes from the first event of the instance that knows it. Identity is the IRP
+address (plus time), never the device: `device` ("disk0" from DiskIo, a devobj or driver name from
+IFR/instrumentation) is an attribute. `other` rows that name the IRP (IFR "Queuing WDFREQUEST …
+on WDFQUEUE …") lend their queue and request to the open instance but never open one. Several
+inputs share one timeline by absolute time, so their events simply interleave.
 
 Layers. The file system's IRP and the disk's IRP are different IRPs (etw-formats.md 2.9), and a
 file-system IRP whose completion the trace never logs (Kernel-File Create without OpEnd) would
