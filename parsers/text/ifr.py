@@ -78,8 +78,9 @@ def looks_like(lines: list[str]) -> bool:
         s = ln.strip()
         if s.startswith(_DUMP_LINE_STARTS) or _ENTRIES.match(s) or any(c in s for c in _DUMP_COMMANDS):
             return True
-    hits = sum(bool(_DEFAULT_LINE.match(ln) or _CUSTOM_LINE.match(ln)) for ln in lines)
-    return bool(lines) and hits * 2 >= len(lines)
+    hits = [bool(_DEFAULT_LINE.match(ln) or _CUSTOM_LINE.match(ln)) for ln in lines]
+    # a file starts with its format; later damage must not hide it
+    return bool(lines) and (hits[0] or sum(hits) * 2 >= len(lines))
 
 
 def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:

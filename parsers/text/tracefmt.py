@@ -30,8 +30,9 @@ _LINE = re.compile(r"^\[\d+\][0-9A-Fa-f]+\.[0-9A-Fa-f]+::\d{1,2}/\d{1,2}/\d{4}-\
 
 
 def looks_like(lines: list[str]) -> bool:
-    hits = sum(bool(_LINE.match(ln) or UNKNOWN_MESSAGE.search(ln)) for ln in lines)
-    return bool(lines) and hits * 2 >= len(lines)
+    hits = [bool(_LINE.match(ln) or UNKNOWN_MESSAGE.search(ln)) for ln in lines]
+    # a file starts with its format; later damage must not hide it
+    return bool(lines) and (hits[0] or sum(hits) * 2 >= len(lines))
 
 
 def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:

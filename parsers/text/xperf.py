@@ -92,13 +92,13 @@ _PROCESS = re.compile(r"\((\s*\d+)\)\s*$")
 def looks_like(lines: list[str]) -> bool:
     if any(ln.strip() in ("BeginHeader", "EndHeader") for ln in lines):
         return True
-    known = 0
+    hits = []
     for ln in lines:
         m = _ROW_START.match(ln)
         head = ln.split(",")
-        if (m and m.group(1) in TYPES) or (len(head) > 2 and head[1].strip() == "TimeStamp"):
-            known += 1
-    return known > 0 and known * 2 >= len(lines)
+        hits.append(bool((m and m.group(1) in TYPES) or (len(head) > 2 and head[1].strip() == "TimeStamp")))
+    # a file starts with its format; later damage must not hide it
+    return bool(lines) and (hits[0] or (any(hits) and sum(hits) * 2 >= len(lines)))
 
 
 def _split(line: str) -> list[str]:
