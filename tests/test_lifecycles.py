@@ -254,3 +254,34 @@ def test_other_rows_add_queue_and_request_but_never_open_an_instance():
     assert lc.height == 1 and not diag.warnings
     r = lc.row(0, named=True)
     assert (r["queue"], r["device"], r["actual"]) == ("0xq1", "0xd0", "failed")
+
+
+# --- property: any set of non-overlapping lifecycles per address comes back exactly ----------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+lifecycle = st.tuples(st.integers(0, 3),                 # address index (heavy reuse)
+                      st.integers(1, 10_000),            # gap before the dispatch
+                      st.integers(1, 10_000),            # service time
+                      st.sampled_from([0, 0xC0000120, 0xC0000184, 0xC0000001, None]))
+
+
+@given(st.lists(lifecycle, min_size=1, max_size=40))
+def test_known_lifecycles_come_back(specs):
+    free_at = [0, 0, 0, 0]
+    rows, want = [], []
+    for addr, gap, service, status in specs:
+        irp = 0xFFFF_FA80_0000_1000 + addr * 0x100
+        arrive = free_at[addr] + gap
+        done = arrive + service
+        free_at[addr] = done
+        rows.append(D(arrive, irp, "TL/IrpDispatch", device="dev"))
+        rows.append(C(done, irp, "TL/IrpComplete", status=status))
+        actual = {0xC0000120: "cancelled", 0xC0000184: "invalid_state",
+                  0xC0000001: "failed"}.get(status, "ok")
+        want.append((irp, T0 + arrive, T0 + done, service, actual))
+    lc, diag = build(*rows)
+    got = sorted(zip(lc["irp"], lc["arrive_ns"], lc["complete_ns"], lc["service_ns"],
+                     lc["actual"]))
+    assert got == sorted(want) and not diag.warnings
