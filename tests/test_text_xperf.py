@@ -144,3 +144,22 @@ def test_driver_rows_with_and_without_a_header(tmp_path):
     assert ev["kind"].to_list() == ["irp_dispatch"]
     assert (ev["major"][0], ev["minor"][0], ev["irp"][0]) == (0x0E, 0, 0xFFFFE288B23F1B20)
     assert ev["event_name"][0] == "DiskIo/DrvMjFnCall"
+
+
+def test_disk_flush_and_write_without_header_new_layout(tmp_path):
+    path = tmp_path / "d.txt"
+    path.write_text(
+        "  DiskWriteInit,       9000,        System (4),         44,   0, 0xffffe288b23f2000\n"
+        "      DiskWrite,       9400,        System (4),         44,   0, 0xffffe288b23f2000, 0x0000010000, "
+        "0x00010000,         400,        1, 0x00000a,         380,       2, Original, 0xffffe288272d0d20, "
+        '"C:\\pagefile.sys"\n'
+        "      DiskFlush,       9500,        System (4),         44,   0, 0xffffe288b23f3000,          50,"
+        "        1, 0x060000,          40,       3\n")
+    ev = read_inputs([path], ReadOptions()).events
+    assert ev["kind"].to_list() == ["irp_dispatch", "irp_complete", "irp_dispatch", "irp_complete"]
+    assert ev["event_name"].to_list()[2:] == ["DiskIo/FlushInit (from ElapsedTime)", "DiskIo/FlushBuffers"]
+    assert ev["major"].to_list() == [4, 4, 9, 9] and ev["ts_ns"][2] == 9_450_000
+    assert (ev["bytes"][1], ev["offset"][1], ev["irp_flags"][1], ev["device"][1]) == (0x10000, 0x10000, 0xA, "1")
+    assert ev["irp_flags"][3] == 0 and ev["bytes"][3] is None
+    irps = build_lifecycles(ev).sort("arrive_ns")
+    assert irps["service_ns"].to_list() == [400_000, 50_000] and irps["paging"].to_list() == [True, False]

@@ -108,3 +108,18 @@ def test_bad_tmf_names_file_and_line(tmp_path, with_guid, body, where):
 def test_empty_tmf_dir_is_an_error(tmp_path):
     with pytest.raises(InputError, match="no .tmf files"):
         load_tmf_dir([tmp_path])
+
+
+def test_network_guid_and_counted_string_items(tmp_path):
+    guid = "0a0b0c0d-0000-4000-8000-000000000001"
+    (tmp_path / "n.tmf").write_text(
+        f"{guid} net // SRC=net.c\n"
+        '#typev net_c1 1 "%0peer %10!s!:%11!d! id %12!s! tag %13!s! pid %14!u!" // LEVEL=4 FUNC=Connect\n'
+        "{\n addr, ItemIPAddr -- 10\n port, ItemPort -- 11\n id, ItemGuid -- 12\n tag, ItemPString -- 13\n"
+        " pid, ItemULong -- 14\n}\n")
+    cat = load_tmf_dir([tmp_path])
+    gid = uuid.UUID("12345678-9abc-def0-1122-334455667788")
+    args = bytes([10, 0, 0, 7]) + struct.pack(">H", 445) + gid.bytes_le + struct.pack("<H", 3) + b"abc" \
+        + struct.pack("<I", 4)
+    msg = cat.format(guid, 1, args, 8)
+    assert msg.text == f"peer 10.0.0.7:445 id {gid} tag abc pid 4" and msg.complete
