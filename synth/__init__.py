@@ -21,7 +21,7 @@ from fpreplay.schema import ACTUAL_OUTCOMES
 
 TRUTH_SCHEMA = "fpreplay.synth-truth/1"
 DISPATCH_WHATS = ("diskio_init", "drv_call", "tl:IrpDispatch")
-COMPLETE_WHATS = ("tl:IrpComplete", "drv_compl", "diskio_done", "opend")
+COMPLETE_WHATS = ("tl:IrpComplete", "drv_compl", "diskio_done")
 QUEUE_OP_KINDS = {"purge": "queue_purge", "stop": "queue_stop", "stop_purge": "queue_stop_purge",
                   "drain": "queue_drain", "start": "queue_start"}
 
@@ -49,8 +49,6 @@ def _first_times(sim) -> tuple[dict, dict]:
             return "diskio" in sc.kernel and e.irp.major in disk_major
         if w in ("drv_call", "drv_compl"):
             return "driver" in sc.kernel
-        if w == "opend":
-            return "fileio" in sc.kernel
         return False
 
     arrive, complete = {}, {}
@@ -84,7 +82,38 @@ def lifecycle_rows(sim) -> list[dict]:
             "service_ns": (c - a) if (c is not None and actual in ("ok", "reserved")) else None,
             "actual": actual, "fate": irp.fate,
         })
+        if irp.fs_addr is not None:
+            rows.append(_fs_row(irp, start, a))
     return rows
+
+
+def _fs_row(irp, start: int, disk_arrive: int) -> dict:
+    """The file system's IRP of the "fileio" family: its own lifecycle row (FileIo layer). Its
+    status is what OpEnd says, and no event says the driver received it (contract section 4)."""
+    from fpreplay.schema import (STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
+                                 STATUS_INVALID_DEVICE_STATE)
+
+    a = start + irp.arrive_ns
+    lost = irp.completion_lost or irp.complete_ns is None
+    c = None if lost else start + irp.complete_ns + 3_000
+    st = None if lost else irp.status
+    if st is None:
+        actual = "incomplete"
+    elif st == STATUS_INSUFFICIENT_RESOURCES:
+        actual = "alloc_failed"
+    elif st == STATUS_CANCELLED:
+        actual = "cancelled"
+    elif st == STATUS_INVALID_DEVICE_STATE:
+        actual = "invalid_state"
+    elif st & 0xC0000000 == 0xC0000000:
+        actual = "failed"
+    else:
+        actual = "ok"
+    return {"irp": irp.fs_addr, "device": None, "major": irp.major, "minor": 0,
+            "irp_flags": irp.flags, "bytes": irp.size, "paging": bool(irp.flags & 0x2),
+            "arrive_ns": a, "complete_ns": c, "status": st,
+            "service_ns": (c - a) if (c is not None and actual == "ok") else None,
+            "actual": actual, "fate": "fs_layer"}
 
 
 def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:

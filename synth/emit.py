@@ -3,9 +3,10 @@
 Per IRP the trace shows what a storage stack with this KMDF driver shows (etw-formats.md 2.2-2.4):
 dispatch = DiskIo ReadInit/WriteInit/FlushInit (issuing thread) + DrvMjFnCall (the only kernel
 event with the major function); completion = DrvComplReq + DiskIo Read/Write/FlushBuffers
-(PERFINFO header, IrpFlags with the priority bits, response time) + FileIo OpEnd carrying the
-NTSTATUS (a decision of this synthesizer: the status rides on the same IRP address so that a
-kernel-only trace still shows it). The driver's TraceLogging events come between them.
+(PERFINFO header, IrpFlags with the priority bits, response time). The driver's TraceLogging
+events come between them. With the "fileio" family, each read/write also has the file system's
+IRP above it (its own address): FileIo Read/Write when issued, FileIo OpEnd with the NTSTATUS
+the disk IRP's failure or success propagated up - the only kernel event carrying a status.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fpreplay.synth.model import Emission, Simulation
 
 T0_RAW = 0x0000_0028_84D0_BFA2     # QPC ticks since boot at the trace start (about 4.8 hours)
 PERF_FREQ = 10_000_000
-COMPLETION_WHATS = {"drv_compl", "diskio_done", "opend", "tl:IrpComplete"}
+COMPLETION_WHATS = {"drv_compl", "diskio_done", "fileio_end", "tl:IrpComplete"}
 
 
 def raw(ts_ns: int) -> int:
@@ -65,11 +66,13 @@ def _record(e: Emission, provider: str, kernel: set[str]) -> bytes | None:
                                  disk=irp.device.disk, irp_flags=flags, size=irp.size,
                                  offset=irp.offset, file_object=irp.file_object,
                                  response_ticks=ticks, tid=irp.tid)
-    if w == "opend":
-        if "fileio" not in kernel:
-            return None
+    if w == "fileio_op":
+        return R.fileio_rw(ts, irp.tid, irp.pid, write=irp.major == IRP_MJ_WRITE, irp=irp.fs_addr,
+                           file_object=irp.file_object, file_key=irp.file_object,
+                           offset=irp.offset, size=irp.size, io_flags=irp.flags)
+    if w == "fileio_end":
         info = irp.size if irp.status == 0 else 0
-        return R.fileio_opend(ts, 0, 0, irp=irp.addr, info=info, status=irp.status)
+        return R.fileio_opend(ts, 0, 0, irp=irp.fs_addr, info=info, status=irp.status)
     raise ValueError(f"unknown emission {w}")
 
 

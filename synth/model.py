@@ -68,6 +68,7 @@ class Irp:
     evidence: set = field(default_factory=set)   # event kinds the trace shows for it
     completion_lost: bool = False
     status_seen: bool = False    # does any record of the trace carry the completion status?
+    fs_addr: int | None = None   # the file system's IRP above it (kernel family "fileio")
 
     @property
     def paging(self) -> bool:
@@ -138,6 +139,8 @@ class Simulation:
         self._heap: list = []
         self._free_addrs: list[tuple[int, int]] = []     # (free from ns, address)
         self._next_addr = 0xFFFF_C58A_0634_0000
+        self._free_fs_addrs: list[tuple[int, int]] = []
+        self._next_fs_addr = 0xFFFF_C58A_0F21_0000
         self._free_handles: list[tuple[int, int]] = []
         self._next_handle = 0x0000_3A75_F9C1_0000
         self.queues: dict[tuple[str, str], QueueState] = {}
@@ -267,6 +270,11 @@ class Simulation:
         self.irps.append(irp)
         cpu = irp.cpu
         irp.evidence.add("irp_dispatch")
+        if "fileio" in self.sc.kernel and irp.major in (IRP_MJ_READ, IRP_MJ_WRITE):
+            # The file system's own IRP (a different IRP, etw-formats.md 2.9): FileIo Read/Write
+            # when it is issued, OpEnd with the final status once the disk IRP below completes.
+            irp.fs_addr = self._alloc(self._free_fs_addrs, t, "_next_fs_addr", 0x1A0)
+            self._emit(t, cpu, "fileio_op", irp)
         self._emit(t, cpu, "diskio_init", irp)
         self._emit(t + 1 * US, cpu, "drv_call", irp)
         self._tl(t + 2 * US, cpu, "IrpDispatch", irp, Irp=addr, Queue=f"0x{q.handle:x}",
@@ -411,9 +419,12 @@ class Simulation:
             irp.status_seen = self.sc.instrumentation
         self._emit(t, cpu, "drv_compl", irp)
         self._emit(t + 1 * US, cpu, "diskio_done", irp)
-        self._emit(t + 2 * US, cpu, "opend", irp)
+        if irp.fs_addr is not None:
+            self._emit(t + 3 * US, cpu, "fileio_end", irp)
         if not irp.completion_lost:
             heapq.heappush(self._free_addrs, (t + 5 * US, irp.addr))
+            if irp.fs_addr is not None:
+                heapq.heappush(self._free_fs_addrs, (t + 5 * US, irp.fs_addr))
 
     # --- queue operations ------------------------------------------------------------------
     def _queue_op(self, t: int, op) -> None:

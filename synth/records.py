@@ -30,6 +30,8 @@ _DRV_CALL = layout("DrvMjFnCall", 8)
 _DRV_RET = layout("DrvIrpMatch", 8)
 _DRV_COMPL = layout("DrvRoutineIrp", 8)
 _OPEND = layout("FileIo_OpEnd", 8)
+_FILEIO_RW = layout("FileIo_RW_v3", 8)
+FILEIO_READ, FILEIO_WRITE = 67, 68
 
 
 def _system(group: int, opcode: int, version: int, ts: int, tid: int, pid: int,
@@ -93,6 +95,14 @@ def drv_compl_req(ts: int, tid: int, pid: int, *, routine: int, irp: int, match_
 def fileio_opend(ts: int, tid: int, pid: int, *, irp: int, info: int, status: int) -> bytes:
     return _system(GROUP_FILEIO, FILEIO_OPEND, 3, ts, tid, pid,
                    _OPEND.build(dict(IrpPtr=irp, ExtraInfo=info, NtStatus=status)))
+
+
+def fileio_rw(ts: int, tid: int, pid: int, *, write: bool, irp: int, file_object: int,
+              file_key: int, offset: int, size: int, io_flags: int) -> bytes:
+    """FileIo Read (67) / Write (68) v3: the file system's IRP, logged when it is issued."""
+    payload = _FILEIO_RW.build(dict(Offset=offset, IrpPtr=irp, FileObject=file_object,
+                                    FileKey=file_key, TTID=tid, IoSize=size, IoFlags=io_flags))
+    return _system(GROUP_FILEIO, FILEIO_WRITE if write else FILEIO_READ, 3, ts, tid, pid, payload)
 
 
 # --- TraceLogging -------------------------------------------------------------------------------

@@ -354,3 +354,24 @@ def test_lost_events_are_counted_in_header_and_buffer_flags(tmp_path):
     assert r.truth["events_lost"] > 0 and r.truth["actual"]["incomplete"] == 3
     read = read_inputs([r.trace])
     assert read.events_lost == r.truth["events_lost"] + r.truth["buffers_flagged_lost"]
+
+
+def test_fileio_family_adds_the_file_system_irp_with_its_status(tmp_path):
+    from dissect.etl.etl import ETL
+
+    from fpreplay.lifecycles import build_lifecycles
+    from fpreplay.parsers import read_inputs
+
+    r = _run(tmp_path, 'kernel = ["diskio", "driver", "fileio"]\n' + SCENARIO_ALL)
+    fs = [x for x in _by_fate(r.truth) if x["fate"] == "fs_layer"]
+    disk = [x for x in _by_fate(r.truth) if x["fate"] != "fs_layer"]
+    assert fs and not {x["irp"] for x in fs} & {x["irp"] for x in disk}
+    with open(r.trace, "rb") as fh:
+        opend = [rec.event for rec in ETL(fh) if rec.event.symbol() == "FileIo/OperationEnd"]
+    statuses = Counter(e.NtStatus for e in opend)
+    assert statuses[STATUS_INVALID_DEVICE_STATE] > 0 and statuses[STATUS_SUCCESS] > 0
+    assert len(opend) == sum(1 for x in fs if x["complete_ns"] is not None)
+    read = read_inputs([r.trace])
+    lc = build_lifecycles(read.events, read.diagnostics)
+    assert dict(lc.group_by("actual").len().iter_rows()) == {
+        k: v for k, v in r.truth["actual"].items() if v}
