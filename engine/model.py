@@ -734,6 +734,9 @@ class Device:
                     q, a = self.concurrent_arrival
                     self.concurrent_arrival = None
                     q.arrive(a)
+                    if a.location is not None and a.location[0] == "parked":
+                        self.diagnostic("LOST_WAKEUP", f"IRP {a.id} parked on {q.name} while "
+                                        f"{r.id} goes to the free list")
                 del fp.in_use[r]
                 fp.free.append(r)
                 self.log.append(("free", owner.name, r.id))

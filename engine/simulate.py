@@ -158,7 +158,11 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
         diag.warn(f"{df['arrive_ns'].null_count()} IRP(s) without arrive_ns were simulated at the "
                   "first arrival time")
         df = df.with_columns(pl.col("arrive_ns").fill_null(pl.col("arrive_ns").min()).fill_null(0))
-    df = df.with_columns(_route(df, driver))
+    # `paging` is the framework's own test; fill it where the table does not say.
+    framework_paging = ((pl.col("irp_flags").cast(pl.Int64) & IRP_PAGING_IO) != 0) & \
+        (pl.col("major").fill_null(0xFF) != IRP_MJ_FILE_SYSTEM_CONTROL)
+    df = df.with_columns(_route(df, driver),
+                         pl.col("paging").fill_null(framework_paging.fill_null(False)))
     df = _hold_and_status(df, service_time_ns)
     # Processing order: arrival time, then input order.
     df = df.sort(["arrive_ns", "row"])
@@ -194,10 +198,8 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
             mask[idx] = fails
             df = df.with_columns((pl.col("_fail") | pl.Series(mask)).alias("_fail"))
     # The policy's action for every IRP, per queue (evaluated even where unused: it is cheap).
-    paging = ((pl.col("irp_flags").cast(pl.Int64) & IRP_PAGING_IO) != 0) & \
-        (pl.col("major").fill_null(0xFF) != IRP_MJ_FILE_SYSTEM_CONTROL)
-    paging = pl.when(pl.col("irp_flags").is_null()).then(pl.col("paging").fill_null(False)) \
-        .otherwise(paging)
+    paging = pl.when(pl.col("irp_flags").is_null()).then(pl.col("paging")) \
+        .otherwise(framework_paging)
     verdict = pl.lit(ACTION_USE_RESERVED, dtype=pl.Int8)
     for qname, pol in fp_queues.items():
         if pol is None or pol.kind == "always":
@@ -313,7 +315,7 @@ class _Replay:
                 if self.race and ai < na and arrivals[ai][0] == t:
                     a = arrivals[ai][1]
                     qa = self.queues[a.payload[6]]
-                    if qa is r.owner and not a.alloc_ok and len(r.owner.fp.in_use) == 1:
+                    if qa is r.owner and not a.alloc_ok and not r.owner.fp.free:
                         # Lost wake-up (5.9): this arrival races the last member's recycle.
                         dev.concurrent_arrival = (qa, a)
                         ai += 1
@@ -488,8 +490,14 @@ def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
     timeline = _timeline(replay, df, driver, fp_queues)
     high = {name: (q.fp.high_water if q.fp is not None else 0)
             for name, q in replay.queues.items()}
+    lost = sum(1 for code, _ in replay.device.diagnostics if code == "LOST_WAKEUP")
+    if lost:
+        diag.warn(f"race window: {lost} IRP(s) parked while a reserved request went back to the "
+                  "free list (lost wake-up); they wait for the next recycle")
+        diag.count("lost_wakeup", lost)
     for code, detail in replay.device.diagnostics:
-        diag.warn(f"{code}: {detail}")
+        if code != "LOST_WAKEUP":
+            diag.warn(f"{code}: {detail}")
     counts = outcomes["outcome"].value_counts()
     for o, c in counts.iter_rows():
         diag.count(f"outcome_{o}", c)

@@ -791,6 +791,7 @@ def test_case_58_lost_wakeup():
     dev.concurrent_arrival = (q, b)                        # B races A's recycle
     dev.complete(a.request, STATUS_SUCCESS)
     assert list(q.fp.parked) == [b] and ids(q.fp.free) == ["A.R1"]   # stranded
+    assert [d[0] for d in dev.diagnostics] == ["LOST_WAKEUP"]
     c = starved("C")
     q.arrive(c)
     assert c.request.id == "A.R1" and list(q.fp.parked) == [b]        # C overtakes B
