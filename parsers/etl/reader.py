@@ -511,66 +511,55 @@ class _Reader:
         prefix = _PREFIX.unpack_from
         kernel = self.reg.kernel.get
         manifest = self.reg.manifest
+        classic = self.reg.classic
         tracelogging = self.reg.tracelogging
+        min_size = _MIN_SIZE
         n = 0
         prev = None
         limit = end - 8
         while off <= limit:
             w0, htype, marker, w2, w3 = prefix(data, off)
-            if marker == 0xC0:
-                if htype in _KERNEL_TYPES:
-                    size = w2
-                    dec = kernel(w3)
+            if marker == 0xC0 and htype in _KERNEL_TYPES:     # most records: size @+4, HookId
+                size = w2
+                if size < min_size[htype] or off + size > end:
+                    self._bad_record(base + off, size, end - off)
+                    break
+                dec = kernel(w3)
+                if dec is not None:
+                    if dec is _HEADER_SENTINEL:
+                        self._trace_header(data, off, size, htype, base + off)
+                        dec = self.reg.kernel_user_header
                     if dec is not None:
-                        if size < 0x10 or off + size > end:
-                            break
-                        if dec is _HEADER_SENTINEL:
-                            self._trace_header(data, off, size, htype, base + off)
-                            dec = self.reg.kernel_user_header
-                        if dec is not None:
-                            self.seq = self.records + n
-                            self._decode(dec, data, off, size, htype, marker, cpu, base + off)
-                elif htype in _EVENT_HEADER_TYPES:
-                    size = w0
-                    if size < 0x50 or off + size > end:
-                        break
+                        self.seq = self.records + n
+                        self._decode(dec, data, off, size, htype, marker, cpu, base + off)
+            elif marker == 0xC0:                               # size @+0
+                size = w0
+                if size < min_size[htype] or off + size > end:
+                    self._bad_record(base + off, size, end - off)
+                    break
+                if htype in _EVENT_HEADER_TYPES:
                     dec = manifest.get(data[off + 0x18:off + 0x2A]) if manifest else None
                     if dec is None and tracelogging is not None and w2 & 1 \
                             and self._has_tl_schema(data, off, size):
                         dec = tracelogging
-                    if dec is not None:
-                        self.seq = self.records + n
-                        self._decode(dec, data, off, size, htype, marker, cpu, base + off)
-                elif htype in _CLASSIC_TYPES:
-                    size = w0
-                    if size < 0x30 or off + size > end:
-                        break
-                    dec = self.reg.classic.get((data[off + 0x18:off + 0x28], data[off + 4])) \
-                        if self.reg.classic else None
-                    if dec is not None:
-                        self.seq = self.records + n
-                        self._decode(dec, data, off, size, htype, marker, cpu, base + off)
+                elif htype in _CLASSIC_TYPES and classic:
+                    dec = classic.get((data[off + 0x18:off + 0x28], data[off + 4]))
                 else:
-                    size = w0              # ERROR / TIMED / WNODE and unknown types: skip by size
-            elif marker == 0x90:
-                size = w0
-                if self.reg.wpp is not None and 8 <= size and off + size <= end:
+                    dec = None             # ERROR / TIMED / WNODE and unknown types: skipped
+                if dec is not None:
+                    self.seq = self.records + n
+                    self._decode(dec, data, off, size, htype, marker, cpu, base + off)
+            else:
+                size = _other_size(w0, htype, marker)
+                if size is None:
+                    break                  # 0xFFFFFFFF or zero fill: end of the buffer's data
+                if size < 8 or off + size > end:
+                    self._bad_record(base + off, size, end - off)
+                    break
+                if marker == 0x90 and self.reg.wpp is not None:
                     self._last_ts = _record_ts(data, prev) if prev is not None else None
                     self.seq = self.records + n
                     self._decode(self.reg.wpp, data, off, size, 0x90, marker, cpu, base + off)
-            elif w0 == 0xFFFF and marker == 0xFF and htype == 0xFF:
-                break                      # unused tail of the buffer
-            elif marker == 0xB0:
-                size = w0
-            elif marker & 0x80 == 0 and (w0 | (htype << 16) | (marker << 24)) == 0:
-                break                      # zero fill
-            elif marker & 0x80 == 0:
-                size = w0 | (htype << 16) | (marker << 24)   # raw WNODE_HEADER: u32 size
-            else:
-                size = 0
-            if size < 8 or off + size > end:
-                self._bad_record(base + off, size, end - off)
-                break
             n += 1
             prev = off
             off += (size + 7) & ~7
@@ -624,7 +613,7 @@ class _Reader:
             try:
                 if marker == 0xC0 and htype in _KERNEL_TYPES:
                     size = w2
-                    if size < (0x10 if htype in _PERFINFO_TYPES else 0x18) or off + size > end:
+                    if size < _MIN_SIZE[htype] or off + size > end:
                         raise ValueError
                     if htype in _PERFINFO_TYPES:
                         version, _, _, _, hook, ts = _PERFINFO.unpack_from(data, off)
@@ -644,7 +633,7 @@ class _Reader:
                            f"{entry[0] if entry else f'Kernel{group:#04x}'}/{hook & 0xFF}")
                 elif marker == 0xC0 and htype in _EVENT_HEADER_TYPES:
                     size = w0
-                    if size < 0x50 or off + size > end:
+                    if size < _MIN_SIZE[htype] or off + size > end:
                         raise ValueError
                     (_, _, _, flags, _, tid, pid, ts, g, event_id, version, _, _, opcode, _,
                      _) = _EVENT_HEADER.unpack_from(data, off)
@@ -657,7 +646,7 @@ class _Reader:
                            f"{prov}/{event_id}")
                 elif marker == 0xC0 and htype in _CLASSIC_TYPES:
                     size = w0
-                    if size < 0x30 or off + size > end:
+                    if size < _MIN_SIZE[htype] or off + size > end:
                         raise ValueError
                     _, _, _, typ, _, version, tid, pid, ts, g = _CLASSIC.unpack_from(data, off)
                     dec = classic.get((g, typ)) if classic else None
@@ -670,28 +659,25 @@ class _Reader:
                     size = w0
                     if size < 8 or off + size > end:
                         raise ValueError
-                    number, _, guid, ts, tid, pid, _ = self._wpp_fields(data, off, size)
+                    try:
+                        number, _, guid, ts, tid, pid, _ = self._wpp_fields(data, off, size)
+                    except ValueError:     # option fields past the record: keep the record
+                        number = guid = ts = tid = pid = None
+                        self.diag.count("etl_undecodable_records")
                     if ts is None:
                         ts = last_ts
                     dec = reg.wpp
                     self._last_ts = last_ts
                     prov = reg.guid(guid) if guid else None
                     row = (ts, pid, tid, prov, number, None, None, "wpp", f"WPP/{prov}/{number}")
-                elif marker == 0xFF and w0 == 0xFFFF and htype == 0xFF:
-                    break
-                elif marker & 0x80 == 0 and (w0 | (htype << 16) | (marker << 24)) == 0:
-                    break
                 else:
-                    if marker == 0xC0:
-                        size, kind = w0, "other"
-                    elif marker == 0xB0:
-                        size, kind = w0, "ulong32_time"
-                    elif marker & 0x80 == 0:
-                        size, kind = w0 | (htype << 16) | (marker << 24), "wnode"
-                    else:
-                        size = 0
-                    if size < 8 or off + size > end:
+                    size = w0 if marker == 0xC0 else _other_size(w0, htype, marker)
+                    if size is None:
+                        break
+                    if size < _MIN_SIZE[htype if marker == 0xC0 else 0] or off + size > end:
                         raise ValueError
+                    kind = "other" if marker == 0xC0 else "ulong32_time" if marker == 0xB0 \
+                        else "wnode"
                     row = (last_ts, None, None, None, None, None, None, kind, None)
             except (ValueError, struct.error):
                 self._bad_record(base + off, size, end - off)
@@ -847,6 +833,24 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
             yield conform_events(batch, keep_extra=True)
     finally:
         _finish_stats(reader, stats, diagnostics)
+
+
+# Smallest valid record per header type (its fixed header); other types need 8 bytes.
+_MIN_SIZE = [8] * 256
+for _t, (_k, _hlen, _p) in L.HEADER_TYPES.items():
+    _MIN_SIZE[_t] = _hlen
+
+
+def _other_size(w0: int, htype: int, marker: int) -> int | None:
+    """Size of a record that has no 0xC0 marker; None at the end of a buffer's data."""
+    if marker == 0x90 or marker == 0xB0:          # WPP message / ULONG32_TIME: u16 size @+0
+        return w0
+    m = w0 | (htype << 16) | (marker << 24)
+    if m == 0xFFFFFFFF or m == 0:                  # unused tail (0xFF fill) or zero fill
+        return None
+    if marker & 0x80 == 0:
+        return m                                   # raw WNODE_HEADER: u32 BufferSize @+0
+    return 0                                       # unknown marker: damage
 
 
 def _record_ts(data, off: int) -> int | None:
