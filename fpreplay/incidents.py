@@ -2,10 +2,17 @@
 forward-progress refusals and memory-pressure signals, found in the event and lifecycle tables.
 
 A signal is one of: a `request_alloc_failed` / `request_resources_failed` / `fp_policy_refused` /
-`reserved_request_used` / `memory_pressure` event, an `irp_complete` with
-STATUS_INSUFFICIENT_RESOURCES, or an IRP whose `actual` is alloc_failed, refused or reserved (at
-its arrival). Signals closer than `gap_ns` to the previous one join its incident, so one incident
-is one stretch of low memory. Pure polars; the engine's `window` memory model reads the same frame.
+`reserved_request_used` event, an `irp_complete` with STATUS_INSUFFICIENT_RESOURCES, an IRP whose
+`actual` is alloc_failed, refused or reserved (at its arrival), or real memory pressure:
+
+* a `memory_pressure` reading of available memory (`bytes`) below LOW_AVAILABLE_BYTES, or
+* a storm of `memory_pressure` events without a reading (hard faults, working-set out-swaps): at
+  least STORM_SIGNALS of them within STORM_WINDOW_NS. A machine pages all the time; a single hard
+  fault, or a periodic reading of plenty of free memory, says nothing about low memory.
+
+Signals closer than `gap_ns` to the previous one join its incident, so one incident is one
+stretch of low memory. Every memory_pressure event inside an incident is counted in it. Pure
+polars; the engine's `window` memory model reads the same frame.
 """
 
 from __future__ import annotations
@@ -18,6 +25,13 @@ from fpreplay.schema import STATUS_INSUFFICIENT_RESOURCES
 # from milliseconds to seconds; half a second keeps a storm together without merging two storms
 # separated by a quiet second.
 DEFAULT_GAP_NS = 500_000_000
+
+# Windows signals LowMemoryResourceNotification at about 32 MB of available memory per 4 GB, at
+# most 64 MB: below that the memory manager itself says memory is low.
+LOW_AVAILABLE_BYTES = 64 * 1024 * 1024
+# Hard faults / out-swaps at this rate are a storm, not ordinary paging.
+STORM_SIGNALS = 500
+STORM_WINDOW_NS = 1_000_000_000
 
 # IRP outcomes that are themselves evidence of low memory.
 FAILING_ACTUALS = ("alloc_failed", "refused", "reserved")
@@ -78,6 +92,31 @@ def _signals(events: pl.DataFrame | None, irps: pl.DataFrame | None) -> pl.DataF
             .sort("ts_ns").collect())
 
 
+def _real_pressure(sig: pl.DataFrame) -> pl.Series:
+    """Which signals count: all but memory_pressure, which counts when it is a low reading or
+    part of a storm (STORM_SIGNALS unread ones within STORM_WINDOW_NS)."""
+    big = 1 << 62
+    df = sig.select("ts_ns", "what", "bytes").with_row_index("_i")
+    pressure = pl.col("what") == "memory_pressure"
+    unread = df.filter(pressure & pl.col("bytes").is_null()).select("_i", "ts_ns")
+    t = unread["ts_ns"]
+    # Unread signals in the window ending at each one: its position minus the window's start.
+    first = t.search_sorted(t - STORM_WINDOW_NS, side="left").cast(pl.Int64)
+    idx = pl.int_range(0, t.len(), eager=True, dtype=pl.Int64)
+    storm_end = (idx - first + 1) >= STORM_SIGNALS
+    # A signal is in a storm when a later (or the same) storm-ending signal's window reaches
+    # back to it: the smallest window start from here on is at or before it.
+    reach = pl.Series(pl.select(pl.when(storm_end).then(first).otherwise(big)).to_series()
+                      ).reverse().cum_min().reverse()
+    stormy = unread.select("_i").with_columns((reach <= idx).alias("_stormy"))
+    return (df.join(stormy, on="_i", how="left").sort("_i")
+            .select(pl.when(~pressure).then(True)
+                    .when(pl.col("bytes").is_not_null())
+                    .then(pl.col("bytes") < LOW_AVAILABLE_BYTES)
+                    .otherwise(pl.col("_stormy").fill_null(False)))
+            .to_series())
+
+
 def detect_incidents(events: pl.DataFrame | None, irps: pl.DataFrame | None,
                      gap_ns: int = DEFAULT_GAP_NS) -> pl.DataFrame:
     """The incidents, in time order, one row each (columns INCIDENT_COLUMNS).
@@ -87,12 +126,23 @@ def detect_incidents(events: pl.DataFrame | None, irps: pl.DataFrame | None,
     IRP that arrived inside it; `paging_share` is the share of its failing IRPs (alloc_failed,
     refused, reserved) that were paging I/O, null when it has none.
     """
-    sig = _signals(events, irps)
+    all_signals = _signals(events, irps)
+    sig = all_signals.filter(_real_pressure(all_signals)) if all_signals.height else all_signals
     if not sig.height:
         return empty_incidents()
     sig = sig.with_columns(
         (pl.col("ts_ns").diff().fill_null(gap_ns + 1) > gap_ns).cum_sum()
         .cast(pl.UInt32).alias("incident"))
+    # Every memory_pressure event inside an incident belongs to it, counted or not.
+    spans = (sig.group_by("incident").agg(pl.col("ts_ns").min().alias("_s"),
+                                          pl.col("ts_ns").max().alias("_e")).sort("_s"))
+    extra = (all_signals.filter((pl.col("what") == "memory_pressure"))
+             .join(sig.select("ts_ns", "what").unique(), on=["ts_ns", "what"], how="anti")
+             .sort("ts_ns")
+             .join_asof(spans, left_on="ts_ns", right_on="_s", strategy="backward")
+             .filter(pl.col("ts_ns") <= pl.col("_e")).drop("_s", "_e"))
+    if extra.height:
+        sig = pl.concat([sig, extra.select(sig.columns)]).sort("ts_ns")
     base = sig.group_by("incident", maintain_order=True).agg(
         pl.col("ts_ns").min().alias("start_ns"),
         pl.col("ts_ns").max().alias("end_ns"),

@@ -66,7 +66,7 @@ def test_no_signal_no_incident_and_the_schema_holds():
 @given(st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=40),
        st.integers(min_value=1, max_value=2_000))
 def test_incidents_partition_the_signals(times, gap):
-    ev = _events([{"ts_ns": t, "kind": "memory_pressure"} for t in times])
+    ev = _events([{"ts_ns": t, "kind": "request_alloc_failed"} for t in times])
     inc = detect_incidents(ev, None, gap_ns=gap)
     starts, ends = inc["start_ns"].to_list(), inc["end_ns"].to_list()
     assert sum(inc["signals"].to_list()) == len(times)
@@ -77,3 +77,39 @@ def test_incidents_partition_the_signals(times, gap):
     srt = sorted(times)
     assert all(b - a <= gap for a, b in zip(srt, srt[1:]) if any(
         s <= a and b <= e for s, e in zip(starts, ends)))
+
+
+def _faults(n: int, spacing_ns: int, start: int = 0) -> list[dict]:
+    return [{"ts_ns": start + k * spacing_ns, "kind": "memory_pressure",
+             "event_name": "PageFault/HardFault"} for k in range(n)]
+
+
+def test_ordinary_paging_is_not_low_memory_but_a_storm_is():
+    from fpreplay.incidents import STORM_SIGNALS
+
+    # A machine pages all the time: 1000 hard faults at 100 per second are no incident.
+    assert detect_incidents(_events(_faults(1000, 10 * MS)), None).height == 0
+    # One short of a storm within a second: none either.
+    assert detect_incidents(_events(_faults(STORM_SIGNALS - 1, MS)), None).height == 0
+    # 600 hard faults 1 ms apart: one incident holding all of them, the first ones included.
+    inc = detect_incidents(_events(_faults(600, MS, start=T0)), None)
+    assert inc.height == 1
+    assert inc["memory_pressure"].item() == 600
+    assert (inc["start_ns"].item(), inc["end_ns"].item()) == (T0, T0 + 599 * MS)
+
+
+def test_available_memory_readings_count_only_when_low():
+    from fpreplay.incidents import LOW_AVAILABLE_BYTES
+
+    plenty = [{"ts_ns": k * 500 * MS, "kind": "memory_pressure", "bytes": 4 << 30}
+              for k in range(10)]
+    assert detect_incidents(_events(plenty), None).height == 0
+    low = plenty + [{"ts_ns": 5 * 500 * MS + 1, "kind": "memory_pressure",
+                     "bytes": LOW_AVAILABLE_BYTES - 1}]
+    inc = detect_incidents(_events(low), None)
+    assert inc.height == 1 and inc["min_available_bytes"].item() == LOW_AVAILABLE_BYTES - 1
+    # A failure between plentiful readings: an incident of its own; the readings are no part of it.
+    mixed = plenty + [{"ts_ns": 3 * 500 * MS + 10, "kind": "request_alloc_failed"}]
+    inc = detect_incidents(_events(mixed), None)
+    assert inc.height == 1 and inc["memory_pressure"].item() == 0
+    assert inc["signals"].item() == 1
