@@ -123,3 +123,20 @@ def test_network_guid_and_counted_string_items(tmp_path):
         + struct.pack("<I", 4)
     msg = cat.format(guid, 1, args, 8)
     assert msg.text == f"peer 10.0.0.7:445 id {gid} tag abc pid 4" and msg.complete
+
+
+def test_inline_lists_sets_and_unknown_types(tmp_path):
+    guid = "0a0b0c0d-0000-4000-8000-000000000002"
+    (tmp_path / "l.tmf").write_text(
+        f"{guid} kmdf // SRC=fxpkgio.cpp\n"
+        '#typev a 1 "%0%10!s! %11!s! %12!s!" // LEVEL=TRACE_LEVEL_VERBOSE FUNC=FxPkgIo::Dispatch\n'
+        "{\n mj, ItemListByte(IRP_MJ_CREATE,IRP_MJ_CREATE_NAMED_PIPE,IRP_MJ_CLOSE,IRP_MJ_READ) -- 10\n"
+        " f, ItemSetShort(A,B,C) -- 11\n s, ItemString -- 12\n}\n"
+        '#typev b 2 "%0x=%10!d! y=%11!d!" // FUNC=f\n{\n x, ItemLong -- 10\n y, ItemMystery -- 11\n}\n')
+    cat = load_tmf_dir([tmp_path])
+    assert cat.format(guid, 1, bytes([3]) + struct.pack("<H", 5) + b"ok\0", 8).text == "IRP_MJ_READ A|C ok"
+    cut = cat.format(guid, 1, bytes([3]) + struct.pack("<H", 5) + b"no end", 8)
+    assert not cut.complete and cut.text.endswith("<truncated>")
+    odd = cat.format(guid, 2, struct.pack("<ii", 1, 2), 8)
+    assert not odd.complete and odd.text.endswith("<unknown argument type ItemMystery>")
+    assert odd.text.startswith("x=1")

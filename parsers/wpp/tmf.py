@@ -32,8 +32,11 @@ TMF syntax accepted (as tracepdb writes it):
 Arguments are numbered from 10; `%N!spec!` takes a printf spec (d i u x X o p c s S e f g with
 flags, width, precision and the I64/l/h/w length prefixes). `%!FUNC!`, `%!LEVEL!`, `%!FLAGS!`,
 `%!COMPNAME!` in a format string take the message's own attributes. ItemNTSTATUS prints
-symbolically (%!STATUS!), `ItemEnum(Name)`/`ItemListLong(Name)` through `#enumv Name`, and
-`ItemSetLong(Name)` as `A|B`. A malformed TMF raises InputError naming the file and line.
+symbolically (%!STATUS!); `ItemEnum(Name)` and `ItemList{Byte,Short,Long}(Name)` print through
+`#enumv Name`, `ItemList…(A,B,C)` (an inline list, as KMDF's %!IRPMJ! is declared) prints the
+value-th name, and `ItemSet…(Name)` / `ItemSet…(A,B,C)` print the set bits as `A|B`. An argument
+type fpreplay does not know stops formatting there (the text ends with `<unknown argument type
+…>`, complete=False). A malformed TMF raises InputError naming the file and line.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ _FIXED: dict[str, str] = {
     "ItemLong": "i", "ItemULong": "I", "ItemLongHex": "I", "ItemULongX": "I", "ItemLongX": "I",
     "ItemNTSTATUS": "I", "ItemHRESULT": "I", "ItemWINERROR": "I", "ItemChar4": "4s",
     "ItemIPAddr": "4s", "ItemEnum": "I", "ItemListLong": "I", "ItemSetLong": "I",
+    "ItemListByte": "B", "ItemListShort": "H", "ItemSetByte": "B", "ItemSetShort": "H",
     "ItemIRPMJ": "I", "ItemLongLong": "q", "ItemULongLong": "Q", "ItemLongLongX": "Q",
     "ItemLongLongXX": "Q", "ItemULongLongX": "Q", "ItemULongLongXX": "Q", "ItemDouble": "d",
     "ItemTimestamp": "Q", "ItemTimeDelta": "q", "ItemWaitTime": "q", "ItemGuid": "16s",
@@ -69,6 +73,7 @@ class TmfArgument:
     number: int
     item_type: str          # e.g. ItemLong
     enum: str | None        # ItemEnum(Name) -> Name
+    names: tuple[str, ...] = ()   # ItemListByte(A,B,C) -> ("A", "B", "C")
 
 
 @dataclass
@@ -120,17 +125,24 @@ class TmfCatalog:
             return None
         values: dict[int, object] = {}
         complete = True
+        unknown = None
         pos = 0
         for arg in msg.args:
             try:
                 value, pos = _take_arg(arg.item_type, args_bytes, pos, pointer_size)
-            except (struct.error, ValueError, IndexError):
+            except (struct.error, IndexError):
                 complete = False
+                break
+            except ValueError:
+                complete = False
+                unknown = arg.item_type
                 break
             values[arg.number] = (arg, value)
         comp, src = self.components.get(guid, (None, None))
         text = self._render(msg, values, pointer_size, comp)
-        if not complete:
+        if unknown is not None:
+            text += f" <unknown argument type {unknown}>"
+        elif not complete:
             text += " <truncated>"
         return FormattedMessage(text=text, function=msg.function, level=msg.level,
                                 flags=msg.flags, args=[v for _, v in values.values()],
@@ -163,10 +175,14 @@ class TmfCatalog:
             return format_status(value)
         if t == "ItemIRPMJ":
             return format_irpmj(value)
-        if arg.enum is not None and t in ("ItemEnum", "ItemListLong"):
+        if arg.names:
+            if t.startswith("ItemSet"):
+                return "|".join(n for i, n in enumerate(arg.names) if value >> i & 1) or str(value)
+            return arg.names[value] if 0 <= value < len(arg.names) else str(value)
+        if arg.enum is not None and (t == "ItemEnum" or t.startswith("ItemList")):
             table = self.enums.get(arg.enum, {})
             return table.get(value, str(value))
-        if arg.enum is not None and t == "ItemSetLong":
+        if arg.enum is not None and t.startswith("ItemSet"):
             table = self.enums.get(arg.enum, {})
             names = [n for v, n in sorted(table.items()) if v and value & v == v]
             return "|".join(names) if names else str(value)
@@ -240,7 +256,9 @@ def _take_arg(item_type: str, data: bytes, pos: int, pointer_size: int):
             value = uuid.UUID(bytes_le=value)
         return value, pos + struct.calcsize(fmt)
     if item_type in ("ItemString", "ItemRString", "ItemCString"):
-        end = data.index(b"\0", pos)
+        end = data.find(b"\0", pos)
+        if end < 0:
+            raise IndexError          # cut inside the string: a truncated payload
         return data[pos:end].decode("latin-1"), end + 1
     if item_type == "ItemWString":
         end = pos
@@ -276,7 +294,7 @@ def _as_uuid(value) -> uuid.UUID:
 _GUID_LINE = re.compile(r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                         r"[0-9a-fA-F]{12})(?:\s+([^/\s][^/]*?))?\s*(?://(.*))?$")
 _TYPEV = re.compile(r"^#typev\s+(\S+)\s+(\d+)\s+\"")
-_ARG_LINE = re.compile(r"^(.*),\s*(Item\w+)(?:\((\w+)\))?\s*(?:(?:--|//)\s*(\d+))?\s*$")
+_ARG_LINE = re.compile(r"^(.*?),\s*(Item\w+)(?:\(([^)]*)\))?\s*(?:(?:--|//)\s*(\d+))?\s*$")
 _ENUM_VALUE = re.compile(r"^(\w+)\s*=\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*(?://.*)?$")
 _ATTR = re.compile(r"(\w+)=(\S*)")
 
@@ -335,7 +353,10 @@ def load_tmf_file(path: Path, catalog: TmfCatalog | None = None) -> TmfCatalog:
             if not m:
                 raise bad("expected '<expression>, <ItemType> -- <number>' in #typev block")
             number = int(m.group(4)) if m.group(4) else 10 + len(block)
-            block.append(TmfArgument(number, m.group(2), m.group(3)))
+            inner = [x.strip() for x in (m.group(3) or "").split(",") if x.strip()]
+            enum = inner[0] if len(inner) == 1 else None
+            names = tuple(inner) if len(inner) > 1 else ()
+            block.append(TmfArgument(number, m.group(2), enum, names))
             continue
         if s == "{":
             if pending is None:
