@@ -62,11 +62,13 @@ class PayloadDecoder:
             if record.version >= min_version and n >= st.size:
                 break
         else:
-            st = min((c[1] for c in cands), key=lambda s: s.size)
-            if n >= st.size:   # an older version byte than any known layout: try the oldest
-                st, names = cands[-1][1], cands[-1][2]
+            # An unknown version byte: the newest layout the payload is long enough for.
+            for _, st, names in cands:
+                if n >= st.size:
+                    break
             else:
-                return short_payload(record, ctx, self.event_name, st.size)
+                need = min(c[1].size for c in cands)
+                return short_payload(record, ctx, self.event_name, need)
         values = dict(zip(names, st.unpack_from(payload, 0)))
         if self.tail is not None:
             values[self.tail] = utf16z(payload, st.size)

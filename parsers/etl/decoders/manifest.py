@@ -35,7 +35,7 @@ KERNEL_FILE_OPS = {
 }
 # The manifest's names for the operations where they differ from FileIo's.
 _KF_NAMES = {"SetInfo": "SetInformation", "QueryInfo": "QueryInformation", "FSControl": "FSCTL",
-             "DirEnum": "DirEnum", "CreateNew": "CreateNewFile"}
+             "CreateNew": "CreateNewFile"}
 
 
 def _kf_fields(op: str):
