@@ -61,11 +61,27 @@ def _incidents(read, irps, gap):
     return detect_incidents(read.events, irps, gap_ns=gap_ns)
 
 
+def _reader_went_away() -> None:
+    """stdout closed early (`| head`): stop quietly with status 0, like other Unix tools, not
+    rich's default exit 1. Point stdout at /dev/null so the final flush cannot fail again."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise BrokenPipeError
+
+
 def _emit(doc: dict, json_: bool, draw) -> None:
-    if json_:
-        print(json.dumps(doc, default=str))
-    else:
-        draw(doc, stdout_console())
+    try:
+        if json_:
+            print(json.dumps(doc, default=str), flush=True)
+        else:
+            console = stdout_console()
+            console.on_broken_pipe = _reader_went_away
+            draw(doc, console)
+    except BrokenPipeError:
+        _reader_went_away()
 
 
 def _write(df, output: Path | None) -> None:
