@@ -200,3 +200,11 @@ def test_fixed_prefix_compiled_from_the_construct_declaration():
     assert (st64.size, st32.size) == (52, 44)          # etw-formats.md 2.2, verified sizes
     assert names[-1] == "IssuingThreadId"
     assert fixed("FileIo_Create_v3", 8)[1][-1] == "ShareAccess"   # the string tail is excluded
+
+
+def test_unknown_version_takes_the_newest_layout_that_fits():
+    payload = layout("FileIo_Simple_v3", 8).build(dict(IrpPtr=0x1000, FileObject=0x2000,
+                                                        FileKey=0x3000, TTID=5))
+    (row,) = decode(4, 66, payload, psize=8, version=1, header_kind="system")
+    assert (row["irp"], row["file_object"], row["tid"]) == (0x1000, 0x2000, 5)
+    assert decode(4, 66, payload[:10], psize=8, version=1, header_kind="system") == []
