@@ -46,7 +46,7 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.schema import (
-    IRP_COLUMNS, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_PAGING_IO, STATUS_CANCELLED,
+    EVENT_COLUMNS, IRP_COLUMNS, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_PAGING_IO, STATUS_CANCELLED,
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, conform_irps, empty_irps,
 )
 
@@ -282,7 +282,6 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
             "status", "bytes", "event_name"]
     ev = events.select([pl.col(c) if c in events.columns else pl.lit(None).alias(c)
                         for c in cols])
-    from fpreplay.schema import EVENT_COLUMNS
     ev = ev.with_columns([pl.col(c).cast(EVENT_COLUMNS[c], strict=False) for c in cols])
     # `other` rows that name an IRP or a request (IFR "Queuing WDFREQUEST … on WDFQUEUE …",
     # "Calling driver EvtIo…") add attributes (queue, request) to an open instance; they never
