@@ -348,3 +348,12 @@ def test_record_overrunning_its_buffer(tmp_path):
     _, stats, d = read(path)
     assert stats["records"] == 3
     assert d.counters["etl_bad_records"] == 1 and any("record size 8192" in w for w in d.warnings)
+
+
+def test_decoder_values_out_of_range_become_null(tmp_path, monkeypatch):
+    monkeypatch.setitem(D.KERNEL, (1, 10), lambda rec, ctx: [
+        {"kind": "irp_complete", "irp": 5, "major": 300, "status": -1, "not_a_column": 1}])
+    path = write(tmp_path, buffer([header_record(), perfinfo_record(0x010A, 2_000_000)]))
+    ev = read_inputs([path], ReadOptions()).events
+    assert ev["irp"].to_list() == [5] and ev["major"].to_list() == [None]
+    assert ev["status"].to_list() == [None] and "not_a_column" not in ev.columns

@@ -717,10 +717,11 @@ class _Reader:
             schema["_ts_raw"] = pl.Int64
             schema["_seq"] = pl.Int64
             rows = self.rows
-            for r in rows:           # a decoder may return rows with keys we do not know
-                for k in r.keys() - schema.keys():
-                    del r[k]
-            frames.append(pl.from_dicts(rows, schema=schema))
+            # Column by column, not strict: a value a damaged payload pushed out of its dtype's
+            # range becomes null instead of failing the whole read. Unknown keys are dropped.
+            frames.append(pl.DataFrame([
+                pl.Series(name, [r.get(name) for r in rows], dtype=dtype, strict=False)
+                for name, dtype in schema.items()]))
             self.rows = []
         if self.cols is not None and self.cols["_seq"]:
             c = self.cols
