@@ -355,7 +355,8 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
         .otherwise(pl.col("_dispatch_name").fill_null("?"))
     st = pl.col("_status_hex").fill_null("")
     evidence = (
-        pl.when(pl.col("actual") == "reserved").then(pl.lit("reserved: ") + pl.col("_reserved_name"))
+        pl.when(pl.col("actual") == "reserved")
+        .then(pl.lit("reserved: ") + pl.col("_reserved_name"))
         .when(pl.col("actual") == "refused").then(pl.lit("refused: ") + pl.col("_refused_name"))
         .when((pl.col("actual") == "alloc_failed") & pl.col("_alloc"))
         .then(pl.lit("alloc_failed: ") + pl.col("_alloc_name"))

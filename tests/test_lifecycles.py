@@ -237,7 +237,8 @@ def test_irpless_failure_never_ties_to_another_devices_completion():
 
 
 def test_fast_io_attempts_and_null_irps_are_not_lifecycles():
-    lc, diag = build(D(0, 0xA, "FileIo/Read", major=3), C(1, 0xA, "FileIo/OpEnd", status=0xC01C0004),
+    lc, diag = build(D(0, 0xA, "FileIo/Read", major=3),
+                     C(1, 0xA, "FileIo/OpEnd", status=0xC01C0004),
                      D(2, 0xA, "FileIo/Read", major=3), C(3, 0xA, "FileIo/OpEnd", status=0),
                      D(4, 0, "DiskIo/DrvMjFnCall"), D(5, 0, "DiskIo/DrvMjFnCall"))
     assert lc["actual"].to_list() == ["ok"] and lc["arrive_ns"][0] == T0 + 2
