@@ -117,3 +117,23 @@ def test_mutated_uncompressed_trace(tmp_path_factory, edits, cut):
 def test_mutated_compressed_trace(tmp_path_factory, edits, cut):
     base = real_trace("etl/filtrace_diskio.etl").read_bytes()[:29_379]   # header + 2 LZ77 buffers
     _mutation_check(tmp_path_factory.mktemp("c"), "c.etl", base, edits, cut)
+
+
+def test_corrupt_zip_and_gzip_members(tmp_path):
+    import zipfile
+
+    src = real_trace("etl/filtrace_diskio.etl").read_bytes()
+    zp = tmp_path / "d.etl.zip"
+    with zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("d.etl", src)
+    gz = tmp_path / "d.etl.gz"
+    gz.write_bytes(gzip.compress(src))
+    for p in (zp, gz):
+        data = bytearray(p.read_bytes())
+        mid = len(data) // 2
+        data[mid:mid + 64] = bytes(64)                  # wreck the deflate stream mid-way
+        p.write_bytes(bytes(data))
+        rows, stats, d = _read(p)
+        assert 0 < stats["records"] < DISKIO_RECORDS
+        # Deflate damage shows either as a stream error or as garbage buffers; both are named.
+        assert d.warnings and all(str(p) in w and "byte " in w for w in d.warnings), d.warnings

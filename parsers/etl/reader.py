@@ -15,6 +15,7 @@ import gzip
 import struct
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,13 +131,26 @@ class Clock:
 
 
 # --- input streams -------------------------------------------------------------------------------
-def open_trace_stream(path: Path):
-    """A binary stream of the .etl bytes: the file itself, its gzip body, or a zip's .etl member."""
+class _Stream:
+    """A read-only stream that closes every layer under it (member, archive, file)."""
+
+    def __init__(self, stream, *under):
+        self.read = stream.read
+        self._layers = (stream, *under)
+
+    def close(self) -> None:
+        for layer in self._layers:
+            layer.close()
+
+
+def open_trace_stream(path: Path) -> _Stream:
+    """A binary stream of the .etl bytes: the file itself, its gzip body, or a zip's .etl member
+    (the first one, as parsers/formats.py sniffs it)."""
     f = open(path, "rb")
     magic = f.read(4)
     f.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f, mode="rb")
+        return _Stream(gzip.GzipFile(fileobj=f, mode="rb"), f)
     if magic == b"PK\x03\x04":
         try:
             z = zipfile.ZipFile(f)
@@ -145,11 +159,14 @@ def open_trace_stream(path: Path):
             member = (etl or names or [None])[0]
             if member is None:
                 raise InputError(path, "zip archive holds no file", 0)
-            return z.open(member)
-        except zipfile.BadZipFile as e:
+            return _Stream(z.open(member), z, f)
+        except (zipfile.BadZipFile, NotImplementedError, OSError) as e:
             f.close()
             raise InputError(path, f"damaged zip archive: {e}", 0) from None
-    return f
+        except InputError:
+            f.close()
+            raise
+    return _Stream(f)
 
 
 def _read_exactly(stream, n: int) -> bytes:
@@ -162,6 +179,9 @@ def _read_exactly(stream, n: int) -> bytes:
         parts.append(chunk)
         got += len(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+_STREAM_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError)
 
 
 class _Damage(Exception):
@@ -180,7 +200,7 @@ def iter_buffers(path: Path, diagnostics: Diagnostics) -> Iterator[tuple[int, in
         while True:
             try:
                 head = _read_exactly(stream, L.BUFFER_HEADER_SIZE)
-            except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+            except _STREAM_ERRORS as e:
                 raise _Damage(f"{offset}:{e}") from None
             if len(head) == 0:
                 return
@@ -201,7 +221,7 @@ def iter_buffers(path: Path, diagnostics: Diagnostics) -> Iterator[tuple[int, in
                 return
             try:
                 body = _read_exactly(stream, size - L.BUFFER_HEADER_SIZE)
-            except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+            except _STREAM_ERRORS as e:
                 raise _Damage(f"{offset}:{e}") from None
             data = head + body
             if len(data) < size:
