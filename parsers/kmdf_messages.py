@@ -9,6 +9,7 @@ reader, the tracefmt reader and the binary WPP decoder:
     # -> Classified(kind="request_alloc_failed", name="Could not create WDFREQUEST",
     #               fields={"status": 0xC000009A, "irp": <IRP of the last dispatch line>})
     stream.classify("some driver text") -> None (not a framework message)
+    stream.rows(message) -> [row dict, ...] | None   # what a reader emits: implied rows first
 
 Placeholders: {name:p} pointer/handle (hex, `0x` optional), {name:x} hex, {name:d} decimal,
 {name:STATUS} %!STATUS! (symbol, hex, or `SYMBOL(0x...)`), {name:IRPMJ} %!IRPMJ!, {name:w} a
@@ -21,16 +22,20 @@ Context the messages themselves leave out (section 8.4), kept by KmdfMessageStre
   queued; "Memory allocation failed" with no pending dispatch (policy pre-allocation) is `other`.
 * Request handles are tied to IRPs by "Queuing WDFREQUEST h" after a dispatch and by "Completing
   WDFREQUEST h for IRP i"; later request-only lines get the IRP filled.
-* Queue kinds are emitted once per state change of a queue: "All WDFQUEUE q requests cancelled"
-  and "WDFQUEUE q is purged, calling driver callback" -> queue_purge (the second only if the
-  first was not seen); "WDFQUEUE q is idle, calling driver callback" -> queue_stop, or
-  queue_stop_purge right after a purge of q (Stop-and-purge logs the same cancel lines); the
-  "power stopping (Drain) in progress" variant of "not accepting requests" -> queue_drain; a
-  "Queuing WDFREQUEST … on WDFQUEUE q" while q is purged or drained -> queue_start (a purged or
-  drained queue accepts nothing until it is started again; the framework logs no start line).
-* Completions logged as "not accepting requests … completing WDFREQUEST" or "Driver has no event
-  callback … completing" are `other` with their status: FxRequest::Complete also logs the same
-  completion as "Completing WDFREQUEST …", which is the irp_complete row.
+* Queue kinds are emitted once per state change of a queue: "All WDFQUEUE q requests cancelled",
+  "WDFQUEUE q is purged, calling driver callback" and the first "Cancelling WDFREQUEST h, WDFQUEUE
+  q" (only purges cancel queued requests) -> queue_purge; "WDFQUEUE q is idle, calling driver
+  callback" -> queue_stop, or queue_stop_purge after a purge of q (Stop-and-purge logs the same
+  cancel lines); the first "power stopping (Drain) in progress" refusal -> queue_drain (an extra
+  row before its completion); a "Queuing WDFREQUEST … on WDFQUEUE q" while q is purged or
+  drained -> queue_start (such a queue accepts nothing until started; no start line exists).
+* The framework's own completions are irp_complete: "not accepting requests … completing
+  WDFREQUEST" (its status, STATUS_INVALID_DEVICE_STATE), "Cancelling WDFREQUEST" (queued request
+  cancelled by a purge: STATUS_CANCELLED), "Zero length WDFREQUEST … completed automatically"
+  (success, 0 bytes), "Driver has no event callback … completing". The IRP comes from the
+  pending dispatch or the request's Queuing line. FxRequest::Complete may log the same completion
+  again as "Completing WDFREQUEST …" (VERBOSE only): that line is then `other`, so a completion is
+  counted once whether or not VerboseOn was set.
 """
 
 from __future__ import annotations
@@ -56,16 +61,16 @@ CATALOGUE: tuple[tuple[str, str, str], ...] = (
     ("Forward not accepting", "WDFQUEUE 0x{queue:p} is not accepting requests state is {state:s}, "
                               "{drain:s}WDFREQUEST 0x{request:p} {status:STATUS}", "other"),
     ("Not accepting requests", "WDFQUEUE 0x{queue:p} is not accepting requests, state is {state:s}, "
-                               "{drain:s}completing WDFREQUEST 0x{request:p} {status:STATUS}", "other"),
+                               "{drain:s}completing WDFREQUEST 0x{request:p} {status:STATUS}", "irp_complete"),
     ("Calling driver", "Calling driver EvtIo{callback:w} for WDFREQUEST 0x{request:p}", "other"),
     ("Zero length completed", "Zero length WDFREQUEST 0x{request:p} completed automatically by "
-                              "WDFQUEUE 0x{queue:p}", "other"),
+                              "WDFQUEUE 0x{queue:p}", "irp_complete"),
     ("No event callback", "Driver has no event callback for {type:s}, completing WDFREQUEST "
-                          "0x{request:p} with {status:STATUS}", "other"),
+                          "0x{request:p} with {status:STATUS}", "irp_complete"),
     ("Queue already deleted", "WDFQUEUE 0x{queue:p} is already deleted{sep:s} {status:STATUS}", "other"),
     ("Callback already registered", "WDFQUEUE 0x{queue:p} already has a {callback:w} callback "
                                     "registered 0x{routine:p}{sep:s} {status:STATUS}", "other"),
-    ("Cancelling WDFREQUEST", "Cancelling WDFREQUEST 0x{request:p}, WDFQUEUE 0x{queue:p}", "other"),
+    ("Cancelling WDFREQUEST", "Cancelling WDFREQUEST 0x{request:p}, WDFQUEUE 0x{queue:p}", "irp_complete"),
     ("All requests cancelled", "All WDFQUEUE 0x{queue:p} requests cancelled", "queue_purge"),
     ("All driver cancellable cancelled", "All driver cancellable requests cancelled in WDFQUEUE "
                                          "0x{queue:p}", "other"),
@@ -160,6 +165,11 @@ class Classified:
     name: str                       # catalogue short name; event_name = "IFR/" + name
     fields: dict = field(default_factory=dict)   # event-table columns: irp request queue device
                                                  # major minor status bytes
+    extra: list = field(default_factory=list)    # rows the message implies just before it
+                                                 # (a queue state change), as Classified
+
+    def row(self) -> dict:
+        return {**self.fields, "kind": self.kind, "event_name": "IFR/" + self.name}
 
 
 def match(message: str) -> tuple[_Entry, dict] | None:
@@ -197,13 +207,50 @@ def handle_text(value: int) -> str:
     return f"0x{value:x}"
 
 
+# Lines where the framework itself completes a request (no driver involved); the same completion
+# may also be logged as "Completing WDFREQUEST …" (VERBOSE), which is then not counted twice.
+_FRAMEWORK_COMPLETIONS = ("Not accepting requests", "Zero length completed", "No event callback",
+                          "Cancelling WDFREQUEST")
+_FIXED_STATUS = {"Zero length completed": 0x00000000, "Cancelling WDFREQUEST": 0xC0000120}
+
+
 class KmdfMessageStream:
-    """Classifies framework messages in log order, carrying the context messages leave out."""
+    """Classifies framework messages in log order, carrying the context messages leave out.
+
+    `rows(message)` gives the event rows (dicts with kind and event_name) a message stands for, or
+    None for a message that is not the framework's; `classify(message)` gives the main row as a
+    Classified (its `extra` holds implied rows, e.g. a queue_drain before the first request a
+    draining queue refuses)."""
 
     def __init__(self) -> None:
         self.pending_dispatch: dict | None = None       # last dispatch not yet queued/failed
         self.request_irp: dict[int, int] = {}           # WDFREQUEST -> IRP
         self.queue_state: dict[str, str] = {}           # queue -> last queue kind emitted
+        self.framework_completed: dict[int, int | None] = {}   # WDFREQUEST -> IRP it completed
+
+    def rows(self, message: str) -> list[dict] | None:
+        hit = self.classify(message)
+        if hit is None:
+            return None
+        return [c.row() for c in hit.extra] + [hit.row()]
+
+    def _take_pending(self, f: dict) -> None:
+        pd = self.pending_dispatch
+        if pd is not None:
+            for col in ("irp", "device", "major", "minor"):
+                if col in pd:
+                    f.setdefault(col, pd[col])
+            self.pending_dispatch = None
+
+    def _queue_change(self, queue: str | None, kind: str) -> Classified | None:
+        """A queue_* row unless the queue is already known to be in that state."""
+        last = self.queue_state.get(queue)
+        if kind == "queue_stop" and last == "queue_purge":
+            kind = "queue_stop_purge"
+        elif kind == last or (kind == "queue_purge" and last == "queue_stop_purge"):
+            return None
+        self.queue_state[queue] = kind
+        return Classified(kind=kind, name="", fields={"queue": queue} if queue else {})
 
     def classify(self, message: str) -> Classified | None:
         hit = match(message)
@@ -212,6 +259,7 @@ class KmdfMessageStream:
         entry, v = hit
         kind, name = entry.kind, entry.name
         f: dict = {}
+        extra: list[Classified] = []
         for col in ("irp", "request", "status", "bytes", "major", "minor"):
             if col in v:
                 f[col] = v[col]
@@ -220,50 +268,62 @@ class KmdfMessageStream:
         if "device" in v:
             f["device"] = handle_text(v["device"])
         queue = f.get("queue")
+        request = f.get("request")
 
         if kind == "irp_dispatch":
             self.pending_dispatch = dict(f)
         elif name in ("Could not create WDFREQUEST", "Memory allocation failed", "Examine invalid action"):
-            pd = self.pending_dispatch
-            if pd is None:
+            if self.pending_dispatch is None:
                 kind = "other"
+            elif name == "Memory allocation failed":
+                for col in ("irp", "device", "major", "minor"):      # keep it pending: a reserved
+                    if col in self.pending_dispatch:                 # request or a refusal follows
+                        f.setdefault(col, self.pending_dispatch[col])
             else:
-                for col in ("irp", "device", "major", "minor"):
-                    if col in pd:
-                        f.setdefault(col, pd[col])
-                if name != "Memory allocation failed":
-                    self.pending_dispatch = None
+                self._take_pending(f)
         elif name == "Forward action fail the Irp":
             if self.pending_dispatch and self.pending_dispatch.get("irp") == f.get("irp"):
-                for col in ("device", "major", "minor"):
-                    if col in self.pending_dispatch:
-                        f.setdefault(col, self.pending_dispatch[col])
-                self.pending_dispatch = None
+                self._take_pending(f)
         elif name == "Queuing WDFREQUEST":
-            pd = self.pending_dispatch
-            if pd is not None and "irp" in pd:
-                self.request_irp[f["request"]] = pd["irp"]
-                f["irp"] = pd["irp"]
-                self.pending_dispatch = None
-            elif f["request"] in self.request_irp:
-                f["irp"] = self.request_irp[f["request"]]
+            if self.pending_dispatch is not None and "irp" in self.pending_dispatch:
+                self._take_pending(f)
+                self.request_irp[request] = f["irp"]
+            elif request in self.request_irp:
+                f["irp"] = self.request_irp[request]
             if self.queue_state.get(queue) in ("queue_purge", "queue_drain"):
-                kind = "queue_start"
+                kind = "queue_start"                 # a purged/drained queue accepted a request
                 self.queue_state[queue] = kind
-        elif kind == "irp_complete":
-            self.request_irp.pop(f.get("request"), None)
+        elif name == "Completing WDFREQUEST":
+            if request in self.framework_completed:
+                done_irp = self.framework_completed.pop(request)
+                if done_irp is None or done_irp == f.get("irp"):
+                    kind = "other"                   # already counted at the framework's line
+            self.request_irp.pop(request, None)
+        elif name in _FRAMEWORK_COMPLETIONS:
+            if name == "Not accepting requests":
+                if self.pending_dispatch is not None:        # offered right after its dispatch
+                    self._take_pending(f)
+                if "Drain" in v.get("drain", ""):
+                    change = self._queue_change(queue, "queue_drain")
+                    if change:
+                        extra.append(change)
+            if name == "Cancelling WDFREQUEST":
+                change = self._queue_change(queue, "queue_purge")   # only purges cancel queued requests
+                if change:
+                    extra.append(change)
+            if name in _FIXED_STATUS:
+                f["status"] = _FIXED_STATUS[name]
+                if name == "Zero length completed":
+                    f["bytes"] = 0
+            if "irp" not in f and request in self.request_irp:
+                f["irp"] = self.request_irp[request]
+            self.request_irp.pop(request, None)
+            self.framework_completed[request] = f.get("irp")
         elif kind in ("queue_purge", "queue_stop"):
-            last = self.queue_state.get(queue)
-            if kind == "queue_stop" and last == "queue_purge":
-                kind = "queue_stop_purge"
-            elif kind == "queue_purge" and last == "queue_purge":
-                kind = "other"                  # the same purge, seen by its second message
-            if kind != "other":
-                self.queue_state[queue] = kind
-        elif name in ("Not accepting requests", "Forward not accepting"):
-            if "Drain" in v.get("drain", "") and self.queue_state.get(queue) != "queue_drain":
-                kind = "queue_drain"
-                self.queue_state[queue] = kind
-        if "irp" not in f and "request" in f and f["request"] in self.request_irp:
-            f["irp"] = self.request_irp[f["request"]]
-        return Classified(kind=kind, name=name, fields=f)
+            change = self._queue_change(queue, kind)
+            kind = change.kind if change else "other"  # the same purge, seen by its second message
+        if "irp" not in f and request is not None and request in self.request_irp:
+            f["irp"] = self.request_irp[request]
+        for c in extra:
+            c.name = name
+        return Classified(kind=kind, name=name, fields=f, extra=extra)

@@ -75,7 +75,7 @@ def test_request_handles_are_tied_to_irps():
 
 def test_queue_state_changes_are_emitted_once():
     s = KmdfMessageStream()
-    kinds = [s.classify(t).kind for t in (
+    kinds = [[r["kind"] for r in s.rows(t)] for t in (
         f"All WDFQUEUE {Q} requests cancelled",
         f"WDFQUEUE {Q} is purged, calling driver callback",        # same purge, second message
         f"Queuing WDFREQUEST 0x10 on WDFQUEUE {Q}",                # accepted again: started
@@ -86,5 +86,27 @@ def test_queue_state_changes_are_emitted_once():
         f"WDFQUEUE {Q} is not accepting requests, state is WdfIoQueuePowerStoppingDrain, power stopping "
         f"(Drain) in progress,completing WDFREQUEST 0x21 STATUS_INVALID_DEVICE_STATE",
     )]
-    assert kinds == ["queue_purge", "other", "queue_start", "queue_purge", "queue_stop_purge",
-                     "queue_drain", "other"]
+    assert kinds == [["queue_purge"], ["other"], ["queue_start"], ["queue_purge"], ["queue_stop_purge"],
+                     ["queue_drain", "irp_complete"], ["irp_complete"]]
+
+
+def test_framework_completions_count_once():
+    s = KmdfMessageStream()
+    s.classify(DISPATCH)
+    refused = s.rows(f"WDFQUEUE {Q} is not accepting requests, state is WdfIoQueuePurged, completing "
+                     "WDFREQUEST 0x00005E7F3A1C8FD8 STATUS_INVALID_DEVICE_STATE")
+    assert [(r["kind"], r["irp"], r["status"]) for r in refused] == [
+        ("irp_complete", int(IRP, 16), 0xC0000184)]
+    # the same completion as FxRequest::Complete logs it (VERBOSE): not a second completion
+    again = s.rows(f"Completing WDFREQUEST 0x00005E7F3A1C8FD8 for IRP {IRP} with Information 0x0, "
+                   "STATUS_INVALID_DEVICE_STATE")
+    assert [r["kind"] for r in again] == ["other"]
+    # a queued request cancelled by a purge: completed STATUS_CANCELLED, and the purge is implied
+    s.classify(DISPATCH.replace("6A20", "7000"))
+    s.classify(f"Queuing WDFREQUEST 0x00005E7F3A1C9000 on WDFQUEUE {Q}")
+    cancel = s.rows(f"Cancelling WDFREQUEST 0x00005E7F3A1C9000, WDFQUEUE {Q}")
+    assert [(r["kind"], r.get("irp"), r.get("status")) for r in cancel] == [
+        ("queue_purge", None, None), ("irp_complete", 0xFFFF8A0C1E2E7000, 0xC0000120)]
+    assert s.rows(f"Cancelling WDFREQUEST 0x00005E7F3A1C9100, WDFQUEUE {Q}")[0]["kind"] == "irp_complete"
+    zero = s.rows(f"Zero length WDFREQUEST 0x00005E7F3A1C9200 completed automatically by WDFQUEUE {Q}")
+    assert (zero[0]["kind"], zero[0]["status"], zero[0]["bytes"]) == ("irp_complete", 0, 0)

@@ -181,11 +181,11 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
                "tid": int(g["tid"], 16) if g.get("tid") else None,
                "cpu": int(g["cpu"]) if g.get("cpu") else None,
                "header_kind": source_kind}
-        hitc = stream.classify(message)
-        if hitc is not None:
-            row["kind"] = hitc.kind
-            row["event_name"] = "IFR/" + hitc.name
-            row.update(hitc.fields)
+        framework_rows = stream.rows(message)
+        if framework_rows is not None:
+            for extra in framework_rows[:-1]:        # implied rows (a queue state change) first
+                batches.add({**row, **extra})
+            row.update(framework_rows[-1])
         else:
             row["kind"] = "other"
             if UNKNOWN_MESSAGE.search(message):
