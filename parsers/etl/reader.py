@@ -137,6 +137,7 @@ class _Stream:
     def __init__(self, stream, *under):
         self.read = stream.read
         self._layers = (stream, *under)
+        self.raw = (under or (stream,))[-1]       # the file itself: its position is progress
 
     def close(self) -> None:
         for layer in self._layers:
@@ -188,8 +189,11 @@ class _Damage(Exception):
     """The stream itself is damaged (bad gzip/zip data) at a known decompressed offset."""
 
 
-def iter_buffers(path: Path, diagnostics: Diagnostics) -> Iterator[tuple[int, int, bytes]]:
-    """(file offset, buffer index, buffer bytes) for every buffer, in file order.
+def iter_buffers(path: Path, diagnostics: Diagnostics,
+                 progress=None) -> Iterator[tuple[int, int, bytes]]:
+    """(file offset, buffer index, buffer bytes) for every buffer, in file order. Offsets are
+    in the .etl bytes (inside a .zip/.gz: the decompressed stream); `progress`, if given, is
+    called now and then with the bytes of the input file consumed so far.
 
     Stops with a warning (naming the byte offset) at a buffer that cannot be right: size zero or
     below the header size, larger than any ETW buffer, or cut short by the end of the file.
@@ -233,6 +237,8 @@ def iter_buffers(path: Path, diagnostics: Diagnostics) -> Iterator[tuple[int, in
             yield offset, index, data
             offset += size
             index += 1
+            if progress is not None and index % 16 == 0:
+                progress(stream.raw.tell())
     except _Damage as e:
         at, _, why = str(e).partition(":")
         if int(at) == 0 and index == 0:
@@ -822,7 +828,7 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
         seen_any = True
 
     try:
-        for offset, index, data in iter_buffers(path, diagnostics):
+        for offset, index, data in iter_buffers(path, diagnostics, progress):
             walked, end_offset = index + 1, offset + len(data)
             if index == 1 and reader.logfile is not None:
                 circular_start = _circular_start(reader.logfile)
@@ -830,8 +836,6 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
                 deferred.append(index)
                 continue
             process(offset, data)
-            if progress is not None and index % 16 == 0:
-                progress(offset + len(data))
             for batch in reader.flush():
                 yield conform_events(batch, keep_extra=True)
         if deferred:
