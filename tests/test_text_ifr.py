@@ -176,3 +176,22 @@ def test_unknown_text_exits_2_with_one_line(tmp_path):
                         str(tmp_path / "o.csv")], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and str(path) in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sample_ifr_dump_agrees_with_its_truth():
+    """The synthesizer's IFR dump of sample c: what the framework log alone can show."""
+    import json
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "traces" / "samples" / "c-purge-during-incident"
+    if not (sample / "ifr.txt").exists():
+        pytest.skip("sample c has no IFR dump")
+    truth = json.loads((sample / "truth.json").read_text())
+    trace = read_inputs([sample / "ifr.txt"], ReadOptions(tz="UTC"))
+    assert trace.records == truth["ifr_lines"] and not trace.diagnostics.counters["bad_lines"]
+    irps = build_lifecycles(trace.events)
+    assert len(irps) == truth["irps"]
+    counts = dict(irps.group_by("actual").len().iter_rows())
+    # a reserved request is not traced (forward-progress.md 8.3): those IRPs show as alloc_failed
+    assert counts.get("alloc_failed", 0) == truth["actual"]["alloc_failed"] + truth["actual"]["reserved"]
+    assert counts.get("ok", 0) == truth["actual"]["ok"]
