@@ -32,6 +32,7 @@ class SynthResult:
     ifr: Path | None
     truth_path: Path | None
     truth: dict
+    tmf_dir: Path | None = None
 
 
 def _first_times(sim) -> tuple[dict, dict]:
@@ -159,6 +160,7 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
         "buffers": counts["buffers"],
         "buffers_flagged_lost": counts["buffers_flagged_lost"],
         "ifr_lines": ifr_lines,
+        "wpp_messages": counts["by_what"].get("wpp", 0),
         "irps": len(rows),
         "actual": actual,
         "fate": dict(sorted(fate.items())),
@@ -210,9 +212,16 @@ def synthesize(scenario: Path | str, output: Path | str, *, seed: int | None = N
     if sc.ifr or ifr is not None:
         ifr_path = Path(ifr) if ifr is not None else _beside(output, "ifr.txt")
         ifr_lines = emit.write_ifr(sim, ifr_path)
+    tmf_dir = None
+    if sc.wpp:
+        from fpreplay.synth.wpp import write_tmf_dir
+
+        tmf_dir = _beside(output, "tmf")
+        write_tmf_dir(tmf_dir)
     doc = build_truth(sim, counts, output, ifr_lines)
     truth_path = None
     if write_truth:
         truth_path = Path(truth) if truth is not None else _beside(output, "truth.json")
         truth_path.write_text(dump_truth(doc), encoding="utf-8")
-    return SynthResult(trace=output, ifr=ifr_path, truth_path=truth_path, truth=doc)
+    return SynthResult(trace=output, ifr=ifr_path, truth_path=truth_path, truth=doc,
+                       tmf_dir=tmf_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
 from fpreplay.synth import records as R
+from fpreplay.synth import wpp as W
 from fpreplay.synth.etlwriter import EtlWriter
 from fpreplay.synth.model import Emission, Simulation
 
@@ -79,14 +80,25 @@ def _record(e: Emission, provider: str, kernel: set[str]) -> bytes | None:
 def write_etl(sim: Simulation, path: Path) -> dict:
     """Write the trace; return counts (records, events_lost, buffers) for the truth."""
     sc = sim.sc
-    emissions = sorted((e for e in sim.emissions if e.what != "ifr"),
+    emissions = sorted((e for e in sim.emissions if e.what != "ifr" or sc.wpp),
                        key=lambda e: (e.ts_ns, e.seq))
+    wpp_sequence = 0
     counts = {"records": 0, "events_lost": 0, "by_what": {}}
     with open(path, "wb") as fh:
         w = EtlWriter(fh, start_unix_ns=sc.start_unix_ns, t0_raw=T0_RAW, perf_freq=PERF_FREQ,
                       ncpu=sc.cpus, buffer_size=sc.buffer_size, compressed=sc.compressed,
                       logger_name="FpReplay Synth", log_file_name=Path(path).name)
         for e in emissions:
+            if e.what == "ifr":
+                if e.irp is not None and e.irp.completion_lost and e.values["key"] == "completing":
+                    continue
+                wpp_sequence += 1
+                rec = W.wpp_record(e.values["key"], e.values["args"], ts_raw=raw(e.ts_ns),
+                                   sequence=wpp_sequence, tid=e.irp.tid if e.irp else 4,
+                                   pid=e.irp.pid if e.irp else 4)
+                w.write(e.cpu, raw(e.ts_ns), rec)
+                counts["by_what"]["wpp"] = counts["by_what"].get("wpp", 0) + 1
+                continue
             rec = _record(e, sc.provider, sc.kernel)
             if rec is None:
                 continue
@@ -115,10 +127,10 @@ def write_ifr(sim: Simulation, path: Path, driver: str = "stordrv") -> int:
     sc = sim.sc
     lines = sorted((e for e in sim.emissions if e.what == "ifr"), key=lambda e: (e.ts_ns, e.seq))
     lines = [e for e in lines if not (e.irp is not None and e.irp.completion_lost
-                                      and e.text.startswith("FxRequest::Complete"))]
+                                      and e.values["key"] == "completing")]
     body = []
     for n, e in enumerate(lines, start=1):
-        func, _, msg = e.text.partition(" - ")
+        func, _, msg = W.render(e.values["key"], e.values["args"]).partition(" - ")
         body.append(f"{n}: {_ifr_time(sc.start_unix_ns + e.ts_ns)} {func} - {msg}")
     head = [
         "Trace searchpath is: C:\\symbols",

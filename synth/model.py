@@ -27,16 +27,6 @@ from fpreplay.schema import (
 from fpreplay.synth.scenario import Device, Queue, Scenario
 
 US = 1_000
-STATUS_NAMES = {STATUS_SUCCESS: "STATUS_SUCCESS", STATUS_CANCELLED: "STATUS_CANCELLED",
-                STATUS_INSUFFICIENT_RESOURCES: "STATUS_INSUFFICIENT_RESOURCES",
-                STATUS_INVALID_DEVICE_STATE: "STATUS_INVALID_DEVICE_STATE",
-                STATUS_UNSUCCESSFUL: "STATUS_UNSUCCESSFUL"}
-MAJOR_IFR_NAMES = {0x00: "IRP_MJ_CREATE", 0x02: "IRP_MJ_CLOSE", 0x03: "IRP_MJ_READ",
-                   0x04: "IRP_MJ_WRITE", 0x09: "IRP_MJ_FLUSH_BUFFERS",
-                   0x0D: "IRP_MJ_FILE_SYSTEM_CONTROL", 0x0E: "IRP_MJ_DEVICE_CONTROL",
-                   0x0F: "IRP_MJ_INTERNAL_DEVICE_CONTROL", 0x12: "IRP_MJ_CLEANUP"}
-
-
 @dataclass
 class Irp:
     """One IRP instance and everything the truth needs to say about it."""
@@ -113,7 +103,6 @@ class Emission:
                              # opend, ifr
     irp: Irp | None = None
     values: dict | None = None
-    text: str | None = None  # IFR: "<Function> - <message>"
 
 
 @dataclass
@@ -127,6 +116,11 @@ class QueueState:
     parked: deque = field(default_factory=deque)     # IRPs waiting for a reserved request
     held: deque = field(default_factory=deque)       # delivered while not dispatching
     reserve_high_water: int = 0
+    last_op: str = "start"
+
+    def state_name(self) -> str:
+        # %!WDF_IO_QUEUE_STATE! of a queue that does not accept requests.
+        return "WdfIoQueueDrained" if self.last_op == "drain" else "WdfIoQueuePurged"
 
 
 class Simulation:
@@ -173,10 +167,10 @@ class Simulation:
         self._seq += 1
         self.emissions.append(Emission(t, self._seq, cpu, what, irp, values or None))
 
-    def _ifr(self, t: int, cpu: int, function: str, message: str, irp: Irp | None = None) -> None:
+    def _ifr(self, t: int, cpu: int, key: str, args: tuple, irp: Irp | None = None) -> None:
+        """A framework message (synth.wpp.MESSAGES): an IFR line, and a WPP record if asked."""
         self._seq += 1
-        self.emissions.append(Emission(t, self._seq, cpu, "ifr", irp, None,
-                                       f"{function} - {message}"))
+        self.emissions.append(Emission(t, self._seq, cpu, "ifr", irp, {"key": key, "args": args}))
 
     def _tl(self, t: int, cpu: int, name: str, irp: Irp | None = None, **values) -> None:
         if self.sc.instrumentation:
@@ -280,10 +274,8 @@ class Simulation:
         self._tl(t + 2 * US, cpu, "IrpDispatch", irp, Irp=addr, Queue=f"0x{q.handle:x}",
                  Device=dev.name, Major=irp.major, Minor=irp.minor, IrpFlags=irp.flags,
                  Bytes=irp.size, Offset=irp.offset)
-        self._ifr(t + 2 * US, cpu, "FxPkgIo::Dispatch",
-                  f"WDFDEVICE 0x{dev.handle:016X} !devobj 0x{dev.devobj:016X} "
-                  f"0x{irp.major:08x}({MAJOR_IFR_NAMES.get(irp.major, 'IRP_MJ_%d' % irp.major)}), "
-                  f"IRP_MN {irp.minor:x}, IRP 0x{addr:016X}", irp)
+        self._ifr(t + 2 * US, cpu, "dispatch",
+                  (dev.handle, dev.devobj, irp.major, irp.minor, addr), irp)
         t3 = t + 3 * US
         fp = q.policy.kind != "none"
         if not self._fails(t, irp.major):
@@ -295,14 +287,12 @@ class Simulation:
         self._tl(t3, cpu, "RequestAllocFailed", irp, Irp=addr, Queue=f"0x{q.handle:x}",
                  Device=dev.name, Major=irp.major, Status=STATUS_INSUFFICIENT_RESOURCES)
         if not fp or irp.major == IRP_MJ_CREATE:
-            self._ifr(t3, cpu, "FxPkgIo::DispatchStep2",
-                      "Could not create WDFREQUEST, STATUS_INSUFFICIENT_RESOURCES", irp)
+            self._ifr(t3, cpu, "could_not_create", (STATUS_INSUFFICIENT_RESOURCES,), irp)
             irp.fate = "alloc_failed"
             self._complete(t3 + 2 * US, irp, STATUS_INSUFFICIENT_RESOURCES, by_driver=False,
                            in_dispatch=True)
             return
-        self._ifr(t3, cpu, "FxRequest::_CreateForPackage",
-                  "Memory allocation failed STATUS_INSUFFICIENT_RESOURCES", irp)
+        self._ifr(t3, cpu, "alloc_failed", (STATUS_INSUFFICIENT_RESOURCES,), irp)
         use = q.policy.kind == "always" or (q.policy.kind == "paging" and irp.paging)
         if not use:
             # 4.2 step B: the policy says fail; STATUS_UNSUCCESSFUL, not insufficient resources.
@@ -310,9 +300,8 @@ class Simulation:
             self._tl(t3 + 1 * US, cpu, "ForwardProgressRefused", irp, Irp=addr,
                      Queue=f"0x{q.handle:x}", Device=dev.name, Major=irp.major,
                      Status=STATUS_UNSUCCESSFUL)
-            self._ifr(t3 + 1 * US, cpu, "FxIoQueue::GetReservedRequest",
-                      f"Forward action on WDFQUEUE 0x{q.handle:016X} says that framework should "
-                      f"fail the Irp 0x{addr:016X}, STATUS_UNSUCCESSFUL", irp)
+            self._ifr(t3 + 1 * US, cpu, "forward_fail", (q.handle, addr, STATUS_UNSUCCESSFUL),
+                      irp)
             irp.fate = "refused"
             self._complete(t3 + 3 * US, irp, STATUS_UNSUCCESSFUL, by_driver=False,
                            in_dispatch=True)
@@ -338,18 +327,15 @@ class Simulation:
         """FxIoQueue::QueueRequest (6.2): refused if not accepting, else queued/presented."""
         q = st.queue
         if not st.accept:
-            self._ifr(t, irp.cpu, "FxIoQueue::QueueRequest",
-                      f"WDFQUEUE 0x{q.handle:016X} is not accepting requests, state is "
-                      f"WdfIoQueuePurged, completing WDFREQUEST 0x{irp.request:016X} "
-                      f"STATUS_INVALID_DEVICE_STATE", irp)
+            self._ifr(t, irp.cpu, "not_accepting", (q.handle, st.state_name(), "", irp.request,
+                                                    STATUS_INVALID_DEVICE_STATE), irp)
             irp.fate = "invalid_state"
             self._complete(t + 2 * US, irp, STATUS_INVALID_DEVICE_STATE, by_driver=False,
                            in_dispatch=in_dispatch)
             if irp.reserved:
                 self._recycle(t + 3 * US, st, irp.request)
             return
-        self._ifr(t, irp.cpu, "FxIoQueue::QueueRequest",
-                  f"Queuing WDFREQUEST 0x{irp.request:016X} on WDFQUEUE 0x{q.handle:016X}", irp)
+        self._ifr(t, irp.cpu, "queuing", (irp.request, q.handle), irp)
         if not st.dispatch:
             st.held.append(irp)
             return
@@ -382,9 +368,8 @@ class Simulation:
         # The driver completes the request it was presented (EvtIo* -> WdfRequestComplete).
         self._tl(t, irp.cpu, "IrpComplete", irp, Irp=irp.addr, Request=irp.request,
                  Status=STATUS_SUCCESS, Bytes=irp.size)
-        self._ifr(t, irp.cpu, "FxRequest::Complete",
-                  f"Completing WDFREQUEST 0x{irp.request:016X} for IRP 0x{irp.addr:016X} with "
-                  f"Information 0x{irp.size:x}, STATUS_SUCCESS", irp)
+        self._ifr(t, irp.cpu, "completing", (irp.request, irp.addr, irp.size, STATUS_SUCCESS),
+                  irp)
         self._complete(t + 1 * US, irp, STATUS_SUCCESS, by_driver=True)
         if irp.reserved:
             self._recycle(t + 2 * US, st, irp.request)
@@ -434,6 +419,7 @@ class Simulation:
         name = {"purge": "QueuePurge", "stop": "QueueStop", "stop_purge": "QueueStopPurge",
                 "drain": "QueueDrain", "start": "QueueStart"}[op.op]
         self._tl(t, 0, name, None, Queue=f"0x{q.handle:x}", Device=dev.name)
+        st.last_op = op.op
         if op.op == "start":
             st.accept = True
             st.dispatch = True
@@ -449,8 +435,7 @@ class Simulation:
             # Requests waiting in the queue are cancelled (6.5 step 4 / 6.6 step 4).
             while st.held:
                 h = st.held.popleft()
-                self._ifr(t, 0, "FxIoQueue::QueuePurge",
-                          f"Cancelling WDFREQUEST 0x{h.request:016X}, WDFQUEUE 0x{q.handle:016X}", h)
+                self._ifr(t, 0, "cancelling", (h.request, q.handle), h)
                 h.fate = "cancelled_queued"
                 self._complete(t + 1 * US, h, STATUS_CANCELLED, by_driver=False)
                 if h.reserved:

@@ -3,7 +3,8 @@
     [trace]      seed, start (UTC, RFC 3339), duration, cpus, buffer_size, compressed, provider
                  (the driver's TraceLogging provider name), kernel (which kernel event families:
                  "diskio", "driver", "fileio"), instrumentation (driver TraceLogging events),
-                 ifr (also write the in-flight-recorder text dump), lost_events
+                 ifr (also write the in-flight-recorder text dump), wpp (the framework's messages
+                 also as WPP records in the .etl, TMF files beside it), lost_events
     [[device]]   name, disk, and its queues as [[device.queue]]: name, policy ("none",
                  "always:N", "paging:N"), majors (which IRP major functions it receives; the first
                  queue without `majors` gets the rest)
@@ -157,6 +158,7 @@ class Scenario:
     kernel: set[str]
     instrumentation: bool
     ifr: bool
+    wpp: bool
     lost_events: int
     devices: list[Device]
     arrivals: list[Arrivals]
@@ -226,7 +228,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
     t = doc.get("trace", {})
     tw = f"{where} [trace]"
     _check_keys(t, {"seed", "start", "duration", "cpus", "buffer_size", "compressed", "provider",
-                    "kernel", "instrumentation", "ifr", "lost_events"}, tw)
+                    "kernel", "instrumentation", "ifr", "wpp", "lost_events"}, tw)
     start = _get(t, "start", tw, "2026-11-20T03:00:00Z")
     try:
         dt = start if isinstance(start, datetime) else datetime.fromisoformat(
@@ -256,6 +258,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         kernel=kernel,
         instrumentation=bool(_get(t, "instrumentation", tw, True)),
         ifr=bool(_get(t, "ifr", tw, False)),
+        wpp=bool(_get(t, "wpp", tw, False)),
         lost_events=_num(_get(t, "lost_events", tw, 0), f"{tw} lost_events", int),
         devices=[], arrivals=[], pressure=[], queue_ops=[],
     )

@@ -375,3 +375,37 @@ def test_fileio_family_adds_the_file_system_irp_with_its_status(tmp_path):
     lc = build_lifecycles(read.events, read.diagnostics)
     assert dict(lc.group_by("actual").len().iter_rows()) == {
         k: v for k, v in r.truth["actual"].items() if v}
+
+
+def test_wpp_messages_and_tmf_agree_with_the_ifr_text(tmp_path):
+    from dissect.etl.etl import ETL
+
+    from fpreplay.lifecycles import build_lifecycles
+    from fpreplay.parsers import ReadOptions, read_inputs
+    from fpreplay.parsers.wpp import load_tmf_dir
+    from fpreplay.synth import wpp as W
+
+    r = _run(tmp_path, "wpp = true\nifr = true\n" + SCENARIO_ALL)
+    assert r.truth["wpp_messages"] == r.truth["ifr_lines"] > 0
+    with open(r.trace, "rb") as fh:
+        kinds = Counter(type(rec.header).__name__ for rec in ETL(fh))
+    assert kinds["MessageTraceHeader"] == r.truth["wpp_messages"]
+    # The project's TMF formatter renders every packed message exactly as the IFR dump prints it.
+    catalog = load_tmf_dir([r.tmf_dir])
+    ifr_lines = [ln.split(" ", 2)[2] for ln in r.ifr.read_text().splitlines()
+                 if ln[:1].isdigit() and ": " in ln]
+    sample = {"dispatch": (0x29FCB9441918, 0xFFFFD60341DCFAD0, 3, 0, 0xFFFFC58A06340000),
+              "not_accepting": (0x5E7F3A6D6FD8, "WdfIoQueuePurged", "", 0x3A75F9C10000,
+                                STATUS_INVALID_DEVICE_STATE),
+              "completing": (0x3A75F9C10000, 0xFFFFC58A06340000, 4096, STATUS_SUCCESS)}
+    for key, args in sample.items():
+        m = W.MESSAGES[key]
+        f = catalog.format(m.guid, m.number, W.pack_args(key, args), 8)
+        assert f"{f.function} - {f.text}" == W.render(key, args)
+    assert any(ln.startswith("FxPkgIo::Dispatch - WDFDEVICE 0x") for ln in ifr_lines)
+    read = read_inputs([r.trace], ReadOptions(tmf_dirs=[r.tmf_dir]))
+    names = Counter(read.events["event_name"].to_list())
+    assert names["IFR/Dispatch"] == r.truth["irps"]
+    lc = build_lifecycles(read.events, read.diagnostics)
+    assert dict(lc.group_by("actual").len().iter_rows()) == {
+        k: v for k, v in r.truth["actual"].items() if v}
