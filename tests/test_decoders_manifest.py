@@ -148,3 +148,18 @@ def test_wpp_without_tmf_is_counted_and_warned():
     assert D.WPP(wpp_record(KMDF_GUID, 12, b"\0\0\0\0"), ctx) == []
     assert ctx.diagnostics.counters["wpp_unformatted"] == 2
     assert len(ctx.diagnostics.warnings) == 1 and "--tmf" in ctx.diagnostics.warnings[0]
+
+
+def test_wpp_failure_line_takes_the_dispatch_of_its_own_thread(tmp_path):
+    (tmp_path / f"{KMDF_GUID}.tmf").write_text(KMDF_TMF)
+    ctx = D.DecodeContext(source="w.etl", diagnostics=Diagnostics(), tmf_dirs=[tmp_path])
+
+    def on_thread(rec, tid):
+        rec.tid = tid
+        return rec
+    dispatch = lambda irp: struct.pack("<QQ", 0x7FF0, 0xD0) + b"IRP_MJ_READ\0" + \
+        struct.pack("<iQ", 0, irp)  # noqa: E731
+    D.WPP(on_thread(wpp_record(KMDF_GUID, 11, dispatch(0xA1)), 1), ctx)
+    D.WPP(on_thread(wpp_record(KMDF_GUID, 11, dispatch(0xB2)), 2), ctx)   # another CPU's buffer
+    (f,) = D.WPP(on_thread(wpp_record(KMDF_GUID, 12, struct.pack("<I", 0xC000009A)), 1), ctx)
+    assert (f["kind"], f["irp"]) == ("request_alloc_failed", 0xA1)

@@ -35,6 +35,30 @@ def _unformatted(record, ctx) -> list[dict]:
     return []
 
 
+def _stream(record, ctx):
+    """The framework-message context for this record's thread.
+
+    The walker hands records over in file order, and per-CPU buffers interleave threads out of
+    time order; but a dispatch line and the failure line that follows it come from the same
+    thread. So the "last dispatch" context is kept per thread, while request->IRP links and queue
+    states, which belong to the driver as a whole, are shared by all threads' streams."""
+    streams = ctx.state.get("kmdf_streams")
+    if streams is None:
+        streams = ctx.state["kmdf_streams"] = {}
+    key = record.tid if record.tid is not None else ("cpu", record.cpu)
+    stream = streams.get(key)
+    if stream is None:
+        from fpreplay.parsers.kmdf_messages import KmdfMessageStream
+
+        stream = KmdfMessageStream()
+        if streams:
+            first = next(iter(streams.values()))
+            stream.request_irp = first.request_irp
+            stream.queue_state = first.queue_state
+        streams[key] = stream
+    return stream
+
+
 def decode(record, ctx) -> list[dict]:
     catalog = _catalog(ctx)
     if catalog is None or record.provider is None:
@@ -47,12 +71,7 @@ def decode(record, ctx) -> list[dict]:
         ctx.diagnostics.count("wpp_truncated")
         ctx.diagnostics.warn(f"{ctx.source}: WPP message(s) shorter than their TMF arguments "
                              f"(first at byte {record.file_offset}); formatted what was there")
-    stream = ctx.state.get("kmdf_stream")
-    if stream is None:
-        from fpreplay.parsers.kmdf_messages import KmdfMessageStream
-
-        stream = ctx.state["kmdf_stream"] = KmdfMessageStream()
-    hit = stream.classify(msg.text)
+    hit = _stream(record, ctx).classify(msg.text)
     if hit is None:
         name = msg.function or f"{record.provider}/{record.event_id}"
         return [{"kind": "other", "event_name": f"WPP/{name}"}]
