@@ -115,7 +115,7 @@ def test_xml_round_trip_and_damaged_event(tmp_path):
     ev = trace.events
     assert ev["kind"].to_list() == ["irp_dispatch", "irp_complete", "irp_complete", "memory_pressure"]
     assert ev["irp"].to_list()[:2] == [irp, irp]
-    assert (ev["irp_flags"][1], ev["bytes"][1], ev["offset"][1], ev["device"][1]) == (0x43, 20480, 5669618688, "0")
+    assert (ev["irp_flags"][1], ev["bytes"][1], ev["offset"][1], ev["device"][1]) == (0x43, 20480, 5669618688, "disk0")
     assert (ev["pid"][0], ev["tid"][0], ev["tid"][1], ev["cpu"][1]) == (3988, 2784, 2784, 2)
     assert ev["status"][2] == 0xC01C0004
     assert ev["ts_ns"][2] - ev["ts_ns"][1] == 63_240_000                # +02:00 honoured

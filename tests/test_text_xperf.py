@@ -26,7 +26,7 @@ def test_real_snia_exchange_row_old_layout():
     trace = read_inputs([path], ReadOptions())
     done = trace.events.filter(trace.events["kind"] == "irp_complete").row(0, named=True)
     assert done["irp"] == 0xFFFFFADE691B3010 and done["offset"] == 0x4E5EC22E00
-    assert done["bytes"] == 0x2000 and done["irp_flags"] == 0x901 and done["device"] == "4"
+    assert done["bytes"] == 0x2000 and done["irp_flags"] == 0x901 and done["device"] == "disk4"
     assert (done["pid"], done["tid"], done["cpu"]) == (11008, 12260, None)
     assert done["file_object"] == 0xFFFFFADE6BD7D7A0 and done["major"] == 3
     assert done["ts_ns"] == 723291 * 1000
@@ -40,7 +40,7 @@ def test_real_oppat_disk_read_new_layout(tmp_path):
     done = trace.events.filter(trace.events["kind"] == "irp_complete").row(0, named=True)
     assert done["irp"] == 0xFFFFE288B23F1B20 and done["offset"] == 0x018F0B8000 and done["bytes"] == 0x1000
     assert done["irp_flags"] == 0x43                       # 0x060043 with priority 3 masked off
-    assert (done["pid"], done["tid"], done["cpu"], done["device"]) == (3984, 11844, 1, "0")
+    assert (done["pid"], done["tid"], done["cpu"], done["device"]) == (3984, 11844, 1, "disk0")
     assert done["file_object"] == 0xFFFFE288272D0D20 and done["ts_ns"] == 8612 * 1000
     irps = build_lifecycles(trace.events)
     assert irps["service_ns"].to_list() == [283_000] and irps["paging"].to_list() == [True]
@@ -159,7 +159,7 @@ def test_disk_flush_and_write_without_header_new_layout(tmp_path):
     assert ev["kind"].to_list() == ["irp_dispatch", "irp_complete", "irp_dispatch", "irp_complete"]
     assert ev["event_name"].to_list()[2:] == ["DiskIo/FlushInit (from ElapsedTime)", "DiskIo/FlushBuffers"]
     assert ev["major"].to_list() == [4, 4, 9, 9] and ev["ts_ns"][2] == 9_450_000
-    assert (ev["bytes"][1], ev["offset"][1], ev["irp_flags"][1], ev["device"][1]) == (0x10000, 0x10000, 0xA, "1")
+    assert (ev["bytes"][1], ev["offset"][1], ev["irp_flags"][1], ev["device"][1]) == (0x10000, 0x10000, 0xA, "disk1")
     assert ev["irp_flags"][3] == 0 and ev["bytes"][3] is None
     irps = build_lifecycles(ev).sort("arrive_ns")
     assert irps["service_ns"].to_list() == [400_000, 50_000] and irps["paging"].to_list() == [True, False]

@@ -139,7 +139,7 @@ def kernel_row(cls: str, opcode: int, f: dict) -> dict:
             row["major"] = major
         disk = _first(f, ("DiskNumber",))
         if disk is not None:
-            row["device"] = str(disk)
+            row["device"] = f"disk{disk}"       # as the .etl decoder names a disk
         if opcode in DISK_INITS:
             row["kind"] = "irp_dispatch"
         elif opcode in DISK_COMPLETIONS:

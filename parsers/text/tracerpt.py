@@ -17,7 +17,7 @@ opcode and version from `System`; fields from `EventData/Data[@Name]`; time from
 
 Kinds: DiskIo *Init and DrvMjFnCall -> irp_dispatch; DiskIo Read/Write/FlushBuffers and
 DrvComplReq -> irp_complete (IrpFlags with the priority bits masked off, size, offset, disk
-number as `device`); FileIo Create/Read/Write/… -> irp_dispatch (major implied by the
+number as `device`, `disk<N>`); FileIo Create/Read/Write/… -> irp_dispatch (major implied by the
 operation); FileIo OperationEnd -> irp_complete with NtStatus; PageFault HardFault ->
 memory_pressure. Everything else is `other` (kept with --all).
 """

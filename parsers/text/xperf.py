@@ -9,7 +9,7 @@ layout without a CPU column (Exchange-era xperf) and the newer one with `CPU` af
 
 Rows -> kinds (contract section 3): DiskReadInit/DiskWriteInit/DiskFlushInit and DrvMjFnCall ->
 irp_dispatch; DiskRead/DiskWrite/DiskFlush and DrvComplReq -> irp_complete (IrpPtr, IOSize,
-ByteOffset, IrpFlags with the priority bits 17-19 masked off, DiskNum as `device`, FileObject);
+ByteOffset, IrpFlags with the priority bits 17-19 masked off, DiskNum as `device` (`disk<N>`), FileObject);
 FileIoCreate/Read/Write/Close/… -> irp_dispatch (major implied by the type; Size, ByteOffset,
 Flags); FileIoOpEnd -> irp_complete (Status; ExtraInfo as `bytes` when Type is a read or write;
 major from Type); HardFault -> memory_pressure. Other types are `other` (kept with --all).
