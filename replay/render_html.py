@@ -55,11 +55,14 @@ def _table(head: list[str], rows: list[list], left: int = 1, cls: str = "") -> s
 # --- charts -----------------------------------------------------------------------------------
 
 def _reduce(ts: pl.Series, ys: pl.Series, t0: int, t1: int, columns: int) -> list[tuple]:
-    """One (t, y) per pixel column: the column's maximum (spikes survive), at the column start."""
+    """The step series inside [t0, t1] (with the level carried in at t0), one point pair per
+    pixel column: the column's maximum (spikes survive) and the level it carries on."""
     df = pl.DataFrame({"t": ts.cast(pl.Int64), "y": ys.cast(pl.Float64)}).drop_nulls()
+    carried = df.filter(pl.col("t") < t0).tail(1).with_columns(pl.lit(t0, pl.Int64).alias("t"))
+    df = pl.concat([carried, df.filter(pl.col("t").is_between(t0, t1))])
     if not df.height:
         return []
-    if df.height <= columns:
+    if df.height <= 2 * columns:
         return list(df.iter_rows())
     span = max(1, t1 - t0)
     df = df.with_columns(((pl.col("t") - t0) * columns // span).alias("b"))
@@ -170,7 +173,7 @@ def policy_charts(cmp: whatif.Comparison, t0: int, t1: int) -> str:
                         _reduce(actual["ts_ns"], actual["failures"], t0, t1, cols))],
                       t0, t1, "Outstanding IRPs and failures, as traced")]
     for p in cmp.policies:
-        tl = whatif.total_timeline(cmp.timelines.get(p))
+        tl = cmp.total(p)
         n = cmp.pool_sizes.get(p, 0)
         fails = _failures_series(cmp.outcomes[p])
         out.append(f'<h3 id="policy-{esc(p)}">Policy {esc(p)}</h3>')
@@ -258,11 +261,10 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> s
         cols = WIDTH - PAD_L - PAD_R
         series = []
         for p in policies:
-            tl = whatif.total_timeline(cmp.timelines.get(p))
+            tl = cmp.total(p)
             series.append((f"{p}: parked", _reduce(tl["ts_ns"], tl["parked"], lo, hi, cols)))
             series.append((f"{p}: reserved in use",
                            _reduce(tl["ts_ns"], tl["reserved_in_use"], lo, hi, cols)))
-        series = [(lbl, [(t, y) for t, y in pts if lo <= t <= hi]) for lbl, pts in series]
         parts.append(step_chart(series, lo, hi, f"Incident {i['incident']}: parked and reserved "
                                 "in use", x_label="seconds since incident window start"))
     parts.append("<h4>What each policy would have done</h4>"

@@ -177,7 +177,7 @@ def incident_timeline(inc: dict, irps_inside: pl.DataFrame, totals: dict[str, pl
 def incidents_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
                        incidents: pl.DataFrame, per_incident: list[dict],
                        warnings: list[str]) -> dict:
-    totals = {p: whatif.total_timeline(tl) for p, tl in cmp.timelines.items()}
+    totals = {p: cmp.total(p) for p in cmp.policies}
     actual_tl = whatif.actual_timeline(cmp.per_irp)
     items = []
     for entry in per_incident:

@@ -58,6 +58,13 @@ class Comparison:
     timelines: dict[str, pl.DataFrame]   # policy -> SimulationResult.timeline
     pool_sizes: dict[str, int]           # policy -> N
     warnings: list[str] = field(default_factory=list)
+    _totals: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
+
+    def total(self, policy: str) -> pl.DataFrame:
+        """The policy's timeline summed over queues (computed once)."""
+        if policy not in self._totals:
+            self._totals[policy] = total_timeline(self.timelines.get(policy))
+        return self._totals[policy]
 
 
 @dataclass
