@@ -21,7 +21,8 @@ IFR, instrumentation) merges with whatever instance of the address is open.
 Broken lifecycles are counted (Diagnostics.count) and reported (Diagnostics.warn), never dropped:
 * a dispatch of an address whose instance is open and already has a dispatch of the same name,
   or of the same layer (a second DiskIo Init), re-opens it (DrvMjFnCall excepted: it is logged
-  once per driver of the stack): the old instance stays `incomplete` ("irp_redispatched");
+  once per driver of the stack; so is a dispatch line naming another device than the
+  instance's): the old instance stays `incomplete` ("irp_redispatched");
 * a dispatch or completion of one layer while an instance of the other layer is open: the address
   was reused, the open instance's completion is not in the trace ("irp_address_reused");
 * a completion with nothing open, that is not a second source's word on the instance just closed
@@ -109,8 +110,10 @@ def _assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
     (instance -> "redispatched" | "reused" | "open_at_end"). Event names travel as integer
     codes; a per-instance set of names is only built when a second name arrives."""
     coded = ev.select(pl.col("event_name").fill_null("").rank("dense").alias("c"),
-                      pl.col("event_name").is_in(list(REPEATABLE_DISPATCH)).alias("rep"))
+                      pl.col("event_name").is_in(list(REPEATABLE_DISPATCH)).alias("rep"),
+                      pl.col("device").rank("dense").fill_null(0).alias("d"))
     codes = coded["c"].to_list()
+    devices = coded["d"].to_list()      # 0: no device named
     repeatable = set(coded.filter(pl.col("rep"))["c"].unique().to_list())
     irps = ev["irp"].to_list()
     kinds = ev["_code"].to_list()
@@ -119,7 +122,8 @@ def _assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
     inst_of = [0] * n
     closes = [False] * n
     note: dict = {}
-    open_: dict = {}     # irp -> [instance, layer, names (code or set), has a layer's dispatch]
+    open_: dict = {}     # irp -> [instance, layer, names (code or set), has a layer's dispatch,
+    #                            devices its dispatches named (None or a set of codes)]
     closed: dict = {}    # irp -> [instance, layer, completion names (code or set)]
     nxt = 0
     for r in range(n):
@@ -137,7 +141,10 @@ def _assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
                     note[o[0]] = "reused"
                 elif k == DISPATCH and nm not in repeatable and (
                         (nm in o[2] if type(o[2]) is set else nm == o[2])
-                        or (lay and lay == o[1] and o[3])):
+                        or (lay and lay == o[1] and o[3])) and not (
+                        devices[r] and o[4] and devices[r] not in o[4]):
+                    # (the same dispatch line from another device is the IRP going down
+                    # the stack, not a re-dispatch)
                     note[o[0]] = "redispatched"
                 else:
                     inst_of[r] = o[0]
@@ -149,10 +156,13 @@ def _assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
                             o[2] = {seen, nm}
                         if lay:
                             o[3] = True
+                    if devices[r] and k == DISPATCH:
+                        o[4] = (o[4] or frozenset()) | {devices[r]}
                     if not o[1]:
                         o[1] = lay
                     continue
-            open_[a] = [nxt, lay, nm, bool(lay) and k == DISPATCH]
+            open_[a] = [nxt, lay, nm, bool(lay) and k == DISPATCH,
+                        frozenset((devices[r],)) if devices[r] and k == DISPATCH else None]
             closed.pop(a, None)
             inst_of[r] = nxt
             nxt += 1

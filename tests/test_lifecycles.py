@@ -286,3 +286,13 @@ def test_known_lifecycles_come_back(specs):
     got = sorted(zip(lc["irp"], lc["arrive_ns"], lc["complete_ns"], lc["service_ns"],
                      lc["actual"]))
     assert got == sorted(want) and not diag.warnings
+
+
+def test_dispatch_lines_of_two_devices_are_one_irp_going_down_the_stack():
+    lc, diag = build(D(0, 0xA, "IFR/Dispatch", device="0xfilter"),
+                     D(1, 0xA, "IFR/Dispatch", device="0xfdo"),
+                     D(2, 0xA, "IFR/Dispatch", device="0xfdo"),     # same device again: re-sent
+                     C(3, 0xA, "IFR/Completing WDFREQUEST", status=0, request=5))
+    assert lc.sort("arrive_ns")["actual"].to_list() == ["incomplete", "ok"]
+    assert lc.sort("arrive_ns")["device"].to_list() == ["0xfilter", "0xfdo"]
+    assert diag.counters["irp_redispatched"] == 1
