@@ -32,7 +32,8 @@ margin-top:32px}h3{margin-bottom:4px}
 .verdict{font-size:16px;font-weight:600;background:#f4f6fa;border-left:4px solid #1f77b4;
 padding:8px 12px}
 table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:2px 8px;border-bottom:1px solid
-#e4e4e4;text-align:right;white-space:nowrap}th{background:#f4f4f4}td.l,th.l{text-align:left}
+#e4e4e4;text-align:right;white-space:nowrap}th{background:#f4f4f4;white-space:normal;
+vertical-align:bottom}td.l,th.l{text-align:left}td.l{white-space:normal}
 .muted{color:#666}.warn{color:#a33}svg{display:block;margin:4px 0 12px}
 svg text{font:11px system-ui,sans-serif;fill:#444}.legend span{margin-right:16px}
 .legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
@@ -237,19 +238,27 @@ COMPARE_HEAD = ["policy", "rescued", "still failed", "regressed", "parked", "par
                 "p99", "max", "cancelled", "invalid state", "reserve high water"]
 
 
+def _fmt_bytes(n) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
+
+
 def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> str:
     parts = [f'<section id="incident-{i["incident"]}"><h3>Incident {i["incident"]}: '
              f'{esc(render.fmt_time(i["start_ns"]))} UTC, '
              f'{esc(render.fmt_duration(i["duration_ns"]))}</h3>',
              _table(["IRPs arrived", "alloc_failed", "refused", "reserved",
                      "insufficient-resources completions", "memory-pressure signals",
-                     "paging share", "devices", "queues"],
+                     "lowest available memory", "paging share"],
                     [[i["irps"], i["alloc_failed"], i["refused"], i["reserved"],
                       i["insufficient_resources"], i["memory_pressure"],
-                      render.fmt_share(i["paging_share"]), ", ".join(i["devices"]) or "-",
-                      ", ".join(i["queues"]) or "-"]], left=0)]
+                      _fmt_bytes(i["min_available_bytes"]), render.fmt_share(i["paging_share"])]],
+                    left=0),
+             f'<p>Devices: {esc(", ".join(i["devices"]) or "-")}. Queues: '
+             f'{esc(", ".join(i["queues"]) or "(default)")}.</p>']
     head = ["from (UTC)", "arrived", "failed", "outstanding"]
-    head += [f"{p}: reserved in use / parked" for p in policies]
+    head += [f"{p}: reserved in use / parked" for p in policies]   # headers wrap (CSS)
     parts.append("<h4>Timeline</h4>" + _table(head, [
         [render.fmt_time(b["start_ns"])[11:], b["arrived"], b["failed"], b["outstanding"],
          *[f"{b['policies'][p]['reserved_in_use']} / {b['policies'][p]['parked']}"
