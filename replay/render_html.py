@@ -298,6 +298,18 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> s
     return "".join(parts)
 
 
+def _sweep_answers(doc: dict) -> str:
+    def answer(n) -> str:
+        return esc(n if n is not None else f"none up to {doc['max_reserved']}")
+
+    text = (f"Smallest reserve at which nothing parks ({esc(doc['kind'])}): "
+            f"<b>{answer(doc['min_reserved_no_park'])}</b>")
+    if doc["budget_ns"] is not None:
+        text += (f"; smallest whose p99 park wait fits {esc(render.fmt_duration(doc['budget_ns']))}"
+                 f": <b>{answer(doc['min_reserved_within_budget'])}</b>")
+    return f"<p>{text}</p>"
+
+
 def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, incidents_doc: dict,
                   cmp: whatif.Comparison) -> str:
     a = analyze_doc
@@ -306,7 +318,6 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
     t1 = int(irps.select(pl.max_horizontal(pl.col("arrive_ns").max(),
                                            pl.col("complete_ns").max())).item() or t0 + 1)
     t1 = max(t1, t0 + 1)
-    policies = compare_doc["policies"]
     generated = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     nav = ('<nav><a href="#summary">Summary</a><a href="#compare">Policies</a>'
            '<a href="#timelines">Timelines</a><a href="#sweep">Sweep</a>'
@@ -352,12 +363,7 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
                  render.fmt_duration(r["park_wait_ns"]["p99"]),
                  render.fmt_duration(r["park_wait_ns"]["max"]), r["reserve_high_water"]]
                 for r in sweep_doc["rows"]], left=0),
-        f"<p>Smallest reserve at which nothing parks ({esc(sweep_doc['kind'])}): <b>"
-        f"{esc(sweep_doc['min_reserved_no_park'] if sweep_doc['min_reserved_no_park'] is not None else 'none up to ' + str(sweep_doc['max_reserved']))}"  # noqa: E501
-        "</b>"
-        + (f"; smallest whose p99 park wait fits {esc(render.fmt_duration(sweep_doc['budget_ns']))}"
-           f": <b>{esc(sweep_doc['min_reserved_within_budget'])}</b>"
-           if sweep_doc["budget_ns"] is not None else "") + "</p>",
+        _sweep_answers(sweep_doc),
         f'<h2 id="incidents">Low-memory incidents ({len(incidents_doc["incidents"])})</h2>',
     ]
     if incidents_doc["incidents"]:
@@ -369,7 +375,6 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
     if warnings:
         body.append("<h2>Warnings</h2><ul>" + "".join(f'<li class="warn">{esc(w)}</li>'
                                                       for w in warnings) + "</ul>")
-    del policies
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width\">"
             f"<title>fpreplay report: {esc(', '.join(a['inputs']))}</title>"
