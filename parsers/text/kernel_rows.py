@@ -2,32 +2,28 @@
 
 tracerpt (CSV: positional payload; XML: named Data) and `xperf -a dumper` (its own column names)
 all reduce an event to (class, opcode, fields by MOF name) and call `kernel_row`. Payload field
-orders are etw-formats.md sections 2.2-2.6; kinds are contract section 3.
+orders are etw-formats.md sections 2.2-2.6. Event names, kinds, class GUIDs and the major
+function a FileIo operation implies come from the .etl decoders' tables
+(fpreplay.parsers.etl.decoders.kernel, fpreplay.parsers.etl.reader.KERNEL_GROUPS), so a text
+export and the .etl it came from give the same rows.
 """
 
 from __future__ import annotations
 
+from fpreplay.parsers.etl.decoders.kernel import DISKIO, FILEIO, FILEIO_OPS, IRP_MJ, PAGEFAULT
+from fpreplay.parsers.etl.reader import KERNEL_GROUPS
 from fpreplay.parsers.text.common import mask_priority, parse_int
 from fpreplay.parsers.wpp.symbols import parse_status
-from fpreplay.schema import IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
+from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
 
-DISKIO_GUID = "3d6fa8d4-fe05-11d0-9dda-00c04fd7ba7c"
-FILEIO_GUID = "90cbdc39-4a3e-11d1-84f4-0000f80464e3"
-PAGEFAULT_GUID = "3d6fa8d3-fe05-11d0-9dda-00c04fd7ba7c"
-CLASS_BY_GUID = {DISKIO_GUID: "DiskIo", FILEIO_GUID: "FileIo", PAGEFAULT_GUID: "PageFault"}
-
+# Event names and kinds are the .etl decoders' (one table for binary and text); only the way
+# fields are found differs: text gives them by name (XML, xperf headers) or position (CSV).
+DECODERS = {"DiskIo": DISKIO, "FileIo": FILEIO, "PageFault": PAGEFAULT}
+CLASS_BY_GUID = {guid: name for name, guid in KERNEL_GROUPS.values() if name in DECODERS}
 OPCODE_NAMES: dict[str, dict[int, str]] = {
-    "DiskIo": {10: "Read", 11: "Write", 12: "ReadInit", 13: "WriteInit", 14: "FlushBuffers",
-               15: "FlushInit", 34: "DrvMjFnCall", 35: "DrvMjFnRet", 37: "DrvComplRout",
-               52: "DrvComplReq", 53: "DrvComplReqRet", 55: "OpticalRead", 56: "OpticalWrite",
-               57: "OpticalFlushBuffers", 58: "OpticalReadInit", 59: "OpticalWriteInit",
-               60: "OpticalFlushInit"},
-    "FileIo": {0: "Name", 32: "FileCreate", 35: "FileDelete", 36: "FileRundown", 64: "Create",
-               65: "Cleanup", 66: "Close", 67: "Read", 68: "Write", 69: "SetInfo", 70: "Delete",
-               71: "Rename", 72: "DirEnum", 73: "Flush", 74: "QueryInfo", 75: "FSControl",
-               76: "OpEnd", 77: "DirNotify"},
-    "PageFault": {32: "HardFault"},
-}
+    cls: {op: dec.event_name.split("/", 1)[1] for op, dec in table.items()}
+    for cls, table in DECODERS.items()}
+OPCODE_NAMES["FileIo"].update({0: "Name", 32: "FileCreate", 35: "FileDelete", 36: "FileRundown"})
 OPCODE_BY_NAME = {cls: {name.lower(): op for op, name in ops.items()} for cls, ops in OPCODE_NAMES.items()}
 OPCODE_BY_NAME["FileIo"]["operationend"] = 76
 
@@ -89,16 +85,15 @@ def payload_names(cls: str, opcode: int, version: int, count: int) -> list[str] 
     return None
 
 
-# The IRP major function each FileIo / DiskIo operation implies.
-FILEIO_MAJOR = {64: IRP_MJ_CREATE, 65: 0x12, 66: 0x02, 67: IRP_MJ_READ, 68: IRP_MJ_WRITE, 69: 0x06,
-                70: 0x06, 71: 0x06, 72: 0x0C, 73: IRP_MJ_FLUSH_BUFFERS, 74: 0x05,
-                75: IRP_MJ_FILE_SYSTEM_CONTROL, 77: 0x0C}
-DISKIO_MAJOR = {10: IRP_MJ_READ, 12: IRP_MJ_READ, 55: IRP_MJ_READ, 58: IRP_MJ_READ,
-                11: IRP_MJ_WRITE, 13: IRP_MJ_WRITE, 56: IRP_MJ_WRITE, 59: IRP_MJ_WRITE,
-                14: IRP_MJ_FLUSH_BUFFERS, 15: IRP_MJ_FLUSH_BUFFERS, 57: IRP_MJ_FLUSH_BUFFERS,
-                60: IRP_MJ_FLUSH_BUFFERS}
-DISK_COMPLETIONS = {10, 11, 14, 55, 56, 57}
-DISK_INITS = {12, 13, 15, 58, 59, 60}
+# The IRP major function each FileIo operation implies (the decoders' table), and DiskIo's by
+# the same rule the decoders use (Read* -> READ, Write* -> WRITE, Flush* -> FLUSH_BUFFERS).
+FILEIO_MAJOR = {op: IRP_MJ[name] for op, (name, _, _) in FILEIO_OPS.items()}
+DISKIO_MAJOR = {op: (IRP_MJ_READ if "Read" in name else IRP_MJ_WRITE if "Write" in name
+                     else IRP_MJ_FLUSH_BUFFERS)
+                for op, name in OPCODE_NAMES["DiskIo"].items() if name.endswith(("Read", "Write",
+                "FlushBuffers", "ReadInit", "WriteInit", "FlushInit"))}
+DISK_COMPLETIONS = {op for op, dec in DISKIO.items() if dec.kind == "irp_complete" and op in DISKIO_MAJOR}
+DISK_INITS = {op for op, dec in DISKIO.items() if dec.kind == "irp_dispatch" and op in DISKIO_MAJOR}
 
 _IRP = ("Irp", "IrpPtr")
 _BYTES = ("TransferSize", "IoSize", "ByteCount")
@@ -122,51 +117,43 @@ def kernel_row(cls: str, opcode: int, f: dict) -> dict:
     """Event-table columns for one kernel event; `f` maps MOF field names to text or ints.
 
     Always returns a row; kind `other` for events that are not IRP/memory relevant."""
-    name = OPCODE_NAMES.get(cls, {}).get(opcode, str(opcode))
-    row: dict = {"event_name": f"{cls}/{name}", "kind": "other", "opcode": opcode}
+    dec = DECODERS.get(cls, {}).get(opcode)
+    name = dec.event_name if dec else f"{cls}/{OPCODE_NAMES.get(cls, {}).get(opcode, opcode)}"
+    kind = dec.kind if dec else "other"
+    row: dict = {"event_name": name, "kind": kind, "opcode": opcode}
     irp = _first(f, _IRP)
     if irp is not None:
         row["irp"] = irp
     fo = _first(f, ("FileObject",))
-    if fo is not None:
+    if fo:
         row["file_object"] = fo
     tid = _first(f, _TID)
     if tid is not None and tid != 0xFFFFFFFF:
         row["tid"] = tid
     if cls == "DiskIo":
-        major = DISKIO_MAJOR.get(opcode)
-        if major is not None:
-            row["major"] = major
+        if opcode in DISKIO_MAJOR:
+            row["major"] = DISKIO_MAJOR[opcode]
         disk = _first(f, ("DiskNumber",))
         if disk is not None:
             row["device"] = f"disk{disk}"       # as the .etl decoder names a disk
-        if opcode in DISK_INITS:
-            row["kind"] = "irp_dispatch"
-        elif opcode in DISK_COMPLETIONS:
-            row["kind"] = "irp_complete"
+        if opcode in DISK_COMPLETIONS:
             row["irp_flags"] = mask_priority(_first(f, ("IrpFlags",)))
             row["bytes"] = _first(f, _BYTES)
             row["offset"] = _first(f, _OFFSET)
         elif opcode == 34:
-            row["kind"] = "irp_dispatch"
-            row["major"] = _first(f, ("MajorFunction",))
-            row["minor"] = _first(f, ("MinorFunction",))
-        elif opcode == 52:
-            row["kind"] = "irp_complete"
+            major, minor = _first(f, ("MajorFunction",)), _first(f, ("MinorFunction",))
+            row["major"] = None if major is None else major & 0xFF
+            row["minor"] = None if minor is None else minor & 0xFF
     elif cls == "FileIo":
         if opcode in FILEIO_MAJOR:
-            row["kind"] = "irp_dispatch"
             row["major"] = FILEIO_MAJOR[opcode]
             if opcode in (67, 68):
                 row["bytes"] = _first(f, _BYTES)
                 row["offset"] = _first(f, _OFFSET)
                 row["irp_flags"] = mask_priority(_first(f, ("IoFlags", "IrpFlags")))
         elif opcode == 76:
-            row["kind"] = "irp_complete"
             st = f.get("NtStatus")
             row["status"] = parse_status(st) if isinstance(st, str) else st
-    elif cls == "PageFault" and opcode == 32:
-        # a hard fault is the memory manager paging in: low-memory evidence (contract section 3)
-        row["kind"] = "memory_pressure"
+    elif cls == "PageFault" and kind == "memory_pressure":
         row["offset"] = _first(f, _OFFSET)
     return row
