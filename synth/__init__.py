@@ -131,8 +131,9 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
     policies = [compare_expectation(rows, p, ops) for p in sc.truth_policies]
     incidents = []
     for p in sc.pressure:
+        lo, hi = sc.start_unix_ns + p.start_ns, sc.start_unix_ns + p.end_ns
         failing = [r for r in rows if r["actual"] in ("alloc_failed", "refused", "reserved")
-                   and sc.start_unix_ns + p.start_ns <= r["arrive_ns"] < sc.start_unix_ns + p.end_ns]
+                   and lo <= r["arrive_ns"] < hi]
         incidents.append({
             "start_ns": sc.start_unix_ns + p.start_ns, "end_ns": sc.start_unix_ns + p.end_ns,
             "available_bytes": p.available_mb * 1024 * 1024,

@@ -29,10 +29,9 @@ def unix_ns_to_filetime(ns: int) -> int:
 
 def _utc_time_zone() -> dict:
     st = dict(Year=0, Month=0, DayOfWeek=0, Day=0, Hour=0, Minute=0, Second=0, Milliseconds=0)
-    return dict(Bias=0, StandardName="Coordinated Universal Time".encode("utf-16-le").ljust(64, b"\0"),
-                StandardDate=st, StandardBias=0,
-                DaylightName="Coordinated Universal Time".encode("utf-16-le").ljust(64, b"\0"),
-                DaylightDate=st, DaylightBias=0)
+    name = "Coordinated Universal Time".encode("utf-16-le").ljust(64, b"\0")
+    return dict(Bias=0, StandardName=name, StandardDate=st, StandardBias=0,
+                DaylightName=name, DaylightDate=st, DaylightBias=0)
 
 
 class EtlWriter:
@@ -41,8 +40,9 @@ class EtlWriter:
     `record` arguments are complete records (header + payload) without alignment padding.
     """
 
-    def __init__(self, fh: BinaryIO, *, start_unix_ns: int, t0_raw: int, perf_freq: int = 10_000_000,
-                 ncpu: int = 4, buffer_size: int = 0x10000, compressed: bool = False,
+    def __init__(self, fh: BinaryIO, *, start_unix_ns: int, t0_raw: int,
+                 perf_freq: int = 10_000_000, ncpu: int = 4, buffer_size: int = 0x10000,
+                 compressed: bool = False,
                  logger_name: str = "FpReplay Synth", log_file_name: str = "trace.etl",
                  os_build: int = 19045, boot_unix_ns: int | None = None, cpu_mhz: int = 2995):
         if buffer_size % 8 or buffer_size < 0x400:
@@ -54,7 +54,9 @@ class EtlWriter:
         self.perf_freq = perf_freq
         self.t0_raw = t0_raw
         self.start_unix_ns = start_unix_ns
-        self.boot_unix_ns = boot_unix_ns if boot_unix_ns is not None else start_unix_ns - 3600 * 10**9
+        if boot_unix_ns is None:
+            boot_unix_ns = start_unix_ns - 3600 * 10**9     # booted an hour before the trace
+        self.boot_unix_ns = boot_unix_ns
         self.logger_name = logger_name
         self.log_file_name = log_file_name
         self.os_build = os_build
@@ -154,7 +156,7 @@ class EtlWriter:
             self._flush(cpu, self.last_raw)
         end = self.fh.tell()
         record = self._header_record(self.last_raw)
-        record += b"\0" * ((-len(record)) & 7)     # offsets stay 8-aligned, as the kernel keeps them
+        record += b"\0" * ((-len(record)) & 7)     # offsets stay 8-aligned, as the kernel's do
         filled = L.BUFFER_HEADER_SIZE + len(record)
         header = L.WMI_BUFFER_HEADER.build(dict(
             BufferSize=self.header_buffer_size, SavedOffset=filled, CurrentOffset=filled,

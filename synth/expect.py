@@ -24,7 +24,7 @@ from collections import deque
 import polars as pl
 
 from fpreplay.schema import (
-    IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
+    IRP_MJ_CREATE, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, STATUS_UNSUCCESSFUL,
 )
 
@@ -205,5 +205,3 @@ def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int
             "cancelled": int(cancelled), "invalid_state": int(invalid),
             "reserve_high_water": high}
 
-
-_ = (IRP_MJ_FILE_SYSTEM_CONTROL,)

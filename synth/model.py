@@ -14,13 +14,12 @@ Deterministic: one random.Random(seed) drives every draw, in a fixed order.
 from __future__ import annotations
 
 import heapq
-import math
 import random
 from collections import deque
 from dataclasses import dataclass, field
 
 from fpreplay.schema import (
-    IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE,
+    IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MJ_READ, IRP_MJ_WRITE,
     IRP_PAGING_IO, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
     STATUS_SUCCESS, STATUS_UNSUCCESSFUL,
 )
@@ -452,13 +451,3 @@ class Simulation:
 
 def simulate(sc: Scenario) -> Simulation:
     return Simulation(sc).run()
-
-
-def percentile(values: list[int], q: float) -> int:
-    if not values:
-        return 0
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
-
-
-_ = (IRP_MJ_FLUSH_BUFFERS,)

@@ -51,7 +51,8 @@ def _perfinfo(group: int, opcode: int, version: int, ts: int, payload: bytes) ->
     return head + payload
 
 
-def diskio_init(ts: int, tid: int, pid: int, *, write: bool, irp: int, flush: bool = False) -> bytes:
+def diskio_init(ts: int, tid: int, pid: int, *, write: bool, irp: int,
+                flush: bool = False) -> bytes:
     op = DISKIO_FLUSH_INIT if flush else (DISKIO_WRITE_INIT if write else DISKIO_READ_INIT)
     return _system(GROUP_DISKIO, op, 3, ts, tid, pid,
                    _DISKIO_INIT.build(dict(Irp=irp, IssuingThreadId=tid)))

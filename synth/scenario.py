@@ -75,7 +75,8 @@ class Policy:
             return cls("none", 0)
         m = re.fullmatch(r"(always|paging):(\d+)", text)
         if not m or int(m.group(2)) < 1:
-            raise ConfigError(f"{where}: policy {text!r} must be none, always:N or paging:N (N >= 1)")
+            raise ConfigError(f"{where}: policy {text!r} must be none, always:N or paging:N "
+                              "(N >= 1)")
         return cls(m.group(1), int(m.group(2)))
 
     def __str__(self) -> str:
@@ -188,7 +189,8 @@ def _num(value, where: str, kind=float):
     try:
         return kind(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {value!r} is not {'an integer' if kind is int else 'a number'}") from None
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{where}: {value!r} is not {what}") from None
 
 
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
@@ -273,9 +275,11 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
             queues.append(Queue(
                 name=str(_get(q, "name", qw, "default" if j == 0 else f"queue{j}")),
                 policy=Policy.parse(_get(q, "policy", qw, "none"), f"{qw} policy"),
-                majors=None if majors is None else {parse_major(m, f"{qw} majors") for m in majors}))
+                majors=None if majors is None
+                else {parse_major(m, f"{qw} majors") for m in majors}))
         sc.devices.append(Device(name=str(_get(d, "name", dw, required=True)),
-                                 disk=_num(_get(d, "disk", dw, i), f"{dw} disk", int), queues=queues))
+                                 disk=_num(_get(d, "disk", dw, i), f"{dw} disk", int),
+                                 queues=queues))
     if not sc.devices:
         raise ConfigError(f"{where}: at least one [[device]] is needed")
     for i, a in enumerate(doc.get("arrivals", [])):
@@ -306,7 +310,8 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
             rate=_num(_get(a, "rate", aw, required=True), f"{aw} rate"), mix=mix, sizes=sizes,
             paging=_probability(_get(a, "paging", aw, 0.0), f"{aw} paging"),
             service_ns=parse_duration(service.removeprefix("fixed:"), f"{aw} service"),
-            service_fixed=fixed, priority=_num(_get(a, "priority", aw, 2), f"{aw} priority", int) & 7))
+            service_fixed=fixed,
+            priority=_num(_get(a, "priority", aw, 2), f"{aw} priority", int) & 7))
     for i, p in enumerate(doc.get("pressure", [])):
         pw = f"{where} [[pressure]] #{i + 1}"
         _check_keys(p, {"start", "end", "fail", "available_mb"}, pw)

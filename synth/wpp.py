@@ -69,11 +69,13 @@ MESSAGES: dict[str, Message] = {
                              ("ItemPtr", "ItemString", "ItemString", "ItemPtr", "ItemNTSTATUS"),
                              "TRACE_LEVEL_VERBOSE", "TRACINGIO"),
     "cancelling": Message("FxIoQueue::QueuePurge", "fxioqueue.cpp", 13,
-                          "Cancelling WDFREQUEST 0x%10!p!, WDFQUEUE 0x%11!p!", ("ItemPtr", "ItemPtr"),
+                          "Cancelling WDFREQUEST 0x%10!p!, WDFQUEUE 0x%11!p!",
+                          ("ItemPtr", "ItemPtr"),
                           "TRACE_LEVEL_INFORMATION", "TRACINGIO"),
     "completing": Message("FxRequest::Complete", "fxrequest.cpp", 11,
                           "Completing WDFREQUEST 0x%10!p! for IRP 0x%11!p! with Information "
-                          "0x%12!I64x!, %13!s!", ("ItemPtr", "ItemPtr", "ItemULongLong", "ItemNTSTATUS"),
+                          "0x%12!I64x!, %13!s!",
+                          ("ItemPtr", "ItemPtr", "ItemULongLong", "ItemNTSTATUS"),
                           "TRACE_LEVEL_VERBOSE", "TRACINGREQUEST"),
 }
 

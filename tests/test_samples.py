@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -141,5 +140,3 @@ def test_samples_show_what_their_readme_says():
     assert b["queues"]["stordrv/default"]["reserve_high_water"] == 2
     assert c["fate"]["cancelled_parked"] > 0 and c["queue_ops"][0]["kind"] == "queue_purge"
 
-
-_ = Path
