@@ -30,11 +30,10 @@ from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 FILETIME_UNIX_EPOCH = 116_444_736_000_000_000      # 100-ns ticks from 1601-01-01 to 1970-01-01
 MAX_BUFFER_SIZE = 64 << 20                         # ETW caps buffers far below this
 PENDING_FLUSH_ROWS = 50_000                        # rows collected before trying to release some
-PENDING_MAX_ROWS = 1_000_000                       # hard bound: release the oldest regardless
+PENDING_MAX_ROWS = 500_000                         # bound on rows waiting for a slow CPU
 MAX_CLOCK_HZ = 1 << 40                             # above any QPC or CPU clock
 MAX_SPAN_S = 100 * 365 * 86_400                    # times further than this are damage
 MAX_SPAN_NS = MAX_SPAN_S * 1_500_000_000          # start_ns + span must fit in int64
-ACTIVE_CPU_WINDOW_MIN = 64                         # buffers after which a silent CPU stops holding
 
 # Hot-path struct layouts; tests/test_etl_layouts.py checks each offset against layouts.py.
 _BUFFER = struct.Struct("<II32xBBHIIHH16x")       # size, saved, cpu, align, logger, state, filled,
@@ -319,7 +318,8 @@ class _Reader:
         self.pending: pl.DataFrame | None = None
         self.pending_rows = 0
         self.cpu_last_ts: dict[int, int] = {}      # cpu -> newest raw ts seen on it
-        self.cpu_last_buf: dict[int, int] = {}     # cpu -> buffer count when last seen
+        self.cpu_expired: set[int] = set()         # quiet CPUs the merge stopped waiting for
+        self.unseen_expired = False                # ... and for CPUs that never logged
         self.buffers_seen = 0
         self.released_upto: int | None = None
         self.decoder_failures: dict[str, int] = {}
@@ -521,7 +521,7 @@ class _Reader:
         self._buffer_max_ts = None
         self._walk(events, start, end, cpu, base)
         self.buffers_seen += 1
-        self.cpu_last_buf[cpu] = self.buffers_seen
+        self.cpu_expired.discard(cpu)
         ts = self._buffer_max_ts       # how far this CPU has logged
         if ts is not None and ts > self.cpu_last_ts.get(cpu, ts - 1):
             self.cpu_last_ts[cpu] = ts
@@ -774,8 +774,7 @@ class _Reader:
 
     def flush(self, final: bool = False) -> Iterator[pl.DataFrame]:
         """Release every pending row no CPU can still precede (all rows if final)."""
-        if not final and self._rows_buffered() < PENDING_FLUSH_ROWS \
-                and self.pending_rows < PENDING_MAX_ROWS:
+        if not final and self._rows_buffered() < PENDING_FLUSH_ROWS:
             return
         df = self._frame()
         if df is not None:
@@ -788,16 +787,24 @@ class _Reader:
         if final:
             out, rest = pending, None
         else:
-            window = max(ACTIVE_CPU_WINDOW_MIN, 4 * len(self.cpu_last_buf))
-            active = [self.cpu_last_ts[c] for c, b in self.cpu_last_buf.items()
-                      if self.buffers_seen - b <= window and c in self.cpu_last_ts]
-            mark = min(active) if active else None
-            if mark is None:
-                return
-            cut = pending["_ts_raw"].search_sorted(mark, side="right")
-            if pending.height - cut > PENDING_MAX_ROWS:
-                cut = pending.height - PENDING_MAX_ROWS // 2
+            # Each CPU's buffers come in time order, so nothing older than the slowest CPU's
+            # newest record can still arrive. A CPU that went quiet would hold every row back:
+            # past PENDING_MAX_ROWS stop waiting for the slowest until it logs again.
+            # CPUs not seen yet (the header says how many there are) could precede anything.
+            marks = {c: t for c, t in self.cpu_last_ts.items() if c not in self.cpu_expired}
+            ts = pending["_ts_raw"]
+            unseen = self.logfile is not None and not self.unseen_expired \
+                and len(self.cpu_last_ts) < self.logfile.NumberOfProcessors
+            cut = 0 if unseen or not marks else ts.search_sorted(min(marks.values()), "right")
+            while pending.height - cut > PENDING_MAX_ROWS and (unseen or marks):
+                if unseen:
+                    unseen, self.unseen_expired = False, True
+                else:
+                    del marks[min(marks, key=marks.__getitem__)]
+                    self.cpu_expired = set(self.cpu_last_ts) - set(marks)
                 self.diag.count("etl_merge_forced")
+                cut = ts.search_sorted(min(marks.values()), "right") if marks \
+                    else pending.height
             out, rest = pending.head(cut), pending.slice(cut)
         self.pending = rest
         self.pending_rows = rest.height if rest is not None else 0
