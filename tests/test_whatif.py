@@ -132,3 +132,16 @@ def test_timelines_sum_queues_and_count_open_irps():
     at = whatif.actual_timeline(scenario_irps())
     # 0x4001 never completes, so 0x5001 makes two open at once.
     assert at["outstanding"].max() == 2 and at["failures"].max() == 3
+
+
+def test_explain_tells_every_instance_of_a_reused_address():
+    irps = conform_irps(pl.DataFrame({
+        "irp": [0xA0, 0xA0, 0xB0], "major": [3, 3, 3], "arrive_ns": [0, 10 * MS, 5 * MS],
+        "complete_ns": [1 * MS, None, 6 * MS], "service_ns": [1 * MS, None, 1 * MS],
+        "status": [0, None, 0], "actual": ["ok", "alloc_failed", "ok"]})).sort("arrive_ns")
+    cmp = whatif.compare(irps, ["none", "always:1"], settings=FIVE_MS)
+    first, second = whatif.explain(cmp, "a0")          # hex without 0x is an address too
+    assert (first["arrive_ns"], first["actual"]) == (0, "ok")
+    assert [p["outcome"] for p in first["policies"]] == ["normal", "normal"]
+    assert (second["arrive_ns"], second["actual"]) == (10 * MS, "alloc_failed")
+    assert [p["verdict"] for p in second["policies"]] == ["still_failed", "rescued"]
