@@ -357,3 +357,23 @@ def test_decoder_values_out_of_range_become_null(tmp_path, monkeypatch):
     ev = read_inputs([path], ReadOptions()).events
     assert ev["irp"].to_list() == [5] and ev["major"].to_list() == [None]
     assert ev["status"].to_list() == [None] and "not_a_column" not in ev.columns
+
+
+def test_merge_stops_waiting_for_a_quiet_cpu_past_its_bound(tmp_path, monkeypatch):
+    """CPU 1 logs once, early, then never again: the merge may not hold every later row for
+    it forever. Past PENDING_MAX_ROWS it releases rows anyway and counts that."""
+    from fpreplay.parsers.etl import reader as R
+
+    monkeypatch.setattr(R, "PENDING_FLUSH_ROWS", 10)
+    monkeypatch.setattr(R, "PENDING_MAX_ROWS", 40)
+    bufs = [buffer([header_record()], flags=0x01, btype=4),
+            buffer([perfinfo_record(0x010A, 1_000_100)], cpu=1)]
+    ts = 1_000_200
+    for _ in range(20):
+        bufs.append(buffer([perfinfo_record(0x010A, ts + i) for i in range(10)], cpu=0))
+        ts += 10
+    path = write(tmp_path, *bufs)
+    d, stats = Diagnostics(), {}
+    batches = list(read_events(path, ReadOptions(all_records=True), d, stats))
+    assert len(batches) > 2 and d.counters["etl_merge_forced"] >= 1
+    assert sum(b.height for b in batches) == stats["records"] == 202
