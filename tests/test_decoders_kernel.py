@@ -208,3 +208,17 @@ def test_unknown_version_takes_the_newest_layout_that_fits():
     (row,) = decode(4, 66, payload, psize=8, version=1, header_kind="system")
     assert (row["irp"], row["file_object"], row["tid"]) == (0x1000, 0x2000, 5)
     assert decode(4, 66, payload[:10], psize=8, version=1, header_kind="system") == []
+
+
+@given(st.binary(max_size=80), st.sampled_from([4, 8]), st.integers(0, 5))
+def test_any_payload_decodes_or_is_counted_never_raises(payload, psize, version):
+    for (group, opcode), dec in D.KERNEL.items():
+        c = ctx()
+        rows = dec(kernel_record(group, opcode, payload, psize=psize, version=version), c)
+        assert rows or c.diagnostics.counters["payload_too_short"] == 1
+    for (provider, event_id), dec in D.MANIFEST.items():
+        rec = kernel_record(0, 0, payload, psize=psize, version=version,
+                            header_kind="event_header")
+        c = ctx()
+        rows = dec(rec, c)
+        assert rows or c.diagnostics.counters["payload_too_short"] == 1

@@ -217,3 +217,13 @@ def test_metadata_is_parsed_once_per_distinct_blob():
         D.TRACELOGGING(tl_record("P", "IrpDispatch", [_f("Irp", 10)], {"Irp": i}), ctx)
     assert len(ctx.state["tl_metadata"]) == 1
     assert T.INSTRUMENTATION_KINDS["irpdispatch"] == "irp_dispatch"
+
+
+@given(st.binary(max_size=60), st.binary(max_size=60))
+def test_any_metadata_and_payload_never_raise(meta, payload):
+    rec = tl_record("P", "IrpDispatch", [_f("Irp", 10)], {"Irp": 1})
+    rec.ext = [(11, meta)]
+    rec.payload = payload
+    ctx = D.DecodeContext(source="t.etl", diagnostics=Diagnostics(), providers=["P"])
+    rows = D.TRACELOGGING(rec, ctx)
+    assert rows or ctx.diagnostics.counters["tracelogging_bad_metadata"] == 1

@@ -265,7 +265,7 @@ def decode_payload(event: TlEvent, payload: bytes, pointer_size: int) -> tuple[d
     for f in event.fields:
         try:
             values[f.name], off = _value(f, payload, off, pointer_size)
-        except (TlFormatError, struct.error) as e:
+        except (TlFormatError, struct.error, RecursionError) as e:
             return values, str(e)
     return values, None
 
@@ -427,7 +427,7 @@ def decode(record, ctx) -> list[dict]:
     if event is None:
         try:
             event = parse_metadata(bytes(meta))
-        except (TlFormatError, struct.error) as e:
+        except (TlFormatError, struct.error, RecursionError) as e:
             ctx.diagnostics.count("tracelogging_bad_metadata")
             ctx.diagnostics.warn(f"{ctx.source}: TraceLogging event with unreadable metadata "
                                  f"skipped (byte {record.file_offset}: {e})")
