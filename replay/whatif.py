@@ -494,26 +494,28 @@ def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
                 pl.col(f"{p}:verdict").alias("verdict"),
                 pl.col(f"{p}:outcome").is_in(["parked_reserved", "parked_at_end"])
                 .alias("parked"))
-            tl = cmp.timelines.get(p)
-            hw = 0
-            if tl is not None and tl.height:
-                w = tl.filter(pl.col("ts_ns").is_between(inc["start_ns"], inc["end_ns"]))
-                hw = int(w["reserved_in_use"].max() or 0) if w.height else 0
+            hw = window_high_water(cmp.timelines.get(p), inc["start_ns"], inc["end_ns"])
             per_policy.append(summarize(p, v, hw))
         deciding = inside.filter(
             pl.col("actual").is_in(FAILED_ACTUALS + ("reserved",))
             | pl.any_horizontal([pl.col(f"{p}:verdict") != "same" for p in cmp.policies])
             if cmp.policies else pl.col("actual").is_in(FAILED_ACTUALS))
         out.append({"incident": inc, "observed": observed_row(inside, events),
-                    "policies": per_policy, "irps": deciding,
-                    "timeline": {p: _window(cmp.timelines.get(p), inc) for p in cmp.policies}})
+                    "policies": per_policy, "irps": deciding})
     return out
 
 
-def _window(tl: pl.DataFrame | None, inc: dict) -> pl.DataFrame | None:
-    if tl is None:
-        return None
-    return tl.filter(pl.col("ts_ns").is_between(inc["start_ns"], inc["end_ns"]))
+def window_high_water(tl: pl.DataFrame | None, lo: int, hi: int) -> int:
+    """Most reserved requests in use at once on one queue during [lo, hi], counting those
+    already in use when the window opens."""
+    if tl is None or not tl.height:
+        return 0
+    tl = tl.with_columns(pl.col("queue").cast(pl.String).fill_null("(default)"))
+    carried = tl.filter(pl.col("ts_ns") < lo).group_by("queue").agg(
+        pl.col("reserved_in_use").last())
+    inside = tl.filter(pl.col("ts_ns").is_between(lo, hi)).select("queue", "reserved_in_use")
+    both = pl.concat([carried.select(inside.columns), inside])
+    return int(both["reserved_in_use"].max() or 0) if both.height else 0
 
 
 TIMELINE_VALUES = ("reserved_in_use", "reserved_total", "parked", "outstanding")
