@@ -293,7 +293,8 @@ def compare(irps: pl.DataFrame, policies: list[str], *, events: pl.DataFrame | N
                 warnings.append(w)
         per_irp = per_irp.with_columns(
             v["outcome"].alias(f"{p}:outcome"), v["sim_status"].alias(f"{p}:status"),
-            v["park_wait_ns"].alias(f"{p}:park_wait_ns"), v["verdict"].alias(f"{p}:verdict"))
+            v["parked"].alias(f"{p}:parked"), v["park_wait_ns"].alias(f"{p}:park_wait_ns"),
+            v["verdict"].alias(f"{p}:verdict"))
     return Comparison(policies=list(policies), actual=actual_counts(irps),
                       observed=observed_row(irps, events), summaries=summaries, per_irp=per_irp,
                       outcomes=outcomes, timelines=timelines, pool_sizes=sizes,
@@ -492,8 +493,7 @@ def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
                 pl.col(f"{p}:status").alias("sim_status"),
                 pl.col(f"{p}:park_wait_ns").alias("park_wait_ns"),
                 pl.col(f"{p}:verdict").alias("verdict"),
-                pl.col(f"{p}:outcome").is_in(["parked_reserved", "parked_at_end"])
-                .alias("parked"))
+                pl.col(f"{p}:parked").alias("parked"))
             hw = window_high_water(cmp.timelines.get(p), inc["start_ns"], inc["end_ns"])
             per_policy.append(summarize(p, v, hw))
         deciding = inside.filter(

@@ -152,6 +152,7 @@ def test_incidents_story_json_and_table(capsys, trace, tmp_path):
     [inc] = d["incidents"]
     assert d["policies"] == ["always:1", "paging:1"]
     assert [p["rescued"] for p in inc["policies"]] == [3, 2]
+    assert [p["parked"] for p in inc["policies"]] == [2, 1]
     assert inc["deciding_irps"] == 4
     assert {r["irp"] for r in inc["irp_list"]} == {0x2001, 0x2002, 0x2003, 0x3001}
     assert inc["timeline"][0]["policies"]["always:1"] == {"reserved_in_use": 1, "parked": 2}

@@ -93,8 +93,13 @@ def test_sample_end_to_end(name, capsys, tmp_path, cached_reads):
 
     incidents = json.loads(_run(capsys, "incidents", *inputs, *pol, "--json", "-q"))
     assert len(incidents["incidents"]) == len(analyze["incidents"])
+    whole = {r["policy"]: r for r in compare["policies"]}
     for inc in incidents["incidents"]:
         assert sum(b["arrived"] for b in inc["timeline"]) == inc["irps"]
+    for p in policies:   # an incident's IRPs are some of the trace's
+        for key in ("rescued", "still_failed", "regressed", "parked", "cancelled"):
+            assert sum(next(r for r in i["policies"] if r["policy"] == p)[key]
+                       for i in incidents["incidents"]) <= whole[p][key]
 
     html = tmp_path / "report.html"
     _run(capsys, "report", *inputs, *pol, "--budget", "2ms", "-o", html, "-q")

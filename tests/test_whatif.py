@@ -60,8 +60,7 @@ def test_compare_scenario_numbers_trace_back_to_irps():
         col = cmp.per_irp[f"{p}:verdict"]
         for key in ("rescued", "still_failed", "regressed"):
             assert s[key] == (col == key).sum()
-        assert s["parked"] == cmp.per_irp[f"{p}:outcome"].is_in(
-            ["parked_reserved", "parked_at_end"]).sum()
+        assert s["parked"] == cmp.per_irp[f"{p}:parked"].sum()
     by_irp = dict(zip(cmp.per_irp["irp"].to_list(), cmp.per_irp["always:1:park_wait_ns"]))
     assert by_irp[0x2002] == 4 * MS and by_irp[0x2003] == 8 * MS
 
