@@ -122,11 +122,15 @@ def _hold_and_status(df: pl.DataFrame, service_time_ns: int | None) -> pl.DataFr
     served = df.filter(pl.col("service_ns").is_not_null())
     overall = served["service_ns"].median() if served.height else None
     overall = DEFAULT_SERVICE_NS if overall is None else int(overall)
-    by_major = served.group_by("major").agg(pl.col("service_ns").median().alias("_med"))
-    df = df.join(by_major, on="major", how="left", nulls_equal=True) if by_major.height else \
-        df.with_columns(pl.lit(None, dtype=pl.Float64).alias("_med"))
-    estimate = (pl.lit(service_time_ns, dtype=pl.Int64) if service_time_ns is not None
-                else pl.col("_med").fill_null(overall).round(0).cast(pl.Int64))
+    by_major = served.filter(pl.col("major").is_not_null()).group_by("major").agg(
+        pl.col("service_ns").median().round(0).cast(pl.Int64).alias("_med"))
+    if service_time_ns is not None:
+        estimate = pl.lit(service_time_ns, dtype=pl.Int64)
+    elif by_major.height:
+        estimate = pl.col("major").replace_strict(by_major["major"], by_major["_med"],
+                                                  default=overall, return_dtype=pl.Int64)
+    else:
+        estimate = pl.lit(overall, dtype=pl.Int64)
     failed_in_trace = pl.col("actual").is_in(["alloc_failed", "refused"]).fill_null(False)
     hold = (pl.when(pl.col("service_ns").is_not_null()).then(pl.col("service_ns"))
             .when(pl.col("complete_ns").is_not_null() & ~failed_in_trace)
@@ -136,7 +140,7 @@ def _hold_and_status(df: pl.DataFrame, service_time_ns: int | None) -> pl.DataFr
     dstatus = (pl.when(failed_in_trace).then(pl.lit(STATUS_SUCCESS, pl.UInt32))
                .otherwise(pl.col("status").fill_null(STATUS_SUCCESS)))
     return df.with_columns(hold.clip(lower_bound=0).cast(pl.Int64).alias("_hold"),
-                           dstatus.cast(pl.UInt32).alias("_dstatus")).drop("_med")
+                           dstatus.cast(pl.UInt32).alias("_dstatus"))
 
 
 def _route(df: pl.DataFrame, driver: DriverModel) -> pl.Series:
@@ -165,7 +169,8 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
                          pl.col("paging").fill_null(framework_paging.fill_null(False)))
     df = _hold_and_status(df, service_time_ns)
     # Processing order: arrival time, then input order.
-    df = df.sort(["arrive_ns", "row"])
+    if not df["arrive_ns"].is_sorted():    # lifecycle tables usually come in arrival order
+        df = df.sort(["arrive_ns", "row"])
     is_fp = pl.col("_queue").is_in([q for q, p in fp_queues.items() if p is not None])
     not_create = pl.col("major").fill_null(0xFF) != IRP_MJ_CREATE
     injectable = is_fp & not_create
@@ -435,7 +440,8 @@ def _run_slow(slow, arrivals, irp_objs, replay, ops) -> None:
 def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
 
     # Slow rows: read the model's verdict off each IRP.
-    srows, souts, sstat, salloc, spark, sdel, scomp, swait, sres = ([] for _ in range(9))
+    srows, squeue, souts, sstat, salloc, spark, sdel, scomp, swait, sres = \
+        ([] for _ in range(10))
     for irp in irp_objs:
         p = irp.payload
         deliver = p[0]
@@ -450,6 +456,7 @@ def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
             outcome = ("parked_reserved" if irp.parked else "reserved") \
                 if r is not None and r.reserved else "normal"
         srows.append(irp.row)
+        squeue.append(p[6])
         souts.append(outcome)
         sstat.append(irp.status)
         salloc.append(not irp.alloc_ok)
@@ -459,14 +466,15 @@ def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
         swait.append(deliver - p[7] if deliver is not None and irp.parked else None)
         sres.append(p[2] if p[1] else None)
     slow_out = pl.DataFrame({
-        "row": srows, "outcome": souts, "status": sstat, "alloc_failed": salloc, "parked": spark,
+        "row": srows, "queue": squeue, "outcome": souts, "status": sstat, "alloc_failed": salloc, "parked": spark,
         "deliver_ns": sdel, "complete_ns": scomp, "park_wait_ns": swait, "reserved_id": sres,
-    }, schema={k: v for k, v in OUTCOME_SCHEMA.items() if k != "queue"})
+    }, schema=OUTCOME_SCHEMA)
 
     # Fast rows, vectorized: normal delivery, refusal, or a non-FP allocation failure.
     refused = pl.col("_fpq") & pl.col("_not_create") & pl.col("_fail")
     fast_cols = df.filter(~pl.col("_slow")).select(
         pl.col("row"),
+        pl.col("_queue").alias("queue"),
         pl.when(~pl.col("_fail")).then(pl.lit("normal"))
         .when(refused).then(pl.lit("refused")).otherwise(pl.lit("alloc_failed")).alias("outcome"),
         pl.when(~pl.col("_fail")).then(pl.when(pl.col("_hold").is_not_null())
@@ -482,10 +490,7 @@ def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
         pl.lit(None, pl.Int64).alias("park_wait_ns"),
         pl.lit(None, pl.Int32).alias("reserved_id"),
     )
-    queue_col = df.select("row", pl.col("_queue").alias("queue"))
-    outcomes = (pl.concat([fast_cols, slow_out.cast(fast_cols.schema)])
-                .join(queue_col, on="row", how="left")
-                .sort("row").select(list(OUTCOME_SCHEMA)).cast(OUTCOME_SCHEMA))
+    outcomes = pl.concat([fast_cols.cast(OUTCOME_SCHEMA), slow_out]).sort("row")
 
     timeline = _timeline(replay, df, driver, fp_queues)
     high = {name: (q.fp.high_water if q.fp is not None else 0)
