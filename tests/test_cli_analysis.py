@@ -178,6 +178,8 @@ def test_incidents_story_json_and_table(capsys, trace, tmp_path):
     (["compare", "{t}", "--policy", "always:2", "--explain", "0xdead"], "0xdead"),
     (["compare", "{t}", "--policy", "always:2", "--config", "{d}/missing.toml"], "missing"),
     (["compare", "{t}", "--policy", "always:2", "--config", "{d}/badmajor.toml"], "READZ"),
+    (["compare", "{t}", "--policy", "always:2", "--config", "{d}/typo.toml"], "polcy"),
+    (["incidents", "{t}", "--config", "{d}/notoml.toml"], "TOML"),
     (["sweep", "{t}", "--kind", "sometimes"], "--kind"),
     (["sweep", "{t}", "--budget", "2 parsecs"], "--budget"),
     (["report", "{t}", "--policy", "always:2"], "-o FILE.html"),
@@ -185,6 +187,8 @@ def test_incidents_story_json_and_table(capsys, trace, tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, trace, tmp_path, args, words):
     (tmp_path / "badmajor.toml").write_text('[[queues]]\nname = "io"\nmajors = ["READZ"]\n')
+    (tmp_path / "typo.toml").write_text('[[queues]]\nname = "io"\npolcy = "always:2"\n')
+    (tmp_path / "notoml.toml").write_text('[[queues]\nname = \n')
     rc, out, err = run(capsys, *[a.format(t=trace, d=tmp_path) for a in args])
     assert rc == 2
     assert out == ""
