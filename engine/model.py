@@ -555,6 +555,10 @@ class Queue:
         fp = self.fp
         if fp is None:
             return
+        away = [r.id for r in fp.in_use if r.current_queue is not self]
+        if away:     # section 5.9: the owner is gone while a forwarded member is in flight
+            self.device.diagnostic("FORWARDED_MEMBER_OUTLIVES_OWNER",
+                                   f"{', '.join(map(str, away))} of deleted {self.name}")
         if fp.in_use and not self.device.race_delete_vs_completion:
             self.teardown_pending = True            # put-back first, then teardown (section 5.9)
             return
@@ -871,6 +875,16 @@ class Device:
                     q.main.remove(r)
                     r.irp.location = None
                     q._cancel_for_queue(r)
+            q._dispatch_loop()
+
+    def power_hold(self) -> None:
+        """Device leaving D0: power-managed queues accept but do not dispatch (section 6.13)."""
+        for q in self.queues:
+            q.power_off = True
+
+    def power_resume(self) -> None:
+        for q in list(self.queues):
+            q.power_off = False
             q._dispatch_loop()
 
     def power_purge(self) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 import heapq
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -437,38 +438,44 @@ def _run_slow(slow, arrivals, irp_objs, replay, ops) -> None:
     replay.run(arrivals, ops)
 
 
+class IrpOutcome(NamedTuple):
+    """One IRP's fate in the simulation: a row of SimulationResult.outcomes, field for field."""
+
+    row: int
+    queue: str
+    outcome: str
+    status: int | None
+    alloc_failed: bool
+    parked: bool
+    deliver_ns: int | None
+    complete_ns: int | None
+    park_wait_ns: int | None
+    reserved_id: int | None
+
+
+def _record(irp: Irp) -> IrpOutcome:
+    """Read the model's verdict off an IRP the event loop ran."""
+    deliver, reserved, index, complete, _, _, queue, arrive = irp.payload
+    if deliver is not None:
+        outcome = "parked_reserved" if irp.parked else ("reserved" if reserved else "normal")
+    elif irp.done:
+        outcome = _FATE_OUTCOME.get(irp.fate, "normal")
+    elif irp.location is not None and irp.location[0] == "parked":
+        outcome = "parked_at_end"
+    else:        # bound to a request, waiting in a queue that never dispatched it
+        r = irp.request
+        outcome = ("parked_reserved" if irp.parked else "reserved") \
+            if r is not None and r.reserved else "normal"
+    return IrpOutcome(irp.row, queue, outcome, irp.status, not irp.alloc_ok, irp.parked,
+                      deliver, complete,
+                      deliver - arrive if deliver is not None and irp.parked else None,
+                      index if reserved else None)
+
+
 def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
 
-    # Slow rows: read the model's verdict off each IRP.
-    srows, squeue, souts, sstat, salloc, spark, sdel, scomp, swait, sres = \
-        ([] for _ in range(10))
-    for irp in irp_objs:
-        p = irp.payload
-        deliver = p[0]
-        if deliver is not None:
-            outcome = "parked_reserved" if irp.parked else ("reserved" if p[1] else "normal")
-        elif irp.done:
-            outcome = _FATE_OUTCOME.get(irp.fate, "normal")
-        elif irp.location is not None and irp.location[0] == "parked":
-            outcome = "parked_at_end"
-        else:        # waiting in a queue that never dispatched it
-            r = irp.request
-            outcome = ("parked_reserved" if irp.parked else "reserved") \
-                if r is not None and r.reserved else "normal"
-        srows.append(irp.row)
-        squeue.append(p[6])
-        souts.append(outcome)
-        sstat.append(irp.status)
-        salloc.append(not irp.alloc_ok)
-        spark.append(irp.parked)
-        sdel.append(deliver)
-        scomp.append(p[3])
-        swait.append(deliver - p[7] if deliver is not None and irp.parked else None)
-        sres.append(p[2] if p[1] else None)
-    slow_out = pl.DataFrame({
-        "row": srows, "queue": squeue, "outcome": souts, "status": sstat, "alloc_failed": salloc, "parked": spark,
-        "deliver_ns": sdel, "complete_ns": scomp, "park_wait_ns": swait, "reserved_id": sres,
-    }, schema=OUTCOME_SCHEMA)
+    slow_out = pl.DataFrame([_record(irp) for irp in irp_objs], schema=OUTCOME_SCHEMA,
+                            orient="row")
 
     # Fast rows, vectorized: normal delivery, refusal, or a non-FP allocation failure.
     refused = pl.col("_fpq") & pl.col("_not_create") & pl.col("_fail")

@@ -1,0 +1,75 @@
+"""The queue model beyond the 59 cases: race knobs, error conditions, power, the replay's
+cancelable driver."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fpreplay.engine import load_driver_model, parse_memory, simulate
+from fpreplay.engine.config import DriverModel, QueueModel, parse_policy
+from fpreplay.engine.model import Device, ForwardProgressPolicy, Irp
+from fpreplay.engine.status import STATUS_CANCELLED, STATUS_SUCCESS
+
+
+def fp_device(**kw):
+    dev = Device(**kw)
+    q = dev.create_queue("A", default=True)
+    q.assign_forward_progress(ForwardProgressPolicy(1))
+    return dev, q
+
+
+def test_deletion_waits_for_the_put_back_unless_the_race_knob_is_on():
+    for race in (False, True):
+        dev, q = fp_device(race_delete_vs_completion=race)
+        a = Irp("A", alloc_ok=False)
+        q.arrive(a)
+        q.delete()
+        dev.complete(a.request, STATUS_SUCCESS)
+        assert q.deleted
+        codes = [d[0] for d in dev.diagnostics]
+        if race:
+            assert codes == ["POOL_TEARDOWN_WITH_MEMBERS_IN_USE", "RECYCLE_INTO_DELETED_QUEUE"]
+        else:
+            kinds = [e[0] for e in dev.log]
+            assert codes == [] and kinds.index("free") < kinds.index("pool_freed")
+            assert ("destroy", "A.R1") in dev.log          # freed with the pool, once back
+
+
+def test_forwarded_member_outliving_its_owner_is_an_error_condition():
+    dev, q = fp_device()
+    b = dev.create_queue("B")
+    a = Irp("A", alloc_ok=False)
+    q.arrive(a)
+    member = a.request
+    dev.forward(member, b)
+    q.delete()                                  # owner's counts do not include the member
+    assert q.deleted
+    assert [d[0] for d in dev.diagnostics] == ["FORWARDED_MEMBER_OUTLIVES_OWNER"]
+    dev.complete(member, STATUS_SUCCESS)        # put back, then the pool is torn down
+    assert ("pool_freed", "A") in dev.log
+
+
+def test_power_hold_queues_and_resume_dispatches_parked_stay_parked():
+    dev, q = fp_device()
+    a, p = Irp("A", alloc_ok=False), Irp("P", alloc_ok=False)
+    q.arrive(a)
+    q.arrive(p)
+    dev.power_hold()
+    dev.complete(a.request, STATUS_SUCCESS)
+    assert list(q.main) == [p.request] and q.driver_count == 0   # recycled, queued
+    dev.power_resume()
+    assert q.driver_count == 1 and p.request.reserved
+
+
+def test_replayed_driver_that_marks_requests_cancelable():
+    irps = pl.DataFrame({"major": [3], "arrive_ns": [0], "complete_ns": [1000],
+                         "service_ns": [1000], "status": [0], "actual": ["ok"]})
+    ops = pl.DataFrame({"ts_ns": [400], "kind": ["queue_purge"], "queue": [None]},
+                       schema={"ts_ns": pl.Int64, "kind": pl.String, "queue": pl.String})
+    for cancelable, status, done in ((False, 0, 1000), (True, STATUS_CANCELLED, 400)):
+        q = QueueModel(name="default", default=True, policy=parse_policy("always:1"),
+                       cancelable=cancelable)
+        res = simulate(irps, DriverModel(queues=(q,)), parse_memory("observed"), queue_ops=ops)
+        assert res.outcomes.select("outcome", "status", "complete_ns").row(0) == \
+            ("normal", status, done)
+    assert load_driver_model(None).default_queue.cancelable is False
