@@ -138,6 +138,9 @@ class Simulation:
         self._next_handle = 0x0000_3A75_F9C1_0000
         self.queues: dict[tuple[str, str], QueueState] = {}
         self._lose_left = sc.lost_events
+        # KMDF's own messages reach the reader when the IFR is dumped or replayed as WPP; they
+        # never say that a request is reserved (forward-progress.md 8.3).
+        self._framework_messages = sc.ifr or sc.wpp
         self._setup_devices()
 
     # --- identities ------------------------------------------------------------------------
@@ -170,6 +173,13 @@ class Simulation:
         """A framework message (synth.wpp.MESSAGES): an IFR line, and a WPP record if asked."""
         self._seq += 1
         self.emissions.append(Emission(t, self._seq, cpu, "ifr", irp, {"key": key, "args": args}))
+
+    def _evidence(self, irp: Irp, kind: str) -> None:
+        """Note an event kind the trace shows for the IRP, if a source that shows it is written:
+        the driver's TraceLogging events, or the framework's messages (IFR dump or WPP)."""
+        if self.sc.instrumentation or (kind != "reserved_request_used"
+                                       and self._framework_messages):
+            irp.evidence.add(kind)
 
     def _tl(self, t: int, cpu: int, name: str, irp: Irp | None = None, **values) -> None:
         if self.sc.instrumentation:
@@ -282,7 +292,7 @@ class Simulation:
             self._offer(t3, st, irp, in_dispatch=True)
             return
         # The request object could not be allocated (4.1 step 4).
-        irp.evidence.add("request_alloc_failed")
+        self._evidence(irp, "request_alloc_failed")
         self._tl(t3, cpu, "RequestAllocFailed", irp, Irp=addr, Queue=f"0x{q.handle:x}",
                  Device=dev.name, Major=irp.major, Status=STATUS_INSUFFICIENT_RESOURCES)
         if not fp or irp.major == IRP_MJ_CREATE:
@@ -295,7 +305,7 @@ class Simulation:
         use = q.policy.kind == "always" or (q.policy.kind == "paging" and irp.paging)
         if not use:
             # 4.2 step B: the policy says fail; STATUS_UNSUCCESSFUL, not insufficient resources.
-            irp.evidence.add("fp_policy_refused")
+            self._evidence(irp, "fp_policy_refused")
             self._tl(t3 + 1 * US, cpu, "ForwardProgressRefused", irp, Irp=addr,
                      Queue=f"0x{q.handle:x}", Device=dev.name, Major=irp.major,
                      Status=STATUS_UNSUCCESSFUL)
@@ -344,7 +354,7 @@ class Simulation:
         irp.delivered_ns = t
         if irp.reserved:
             # The driver's EvtIo callback sees WdfRequestIsReserved: only a presented request.
-            irp.evidence.add("reserved_request_used")
+            self._evidence(irp, "reserved_request_used")
             self._tl(t, irp.cpu, "ReservedRequestUsed", irp, Irp=irp.addr, Request=irp.request,
                      Queue=f"0x{st.queue.handle:x}", Device=st.device.name, Major=irp.major)
         if irp.fate == "parked":
@@ -393,14 +403,17 @@ class Simulation:
         irp.evidence.add("irp_complete")
         cpu = (irp.cpu + 1) % self.sc.cpus if by_driver else irp.cpu
         if by_driver:
-            irp.status_seen = self.sc.instrumentation
+            # TraceLogging IrpComplete, or the IFR's "Completing WDFREQUEST ... STATUS_x".
+            irp.status_seen = self.sc.instrumentation or self._framework_messages
         elif in_dispatch:
             # KMDF completed the IRP inside the dispatch routine: the driver's preprocess callback
             # (EvtDeviceWdmIrpPreprocess) sees WdfDeviceWdmDispatchPreprocessedIrp return that
             # status and logs it. Later framework completions (a purge cancelling parked IRPs, a
             # recycled request refused by the queue) happen where the driver cannot see them.
+            # The framework's own line for it names the status too (Could not create
+            # WDFREQUEST, Forward action ..., not accepting requests ... completing).
             self._tl(t, cpu, "IrpComplete", irp, Irp=irp.addr, Status=status)
-            irp.status_seen = self.sc.instrumentation
+            irp.status_seen = self.sc.instrumentation or self._framework_messages
         self._emit(t, cpu, "drv_compl", irp)
         self._emit(t + 1 * US, cpu, "diskio_done", irp)
         if irp.fs_addr is not None:

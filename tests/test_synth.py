@@ -409,3 +409,23 @@ def test_wpp_messages_and_tmf_agree_with_the_ifr_text(tmp_path):
     lc = build_lifecycles(read.events, read.diagnostics)
     assert dict(lc.group_by("actual").len().iter_rows()) == {
         k: v for k, v in r.truth["actual"].items() if v}
+
+
+@pytest.mark.parametrize("trace_opts, policy", [
+    ('instrumentation = false\nifr = true\n', "paging:4"),
+    ('instrumentation = false\nkernel = ["diskio"]\n', "always:2"),
+    ('instrumentation = true\nifr = true\n', "always:1"),
+    ('instrumentation = false\nwpp = true\nkernel = ["driver", "fileio"]\n', "none"),
+])
+def test_truth_is_what_the_written_sources_show(tmp_path, trace_opts, policy):
+    """`actual` in truth.json counts only evidence the written files carry (contract 4)."""
+    from fpreplay.lifecycles import build_lifecycles
+    from fpreplay.parsers import ReadOptions, read_inputs
+
+    body = SCENARIO_ALL.replace('policy = "always:2"', f'policy = "{policy}"')
+    r = _run(tmp_path, trace_opts + body)
+    inputs = [r.trace] + ([r.ifr] if r.ifr else [])
+    read = read_inputs(inputs, ReadOptions(tz="UTC", tmf_dirs=[r.tmf_dir] if r.tmf_dir else []))
+    lc = build_lifecycles(read.events, read.diagnostics)
+    assert dict(lc.group_by("actual").len().iter_rows()) == {
+        k: v for k, v in r.truth["actual"].items() if v}
