@@ -8,7 +8,9 @@ Everything here returns polars frames and plain dicts, so a script can do what t
     cmp.per_irp              # one row per IRP: actual against each policy (`compare -o`)
 
 Every count in a summary is a count of rows of `per_irp` (the `<policy>:verdict`,
-`<policy>:outcome` and `<policy>:status` columns), so each number can be traced to IRPs.
+`<policy>:outcome`, `<policy>:status` and `<policy>:parked` columns), so each number can be traced
+to IRPs. An IRP still parked when the trace ends (`parked_at_end`) counts as parked, and as neither
+rescued nor still failed.
 """
 
 from __future__ import annotations
