@@ -12,7 +12,9 @@ How it stays fast (etw-formats.md sections 1 and 4):
 from __future__ import annotations
 
 import gzip
+import queue
 import struct
+import threading
 import uuid
 import zipfile
 import zlib
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+from pyfwnt import lzxpress_decompress
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import InputError
@@ -247,6 +250,85 @@ def iter_buffers(path: Path, diagnostics: Diagnostics,
         diagnostics.count("etl_truncated")
     finally:
         stream.close()
+
+
+def unpack_buffer(path: Path, file_offset: int, data: bytes, diagnostics: Diagnostics):
+    """(cpu, BufferFlag, event bytes, start, end, base) of one buffer, decompressed if it is;
+    None (with a warning) if it cannot be read. `base` + offset = a record's position."""
+    size, saved, cpu_lo, cpu_hi, _logger, _state, filled, flag, _btype = \
+        _BUFFER.unpack_from(data, 0)
+    cpu = ((cpu_hi << 8) | cpu_lo) & 0x7FF if flag & L.BUFFER_FLAG_PROC_INDEX else cpu_lo
+    if filled < L.BUFFER_HEADER_SIZE:
+        filled = saved
+    if not flag & L.BUFFER_FLAG_COMPRESSED:
+        if filled > len(data):
+            diagnostics.count("etl_short_buffers")
+        return cpu, flag, data, L.BUFFER_HEADER_SIZE, min(filled, len(data)), file_offset
+    want = filled - L.BUFFER_HEADER_SIZE
+    why = None
+    if want <= 0 or want > MAX_BUFFER_SIZE:
+        why = f"compressed buffer claims {filled:#x} bytes"
+    else:
+        try:
+            events = lzxpress_decompress(data[L.BUFFER_HEADER_SIZE:], want)
+        except Exception as e:  # noqa: BLE001 - libfwnt raises IOError/ValueError/...
+            why = f"compressed buffer does not decompress ({e})"
+    if why is not None:
+        diagnostics.warn(f"{path}: byte {file_offset}: {why}; buffer skipped")
+        diagnostics.count("etl_bad_buffers")
+        return None
+    if len(events) < want:
+        diagnostics.warn(f"{path}: byte {file_offset}: compressed buffer decompressed to "
+                         f"{len(events)} of {want} bytes; read what was there")
+        diagnostics.count("etl_short_buffers")
+    return cpu, flag, events, 0, len(events), file_offset + L.BUFFER_HEADER_SIZE
+
+
+def _prefetched(items: Iterator, depth: int = 8) -> Iterator:
+    """Run `items` in a helper thread, `depth` ahead: reading, inflating and LZ77-decompressing
+    the next buffers (C code that releases the GIL) overlaps walking this one. Bounded, so
+    memory does not grow; exceptions reach the consumer; closing the consumer stops the helper."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer to raise
+            q.put((done, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    worker = threading.Thread(target=produce, name="etl-buffers", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = q.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():          # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            worker.join(timeout=0.05)
 
 
 # --- the walker ----------------------------------------------------------------------------------
@@ -486,38 +568,17 @@ class _Reader:
             self.diag.warn(f"{self.path}: clock type {lf.ReservedFlags} unknown; treated as QPC")
 
     # --- one buffer ----------------------------------------------------------------------------
-    def buffer(self, file_offset: int, data: bytes) -> None:
-        size, saved, cpu_lo, cpu_hi, _logger, _state, filled, flag, _btype = \
-            _BUFFER.unpack_from(data, 0)
-        cpu = ((cpu_hi << 8) | cpu_lo) & 0x7FF if flag & L.BUFFER_FLAG_PROC_INDEX else cpu_lo
+    def buffer(self, file_offset: int, data: bytes, unpacked=None) -> None:
+        """Walk one buffer; `unpacked` is what unpack_buffer() made of it (else done here)."""
+        if unpacked is None:
+            unpacked = unpack_buffer(self.path, file_offset, data, self.diag)
+        if unpacked is None:
+            return
+        cpu, flag, events, start, end, base = unpacked
         if flag & L.BUFFER_FLAG_EVENTS_LOST:
             self.stats["events_lost_buffers"] = self.stats.get("events_lost_buffers", 0) + 1
         if flag & L.BUFFER_FLAG_BUFFER_LOST:
             self.stats["buffers_lost_flagged"] = self.stats.get("buffers_lost_flagged", 0) + 1
-        if filled < L.BUFFER_HEADER_SIZE:
-            filled = saved
-        if flag & L.BUFFER_FLAG_COMPRESSED:
-            want = filled - L.BUFFER_HEADER_SIZE
-            if want <= 0 or want > MAX_BUFFER_SIZE:
-                self._bad(file_offset, f"compressed buffer claims {filled:#x} bytes")
-                return
-            try:
-                from pyfwnt import lzxpress_decompress
-
-                events = lzxpress_decompress(data[L.BUFFER_HEADER_SIZE:], want)
-            except Exception as e:  # noqa: BLE001 - libfwnt raises IOError/ValueError/...
-                self._bad(file_offset, f"compressed buffer does not decompress ({e})")
-                return
-            if len(events) < want:
-                self.diag.warn(f"{self.path}: byte {file_offset}: compressed buffer decompressed "
-                               f"to {len(events)} of {want} bytes; read what was there")
-                self.diag.count("etl_short_buffers")
-            start, end, base = 0, len(events), file_offset + L.BUFFER_HEADER_SIZE
-        else:
-            events = data
-            start, end, base = L.BUFFER_HEADER_SIZE, min(filled, len(data)), file_offset
-            if filled > len(data):
-                self.diag.count("etl_short_buffers")
         self._buffer_max_ts = None
         self._walk(events, start, end, cpu, base)
         self.buffers_seen += 1
@@ -525,10 +586,6 @@ class _Reader:
         ts = self._buffer_max_ts       # how far this CPU has logged
         if ts is not None and ts > self.cpu_last_ts.get(cpu, ts - 1):
             self.cpu_last_ts[cpu] = ts
-
-    def _bad(self, file_offset: int, what: str) -> None:
-        self.diag.warn(f"{self.path}: byte {file_offset}: {what}; buffer skipped")
-        self.diag.count("etl_bad_buffers")
 
     def _walk(self, data, off: int, end: int, cpu: int, base: int) -> None:
         """Every record of one buffer. `base` + offset = the record's position for messages."""
@@ -829,20 +886,25 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
     seen_any = False
     walked, end_offset = 0, 0
 
-    def process(offset: int, data: bytes) -> None:
+    def process(offset: int, data: bytes, unpacked=None) -> None:
         nonlocal seen_any
-        reader.buffer(offset, data)
+        reader.buffer(offset, data, unpacked)
         seen_any = True
 
+    def unpacked(buffers):
+        for offset, index, data in buffers:
+            yield offset, index, data, unpack_buffer(path, offset, data, diagnostics)
+
     try:
-        for offset, index, data in iter_buffers(path, diagnostics, progress):
+        for offset, index, data, ready in _prefetched(
+                unpacked(iter_buffers(path, diagnostics, progress))):
             walked, end_offset = index + 1, offset + len(data)
             if index == 1 and reader.logfile is not None:
                 circular_start = _circular_start(reader.logfile)
             if circular_start is not None and 1 <= index < circular_start:
                 deferred.append(index)
                 continue
-            process(offset, data)
+            process(offset, data, ready)
             for batch in reader.flush():
                 yield conform_events(batch, keep_extra=True)
         if deferred:
