@@ -219,6 +219,10 @@ def render_sweep(doc: dict, out: Console) -> None:
     if doc["peak_demand"] is not None:
         out.print(f"Peak demand (reserved requests in use at once with an unlimited reserve): "
                   f"{doc['peak_demand']}", markup=False)
+    if doc["peak_demand"] == 0 and doc["memory"] == "observed":
+        out.print("No allocation failed in the trace, so no reserve was needed. To size one "
+                  "for a low-memory event, replay with --memory fail-all or verifier-random.",
+                  markup=False)
     n = doc["min_reserved_no_park"]
     out.print("Smallest reserve at which nothing parks: "
               + (str(n) if n is not None else f"none up to {doc['max_reserved']}"),

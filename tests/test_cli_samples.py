@@ -88,8 +88,10 @@ def test_sample_end_to_end(name, capsys, tmp_path, cached_reads):
     n = sweep["min_reserved_no_park"]
     rows = {r["reserved"]: r for r in sweep["rows"]}
     assert rows[n]["parked"] == 0 and (n == 1 or rows[n - 1]["parked"] > 0)
-    assert f"Smallest reserve at which nothing parks: {n}" in _run(capsys, "sweep", *inputs,
-                                                                   "--budget", "2ms", "-q")
+    text = " ".join(_run(capsys, "sweep", *inputs, "--budget", "2ms", "-q").split())
+    assert f"Smallest reserve at which nothing parks: {n}" in text
+    # A healthy trace needed no reserve: the table says how to size one anyway.
+    assert ("--memory fail-all" in text) == (sweep["peak_demand"] == 0)
 
     incidents = json.loads(_run(capsys, "incidents", *inputs, *pol, "--json", "-q"))
     assert len(incidents["incidents"]) == len(analyze["incidents"])
