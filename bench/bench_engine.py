@@ -63,7 +63,8 @@ def main() -> None:
                 best_cpu = min(best_cpu, time.process_time() - c0)
             counts = dict(sorted(res.outcomes["outcome"].value_counts().iter_rows()))
             print(f"{text:30s} {'fast' if fast else 'reference':9s} wall {best:6.2f} s "
-                  f"{args.irps / best:11,.0f}/s  cpu {best_cpu:6.2f} s {args.irps / best_cpu:11,.0f}/s"
+                  f"{args.irps / best:11,.0f}/s  cpu {best_cpu:6.2f} s "
+                  f"{args.irps / best_cpu:11,.0f}/s"
                   f"  high water {res.reserve_high_water['default']}  {counts}")
 
 

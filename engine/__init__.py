@@ -25,8 +25,13 @@ Example: a default queue with two reserved requests; three IRPs arrive while mem
 >>> driver = load_driver_model(None, parse_policy("always:2"))
 >>> result = simulate(irps, driver, parse_memory("observed"),
 ...                   service_time_ns=parse_duration_ns("1ms"))
->>> result.outcomes.select("row", "outcome", "deliver_ns", "park_wait_ns", "reserved_id").rows()
-[(0, 'reserved', 0, None, 0), (1, 'reserved', 100, None, 1), (2, 'parked_reserved', 1000000, 999800, 0), (3, 'normal', 300, None, None)]
+>>> for row in result.outcomes.select("row", "outcome", "deliver_ns", "park_wait_ns",
+...                                   "reserved_id").rows():
+...     print(row)
+(0, 'reserved', 0, None, 0)
+(1, 'reserved', 100, None, 1)
+(2, 'parked_reserved', 1000000, 999800, 0)
+(3, 'normal', 300, None, None)
 >>> result.reserve_high_water
 {'default': 2}
 
@@ -35,6 +40,27 @@ Without a forward-progress policy the same failures complete STATUS_INSUFFICIENT
 >>> none = simulate(irps, load_driver_model(None), parse_memory("observed"))
 >>> none.outcomes["outcome"].to_list()
 ['alloc_failed', 'alloc_failed', 'alloc_failed', 'normal']
+
+Decisions where the contract is silent:
+
+* `--policy` with a multi-queue config replaces the policy of every queue whose `fp_capable` is
+  true (the default); `fp_capable = false` keeps a queue out of the what-if.
+* Routing: with one queue it receives every IRP; with several, an IRP whose `queue` names a
+  configured queue goes there, else the major-function table, else the default queue. Queue
+  operations naming an unknown queue are ignored with a warning (one-queue model: applied to it).
+* Memory `observed`: allocation fails for `actual` in alloc_failed/refused/reserved; `fail-all` and
+  `verifier-random` inject on top of that, only on forward-progress queues, never for creates
+  (verifier-random draws once per real successful allocation, in arrival order, one generator for
+  the device); `random:P` and `window` replace the observed failures; `window` needs incidents.
+* A delivered IRP completes with its observed status if the trace saw it served, else
+  STATUS_SUCCESS; an IRP the trace never saw complete (`incomplete`) holds its request forever.
+* Simultaneous events: completions, then queue operations, then arrivals; ties in input order.
+* An IRP bound to a request but never presented (its queue stopped or blocked to the end) keeps
+  outcome normal/reserved/parked_reserved with deliver_ns null; a parked IRP never served is
+  `parked_at_end`. The Examine SQL treats null as "fail".
+* The replay's driver (in simulated runs) retrieves everything from a manual queue when notified,
+  completes cancelable requests with STATUS_CANCELLED when cancelled, and treats the trace's
+  allocation failures as failed allocations (EvtIoAllocateRequestResources always succeeds).
 """
 
 from .config import (DriverModel, MemoryModel, Policy, QueueModel, examine_verdicts,

@@ -52,7 +52,8 @@ class Irp:
     def __init__(self, id, major=IRP_MJ_READ, *, minor=0, flags=0, file=None, length=None,
                  cancel=False, alloc_ok=True, verdict=ACTION_USE_RESERVED, row=-1, payload=None):
         self.id = id
-        self.major, self.minor, self.flags, self.file, self.length = major, minor, flags, file, length
+        self.major, self.minor, self.flags = major, minor, flags
+        self.file, self.length = file, length
         self.cancel = cancel
         self.alloc_ok = alloc_ok
         self.verdict = verdict          # Examine value when a VerdictPolicy is in use
@@ -183,8 +184,8 @@ class Queue:
                       f"0x{FP_POLICY_STRUCT_SIZE:x}, STATUS_INFO_LENGTH_MISMATCH")
             return STATUS_INFO_LENGTH_MISMATCH
         if p.policy == POLICY_EXAMINE and p.examine is None and p.strategy is None:
-            dev.trace("Examine callback can't be null for WdfIoForwardProgressReservedPolicyUseExamine"
-                      "  STATUS_INVALID_PARAMETER")
+            dev.trace("Examine callback can't be null for "
+                      "WdfIoForwardProgressReservedPolicyUseExamine  STATUS_INVALID_PARAMETER")
             return STATUS_INVALID_PARAMETER
         if p.total == 0:
             dev.trace("Need to have more than  0 reserved Requests STATUS_INVALID_PARAMETER")
@@ -278,8 +279,8 @@ class Queue:
         dev, fp = self.device, self.fp
         act = fp.strategy.action(self, irp)
         if fp.strategy.code == POLICY_EXAMINE and act not in (ACTION_FAIL, ACTION_USE_RESERVED):
-            dev.trace(f"EvtIoExamineIrp callback on WDFQUEUE {self.name} returned an invalid action "
-                      f"{act}, STATUS_UNSUCCESSFUL")
+            dev.trace(f"EvtIoExamineIrp callback on WDFQUEUE {self.name} returned an invalid "
+                      f"action {act}, STATUS_UNSUCCESSFUL")
             return STATUS_UNSUCCESSFUL
         if act == ACTION_FAIL:
             dev.trace(f"Forward action on WDFQUEUE {self.name} says that framework should fail the "
