@@ -61,7 +61,8 @@ def test_extended_item_and_message_headers():
 
 
 def test_logfile_header_offsets_match_the_reference():
-    """etw-formats.md 1.6: BootTime/PerfFreq/StartTime/ReservedFlags at 0xF0.. (32) / 0xF8.. (64)."""
+    """etw-formats.md 1.6: BootTime, PerfFreq, StartTime, ReservedFlags from 0xF0 (32-bit
+    writer) / 0xF8 (64-bit writer)."""
     for layout, boot in ((L.TRACE_LOGFILE_HEADER32, 0xF0), (L.TRACE_LOGFILE_HEADER64, 0xF8)):
         names = [sc.name for sc in layout.subcons]
         offsets, off = {}, 0

@@ -24,7 +24,8 @@ dissect_etl = pytest.importorskip("dissect.etl.etl", reason="dissect.etl (test o
 
 FILES = [
     "etl/net.4.5.2.x64.etl.zip", "etl/net.4.5.2.x86.etl.zip", "etl/filtrace_diskio.etl",
-    "format_only/perfview_SelfDescribingSingleEvent.etl", "format_only/perfview_primitive-types.etl",
+    "format_only/perfview_SelfDescribingSingleEvent.etl",
+    "format_only/perfview_primitive-types.etl",
     "format_only/krabsetw_powershell.etl", "format_only/tx_HTTP_Server.etl",
     "format_only/ebpf_ebpforwindows.etl", "format_only/filtrace_etw.etl",
     "format_only/AMSITrace.etl", "format_only/ShutdownPerfDiagLogger.etl",

@@ -9,7 +9,6 @@ import re
 import struct
 import zipfile
 from collections import Counter
-from pathlib import Path
 
 import polars as pl
 import pytest

@@ -210,7 +210,8 @@ MESSAGE_TRACE_FIELDS = Struct(
     # MESSAGE_TRACE_FIELDS.parse(data, OptionFlags=flags).
     "Sequence" / If(this._.OptionFlags & TRACE_MESSAGE_SEQUENCE, Int32ul),
     "MessageGuid" / If(this._.OptionFlags & TRACE_MESSAGE_GUID, GUID),
-    "ComponentId" / If(lambda ctx: (ctx._.OptionFlags & (TRACE_MESSAGE_GUID | TRACE_MESSAGE_COMPONENTID))
+    "ComponentId" / If(lambda ctx: ctx._.OptionFlags
+                       & (TRACE_MESSAGE_GUID | TRACE_MESSAGE_COMPONENTID)
                        == TRACE_MESSAGE_COMPONENTID, Int32ul),
     "TimeStamp" / If(this._.OptionFlags & TRACE_MESSAGE_TIMESTAMP, Int64sl),
     "ThreadId" / If(this._.OptionFlags & TRACE_MESSAGE_SYSTEMINFO, Int32ul),
