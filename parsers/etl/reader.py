@@ -918,7 +918,9 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
                     break
         if not seen_any or reader.records == 0:
             raise InputError(path, "no ETW records could be read", 0)
-        if reader.logfile is not None and walked < reader.logfile.BuffersWritten:
+        # (A wrapped circular file counts overwritten buffers in BuffersWritten too.)
+        if reader.logfile is not None and walked < reader.logfile.BuffersWritten \
+                and not reader.logfile.LogFileMode & L.EVENT_TRACE_FILE_MODE_CIRCULAR:
             diagnostics.warn(f"{path}: byte {end_offset}: trace cut short: its header says "
                              f"{reader.logfile.BuffersWritten} buffers were written, "
                              f"{walked} are present")
