@@ -305,7 +305,7 @@ def test_circular_file_is_read_oldest_first(tmp_path, monkeypatch):
     walked = []
     monkeypatch.setitem(D.KERNEL, (1, 10), lambda rec, ctx: walked.append(rec.ts_raw) or [])
     head = buffer([header_record(mode=L.EVENT_TRACE_FILE_MODE_CIRCULAR, start_buffers=2,
-                                 buffers_written=4)], flags=0x01, btype=4)
+                                 buffers_written=9)], flags=0x01, btype=4)   # 5 overwritten
     newest = buffer([perfinfo_record(0x010A, 9_000_000 + i) for i in range(3)])
     oldest = buffer([perfinfo_record(0x010A, 2_000_000 + i) for i in range(3)])
     middle = buffer([perfinfo_record(0x010A, 5_000_000 + i) for i in range(3)])
@@ -317,6 +317,7 @@ def test_circular_file_is_read_oldest_first(tmp_path, monkeypatch):
     assert ts == sorted(ts)                           # released in time order, not file order
     assert walked == sorted(walked) and len(walked) == 9   # and walked in ring order
     assert d.counters.get("etl_rows_released_late", 0) == 0
+    assert not d.warnings
 
 
 # --- damage at the buffer level ------------------------------------------------------------------
