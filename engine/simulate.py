@@ -404,12 +404,25 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
     df = _prepare(irps, driver, memory, fp_queues, incidents, service_time_ns, seed, diag)
 
     # Which rows need the event loop.
-    busy = {q.name for q in driver.queues
-            if q.dispatch != "parallel" or q.limit is not None}
-    busy |= {q.name for _, _, q in ops}
+    # Which rows need the event loop: pool users; everything on a queue that can make requests
+    # wait (sequential, manual, a parallel limit); on a queue with operations, every IRP not
+    # entirely over (arrived and completed) before the first operation reaches it.
+    busy = [q.name for q in driver.queues if q.dispatch != "parallel" or q.limit is not None]
+    first_op: dict[str, int] = {}
+    for ts, _, q in ops:
+        first_op.setdefault(q.name, ts)
     needs_pool = pl.col("_fpq") & pl.col("_not_create") & pl.col("_fail") & \
         (pl.col("_verdict") == ACTION_USE_RESERVED)
-    slow_expr = pl.lit(True) if not fast else (needs_pool | pl.col("_queue").is_in(list(busy)))
+    slow_expr = needs_pool | pl.col("_queue").is_in(busy)
+    if first_op:
+        t_op = pl.col("_queue").replace_strict(first_op, default=None, return_dtype=pl.Int64)
+        # A failed allocation that does not use the pool completes at arrival.
+        ends = pl.when(pl.col("_fail")).then(pl.col("arrive_ns")) \
+            .otherwise(pl.col("arrive_ns") + pl.col("_hold"))
+        over_before = (pl.col("arrive_ns") < t_op) & (ends <= t_op)   # completions go first
+        slow_expr = slow_expr | (t_op.is_not_null() & ~over_before.fill_null(False))
+    if not fast:
+        slow_expr = pl.lit(True)
     df = df.with_columns(slow_expr.alias("_slow"))
 
     slow = df.filter(pl.col("_slow")).select(
