@@ -22,6 +22,11 @@ Context the messages themselves leave out (section 8.4), kept by KmdfMessageStre
   queued; "Memory allocation failed" with no pending dispatch (policy pre-allocation) is `other`.
 * Request handles are tied to IRPs by "Queuing WDFREQUEST h" after a dispatch and by "Completing
   WDFREQUEST h for IRP i"; later request-only lines get the IRP filled.
+* Parking: a dispatch whose "Memory allocation failed" is followed by neither a refusal nor a
+  request offered to the queue ("Queuing …" / "not accepting …") in the same call sequence was
+  parked. A request offered later without a dispatch before it is a recycled reserved request
+  serving the oldest parked IRP (FIFO, section 5.3), so it takes that IRP. A purge, drain or
+  stop-and-purge cancels parked IRPs untraced; the parked list is then emptied.
 * Queue kinds are emitted once per state change of a queue: "All WDFQUEUE q requests cancelled",
   "WDFQUEUE q is purged, calling driver callback" and the first "Cancelling WDFREQUEST h, WDFQUEUE
   q" (only purges cancel queued requests) -> queue_purge; "WDFQUEUE q is idle, calling driver
@@ -41,6 +46,7 @@ Context the messages themselves leave out (section 8.4), kept by KmdfMessageStre
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 from fpreplay.parsers.wpp.symbols import parse_irpmj, parse_status
@@ -212,6 +218,12 @@ def handle_text(value: int) -> str:
 _FRAMEWORK_COMPLETIONS = ("Not accepting requests", "Zero length completed", "No event callback",
                           "Cancelling WDFREQUEST")
 _FIXED_STATUS = {"Zero length completed": 0x00000000, "Cancelling WDFREQUEST": 0xC0000120}
+# Messages that belong to the call sequence of an arriving IRP whose allocation failed.
+_CALL_SEQUENCE = ("Memory allocation failed", "Could not create WDFREQUEST", "Examine invalid action",
+                  "Forward action fail the Irp", "Queuing WDFREQUEST", "Not accepting requests")
+
+
+_FILL = ("irp", "device", "major", "minor")
 
 
 class KmdfMessageStream:
@@ -224,6 +236,12 @@ class KmdfMessageStream:
 
     def __init__(self) -> None:
         self.pending_dispatch: dict | None = None       # last dispatch not yet queued/failed
+        self.pending_failed = False                     # ... and its request allocation failed
+        self.parked: deque[dict] = deque()              # dispatches parked for a reserved request
+        self.last_name: str | None = None               # the previous framework message
+        self.index = 0                                  # framework messages seen
+        self.accepted_at: dict[str | None, int] = {}    # queue -> index of its last Queuing line
+        self.refusing: set = set()                      # queues seen refusing requests
         self.request_irp: dict[int, int] = {}           # WDFREQUEST -> IRP
         self.queue_state: dict[str, str] = {}           # queue -> last queue kind emitted
         self.framework_completed: dict[int, int | None] = {}   # WDFREQUEST -> IRP it completed
@@ -237,10 +255,35 @@ class KmdfMessageStream:
     def _take_pending(self, f: dict) -> None:
         pd = self.pending_dispatch
         if pd is not None:
-            for col in ("irp", "device", "major", "minor"):
+            for col in _FILL:
                 if col in pd:
                     f.setdefault(col, pd[col])
-            self.pending_dispatch = None
+        self.pending_dispatch, self.pending_failed = None, False
+
+    def _settle_pending(self) -> None:
+        """The pending dispatch's call sequence is over: with a failed allocation, no refusal and
+        no request offered, the IRP was parked (forward-progress.md 8.4)."""
+        if self.pending_dispatch is not None and self.pending_failed:
+            self.pending_dispatch["_parked_at"] = self.index
+            self.parked.append(self.pending_dispatch)
+        self.pending_dispatch, self.pending_failed = None, False
+
+    def _offered_irp(self, f: dict) -> None:
+        """The IRP of a request offered to a queue (Queuing / not accepting): the pending dispatch
+        when it is the same call sequence, else (a reserved request recycled, 5.3) the oldest
+        parked IRP, else whatever the request handle is known to carry."""
+        immediate = self.last_name in ("Dispatch", "Memory allocation failed")
+        if self.pending_dispatch is not None and (immediate or not self.pending_failed):
+            self._take_pending(f)
+            return
+        self._settle_pending()
+        if self.parked:
+            pd = self.parked.popleft()
+            for col in _FILL:   # (pd also holds "_parked_at", which is not a column)
+                if col in pd:
+                    f.setdefault(col, pd[col])
+        elif f.get("request") in self.request_irp:
+            f["irp"] = self.request_irp[f["request"]]
 
     def _queue_change(self, queue: str | None, kind: str) -> Classified | None:
         """A queue_* row unless the queue is already known to be in that state."""
@@ -250,6 +293,10 @@ class KmdfMessageStream:
         elif kind == last or (kind == "queue_purge" and last == "queue_stop_purge"):
             return None
         self.queue_state[queue] = kind
+        if kind in ("queue_purge", "queue_drain", "queue_stop_purge"):
+            # parked IRPs are completed STATUS_CANCELLED here, untraced (8.3): none are left
+            self._settle_pending()
+            self.parked.clear()
         return Classified(kind=kind, name="", fields={"queue": queue} if queue else {})
 
     def classify(self, message: str) -> Classified | None:
@@ -270,26 +317,33 @@ class KmdfMessageStream:
         queue = f.get("queue")
         request = f.get("request")
 
+        if self.pending_failed and name not in _CALL_SEQUENCE:
+            self._settle_pending()
         if kind == "irp_dispatch":
+            self._settle_pending()
             self.pending_dispatch = dict(f)
-        elif name in ("Could not create WDFREQUEST", "Memory allocation failed", "Examine invalid action"):
+        elif name == "Memory allocation failed":
+            if self.pending_dispatch is None:
+                kind = "other"                   # a pre-allocation, not an arriving IRP
+            else:
+                for col in _FILL:                # stays pending: a reserved request, a refusal
+                    if col in self.pending_dispatch:   # or parking follows
+                        f.setdefault(col, self.pending_dispatch[col])
+                self.pending_failed = True
+        elif name in ("Could not create WDFREQUEST", "Examine invalid action"):
             if self.pending_dispatch is None:
                 kind = "other"
-            elif name == "Memory allocation failed":
-                for col in ("irp", "device", "major", "minor"):      # keep it pending: a reserved
-                    if col in self.pending_dispatch:                 # request or a refusal follows
-                        f.setdefault(col, self.pending_dispatch[col])
             else:
                 self._take_pending(f)
         elif name == "Forward action fail the Irp":
             if self.pending_dispatch and self.pending_dispatch.get("irp") == f.get("irp"):
                 self._take_pending(f)
         elif name == "Queuing WDFREQUEST":
-            if self.pending_dispatch is not None and "irp" in self.pending_dispatch:
-                self._take_pending(f)
+            self.accepted_at[queue] = self.index
+            self.refusing.discard(queue)
+            self._offered_irp(f)
+            if "irp" in f:
                 self.request_irp[request] = f["irp"]
-            elif request in self.request_irp:
-                f["irp"] = self.request_irp[request]
             if self.queue_state.get(queue) in ("queue_purge", "queue_drain"):
                 kind = "queue_start"                 # a purged/drained queue accepted a request
                 self.queue_state[queue] = kind
@@ -301,8 +355,13 @@ class KmdfMessageStream:
             self.request_irp.pop(request, None)
         elif name in _FRAMEWORK_COMPLETIONS:
             if name == "Not accepting requests":
-                if self.pending_dispatch is not None:        # offered right after its dispatch
-                    self._take_pending(f)
+                if queue not in self.refusing:
+                    # The queue stopped accepting since its last Queuing line: a purge or drain
+                    # ran in between and cancelled, untraced, every IRP parked before that line.
+                    self.refusing.add(queue)
+                    since = self.accepted_at.get(queue, -1)
+                    self.parked = deque(pd for pd in self.parked if pd["_parked_at"] > since)
+                self._offered_irp(f)
                 if "Drain" in v.get("drain", ""):
                     change = self._queue_change(queue, "queue_drain")
                     if change:
@@ -326,4 +385,6 @@ class KmdfMessageStream:
             f["irp"] = self.request_irp[request]
         for c in extra:
             c.name = name
+        self.last_name = name
+        self.index += 1
         return Classified(kind=kind, name=name, fields=f, extra=extra)

@@ -110,3 +110,41 @@ def test_framework_completions_count_once():
     assert s.rows(f"Cancelling WDFREQUEST 0x00005E7F3A1C9100, WDFQUEUE {Q}")[0]["kind"] == "irp_complete"
     zero = s.rows(f"Zero length WDFREQUEST 0x00005E7F3A1C9200 completed automatically by WDFQUEUE {Q}")
     assert (zero[0]["kind"], zero[0]["status"], zero[0]["bytes"]) == ("irp_complete", 0, 0)
+
+
+def _dispatch(irp: int) -> str:
+    return DISPATCH.replace(IRP, f"0x{irp:016X}")
+
+
+MAF = "Memory allocation failed STATUS_INSUFFICIENT_RESOURCES"
+R = 0x00005E7F3A1C8FD8
+
+
+def test_parked_irps_are_served_oldest_first_by_recycled_requests():
+    s = KmdfMessageStream()
+    for irp in (0xA0, 0xB0):                   # two arrivals, no free reserved request: parked
+        s.classify(_dispatch(irp))
+        s.classify(MAF)
+    s.classify(f"Completing WDFREQUEST 0x{R:X} for IRP 0x90 with Information 0x0, STATUS_SUCCESS")
+    first = s.classify(f"Queuing WDFREQUEST 0x{R:X} on WDFQUEUE {Q}")      # a recycle, no dispatch
+    assert first.fields["irp"] == 0xA0
+    s.classify(f"Completing WDFREQUEST 0x{R:X} for IRP 0xA0 with Information 0x0, STATUS_SUCCESS")
+    assert s.classify(f"Queuing WDFREQUEST 0x{R:X} on WDFQUEUE {Q}").fields["irp"] == 0xB0
+    # an arrival that got a free reserved request at once: the same call sequence
+    s.classify(_dispatch(0xC0))
+    s.classify(MAF)
+    assert s.classify(f"Queuing WDFREQUEST 0x{R:X} on WDFQUEUE {Q}").fields["irp"] == 0xC0
+
+
+def test_an_untraced_purge_drops_the_irps_parked_before_it():
+    s = KmdfMessageStream()
+    s.classify(_dispatch(0xA0))
+    s.classify(MAF)                             # parked, later cancelled by a purge (untraced)
+    s.classify(_dispatch(0xB0))
+    s.classify(f"Queuing WDFREQUEST 0x10 on WDFQUEUE {Q}")           # the queue still accepted
+    s.classify(_dispatch(0xC0))
+    s.classify(MAF)                             # parked after that: may outlive the purge
+    s.classify(f"Completing WDFREQUEST 0x{R:X} for IRP 0x90 with Information 0x0, STATUS_SUCCESS")
+    refused = s.rows(f"WDFQUEUE {Q} is not accepting requests, state is WdfIoQueuePurged, completing "
+                     f"WDFREQUEST 0x{R:X} STATUS_INVALID_DEVICE_STATE")
+    assert [(r["kind"], r["irp"], r["status"]) for r in refused] == [("irp_complete", 0xC0, 0xC0000184)]

@@ -195,3 +195,17 @@ def test_sample_ifr_dump_agrees_with_its_truth():
     # a reserved request is not traced (forward-progress.md 8.3): those IRPs show as alloc_failed
     assert counts.get("alloc_failed", 0) == truth["actual"]["alloc_failed"] + truth["actual"]["reserved"]
     assert counts.get("ok", 0) == truth["actual"]["ok"]
+    # per IRP instance: every completion the log shows lands on the right instance, at its time
+    per = pl.DataFrame(truth["per_irp"], schema=truth["per_irp_columns"], orient="row")
+    per = per.with_columns(pl.col("irp").map_elements(lambda x: int(x, 16), return_dtype=pl.UInt64),
+                           pl.col("arrive_ns").alias("t_arrive"), pl.col("complete_ns").alias("t_complete"))
+    joined = irps.sort("arrive_ns").join_asof(
+        per.select("irp", "t_arrive", "t_complete", "fate").sort("t_arrive"), left_on="arrive_ns",
+        right_on="t_arrive", by="irp", strategy="nearest", tolerance=20_000, check_sortedness=False)
+    assert joined["fate"].null_count() == 0
+    by_fate = dict(joined.group_by("fate").agg(pl.col("status").drop_nulls().unique().sort()).iter_rows())
+    assert by_fate.get("invalid_state", []) == [0xC0000184]
+    assert by_fate.get("cancelled_parked", []) == []           # cancelled untraced: no completion
+    assert set(by_fate.get("ok", [0])) == {0}
+    served = joined.filter(pl.col("complete_ns").is_not_null())
+    assert ((served["complete_ns"] - served["t_complete"]).abs() <= 5_000).all()
