@@ -172,9 +172,10 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
         "queue_ops": [{"ts_ns": t, "kind": k} for t, k in ops],
         "compare": {"memory": "observed", "policies": policies},
         "per_irp_columns": ["irp", "arrive_ns", "complete_ns", "major", "irp_flags", "status",
-                            "actual", "fate"],
+                            "actual", "fate", "bytes"],
         "per_irp": [[f"0x{r['irp']:x}", r["arrive_ns"], r["complete_ns"], r["major"],
-                     r["irp_flags"], r["status"], r["actual"], r["fate"]] for r in rows],
+                     r["irp_flags"], r["status"], r["actual"], r["fate"], r["bytes"]]
+                    for r in rows],
     }
 
 

@@ -138,6 +138,7 @@ class Simulation:
         self._next_handle = 0x0000_3A75_F9C1_0000
         self.queues: dict[tuple[str, str], QueueState] = {}
         self._lose_left = sc.lost_events
+        self._rules: dict = {}
         # KMDF's own messages reach the reader when the IFR is dumped or replayed as WPP; they
         # never say that a request is reserved (forward-progress.md 8.3).
         self._framework_messages = sc.ifr or sc.wpp
@@ -302,7 +303,8 @@ class Simulation:
                            in_dispatch=True)
             return
         self._ifr(t3, cpu, "alloc_failed", (STATUS_INSUFFICIENT_RESOURCES,), irp)
-        use = q.policy.kind == "always" or (q.policy.kind == "paging" and irp.paging)
+        use = (q.policy.kind == "always" or (q.policy.kind == "paging" and irp.paging)
+               or (q.policy.kind == "examine" and self._examine(q, irp)))
         if not use:
             # 4.2 step B: the policy says fail; STATUS_UNSUCCESSFUL, not insufficient resources.
             self._evidence(irp, "fp_policy_refused")
@@ -327,6 +329,17 @@ class Simulation:
             irp.parked_ns = t3
             irp.fate = "parked"
             st.parked.append(irp)
+
+    def _examine(self, q: Queue, irp: Irp) -> bool:
+        """The driver's EvtIoWdmIrpForForwardProgress: its rule says use the reserve or fail."""
+        import polars as pl
+
+        expr = self._rules.get(q.policy.rule)
+        if expr is None:
+            expr = self._rules[q.policy.rule] = pl.sql_expr(q.policy.rule)
+        row = pl.DataFrame({"major": [irp.major], "minor": [irp.minor], "irp_flags": [irp.flags],
+                            "bytes": [irp.size], "offset": [irp.offset], "paging": [irp.paging]})
+        return bool(row.select(expr.fill_null(False)).item())
 
     def _deliver_reserved(self, t: int, st: QueueState, irp: Irp,
                           in_dispatch: bool = False) -> None:

@@ -6,7 +6,8 @@
                  ifr (also write the in-flight-recorder text dump), wpp (the framework's messages
                  also as WPP records in the .etl, TMF files beside it), lost_events
     [[device]]   name, disk, and its queues as [[device.queue]]: name, policy ("none",
-                 "always:N", "paging:N"), majors (which IRP major functions it receives; the first
+                 "always:N", "paging:N", "examine:N:SQL" - the driver's EvtIoWdmIrpForForwardProgress
+                 as a rule over major, minor, irp_flags, bytes, offset, paging), majors (which IRP major functions it receives; the first
                  queue without `majors` gets the rest)
     [[arrivals]] device, start, end, rate (IRPs/s, Poisson), mix ({read = .7, write = .3} or
                  major numbers), sizes, paging (share of IRPs with IRP_PAGING_IO), service (mean
@@ -65,22 +66,40 @@ def parse_major(value, where: str) -> int:
 
 @dataclass
 class Policy:
-    kind: str            # none | always | paging
+    kind: str            # none | always | paging | examine
     reserve: int = 0
+    rule: str | None = None   # examine: SQL over the IRP's lifecycle columns, true = use reserve
 
     @classmethod
     def parse(cls, text: str, where: str) -> "Policy":
-        text = str(text).strip().lower()
-        if text == "none":
+        text = str(text).strip()
+        if text.lower() == "none":
             return cls("none", 0)
-        m = re.fullmatch(r"(always|paging):(\d+)", text)
-        if not m or int(m.group(2)) < 1:
-            raise ConfigError(f"{where}: policy {text!r} must be none, always:N or paging:N "
-                              "(N >= 1)")
-        return cls(m.group(1), int(m.group(2)))
+        m = re.fullmatch(r"(?i)(always|paging):(\d+)|(examine):(\d+):(.+)", text)
+        n = m and int(m.group(2) or m.group(4))
+        if not m or n < 1:
+            raise ConfigError(f"{where}: policy {text!r} must be none, always:N, paging:N or "
+                              "examine:N:SQL (N >= 1)")
+        if m.group(3):
+            rule = m.group(5)
+            try:
+                import polars as pl
+
+                pl.DataFrame(EXAMINE_SAMPLE_ROW).select(pl.sql_expr(rule))
+            except Exception as e:   # polars raises several kinds for a bad expression
+                raise ConfigError(f"{where}: examine rule {rule!r}: {e}".splitlines()[0]) from None
+            return cls("examine", n, rule)
+        return cls(m.group(1).lower(), n)
 
     def __str__(self) -> str:
-        return self.kind if self.kind == "none" else f"{self.kind}:{self.reserve}"
+        if self.kind == "none":
+            return "none"
+        return f"{self.kind}:{self.reserve}" + (f":{self.rule}" if self.rule else "")
+
+
+# The IRP attributes an Examine rule may test (the lifecycle columns of contract section 4).
+EXAMINE_SAMPLE_ROW = {"major": [3], "minor": [0], "irp_flags": [0x43], "bytes": [4096],
+                      "offset": [0], "paging": [True]}
 
 
 @dataclass

@@ -429,3 +429,38 @@ def test_truth_is_what_the_written_sources_show(tmp_path, trace_opts, policy):
     lc = build_lifecycles(read.events, read.diagnostics)
     assert dict(lc.group_by("actual").len().iter_rows()) == {
         k: v for k, v in r.truth["actual"].items() if v}
+
+
+def test_examine_policy_follows_the_drivers_rule(tmp_path):
+    r = _run(tmp_path, """
+[[device]]
+name = "d"
+[[device.queue]]
+policy = "examine:64:major = 4 AND bytes >= 65536"
+[[arrivals]]
+rate = 300
+mix = { read = 0.5, write = 0.5 }
+sizes = [4096, 65536]
+[[pressure]]
+start = "0s"
+end = "1s"
+fail = "always"
+[truth]
+policies = ["examine:64:major = 4 AND bytes >= 65536"]
+""")
+    cols = r.truth["per_irp_columns"]
+    rows = [dict(zip(cols, x)) for x in r.truth["per_irp"]]
+    assert {x["actual"] for x in rows} == {"reserved", "refused"}
+    for x in rows:
+        big_write = x["major"] == 4 and x["bytes"] >= 65536
+        assert x["actual"] == ("reserved" if big_write else "refused")
+        assert x["status"] == (STATUS_SUCCESS if big_write else STATUS_UNSUCCESSFUL)
+    # Replaying the driver's own policy under observed memory changes nothing.
+    row = r.truth["compare"]["policies"][0]
+    assert row["regressed"] == row["rescued"] == 0
+    assert row["still_failed"] == r.truth["actual"]["refused"]
+
+
+def test_bad_examine_rule_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="examine rule"):
+        _run(tmp_path, "[[device]]\nname='d'\n[[device.queue]]\npolicy='examine:2:majr ==== 4'\n")
