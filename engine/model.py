@@ -296,11 +296,11 @@ class Queue:
             return r
         fp.parked.append(irp)
         irp.location = ("parked", self)
-        irp.parked = True
-        if irp.cancel:
+        if irp.cancel:                                # cancel routine removed again at once
             fp.parked.remove(irp)
             irp.location = None
             return STATUS_CANCELLED
+        irp.parked = True
         dev.log.append(("park", self.name, irp.id))
         dev.on_park(self, irp)
         return STATUS_PENDING
