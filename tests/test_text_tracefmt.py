@@ -67,6 +67,7 @@ def test_docs_example_and_unknown_messages(tmp_path):
     assert (ev["pid"][0], ev["tid"][0], ev["cpu"][1]) == (0x0C40, 0x0C3C, 1)
     assert ev["ts_ns"][0] == int(datetime(2004, 9, 20, 14, 41, 31, tzinfo=timezone.utc).timestamp()) * 10**9 + 625_000_000
     assert trace.diagnostics.counters["wpp_unformatted"] == 1
+    assert any("could not decode" in w and str(path) in w for w in trace.diagnostics.warnings)
     # without --all nothing IRP-relevant is left, but both records were read
     assert read_inputs([path], ReadOptions(tz="UTC")).records == 2
 

@@ -124,6 +124,7 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
     records = 0
     first_ns: int | None = None
     untimed_warned = False
+    unformatted = 0
     for lineno, line in iter_lines(path, options.progress):
         s = line.strip()
         if not s:
@@ -190,6 +191,7 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
             row["kind"] = "other"
             if UNKNOWN_MESSAGE.search(message):
                 diagnostics.count("wpp_unformatted")
+                unformatted += 1
                 row["event_name"] = "WPP/Unknown"
             else:
                 row["event_name"] = "WPP/" + (g.get("func") or g.get("component") or "message")
@@ -198,6 +200,9 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
             yield from batches.flush()
     yield from batches.flush()
     bad.report()
+    if unformatted:
+        diagnostics.warn(f"{path}: {unformatted} message(s) the formatting tool could not decode "
+                         "(\"Unknown(…): GUID=… No Format Information found\"; it lacked their TMF)")
     if markers and not saw_marker and records == 0:
         diagnostics.warn(f"{path}: no log lines found")
     stats["records"] = stats.get("records", 0) + records
