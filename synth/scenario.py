@@ -283,6 +283,8 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         lost_events=_num(_get(t, "lost_events", tw, 0), f"{tw} lost_events", int),
         devices=[], arrivals=[], pressure=[], queue_ops=[],
     )
+    if sc.duration_ns <= 0:
+        raise ConfigError(f"{tw}: duration must be positive")
     for i, d in enumerate(doc.get("device", [])):
         dw = f"{where} [[device]] #{i + 1}"
         _check_keys(d, {"name", "disk", "queue"}, dw)
@@ -350,6 +352,9 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
             end_ns=parse_duration(_get(p, "end", pw, required=True), f"{pw} end"),
             fail_all=fail_all, fail_by_major=by_major,
             available_mb=_num(_get(p, "available_mb", pw, 24), f"{pw} available_mb", int)))
+    for p in sc.pressure:
+        if p.end_ns <= p.start_ns:
+            raise ConfigError(f"{where} [[pressure]]: end must be after start")
     for i, o in enumerate(doc.get("queue_op", [])):
         ow = f"{where} [[queue_op]] #{i + 1}"
         _check_keys(o, {"at", "device", "queue", "op"}, ow)

@@ -64,6 +64,15 @@ def test_dissect_reads_sample_to_the_end(name):
     symbols = Counter(r.event.symbol() for r in records)
     assert kinds["EventHeader"] > 0 and kinds["PerfinfoTraceHeader"] > 0
     assert symbols["DiskIo/ReadInit"] > 0 and symbols["DiskIo/Read"] > 0
+    # Decoded IRP fields: every read/write completion's IRP, flags (priority bits masked) and size
+    # are those of a completed read/write IRP of the truth, and the other way round.
+    cols = truth["per_irp_columns"]
+    rows = [dict(zip(cols, x)) for x in truth["per_irp"]]
+    want = Counter((int(x["irp"], 16), x["irp_flags"], x["bytes"]) for x in rows
+                   if x["major"] in (3, 4) and x["complete_ns"] is not None)
+    got = Counter((r.event.Irp, r.event.IrpFlags & ~0x000E0000, r.event.TransferSize)
+                  for r in records if r.event.symbol() in ("DiskIo/Read", "DiskIo/Write"))
+    assert got == want
 
 
 @pytest.mark.parametrize("name", NAMES)
