@@ -129,6 +129,7 @@ def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFram
     batches = EventBatches(str(path), options.all_records)
     bad = BadLines(path, diagnostics)
     headers: dict[str, list[str]] = {}
+    plans: dict[int, tuple] = {}        # id(column list) -> (that list, [(position, MOF field)])
     open_inits: set[int] = set()
     in_header = False
     records = 0
@@ -179,8 +180,14 @@ def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFram
         if cols is None:
             bad.add(lineno, f"{kind}: {len(values)} fields fit no known column layout (cut line?)")
             continue
+        entry = plans.get(id(cols))
+        if entry is None or entry[0] is not cols:      # (the list is kept, so its id stays its own)
+            entry = plans[id(cols)] = (cols, [(i, COLUMN_FIELDS[c]) for i, c in enumerate(cols)
+                                              if c in COLUMN_FIELDS])
+        plan = entry[1]
+        n = len(values)
+        mof = {name: values[i] for i, name in plan if i < n}
         named = dict(zip(cols, values))
-        mof = {COLUMN_FIELDS[c]: v for c, v in named.items() if c in COLUMN_FIELDS}
         cls, opcode = TYPES[kind]
         row = kernel_row(cls, opcode, mof)
         row["ts_ns"] = ts
