@@ -22,6 +22,8 @@ from fpreplay.schema import ACTUAL_OUTCOMES
 TRUTH_SCHEMA = "fpreplay.synth-truth/1"
 DISPATCH_WHATS = ("diskio_init", "drv_call", "tl:IrpDispatch")
 COMPLETE_WHATS = ("tl:IrpComplete", "drv_compl", "diskio_done")
+SWEEP_ROW_KEYS = ("rescued", "still_failed", "regressed", "parked", "reserve_high_water",
+                  "park_wait_ns")   # a `fpreplay sweep` row (contract section 7), after `reserved`
 QUEUE_OP_KINDS = {"purge": "queue_purge", "stop": "queue_stop", "stop_purge": "queue_stop_purge",
                   "drain": "queue_drain", "start": "queue_start"}
 
@@ -129,6 +131,15 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
         fate[r["fate"]] = fate.get(r["fate"], 0) + 1
     ops = [(sc.start_unix_ns + op.at_ns, QUEUE_OP_KINDS[op.op]) for op in sc.queue_ops]
     policies = [compare_expectation(rows, p, ops) for p in sc.truth_policies]
+    sweep = None
+    if sc.truth_sweep is not None:
+        kind, top = sc.truth_sweep
+        sweep_rows = [compare_expectation(rows, f"{kind}:{n}", ops) for n in range(1, top + 1)]
+        sweep = {"kind": kind, "max": top,
+                 "min_reserved_no_park": next((n for n, r in enumerate(sweep_rows, 1)
+                                               if r["parked"] == 0), None),
+                 "rows": [{"reserved": n, **{k: r[k] for k in SWEEP_ROW_KEYS}}
+                          for n, r in enumerate(sweep_rows, 1)]}
     incidents = []
     for p in sc.pressure:
         lo, hi = sc.start_unix_ns + p.start_ns, sc.start_unix_ns + p.end_ns
@@ -171,6 +182,7 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
         "incidents": incidents,
         "queue_ops": [{"ts_ns": t, "kind": k} for t, k in ops],
         "compare": {"memory": "observed", "policies": policies},
+        "sweep": sweep,
         "per_irp_columns": ["irp", "arrive_ns", "complete_ns", "major", "irp_flags", "status",
                             "actual", "fate", "bytes"],
         "per_irp": [[f"0x{r['irp']:x}", r["arrive_ns"], r["complete_ns"], r["major"],

@@ -15,7 +15,8 @@
     [[pressure]] start, end, fail ("always", "random:P", or a table {read = P, write = P}),
                  available_mb (the memory gauge reported while it lasts)
     [[queue_op]] at, device, queue, op ("purge", "stop", "stop_purge", "drain", "start")
-    [truth]      policies: the policies whose `fpreplay compare` result truth.json states
+    [truth]      policies: the policies whose `fpreplay compare` result truth.json states;
+                 sweep = { kind = "always", max = N }: the `fpreplay sweep --max N` rows too
 
 Durations are "2ms", "1.5s", "250us", "10ns" or plain seconds. Every problem is a ConfigError
 naming the scenario file and the key.
@@ -185,6 +186,7 @@ class Scenario:
     pressure: list[Pressure]
     queue_ops: list[QueueOp]
     truth_policies: list[str] = field(default_factory=list)
+    truth_sweep: tuple[str, int] | None = None     # (kind, max N) for `fpreplay sweep`
 
     def device(self, name: str) -> Device:
         for d in self.devices:
@@ -368,6 +370,14 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         sc.queue_ops.append(QueueOp(parse_duration(_get(o, "at", ow, required=True), f"{ow} at"),
                                     dev.name, qname, op))
     truth = doc.get("truth", {})
-    _check_keys(truth, {"policies"}, f"{where} [truth]")
+    _check_keys(truth, {"policies", "sweep"}, f"{where} [truth]")
     sc.truth_policies = [str(p) for p in truth.get("policies", [])]
+    sweep = truth.get("sweep")
+    if sweep is not None:
+        sw = f"{where} [truth] sweep"
+        if not isinstance(sweep, dict) or str(sweep.get("kind", "always")) not in ("always",
+                                                                                  "paging"):
+            raise ConfigError(f"{sw}: must be a table {{ kind = \"always\"|\"paging\", max = N }}")
+        sc.truth_sweep = (str(sweep.get("kind", "always")),
+                          _num(sweep.get("max", 16), f"{sw} max", int))
     return sc

@@ -149,3 +149,13 @@ def test_samples_show_what_their_readme_says():
     assert b["queues"]["stordrv/default"]["reserve_high_water"] == 2
     assert c["fate"]["cancelled_parked"] > 0 and c["queue_ops"][0]["kind"] == "queue_purge"
 
+
+
+def test_sweep_recovers_the_truth(capsys):
+    truth = _truth("b-pool-ran-dry")["sweep"]
+    doc = _json(capsys, ["sweep", *_inputs("b-pool-ran-dry"), "--kind", truth["kind"],
+                         "--max", str(truth["max"]), "--json", "--quiet"])
+    assert doc["schema"] == "fpreplay.sweep/1"
+    assert doc["min_reserved_no_park"] == truth["min_reserved_no_park"] == 16
+    assert [{k: r.get(k) for k in want} for r, want in zip(doc["rows"], truth["rows"])] \
+        == truth["rows"]
