@@ -191,3 +191,35 @@ def test_xml_round_trip(tmp_path_factory, ios):
     trace = read_inputs([path], ReadOptions())
     assert got(trace) == expected
     assert trace.records == 4 * len(ios) and not trace.diagnostics.counters["bad_lines"]
+
+
+def test_kernel_file_and_kernel_disk_manifest_events(tmp_path):
+    kf, kd = "Microsoft-Windows-Kernel-File", "Microsoft-Windows-Kernel-Disk"
+    base = "0, 4, 0, 0, 0x0, 0x00000F94, 0x00000AE0, 1, , , {0}, , {1}, 0, 0, "
+    rows = [HEADER,
+            f"{kf}, win:Info, 16, 1, " + base.format(ZERO, FT0) + "0x10, 0xFFFFE28800001000, 0xFFFF1, 0xFFFF1, 2784, "
+            "4096, 0x60A00, 0",
+            f"{kf}, win:Info, 24, 1, " + base.format(ZERO, FT0 + 10) + "0xFFFFE28800001000, 4096, 0xC000009A",
+            f"{kd}, win:Info, 10, 1, " + base.format(ZERO, FT0 + 20) + "2, 0x43, 512, 0, 99, 0xFFFF1, "
+            "0xFFFFE28800002000, 10",
+            f"{kf}, win:Info, 16, 1, " + base.format(ZERO, FT0 + 30) + "0x10, 0xFFFFE28800003000"]
+    path = tmp_path / "kf.csv"
+    path.write_text("\n".join(rows) + "\n")
+    trace = read_inputs([path], ReadOptions())
+    ev = trace.events
+    assert ev["event_name"].to_list() == ["Kernel-File/Write", "Kernel-File/OperationEnd", "Kernel-Disk/DiskRead"]
+    assert ev["kind"].to_list() == ["irp_dispatch", "irp_complete", "irp_complete"]
+    assert (ev["bytes"][0], ev["offset"][0], ev["irp_flags"][0], ev["major"][0]) == (4096, 0x10, 0xA00, 4)
+    assert ev["status"][1] == 0xC000009A and ev["irp"][1] == 0xFFFFE28800001000
+    assert (ev["device"][2], ev["irp_flags"][2], ev["bytes"][2], ev["irp"][2]) == ("disk2", 0x43, 512, 0xFFFFE28800002000)
+    assert trace.diagnostics.counters["bad_lines"] == 1                 # the cut Kernel-File row
+    assert build_lifecycles(ev).sort("arrive_ns")["actual"].to_list()[0] == "alloc_failed"
+    xml = tmp_path / "kf.xml"
+    xml.write_text("<Events>" + xml_event("{edd08927-9cc4-4e65-b970-c2560fb5c289}".strip("{}"), 0, 1,
+                                          "2020-07-29T00:06:19.8Z", {"Irp": "0xFFFFE28800001000",
+                                                                     "ExtraInformation": "0", "Status": "0x0"})
+                   .replace("<EventID>0</EventID>", "<EventID>24</EventID>")
+                   .replace("{9e814aad-3204-11d2-9a82-006008a86939}", "{edd08927-9cc4-4e65-b970-c2560fb5c289}")
+                   + "</Events>\n")
+    x = read_inputs([xml], ReadOptions()).events
+    assert x["event_name"].to_list() == ["Kernel-File/OperationEnd"] and x["status"].to_list() == [0]

@@ -11,6 +11,8 @@ export and the .etl it came from give the same rows.
 from __future__ import annotations
 
 from fpreplay.parsers.etl.decoders.kernel import DISKIO, FILEIO, FILEIO_OPS, IRP_MJ, PAGEFAULT
+from fpreplay.parsers.etl.decoders.manifest import (KERNEL_DISK, KERNEL_DISK_DECODERS, KERNEL_FILE,
+                                                    KERNEL_FILE_DECODERS, KERNEL_FILE_OPS)
 from fpreplay.parsers.etl.reader import KERNEL_GROUPS
 from fpreplay.parsers.text.common import mask_priority, parse_int
 from fpreplay.parsers.wpp.symbols import parse_status
@@ -95,8 +97,8 @@ DISKIO_MAJOR = {op: (IRP_MJ_READ if "Read" in name else IRP_MJ_WRITE if "Write" 
 DISK_COMPLETIONS = {op for op, dec in DISKIO.items() if dec.kind == "irp_complete" and op in DISKIO_MAJOR}
 DISK_INITS = {op for op, dec in DISKIO.items() if dec.kind == "irp_dispatch" and op in DISKIO_MAJOR}
 
-_IRP = ("Irp", "IrpPtr")
-_BYTES = ("TransferSize", "IoSize", "ByteCount")
+_IRP = ("Irp", "IrpPtr", "IORequestPacket")
+_BYTES = ("TransferSize", "IoSize", "IOSize", "ByteCount")
 _OFFSET = ("ByteOffset", "Offset", "ReadOffset")
 _TID = ("IssuingThreadId", "TTID", "TThreadId")
 
@@ -150,10 +152,46 @@ def kernel_row(cls: str, opcode: int, f: dict) -> dict:
             if opcode in (67, 68):
                 row["bytes"] = _first(f, _BYTES)
                 row["offset"] = _first(f, _OFFSET)
-                row["irp_flags"] = mask_priority(_first(f, ("IoFlags", "IrpFlags")))
+                row["irp_flags"] = mask_priority(_first(f, ("IoFlags", "IOFlags", "IrpFlags")))
         elif opcode == 76:
-            st = f.get("NtStatus")
+            st = f.get("NtStatus", f.get("Status"))
             row["status"] = parse_status(st) if isinstance(st, str) else st
     elif cls == "PageFault" and kind == "memory_pressure":
         row["offset"] = _first(f, _OFFSET)
+    return row
+
+
+# --- manifest providers that repeat the kernel events (etw-formats.md 2.7) -------------------------
+MANIFEST_PROVIDERS = {KERNEL_FILE: "Microsoft-Windows-Kernel-File", KERNEL_DISK: "Microsoft-Windows-Kernel-Disk"}
+MANIFEST_BY_NAME = {name: guid for guid, name in MANIFEST_PROVIDERS.items()}
+_KF = {"create": ["Irp", "FileObject", "IssuingThreadId", "CreateOptions", "CreateAttributes", "ShareAccess",
+                  "FileName"],
+       "simple": ["Irp", "FileObject", "FileKey", "IssuingThreadId"],
+       "rw": ["ByteOffset", "Irp", "FileObject", "FileKey", "IssuingThreadId", "IOSize", "IOFlags", "ExtraFlags"],
+       "info": ["Irp", "FileObject", "FileKey", "ExtraInformation", "IssuingThreadId", "InfoClass"],
+       "dir": ["Irp", "FileObject", "FileKey", "IssuingThreadId", "Length", "InfoClass", "FileIndex", "FileName"]}
+_KF_FAMILY = {"FileIo_Create": "create", "FileIo_Simple": "simple", "FileIo_RW": "rw", "FileIo_Info": "info",
+              "FileIo_DirEnum": "dir"}
+# (provider GUID, event id) -> payload field names in template order (tracerpt CSV)
+MANIFEST_FIELDS: dict[tuple[str, int], list[str]] = {
+    (KERNEL_FILE, id_): _KF[_KF_FAMILY[base]] for id_, (_, base, _) in KERNEL_FILE_OPS.items()}
+MANIFEST_FIELDS[(KERNEL_FILE, 24)] = ["Irp", "ExtraInformation", "Status"]
+MANIFEST_FIELDS[(KERNEL_DISK, 10)] = MANIFEST_FIELDS[(KERNEL_DISK, 11)] = [
+    "DiskNumber", "IrpFlags", "TransferSize", "Reserved", "ByteOffset", "FileObject", "IORequestPacket",
+    "HighResResponseTime"]
+MANIFEST_FIELDS[(KERNEL_DISK, 14)] = ["DiskNumber", "IrpFlags", "HighResResponseTime", "IORequestPacket"]
+
+
+def manifest_row(provider: str, event_id: int, f: dict) -> dict | None:
+    """Kernel-File / Kernel-Disk events: the FileIo / DiskIo rows, under the decoders' names."""
+    if provider == KERNEL_DISK and event_id in KERNEL_DISK_DECODERS:
+        row = kernel_row("DiskIo", event_id, f)          # ids 10/11/14 are DiskIo's opcodes
+        dec = KERNEL_DISK_DECODERS[event_id]
+    elif provider == KERNEL_FILE and event_id in KERNEL_FILE_DECODERS:
+        op = 76 if event_id == 24 else OPCODE_BY_NAME["FileIo"][KERNEL_FILE_OPS[event_id][0].lower()]
+        row = kernel_row("FileIo", op, f)
+        dec = KERNEL_FILE_DECODERS[event_id]
+    else:
+        return None
+    row.update(event_name=dec.event_name, kind=dec.kind, opcode=None, event_id=event_id)
     return row

@@ -19,7 +19,10 @@ Kinds: DiskIo *Init and DrvMjFnCall -> irp_dispatch; DiskIo Read/Write/FlushBuff
 DrvComplReq -> irp_complete (IrpFlags with the priority bits masked off, size, offset, disk
 number as `device`, `disk<N>`); FileIo Create/Read/Write/… -> irp_dispatch (major implied by the
 operation); FileIo OperationEnd -> irp_complete with NtStatus; PageFault HardFault ->
-memory_pressure. Everything else is `other` (kept with --all).
+memory_pressure. Microsoft-Windows-Kernel-File and -Kernel-Disk events (the same I/O from a
+manifest provider; CSV rows named by the provider, payload in template order) give the same rows
+under the .etl decoders' names (`Kernel-File/Write`, `Kernel-Disk/DiskRead`, …). Everything else is
+`other` (kept with --all).
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import polars as pl
 from fpreplay.errors import InputError
 from fpreplay.parsers.text.common import (BadLines, EventBatches, LocalClock, filetime_to_ns, frac_to_ns,
                                           iter_lines, looks_like_filetime, parse_int)
-from fpreplay.parsers.text.kernel_rows import (CLASS_BY_GUID, OPCODE_BY_NAME, OPCODE_NAMES, kernel_row,
-                                               payload_names)
+from fpreplay.parsers.text.kernel_rows import (CLASS_BY_GUID, MANIFEST_BY_NAME, MANIFEST_FIELDS,
+                                               MANIFEST_PROVIDERS, OPCODE_BY_NAME, OPCODE_NAMES, kernel_row,
+                                               manifest_row, payload_names)
 
 _XML_NS = "http://schemas.microsoft.com/win/2004/08/events/event"
 
@@ -107,7 +111,18 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
         while payload and payload[-1] == "" and len(payload) > 1:
             payload = payload[:-1]
         row: dict
-        if cls in OPCODE_NAMES and opcode is not None and (cls, opcode) in _known():
+        if cls in MANIFEST_BY_NAME:
+            guid = MANIFEST_BY_NAME[cls]
+            event_id = parse_int(fields[header["Event ID"]]) if "Event ID" in header else None
+            names = MANIFEST_FIELDS.get((guid, event_id))
+            if names is not None and len(payload) < len(names) - 1:
+                bad.add(lineno, f"{cls} event {event_id}: {len(payload)} payload fields, the template has "
+                                f"{len(names)}")
+                continue
+            row = (manifest_row(guid, event_id, dict(zip(names, payload))) if names else None) or \
+                {"kind": "other", "event_name": f"{cls}/{event_id}", "event_id": event_id}
+            row["provider"] = guid
+        elif cls in OPCODE_NAMES and opcode is not None and (cls, opcode) in _known():
             names = payload_names(cls, opcode, version or 0, len(payload))
             if names is None:
                 bad.add(lineno, f"{cls}/{type_name} v{version}: {len(payload)} payload fields fit no "
@@ -234,7 +249,11 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
             cls = names["EventName"]
         opcode = parse_int(sysinfo.get("Opcode"))
         version = parse_int(sysinfo.get("Version")) or 0
-        if cls is not None and opcode is not None:
+        event_id = parse_int(sysinfo.get("EventID"))
+        manifest = manifest_row(guid, event_id, data) if guid in MANIFEST_PROVIDERS else None
+        if manifest is not None:
+            row = manifest
+        elif cls is not None and opcode is not None:
             row = kernel_row(cls, opcode, data)
         else:
             label = names.get("EventName") or attrs.get("Provider", {}).get("Name") or guid
@@ -242,7 +261,7 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
                    "opcode": opcode}
         ex = attrs.get("Execution", {})
         row.update(ts_ns=ts, version=version, provider=guid or None, header_kind="tracerpt_xml",
-                   event_id=parse_int(sysinfo.get("EventID")),
+                   event_id=event_id,
                    pid=_hex_id(ex.get("ProcessID", "")), cpu=parse_int(ex.get("ProcessorID")))
         tid = _hex_id(ex.get("ThreadID", ""))
         if tid is not None:
