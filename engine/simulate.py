@@ -53,6 +53,7 @@ TIMELINE_SCHEMA = {
     "reserved_total": pl.Int64, "parked": pl.Int64, "outstanding": pl.Int64,
 }
 DEFAULT_SERVICE_NS = 1_000_000
+POOL_BUILD_LIMIT = 1 << 16       # reserved requests built as objects before capping (see simulate)
 _POLICY_CODE = {"always": POLICY_ALWAYS, "paging": POLICY_PAGING, "examine": POLICY_EXAMINE}
 _OP_METHOD = {"queue_start": "start", "queue_stop": "stop", "queue_stop_purge": "stop_and_purge",
               "queue_purge": "purge", "queue_drain": "drain"}
@@ -235,7 +236,7 @@ class _Replay:
     """Drives a model Device with the rows that need event-by-event simulation."""
 
     def __init__(self, driver: DriverModel, fp_queues: dict, race_windows: bool,
-                 diag: Diagnostics):
+                 diag: Diagnostics, pool_caps: dict[str, int]):
         self.diag = diag
         self.race = race_windows
         dev = self.device = Device(bound_version=driver.bound_version)
@@ -263,9 +264,9 @@ class _Replay:
                             else STATUS_SUCCESS
                 code = _POLICY_CODE[pol.kind]
                 status = q.assign_forward_progress(ForwardProgressPolicy(
-                    total=pol.reserved, policy=code, reserved_resources=res_cb,
-                    strategy=Precomputed(code, pol.kind)))
-                assert status == STATUS_SUCCESS or fail_at is not None
+                    total=min(pol.reserved, pool_caps.get(qm.name, pol.reserved)), policy=code,
+                    reserved_resources=res_cb, strategy=Precomputed(code, pol.kind)))
+                assert status == STATUS_SUCCESS   # failing pre-allocations were found earlier
         dev.on_present = self._on_present
         dev.on_irp_complete = self._on_complete
         self.now = 0
@@ -353,8 +354,9 @@ class _Replay:
                 self.snapshot(q)
 
 
-def _queue_ops(queue_ops: pl.DataFrame | None, driver: DriverModel, queues: dict,
+def _queue_ops(queue_ops: pl.DataFrame | None, driver: DriverModel,
                diag: Diagnostics) -> list[tuple]:
+    """(ts, method, queue name) of every queue operation the model can replay, in time order."""
     if queue_ops is None or queue_ops.height == 0:
         return []
     cols = queue_ops.columns
@@ -366,6 +368,7 @@ def _queue_ops(queue_ops: pl.DataFrame | None, driver: DriverModel, queues: dict
     ).with_row_index("_i").filter(pl.col("kind").is_in(QUEUE_KINDS) & pl.col("ts_ns").is_not_null())
     ops = ops.sort(["ts_ns", "_i"])
     single = len(driver.queues) == 1
+    queues = {q.name for q in driver.queues}
     out, unknown = [], 0
     for ts, kind, qname in ops.select("ts_ns", "kind", "queue").iter_rows():
         if qname is None:
@@ -375,7 +378,7 @@ def _queue_ops(queue_ops: pl.DataFrame | None, driver: DriverModel, queues: dict
                 unknown += 1
                 continue
             qname = driver.queues[0].name
-        out.append((ts, _OP_METHOD[kind], queues[qname]))
+        out.append((ts, _OP_METHOD[kind], qname))
     if unknown:
         diag.warn(f"{unknown} queue operation(s) name a queue the driver model does not have; "
                   "ignored")
@@ -394,23 +397,23 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
     """
     diag = Diagnostics()
     fp_queues = {q.name: (q.policy if q.policy.forward_progress else None) for q in driver.queues}
-    replay = _Replay(driver, fp_queues, race_windows, diag)
-    for name, q in replay.queues.items():       # a failed pre-allocation leaves a non-FP queue
-        if fp_queues[name] is not None and q.fp is None:
-            diag.warn(f"queue {name}: EvtIoAllocateResourcesForReservedRequest failed during "
-                      "pre-allocation; the queue has no reserved requests")
-            fp_queues[name] = None
-    ops = _queue_ops(queue_ops, driver, replay.queues, diag)
+    for qm in driver.queues:
+        pol, fail_at = fp_queues[qm.name], qm.reserved_resources_fail_at
+        if pol is not None and fail_at is not None and fail_at <= pol.reserved:
+            # Section 3.4: the failing callback rolls the pool back to zero: not an FP queue.
+            diag.warn(f"queue {qm.name}: EvtIoAllocateResourcesForReservedRequest fails on call "
+                      f"{fail_at} of the pre-allocation; the queue has no reserved requests")
+            fp_queues[qm.name] = None
+    op_list = _queue_ops(queue_ops, driver, diag)
     df = _prepare(irps, driver, memory, fp_queues, incidents, service_time_ns, seed, diag)
 
-    # Which rows need the event loop.
     # Which rows need the event loop: pool users; everything on a queue that can make requests
     # wait (sequential, manual, a parallel limit); on a queue with operations, every IRP not
     # entirely over (arrived and completed) before the first operation reaches it.
     busy = [q.name for q in driver.queues if q.dispatch != "parallel" or q.limit is not None]
     first_op: dict[str, int] = {}
-    for ts, _, q in ops:
-        first_op.setdefault(q.name, ts)
+    for ts, _, name in op_list:
+        first_op.setdefault(name, ts)
     needs_pool = pl.col("_fpq") & pl.col("_not_create") & pl.col("_fail") & \
         (pl.col("_verdict") == ACTION_USE_RESERVED)
     slow_expr = needs_pool | pl.col("_queue").is_in(busy)
@@ -423,6 +426,15 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
         slow_expr = slow_expr | (t_op.is_not_null() & ~over_before.fill_null(False))
     if not fast:
         slow_expr = pl.lit(True)
+    # A pool larger than the IRPs that could ever use it never runs out: build only what can be
+    # used (a huge N would otherwise allocate N objects); reserved_total still reports N.
+    users = dict(df.group_by("_queue").agg(needs_pool.sum()).iter_rows())
+    caps = {}
+    for name, pol in fp_queues.items():
+        if pol is not None and pol.reserved > POOL_BUILD_LIMIT:
+            caps[name] = max(POOL_BUILD_LIMIT, int(users.get(name) or 0) + 1)
+    replay = _Replay(driver, fp_queues, race_windows, diag, caps)
+    ops = [(ts, method, replay.queues[name]) for ts, method, name in op_list]
     df = df.with_columns(slow_expr.alias("_slow"))
 
     slow = df.filter(pl.col("_slow")).select(

@@ -356,3 +356,11 @@ def test_outcomes_schema_and_input_order():
     assert col(res, "outcome") == ["parked_reserved", "normal", "reserved"]
     assert list(res.timeline.columns) == ["queue", "ts_ns", "reserved_in_use", "reserved_total",
                                           "parked", "outstanding"]
+
+
+def test_a_huge_reserve_is_not_built_object_by_object():
+    rows = [starved(i) for i in range(50)]
+    res = run(rows, policy="always:4000000000", service_time_ns=10_000)
+    assert col(res, "outcome") == ["reserved"] * 50
+    assert res.timeline["reserved_total"].unique().to_list() == [4_000_000_000]
+    assert res.reserve_high_water == {"default": 50}
