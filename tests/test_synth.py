@@ -464,3 +464,23 @@ policies = ["examine:64:major = 4 AND bytes >= 65536"]
 def test_bad_examine_rule_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="examine rule"):
         _run(tmp_path, "[[device]]\nname='d'\n[[device.queue]]\npolicy='examine:2:majr ==== 4'\n")
+
+
+def test_bench_trace_generator_repeats_a_whole_scenario(tmp_path):
+    import importlib.util
+
+    from fpreplay.parsers import read_inputs
+
+    spec = importlib.util.spec_from_file_location(
+        "make_gb_trace", Path(__file__).resolve().parent.parent / "bench" / "make_gb_trace.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    scen = _scenario(tmp_path, BASE + SCENARIO_ALL.replace("[[queue_op]]\nat = \"0.8s\"\nop = "
+                                                           "\"purge\"\n", ""))
+    out = tmp_path / "big.etl"
+    assert mod.main(["--scenario", str(scen), "--size-mb", "1", "-o", str(out)]) == 0
+    one = synthesize(scen, tmp_path / "trace.etl").truth
+    read = read_inputs([out])
+    reps = (read.records - 1) // (one["records"] - 1)
+    assert out.stat().st_size >= 1 << 20 and reps >= 2
+    assert read.records == 1 + reps * (one["records"] - 1)
