@@ -26,6 +26,8 @@ from fpreplay.schema import (
 from fpreplay.synth.scenario import Device, Queue, Scenario
 
 US = 1_000
+
+
 @dataclass
 class Irp:
     """One IRP instance and everything the truth needs to say about it."""
@@ -98,10 +100,10 @@ class Emission:
     ts_ns: int
     seq: int
     cpu: int
-    what: str                # diskio_init, drv_call, tl:<EventName>, drv_compl, diskio_done,
-                             # opend, ifr
+    what: str                # diskio_init, drv_call, fileio_op, tl:<EventName>, drv_compl,
+                             # diskio_done, fileio_end, ifr
     irp: Irp | None = None
-    values: dict | None = None
+    values: dict | None = None   # TraceLogging fields; for ifr: {"key", "args"} (synth.wpp)
 
 
 @dataclass
@@ -159,7 +161,7 @@ class Simulation:
                 self.queues[(dev.name, q.name)] = st
 
     def _alloc(self, pool: list, t: int, fresh: str, step: int) -> int:
-        # Lookaside reuse: the most recently freed address that is free by now, else a new one.
+        # Lookaside reuse: an address freed earlier is handed out again, else a new one.
         if pool and pool[0][0] <= t:
             return heapq.heappop(pool)[1]
         value = getattr(self, fresh)
@@ -230,7 +232,8 @@ class Simulation:
         for p in self.sc.pressure:
             if p.start_ns <= t < p.end_ns:
                 prob = p.fail_probability(major)
-                # Always draw, so that one window's settings do not shift another's draws.
+                # Draw even when the probability is 0 or 1: the sequence of draws, and so
+                # every later IRP, does not depend on the window's settings.
                 return self.rng.random() < prob
         return False
 
