@@ -53,66 +53,116 @@ from fpreplay.parsers.wpp.symbols import parse_irpmj, parse_status
 
 # (short name, framework text with placeholders, kind). Order matters: first match wins.
 CATALOGUE: tuple[tuple[str, str, str], ...] = (
-    ("Dispatch", "WDFDEVICE 0x{device_handle:p} !devobj 0x{device:p} {major:IRPMJ}, IRP_MN {minor:x}, "
-                 "IRP 0x{irp:p}", "irp_dispatch"),
-    ("Could not create WDFREQUEST", "Could not create WDFREQUEST, {status:STATUS}", "request_alloc_failed"),
-    ("Memory allocation failed", "Memory allocation failed {status:STATUS}", "request_alloc_failed"),
-    ("Forward action fail the Irp", "Forward action on WDFQUEUE {queue:p} says that framework should "
-                                    "fail the Irp {irp:p}, {status:STATUS}", "fp_policy_refused"),
-    ("Examine invalid action", "EvtIoExamineIrp callback on WDFQUEUE {queue:p} returned an invalid "
-                               "action {action:d}, {status:STATUS}", "fp_policy_refused"),
-    ("Completing WDFREQUEST", "Completing WDFREQUEST 0x{request:p} for IRP 0x{irp:p} with Information "
-                              "0x{bytes:x}, {status:STATUS}", "irp_complete"),
+    ("Dispatch",
+     "WDFDEVICE 0x{device_handle:p} !devobj 0x{device:p} {major:IRPMJ}, IRP_MN {minor:x}, IRP "
+     "0x{irp:p}",
+     "irp_dispatch"),
+    ("Could not create WDFREQUEST",
+     "Could not create WDFREQUEST, {status:STATUS}",
+     "request_alloc_failed"),
+    ("Memory allocation failed",
+     "Memory allocation failed {status:STATUS}",
+     "request_alloc_failed"),
+    ("Forward action fail the Irp",
+     "Forward action on WDFQUEUE {queue:p} says that framework should fail the Irp {irp:p}, "
+     "{status:STATUS}",
+     "fp_policy_refused"),
+    ("Examine invalid action",
+     "EvtIoExamineIrp callback on WDFQUEUE {queue:p} returned an invalid action {action:d}, "
+     "{status:STATUS}",
+     "fp_policy_refused"),
+    ("Completing WDFREQUEST",
+     "Completing WDFREQUEST 0x{request:p} for IRP 0x{irp:p} with Information 0x{bytes:x}, "
+     "{status:STATUS}",
+     "irp_complete"),
     ("Queuing WDFREQUEST", "Queuing WDFREQUEST 0x{request:p} on WDFQUEUE 0x{queue:p}", "other"),
-    ("Forward not accepting", "WDFQUEUE 0x{queue:p} is not accepting requests state is {state:s}, "
-                              "{drain:s}WDFREQUEST 0x{request:p} {status:STATUS}", "other"),
-    ("Not accepting requests", "WDFQUEUE 0x{queue:p} is not accepting requests, state is {state:s}, "
-                               "{drain:s}completing WDFREQUEST 0x{request:p} {status:STATUS}", "irp_complete"),
+    ("Forward not accepting",
+     "WDFQUEUE 0x{queue:p} is not accepting requests state is {state:s}, {drain:s}WDFREQUEST "
+     "0x{request:p} {status:STATUS}",
+     "other"),
+    ("Not accepting requests",
+     "WDFQUEUE 0x{queue:p} is not accepting requests, state is {state:s}, {drain:s}completing "
+     "WDFREQUEST 0x{request:p} {status:STATUS}",
+     "irp_complete"),
     ("Calling driver", "Calling driver EvtIo{callback:w} for WDFREQUEST 0x{request:p}", "other"),
-    ("Zero length completed", "Zero length WDFREQUEST 0x{request:p} completed automatically by "
-                              "WDFQUEUE 0x{queue:p}", "irp_complete"),
-    ("No event callback", "Driver has no event callback for {type:s}, completing WDFREQUEST "
-                          "0x{request:p} with {status:STATUS}", "irp_complete"),
-    ("Queue already deleted", "WDFQUEUE 0x{queue:p} is already deleted{sep:s} {status:STATUS}", "other"),
-    ("Callback already registered", "WDFQUEUE 0x{queue:p} already has a {callback:w} callback "
-                                    "registered 0x{routine:p}{sep:s} {status:STATUS}", "other"),
-    ("Cancelling WDFREQUEST", "Cancelling WDFREQUEST 0x{request:p}, WDFQUEUE 0x{queue:p}", "irp_complete"),
+    ("Zero length completed",
+     "Zero length WDFREQUEST 0x{request:p} completed automatically by WDFQUEUE 0x{queue:p}",
+     "irp_complete"),
+    ("No event callback",
+     "Driver has no event callback for {type:s}, completing WDFREQUEST 0x{request:p} with "
+     "{status:STATUS}",
+     "irp_complete"),
+    ("Queue already deleted",
+     "WDFQUEUE 0x{queue:p} is already deleted{sep:s} {status:STATUS}",
+     "other"),
+    ("Callback already registered",
+     "WDFQUEUE 0x{queue:p} already has a {callback:w} callback registered 0x{routine:p}{sep:s} "
+     "{status:STATUS}",
+     "other"),
+    ("Cancelling WDFREQUEST",
+     "Cancelling WDFREQUEST 0x{request:p}, WDFQUEUE 0x{queue:p}",
+     "irp_complete"),
     ("All requests cancelled", "All WDFQUEUE 0x{queue:p} requests cancelled", "queue_purge"),
-    ("All driver cancellable cancelled", "All driver cancellable requests cancelled in WDFQUEUE "
-                                         "0x{queue:p}", "other"),
+    ("All driver cancellable cancelled",
+     "All driver cancellable requests cancelled in WDFQUEUE 0x{queue:p}",
+     "other"),
     ("Queue purged", "WDFQUEUE 0x{queue:p} is purged, calling driver callback", "queue_purge"),
     ("Queue idle", "WDFQUEUE 0x{queue:p} is idle, calling driver callback", "queue_stop"),
-    ("Waiting for requests", "Waiting for {count:d} requests to complete on WDFQUEUE 0x{queue:p}", "other"),
-    ("Cancelled on queue", "WDFREQUEST 0x{request:p} was cancelled while on WDFQUEUE 0x{queue:p}", "other"),
-    ("CanceledOnQueue callback", "Calling CanceledOnQueue routine for WDFREQUEST 0x{request:p} on "
-                                 "WDFQUEUE 0x{queue:p}", "other"),
-    ("CancelRoutine callback", "Calling CancelRoutine routine for WDFREQUEST 0x{request:p}", "other"),
-    ("Queue shut down", "WDFQUEUE 0x{queue:p} is shut down, preventing queue from accepting requests",
+    ("Waiting for requests",
+     "Waiting for {count:d} requests to complete on WDFQUEUE 0x{queue:p}",
      "other"),
-    ("Queue not dispatching", "WDFQUEUE 0x{queue:p} not in dispatching state, current state is "
-                              "{state:s}$", "other"),
-    ("Requeue not manual", "Requeue is allowed only for a manual queue, WDFREQUEST 0x{request:p} "
-                           "{status:STATUS}", "other"),
-    ("Forward reserved to parent", "Cannot forward reserved WDFREQUEST 0x{request:p} to a parent "
-                                   "WDFDEVICE 0x{device_handle:p}, {status:STATUS}", "other"),
+    ("Cancelled on queue",
+     "WDFREQUEST 0x{request:p} was cancelled while on WDFQUEUE 0x{queue:p}",
+     "other"),
+    ("CanceledOnQueue callback",
+     "Calling CanceledOnQueue routine for WDFREQUEST 0x{request:p} on WDFQUEUE 0x{queue:p}",
+     "other"),
+    ("CancelRoutine callback",
+     "Calling CancelRoutine routine for WDFREQUEST 0x{request:p}",
+     "other"),
+    ("Queue shut down",
+     "WDFQUEUE 0x{queue:p} is shut down, preventing queue from accepting requests",
+     "other"),
+    ("Queue not dispatching",
+     "WDFQUEUE 0x{queue:p} not in dispatching state, current state is {state:s}$",
+     "other"),
+    ("Requeue not manual",
+     "Requeue is allowed only for a manual queue, WDFREQUEST 0x{request:p} {status:STATUS}",
+     "other"),
+    ("Forward reserved to parent",
+     "Cannot forward reserved WDFREQUEST 0x{request:p} to a parent WDFDEVICE 0x{device_handle:p}, "
+     "{status:STATUS}",
+     "other"),
     # forward-progress policy configuration and pre-allocation (section 3): no IRP involved
-    ("Already configured for forward progress", "Queue is already configured for forward progress "
-                                                "{status:STATUS}", "other"),
-    ("Policy Size mismatch", "WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY Size 0x{size:x}, expected "
-                             "0x{expected:x}, {status:STATUS}", "other"),
-    ("Examine callback can't be null", "Examine callback can't be null for "
-                                       "WdfIoForwardProgressReservedPolicyUseExamine {status:STATUS}",
+    ("Already configured for forward progress",
+     "Queue is already configured for forward progress {status:STATUS}",
      "other"),
-    ("Need more than 0 reserved Requests", "Need to have more than 0 reserved Requests {status:STATUS}",
+    ("Policy Size mismatch",
+     "WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY Size 0x{size:x}, expected 0x{expected:x}, "
+     "{status:STATUS}",
      "other"),
-    ("Policy on non-top level queue", "Setting Forward progress policy on non-top level queue "
-                                      "{status:STATUS}", "other"),
-    ("Forward progress context allocation failed", "Could not allocate memory for forward progress "
-                                                   "context {status:STATUS}", "other"),
-    ("Failure to allocate reserved request", "Failure to allocate request {status:STATUS}", "other"),
-    ("Reserved resources callback failed", "Failure from m_IoReservedResourcesAllocate callback "
-                                           "{status:STATUS}", "other"),
-    ("Wrong IRQL", "Called at wrong IRQL; at level {irql:d}, should be at level {expected:d}", "other"),
+    ("Examine callback can't be null",
+     "Examine callback can't be null for WdfIoForwardProgressReservedPolicyUseExamine "
+     "{status:STATUS}",
+     "other"),
+    ("Need more than 0 reserved Requests",
+     "Need to have more than 0 reserved Requests {status:STATUS}",
+     "other"),
+    ("Policy on non-top level queue",
+     "Setting Forward progress policy on non-top level queue {status:STATUS}",
+     "other"),
+    ("Forward progress context allocation failed",
+     "Could not allocate memory for forward progress context {status:STATUS}",
+     "other"),
+    ("Failure to allocate reserved request",
+     "Failure to allocate request {status:STATUS}",
+     "other"),
+    ("Reserved resources callback failed",
+     "Failure from m_IoReservedResourcesAllocate callback {status:STATUS}",
+     "other"),
+    ("Wrong IRQL",
+     "Called at wrong IRQL; at level {irql:d}, should be at level {expected:d}",
+     "other"),
 )
 
 _PLACEHOLDER = re.compile(r"(?:0x)?\{(\w+):(\w+)\}")
@@ -162,7 +212,8 @@ class _Entry:
     keyword: str
 
 
-ENTRIES: tuple[_Entry, ...] = tuple(_Entry(name, kind, *_compile(text)) for name, text, kind in CATALOGUE)
+ENTRIES: tuple[_Entry, ...] = tuple(_Entry(name, kind, *_compile(text))
+                                    for name, text, kind in CATALOGUE)
 
 
 @dataclass
@@ -219,8 +270,9 @@ _FRAMEWORK_COMPLETIONS = ("Not accepting requests", "Zero length completed", "No
                           "Cancelling WDFREQUEST")
 _FIXED_STATUS = {"Zero length completed": 0x00000000, "Cancelling WDFREQUEST": 0xC0000120}
 # Messages that belong to the call sequence of an arriving IRP whose allocation failed.
-_CALL_SEQUENCE = ("Memory allocation failed", "Could not create WDFREQUEST", "Examine invalid action",
-                  "Forward action fail the Irp", "Queuing WDFREQUEST", "Not accepting requests")
+_CALL_SEQUENCE = ("Memory allocation failed", "Could not create WDFREQUEST",
+                  "Examine invalid action", "Forward action fail the Irp", "Queuing WDFREQUEST",
+                  "Not accepting requests")
 
 
 _FILL = ("irp", "device", "major", "minor")
@@ -367,7 +419,8 @@ class KmdfMessageStream:
                     if change:
                         extra.append(change)
             if name == "Cancelling WDFREQUEST":
-                change = self._queue_change(queue, "queue_purge")   # only purges cancel queued requests
+                # only purges (and stop-and-purge) cancel queued requests
+                change = self._queue_change(queue, "queue_purge")
                 if change:
                     extra.append(change)
             if name in _FIXED_STATUS:

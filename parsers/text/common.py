@@ -14,7 +14,8 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import ConfigError, InputError
-from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS, IRP_FLAGS_PRIORITY_MASK, conform_events
+from fpreplay.schema import (ALL_RECORD_COLUMNS, EVENT_COLUMNS, IRP_FLAGS_PRIORITY_MASK,
+                             conform_events)
 
 BATCH_ROWS = 100_000
 BAD_LINES_NAMED = 5        # how many bad lines a warning names before it just counts
@@ -72,7 +73,8 @@ class BadLines:
 
     def report(self) -> None:
         if self.count:
-            more = f" (and {self.count - len(self.named)} more)" if self.count > len(self.named) else ""
+            rest = self.count - len(self.named)
+            more = f" (and {rest} more)" if rest > 0 else ""
             self.diagnostics.warn(f"{self.path}: {self.count} bad line(s) skipped: "
                                   + "; ".join(self.named) + more)
 
@@ -188,7 +190,8 @@ class LocalClock:
                 probe = datetime(year, month, day, hour, 30, tzinfo=self.tz)
                 off = int(probe.utcoffset().total_seconds())
             self._offsets[key] = off
-        secs = int(datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc).timestamp())
+        secs = int(datetime(year, month, day, hour, minute, second,
+                            tzinfo=timezone.utc).timestamp())
         return (secs - off) * 1_000_000_000 + frac_ns
 
 

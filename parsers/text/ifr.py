@@ -76,7 +76,8 @@ _CUSTOM_LINE = re.compile(r"^\[\d+\][0-9A-Fa-f]{1,8} TRACE_LEVEL_\w+ \S")
 def looks_like(lines: list[str]) -> bool:
     for ln in lines:
         s = ln.strip()
-        if s.startswith(_DUMP_LINE_STARTS) or _ENTRIES.match(s) or any(c in s for c in _DUMP_COMMANDS):
+        if s.startswith(_DUMP_LINE_STARTS) or _ENTRIES.match(s) \
+                or any(c in s for c in _DUMP_COMMANDS):
             return True
     hits = [bool(_DEFAULT_LINE.match(ln) or _CUSTOM_LINE.match(ln)) for ln in lines]
     # a file starts with its format; later damage must not hide it

@@ -21,8 +21,8 @@ number as `device`, `disk<N>`); FileIo Create/Read/Write/… -> irp_dispatch (ma
 operation); FileIo OperationEnd -> irp_complete with NtStatus; PageFault HardFault ->
 memory_pressure. Microsoft-Windows-Kernel-File and -Kernel-Disk events (the same I/O from a
 manifest provider; CSV rows named by the provider, payload in template order) give the same rows
-under the .etl decoders' names (`Kernel-File/Write`, `Kernel-Disk/DiskRead`, …). Everything else is
-`other` (kept with --all).
+under the .etl decoders' names (`Kernel-File/Write`, `Kernel-Disk/DiskRead`, …). Everything else
+is `other` (kept with --all).
 """
 
 from __future__ import annotations
@@ -36,11 +36,12 @@ from pathlib import Path
 import polars as pl
 
 from fpreplay.errors import InputError
-from fpreplay.parsers.text.common import (BadLines, EventBatches, LocalClock, filetime_to_ns, frac_to_ns,
-                                          iter_lines, looks_like_filetime, parse_int)
-from fpreplay.parsers.text.kernel_rows import (CLASS_BY_GUID, MANIFEST_BY_NAME, MANIFEST_FIELDS,
-                                               MANIFEST_PROVIDERS, OPCODE_BY_NAME, OPCODE_NAMES, kernel_row,
-                                               manifest_row, payload_names)
+from fpreplay.parsers.text.common import (BadLines, EventBatches, LocalClock, filetime_to_ns,
+                                          frac_to_ns, iter_lines, looks_like_filetime, parse_int)
+from fpreplay.parsers.text.kernel_rows import (CLASS_BY_GUID, MANIFEST_BY_NAME, MANIFEST_PROVIDERS,
+                                               OPCODE_BY_NAME, OPCODE_NAMES, kernel_row,
+                                               known_payload, manifest_payload_names, manifest_row,
+                                               payload_names)
 
 _XML_NS = "http://schemas.microsoft.com/win/2004/08/events/event"
 
@@ -87,7 +88,8 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
         fields = [f.strip() for f in fields]
         user = header["User Data"]
         if len(fields) < user:
-            bad.add(lineno, f"{len(fields)} fields, the header has {user} before User Data (cut line?)")
+            bad.add(lineno, f"{len(fields)} fields, the header has {user} before User Data "
+                            "(cut line?)")
             continue
         clock = parse_int(fields[header["Clock-Time"]]) if "Clock-Time" in header else None
         if clock is None:
@@ -98,8 +100,9 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
         else:
             if not raw_warned:
                 raw_warned = True
-                diagnostics.warn(f"{path}: Clock-Time is a raw clock (tracerpt -rts), not a FILETIME; "
-                                 "times are taken as 100-ns ticks and cannot be aligned with other inputs")
+                diagnostics.warn(f"{path}: Clock-Time is a raw clock (tracerpt -rts), not a "
+                                 "FILETIME; times are taken as 100-ns ticks and cannot be aligned "
+                                 "with other inputs")
             ts = clock * 100
         cls = fields[header["Event Name"]]
         type_name = fields[header.get("Type", 1)]
@@ -110,23 +113,26 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
         payload = fields[user:]
         while payload and payload[-1] == "" and len(payload) > 1:
             payload = payload[:-1]
-        row: dict
+        row: dict | None
         if cls in MANIFEST_BY_NAME:
             guid = MANIFEST_BY_NAME[cls]
             event_id = parse_int(fields[header["Event ID"]]) if "Event ID" in header else None
-            names = MANIFEST_FIELDS.get((guid, event_id))
-            if names is not None and len(payload) < len(names) - 1:
-                bad.add(lineno, f"{cls} event {event_id}: {len(payload)} payload fields, the template has "
-                                f"{len(names)}")
-                continue
-            row = (manifest_row(guid, event_id, dict(zip(names, payload))) if names else None) or \
-                {"kind": "other", "event_name": f"{cls}/{event_id}", "event_id": event_id}
+            row = manifest_row(guid, event_id, {})
+            if row is not None:                 # an event fpreplay decodes: its payload must fit
+                names = manifest_payload_names(guid, event_id, len(payload))
+                if names is None:
+                    bad.add(lineno, f"{cls} event {event_id}: {len(payload)} payload fields fit "
+                                    "no known template")
+                    continue
+                row = manifest_row(guid, event_id, dict(zip(names, payload)))
+            else:
+                row = {"kind": "other", "event_name": f"{cls}/{event_id}", "event_id": event_id}
             row["provider"] = guid
-        elif cls in OPCODE_NAMES and opcode is not None and (cls, opcode) in _known():
+        elif cls in OPCODE_NAMES and known_payload(cls, opcode):
             names = payload_names(cls, opcode, version or 0, len(payload))
             if names is None:
-                bad.add(lineno, f"{cls}/{type_name} v{version}: {len(payload)} payload fields fit no "
-                                "known layout")
+                bad.add(lineno, f"{cls}/{type_name} v{version}: {len(payload)} payload fields "
+                                "fit no known layout")
                 continue
             row = kernel_row(cls, opcode, dict(zip(names, payload)))
         else:
@@ -153,12 +159,6 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
     stats["records"] = stats.get("records", 0) + records
     if first_ns is not None:
         stats["trace_start_ns"] = first_ns
-
-
-def _known():
-    from fpreplay.parsers.text.kernel_rows import PAYLOAD_FIELDS
-
-    return PAYLOAD_FIELDS
 
 
 # --- XML ------------------------------------------------------------------------------------------
@@ -243,7 +243,8 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
             ts = secs * 1_000_000_000 + frac_to_ns(frac)
         else:
             ts = clock.to_ns(int(y), int(mo), int(d), int(hh), int(mi), int(ss), frac_to_ns(frac))
-        guid = (names.get("EventGuid") or attrs.get("Provider", {}).get("Guid", "")).strip("{}").lower()
+        guid = names.get("EventGuid") or attrs.get("Provider", {}).get("Guid", "")
+        guid = guid.strip("{}").lower()
         cls = CLASS_BY_GUID.get(guid)
         if cls is None and names.get("EventName") in OPCODE_NAMES:
             cls = names["EventName"]

@@ -172,8 +172,8 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
             if not untimed_warned:
                 untimed_warned = True
                 diagnostics.warn(f"{path}: the log lines carry no time; records are placed "
-                                 f"{RELATIVE_STEP_NS} ns apart from the Unix epoch in log order and "
-                                 "cannot be aligned with other inputs")
+                                 f"{RELATIVE_STEP_NS} ns apart from the Unix epoch in log order "
+                                 "and cannot be aligned with other inputs")
             ts = records * RELATIVE_STEP_NS
         if first_ns is None:
             first_ns = ts
@@ -201,8 +201,9 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
     yield from batches.flush()
     bad.report()
     if unformatted:
-        diagnostics.warn(f"{path}: {unformatted} message(s) the formatting tool could not decode "
-                         "(\"Unknown(…): GUID=… No Format Information found\"; it lacked their TMF)")
+        diagnostics.warn(f"{path}: {unformatted} message(s) the formatting tool could not "
+                         "decode (\"Unknown(…): GUID=… No Format Information found\"; it lacked "
+                         "their TMF)")
     if markers and not saw_marker and records == 0:
         diagnostics.warn(f"{path}: no log lines found")
     stats["records"] = stats.get("records", 0) + records

@@ -9,7 +9,8 @@ layout without a CPU column (Exchange-era xperf) and the newer one with `CPU` af
 
 Rows -> kinds (contract section 3): DiskReadInit/DiskWriteInit/DiskFlushInit and DrvMjFnCall ->
 irp_dispatch; DiskRead/DiskWrite/DiskFlush and DrvComplReq -> irp_complete (IrpPtr, IOSize,
-ByteOffset, IrpFlags with the priority bits 17-19 masked off, DiskNum as `device` (`disk<N>`), FileObject);
+ByteOffset, IrpFlags with the priority bits 17-19 masked off, DiskNum as `device` (`disk<N>`),
+FileObject);
 FileIoCreate/Read/Write/Close/… -> irp_dispatch (major implied by the type; Size, ByteOffset,
 Flags); FileIoOpEnd -> irp_complete (Status; ExtraInfo as `bytes` when Type is a read or write;
 major from Type); HardFault -> memory_pressure. Other types are `other` (kept with --all).
@@ -36,7 +37,8 @@ from fpreplay.parsers.text.kernel_rows import DISK_COMPLETIONS, DISK_INITS, FILE
 # dumper type -> (kernel class, opcode)
 TYPES: dict[str, tuple[str, int]] = {
     "DiskRead": ("DiskIo", 10), "DiskWrite": ("DiskIo", 11), "DiskFlush": ("DiskIo", 14),
-    "DiskReadInit": ("DiskIo", 12), "DiskWriteInit": ("DiskIo", 13), "DiskFlushInit": ("DiskIo", 15),
+    "DiskReadInit": ("DiskIo", 12), "DiskWriteInit": ("DiskIo", 13),
+    "DiskFlushInit": ("DiskIo", 15),
     "DrvMjFnCall": ("DiskIo", 34), "DrvMjFnRet": ("DiskIo", 35), "DrvComplRout": ("DiskIo", 37),
     "DrvComplReq": ("DiskIo", 52), "DrvComplReqRet": ("DiskIo", 53),
     "FileIoCreate": ("FileIo", 64), "FileIoCleanup": ("FileIo", 65), "FileIoClose": ("FileIo", 66),
@@ -96,7 +98,8 @@ def looks_like(lines: list[str]) -> bool:
     for ln in lines:
         m = _ROW_START.match(ln)
         head = ln.split(",")
-        hits.append(bool((m and m.group(1) in TYPES) or (len(head) > 2 and head[1].strip() == "TimeStamp")))
+        header_line = len(head) > 2 and head[1].strip() == "TimeStamp"
+        hits.append(bool((m and m.group(1) in TYPES) or header_line))
     # a file starts with its format; later damage must not hide it
     return bool(lines) and (hits[0] or (any(hits) and sum(hits) * 2 >= len(lines)))
 
@@ -112,6 +115,11 @@ def _pid(text: str | None) -> int | None:
         return None
     m = _PROCESS.search(text)
     return int(m.group(1)) if m else None
+
+
+def _other_row(kind: str, ts: int, values: list[str]) -> dict:
+    return {"ts_ns": ts, "kind": "other", "event_name": kind, "header_kind": "xperf_dumper",
+            "pid": _pid(values[1]) if len(values) > 1 else None}
 
 
 def _layout_for(kind: str, count: int, headers: dict[str, list[str]]) -> list[str] | None:
@@ -162,19 +170,18 @@ def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFram
         ts = int(fields[1]) * 1000
         if not warned:
             warned = True
-            diagnostics.warn(f"{path}: xperf dumper TimeStamps are microseconds since the trace start "
-                             "(no absolute time in the text); placed from the Unix epoch")
+            diagnostics.warn(f"{path}: xperf dumper TimeStamps are microseconds since the trace "
+                             "start (no absolute time in the text); placed from the Unix epoch")
         values = fields[1:]
         if kind not in TYPES:
-            batches.add({"ts_ns": ts, "kind": "other", "event_name": kind, "header_kind": "xperf_dumper",
-                         "pid": _pid(values[1]) if len(values) > 1 else None})
+            batches.add(_other_row(kind, ts, values))
             continue
         if kind not in headers and kind not in DEFAULT_LAYOUTS:
             # a known type whose columns this file never named and no built-in layout knows
             diagnostics.count("xperf_rows_without_layout")
-            diagnostics.warn(f"{path}: {kind} rows have no column header in the file; kept as 'other'")
-            batches.add({"ts_ns": ts, "kind": "other", "event_name": kind, "header_kind": "xperf_dumper",
-                         "pid": _pid(values[1]) if len(values) > 1 else None})
+            diagnostics.warn(f"{path}: {kind} rows have no column header in the file; kept as "
+                             "'other'")
+            batches.add(_other_row(kind, ts, values))
             continue
         cols = _layout_for(kind, len(values), headers)
         if cols is None:

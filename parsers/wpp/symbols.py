@@ -1,4 +1,5 @@
-"""Symbolic names WPP prints and KMDF messages contain: NTSTATUS (%!STATUS!) and IRP_MJ_* (%!IRPMJ!).
+"""Symbolic names WPP prints and KMDF messages contain: NTSTATUS (%!STATUS!) and IRP_MJ_*
+(%!IRPMJ!).
 
 One table each, used both to format (value -> name) and to parse text back (name -> value).
 """
@@ -55,7 +56,7 @@ IRP_MJ_VALUES["IRP_MJ_SCSI"] = 0x0F
 
 
 def format_status(value: int) -> str:
-    """%!STATUS!: the symbolic name where known, else the hex value (what tracefmt falls back to)."""
+    """%!STATUS!: the symbolic name where known, else the hex value (tracefmt's fallback)."""
     return NTSTATUS_NAMES.get(value & 0xFFFFFFFF, f"0x{value & 0xFFFFFFFF:08x}")
 
 
@@ -83,7 +84,8 @@ def parse_status(text: str) -> int | None:
 
 
 def parse_irpmj(text: str) -> int | None:
-    """IRP major function from `0x0000000f(IRP_MJ_INTERNAL_DEVICE_CONTROL)`, `IRP_MJ_READ` or `3`."""
+    """IRP major function from `0x0000000f(IRP_MJ_INTERNAL_DEVICE_CONTROL)`, `IRP_MJ_READ`
+    or `3`."""
     text = text.strip()
     head = text.split("(", 1)[0].strip()
     if head in IRP_MJ_VALUES:

@@ -275,7 +275,8 @@ def _take_arg(item_type: str, data: bytes, pos: int, pointer_size: int):
         if end > len(data):
             raise IndexError
         raw = data[pos + 2:end]
-        text = raw.decode("utf-16-le", "replace") if item_type == "ItemPWString" else raw.decode("latin-1")
+        wide = item_type == "ItemPWString"
+        text = raw.decode("utf-16-le", "replace") if wide else raw.decode("latin-1")
         return text, end
     if item_type == "ItemSid":
         count = data[pos + 1]
