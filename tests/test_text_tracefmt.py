@@ -58,7 +58,7 @@ def test_round_trip(tmp_path_factory, irps, hires):
 
 def test_docs_example_and_unknown_messages(tmp_path):
     path = tmp_path / "out.txt"
-    path.write_text("[0]0C40.0C3C::09/20/2004-14:41:31.625 [tracedrv]Hello, 1 Hi\n"
+    path.write_text("EventTrace\n[0]0C40.0C3C::09/20/2004-14:41:31.625 [tracedrv]Hello, 1 Hi\n"
                     "[1]0C40.0C3C::09/20/2004-14:41:31.626 [tracedrv]Unknown( 12): GUID=2d4b1c3a-0000-"
                     "0000-0000-000000000000 (No Format Information found).\n")
     trace = read_inputs([path], ReadOptions(all_records=True, tz="UTC"))
@@ -67,6 +67,7 @@ def test_docs_example_and_unknown_messages(tmp_path):
     assert (ev["pid"][0], ev["tid"][0], ev["cpu"][1]) == (0x0C40, 0x0C3C, 1)
     assert ev["ts_ns"][0] == int(datetime(2004, 9, 20, 14, 41, 31, tzinfo=timezone.utc).timestamp()) * 10**9 + 625_000_000
     assert trace.diagnostics.counters["wpp_unformatted"] == 1
+    assert not trace.diagnostics.counters["bad_lines"]
     assert any("could not decode" in w and str(path) in w for w in trace.diagnostics.warnings)
     # without --all nothing IRP-relevant is left, but both records were read
     assert read_inputs([path], ReadOptions(tz="UTC")).records == 2

@@ -3,7 +3,10 @@
 One line per WPP message: `<prefix><message>`. The default prefix is tracefmt's
 `[%9!d!]%8!04X!.%3!04X!::%4!s! [%1!s!]`, i.e. `[CPU]PID.TID::MM/DD/YYYY-HH:MM:SS.mmm [name]`:
 
+    EventTrace
     [0]0C40.0C3C::09/20/2004-14:41:31.625 [tracedrv]Hello, 1 Hi
+
+(the first line, `EventTrace`, is the trace header's own line and is skipped).
 
 A custom prefix is read when the file states it in a `Trace format prefix is: <prefix>` line, or
 from the TRACE_FORMAT_PREFIX environment variable (set it to what tracefmt was run with); any

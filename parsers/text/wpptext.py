@@ -137,6 +137,8 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
             if "end of log" in low and s.startswith("-"):
                 in_log = False
                 continue
+        if s == "EventTrace":
+            continue                    # the trace header's line tracefmt writes first
         m = PREFIX_STATEMENT.match(s)
         if m and m.group("prefix"):
             stated = compile_prefix(m.group("prefix").strip() + " ")
