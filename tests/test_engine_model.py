@@ -73,3 +73,21 @@ def test_replayed_driver_that_marks_requests_cancelable():
         assert res.outcomes.select("outcome", "status", "complete_ns").row(0) == \
             ("normal", status, done)
     assert load_driver_model(None).default_queue.cancelable is False
+
+
+def test_idle_complete_waits_for_the_driver_not_for_queued_requests():
+    from fpreplay.engine.model import SEQUENTIAL
+    dev = Device()
+    q = dev.create_queue("A", SEQUENTIAL, default=True)
+    q.assign_forward_progress(ForwardProgressPolicy(2))
+    a, b = Irp("A", alloc_ok=False), Irp("B")
+    q.arrive(a)
+    q.arrive(b)                                 # queued behind A
+    fired = []
+    q.stop(lambda queue: fired.append(len(queue.main)))
+    assert fired == []                          # A is still with the driver
+    dev.complete(a.request, STATUS_SUCCESS)
+    assert fired == [1]                         # B still queued: idle only counts the driver
+    assert ("idle_complete", "A") in dev.log and not b.done
+    q.start()
+    assert q.driver_count == 1 and b.request is not None
