@@ -209,3 +209,18 @@ def test_sample_ifr_dump_agrees_with_its_truth():
     assert set(by_fate.get("ok", [0])) == {0}
     served = joined.filter(pl.col("complete_ns").is_not_null())
     assert ((served["complete_ns"] - served["t_complete"]).abs() <= 5_000).all()
+
+
+def test_dump_without_markers(tmp_path):
+    lines, expected = framework_log([("ok", 3, 512), ("alloc_failed", 4, 0)])
+    path = tmp_path / "nomarkers.txt"
+    path.write_text("0: kd> !wdfkd.wdflogdump stordrv\nTrace searchpath is: C:\\symbols\n"
+                    "There are 5 log entries\n"
+                    + "\n".join(f"{n}: {func} - {msg}" for n, (func, msg) in enumerate(lines, 1))
+                    + "\nnot a record\n")
+    from fpreplay.parsers.formats import sniff
+
+    assert sniff(path) == "ifr"
+    trace = read_inputs([path], ReadOptions())
+    assert got_events(trace) == expected
+    assert trace.diagnostics.counters["bad_lines"] == 1 and trace.records == len(lines) + 1

@@ -6,7 +6,9 @@ the per-line prefix (any WPP prefix, see fpreplay.parsers.text.wpptext). Each li
 start and `---- end of log ----` markers is one IFR record, oldest first; a line no layout reads
 is counted in `bad_lines` and named in a warning. Lines after the end marker (`N error events
 encountered in logs`) are ignored. Several start/end sections in one file are read in order. A
-file with no markers is read from its first line that a layout reads.
+file with no start marker in its first 2000 lines is all log: the debugger's own notes (`Trace
+searchpath is:`, `There are N log entries`, `kd>` prompts …) are skipped, any other line no layout
+reads is a bad line.
 
 Prefix layouts tried when the dump does not state one (first match wins, then sticks):
   1. KMDF default `%7!u!: %!FUNC! - `                 `1503: FxPkgIo::Dispatch - WDFDEVICE …`

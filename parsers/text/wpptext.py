@@ -103,9 +103,29 @@ def time_to_ns(text: str, clock: LocalClock) -> int | None:
     return base + frac_to_ns(frac)
 
 
+# What !wdflogdump / !rcdrlogdump print around the log (etw-formats.md section 3.5).
+DEBUGGER_NOTE = re.compile(r"^(Trace searchpath is:|Trying to extract TMF information|Gather log:|"
+                           r"% read so far|There are \d+ log entries|\d+ error events encountered|"
+                           r"(\d+: )?kd> )")
 PREFIX_STATEMENT = re.compile(r"^\s*Trace format prefix is:\s?(?P<prefix>.*?)\s*$")
 UNKNOWN_MESSAGE = re.compile(r"Unknown\(\s*\d+\):\s*GUID=")
 RELATIVE_STEP_NS = 1_000          # spacing of records in a dump that has no time at all
+
+
+PREAMBLE_LINES = 2_000          # how far to look for the start-of-log marker
+
+
+def _is_start_marker(s: str) -> bool:
+    return s.startswith("-") and "start of log" in s.lower()
+
+
+def _has_start_marker(path: Path) -> bool:
+    for lineno, line in iter_lines(path):
+        if _is_start_marker(line.strip()):
+            return True
+        if lineno >= PREAMBLE_LINES:
+            break
+    return False
 
 
 def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *, source_kind: str,
@@ -113,14 +133,16 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
     """The shared loop of the IFR and tracefmt readers.
 
     markers: lines outside `--- start of log ---` / `---- end of log ----` are preamble and are
-    skipped, when the file has such markers (if it has none, every line is a log line)."""
+    skipped, when the file has a start marker in its first PREAMBLE_LINES lines (if it has none,
+    every line is a log line and lines no layout reads are bad)."""
     batches = EventBatches(str(path), options.all_records)
     bad = BadLines(path, diagnostics)
     clock = LocalClock(path, options.tz, diagnostics)
     stream = KmdfMessageStream()
     current = list(layouts)
+    if markers and not _has_start_marker(path):
+        markers = False             # a dump without markers: every line a layout reads is a record
     in_log = not markers
-    saw_marker = False
     records = 0
     first_ns: int | None = None
     untimed_warned = False
@@ -130,28 +152,21 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
         if not s:
             continue
         if markers:
-            low = s.lower()
-            if "start of log" in low and s.startswith("-"):
-                in_log, saw_marker = True, True
+            if _is_start_marker(s):
+                in_log = True
                 continue
-            if "end of log" in low and s.startswith("-"):
+            if s.startswith("-") and "end of log" in s.lower():
                 in_log = False
                 continue
-        if s == "EventTrace":
-            continue                    # the trace header's line tracefmt writes first
+        if s == "EventTrace" or DEBUGGER_NOTE.match(s):
+            continue                    # tracefmt's header line; the debugger's own notes
         m = PREFIX_STATEMENT.match(s)
         if m and m.group("prefix"):
             stated = compile_prefix(m.group("prefix").strip() + " ")
             current = [stated] + [lay for lay in current if lay.prefix != stated.prefix]
             continue
         if not in_log:
-            if markers and not saw_marker:
-                # a dump without markers: the first line a layout reads starts the log
-                if not any(lay.regex.match(line) for lay in current):
-                    continue
-                in_log = True
-            else:
-                continue
+            continue                    # the debugger's preamble, or what follows the log
         hit = None
         for i, lay in enumerate(current):
             hit = lay.regex.match(line)
@@ -206,7 +221,7 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
         diagnostics.warn(f"{path}: {unformatted} message(s) the formatting tool could not "
                          "decode (\"Unknown(…): GUID=… No Format Information found\"; it lacked "
                          "their TMF)")
-    if markers and not saw_marker and records == 0:
+    if records == 0:
         diagnostics.warn(f"{path}: no log lines found")
     stats["records"] = stats.get("records", 0) + records
     if first_ns is not None:
