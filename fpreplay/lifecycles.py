@@ -48,7 +48,8 @@ import polars as pl
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.schema import (
     EVENT_COLUMNS, IRP_COLUMNS, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_PAGING_IO, STATUS_CANCELLED,
-    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, conform_irps, empty_irps,
+    IRP_EXTENSION_COLUMNS, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
+    conform_irps, empty_irps,
 )
 
 STATUS_FLT_DISALLOW_FAST_IO = 0xC01C0004   # a fast-I/O try, not an IRP (etw-formats.md 2.4)
@@ -61,6 +62,8 @@ KIND_CODES = {"irp_dispatch": DISPATCH, "irp_complete": COMPLETE,
               "request_alloc_failed": ALLOC, "request_resources_failed": RESOURCES,
               "other": OTHER}
 ALLOC_KINDS = ("request_alloc_failed", "request_resources_failed")
+# `other` rows that mark the driver receiving the IRP (the IFR presentation line, VERBOSE).
+DELIVERY_NAMES = ("IFR/Calling driver",)
 
 # event_name prefix -> layer; names with no layer merge with either.
 _DISK_PREFIXES = ("DiskIo/", "Kernel-Disk/")
@@ -240,8 +243,10 @@ def _first_name(code: int | tuple, alias: str) -> pl.Expr:
 def _tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
                           diagnostics: Diagnostics) -> pl.DataFrame:
     """IRP-less allocation failures -> the IRP the same device completed with
-    STATUS_INSUFFICIENT_RESOURCES at that moment. Adds `_tied_name` to the lifecycles."""
-    lc = lc.with_columns(pl.lit(None, dtype=pl.String).alias("_tied_name"))
+    STATUS_INSUFFICIENT_RESOURCES at that moment. Adds `_tied_name` and `_tied_kind` (the
+    message's event kind) to the lifecycles."""
+    lc = lc.with_columns(pl.lit(None, dtype=pl.String).alias("_tied_name"),
+                         pl.lit(None, dtype=pl.String).alias("_tied_kind"))
     if loose.height == 0:
         return lc
     cand = (lc.filter((pl.col("status") == STATUS_INSUFFICIENT_RESOURCES)
@@ -249,7 +254,7 @@ def _tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
             .select("_inst", pl.col("complete_ns").alias("_t"), pl.col("device").alias("_dev"))
             .sort("_t"))
     msgs = (loose.select(pl.col("ts_ns").alias("_t"), pl.col("device").alias("_dev"),
-                         "event_name")
+                         "event_name", "kind")
             .with_row_index("_m").sort("_t"))
     tied = pl.DataFrame(schema={"_m": pl.UInt32, "_inst": pl.Int64})
     if cand.height:
@@ -271,22 +276,28 @@ def _tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
         tied = pl.concat([a, b]).with_columns(pl.col("_m").cast(pl.UInt32),
                                               pl.col("_inst").cast(pl.Int64))
     names = msgs.join(tied, on="_m").group_by("_inst").agg(
-        pl.col("event_name").first().alias("_tied_name"))
+        pl.col("event_name").first().alias("_tied_name"),
+        pl.col("kind").first().alias("_tied_kind"))
     untied = msgs.height - tied.height
     if untied:
         diagnostics.count("alloc_failure_without_irp", untied)
         diagnostics.warn(f"{untied} allocation-failure message(s) named no IRP and matched no "
                          "completion with STATUS_INSUFFICIENT_RESOURCES on the same device "
                          "within 5 ms; they are not in the IRP table")
-    return (lc.drop("_tied_name").join(names, on="_inst", how="left"))
+    return (lc.drop("_tied_name", "_tied_kind").join(names, on="_inst", how="left"))
 
 
 def _status_hex(col: str) -> pl.Expr:
     return pl.col(col).map_elements(lambda s: f"0x{s:08X}", return_dtype=pl.String)
 
 
+def _empty_lifecycles() -> pl.DataFrame:
+    return empty_irps().with_columns(pl.lit(None, dtype=t).alias(c)
+                                     for c, t in IRP_EXTENSION_COLUMNS.items())
+
+
 def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = None) -> pl.DataFrame:
-    """One row per IRP instance, conforming to fpreplay.schema.IRP_COLUMNS."""
+    """One row per IRP instance: fpreplay.schema.IRP_COLUMNS, then IRP_EXTENSION_COLUMNS."""
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     cols = ["ts_ns", "kind", "irp", "request", "queue", "device", "major", "minor", "irp_flags",
             "status", "bytes", "event_name"]
@@ -302,7 +313,7 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
            & (pl.col("irp").is_not_null() | pl.col("request").is_not_null()))))
     ev = ev.with_columns(pl.when(pl.col("irp") != 0).then(pl.col("irp")).alias("irp"))
     if ev.height == 0:
-        return empty_irps()
+        return _empty_lifecycles()
     ev = _fill_irp_from_request(ev)
     ev = ev.sort("ts_ns", maintain_order=True)
     loose = ev.filter(pl.col("irp").is_null() & pl.col("kind").is_in(ALLOC_KINDS))
@@ -313,7 +324,7 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
         if loose.height:
             _tie_irpless_failures(empty_irps().with_columns(pl.lit(0).alias("_inst")), loose,
                                   diagnostics)
-        return empty_irps()
+        return _empty_lifecycles()
 
     inst_of, closes, notes = _assign_instances(ev)
     ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
@@ -329,6 +340,11 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
         (pl.col("_code") == RESERVED).any().alias("_reserved"),
         (pl.col("_code") == REFUSED).any().alias("_refused"),
         pl.col("_code").is_in([ALLOC, RESOURCES]).any().alias("_alloc"),
+        (pl.col("_code") == ALLOC).any().alias("_request_failed"),
+        (pl.col("_code") == RESOURCES).any().alias("_resources_failed"),
+        pl.col("ts_ns").filter((pl.col("_code") == RESERVED)
+                               | pl.col("event_name").is_in(DELIVERY_NAMES)).min()
+        .alias("deliver_ns"),
         pl.col("request").is_not_null().any().alias("_has_request"),
         (pl.col("_code").first() == COMPLETE).alias("_orphan"),
         pl.col("event_name").first().alias("_opener"),
@@ -360,6 +376,17 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
               .when(pl.col("complete_ns").is_null()).then(pl.lit("incomplete"))
               .otherwise(pl.lit("ok")))
     lc = lc.with_columns(actual.alias("actual"), _status_hex("status").alias("_status_hex"))
+    # Which failure sent the IRP down the framework's reserved path (or failed it). The request
+    # object is created first, so a failed creation wins over a failed resources callback
+    # (forward-progress.md 4.1: the callback is only called after a successful creation).
+    alloc_failure = (
+        pl.when(pl.col("_request_failed") | (pl.col("_tied_kind") == "request_alloc_failed"))
+        .then(pl.lit("request"))
+        .when(pl.col("_resources_failed") | (pl.col("_tied_kind") == "request_resources_failed"))
+        .then(pl.lit("resources"))
+        .when(alloc_by_status).then(pl.lit("request"))
+        .otherwise(pl.lit(None, pl.String)))
+    lc = lc.with_columns(alloc_failure.alias("alloc_failure"))
     done = pl.col("_complete_name").fill_null("?")
     came = pl.when(pl.col("_orphan")).then(pl.lit("no dispatch seen")) \
         .otherwise(pl.col("_dispatch_name").fill_null("?"))
@@ -402,4 +429,6 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
                          "manager then retries with an IRP) are not IRPs and are not in the table")
         lc = lc.filter(~fast_io.fill_null(False))
     lc = lc.sort(["arrive_ns", "_inst"])
-    return conform_irps(lc.select([c for c in IRP_COLUMNS if c in lc.columns]))
+    # The contract's columns, then the extensions (fpreplay.schema.IRP_EXTENSION_COLUMNS).
+    return conform_irps(lc.select([c for c in (*IRP_COLUMNS, *IRP_EXTENSION_COLUMNS)
+                                   if c in lc.columns]), keep_extra=True)

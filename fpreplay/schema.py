@@ -96,6 +96,23 @@ IRP_COLUMNS: dict[str, pl.DataType] = {
     "evidence": pl.String,
 }
 
+# Extension columns of the lifecycle table: the lifecycle builder adds them after the contract's
+# columns and the engine reads them where present; they are not required columns of
+# fpreplay.irps/1 (a table without them is still a valid input: null everywhere).
+IRP_EXTENSION_COLUMNS: dict[str, pl.DataType] = {
+    # When the driver received the IRP, where the trace shows it: a `reserved_request_used` event
+    # (the driver's EvtIo callback saw WdfRequestIsReserved) or the IFR presentation line
+    # "Calling driver EvtIo… for WDFREQUEST …"; null otherwise. For an IRP that waited parked,
+    # complete_ns - deliver_ns is how long the driver really held it (service_ns includes the wait).
+    "deliver_ns": pl.Int64,
+    # Why the framework had no ordinary request for the IRP, where the trace says so:
+    # "request" (the request object could not be created: request_alloc_failed, or a completion
+    # with STATUS_INSUFFICIENT_RESOURCES and no request), "resources" (the driver's
+    # EvtIoAllocateRequestResources failed: request_resources_failed), or null.
+    "alloc_failure": pl.String,
+}
+ALLOC_FAILURE_KINDS = ("request", "resources")
+
 # `actual` values in the order the contract decides them (first match wins).
 ACTUAL_OUTCOMES = (
     "reserved",
@@ -133,8 +150,13 @@ def conform_events(df: pl.DataFrame, keep_extra: bool = False) -> pl.DataFrame:
 
 
 def conform_irps(df: pl.DataFrame, keep_extra: bool = False) -> pl.DataFrame:
-    """Cast a lifecycle frame to `fpreplay.irps/1`."""
-    return _conform(df, IRP_COLUMNS, ("arrive_ns",), "IRP table", keep_extra)
+    """Cast a lifecycle frame to `fpreplay.irps/1`. With keep_extra, other columns follow, the
+    extension columns (IRP_EXTENSION_COLUMNS) among them cast to their dtypes."""
+    out = _conform(df, IRP_COLUMNS, ("arrive_ns",), "IRP table", keep_extra)
+    if keep_extra:
+        out = out.with_columns(pl.col(c).cast(t, strict=False)
+                               for c, t in IRP_EXTENSION_COLUMNS.items() if c in out.columns)
+    return out
 
 
 def empty_events() -> pl.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.lifecycles import build_lifecycles
-from fpreplay.schema import IRP_COLUMNS, conform_events
+from fpreplay.schema import IRP_COLUMNS, IRP_EXTENSION_COLUMNS, conform_events
 
 MS = 1_000_000
 T0 = 1_700_000_000 * 10**9
@@ -53,7 +53,7 @@ def _disk(lc):
 def test_perfview_traces_disk_lifecycles(real, name, with_both_ends):
     lc, diag = _real_lifecycles(real(name))
     assert _disk(lc) == (with_both_ends, 0)
-    assert lc.columns == list(IRP_COLUMNS)
+    assert lc.columns == [*IRP_COLUMNS, *IRP_EXTENSION_COLUMNS]
     # Kernel-File Create IRPs never complete in these captures (no OperationEnd): said so.
     assert any("operation-end" in w for w in diag.warnings)
 
@@ -205,7 +205,7 @@ def test_paging_follows_the_frameworks_test():
 
 def test_no_irp_events_gives_an_empty_conforming_table():
     lc, _ = build({"ts_ns": 0, "kind": "memory_pressure", "bytes": 1})
-    assert lc.height == 0 and lc.columns == list(IRP_COLUMNS)
+    assert lc.height == 0 and lc.columns == [*IRP_COLUMNS, *IRP_EXTENSION_COLUMNS]
 
 
 def test_a_million_events_in_a_few_seconds():
