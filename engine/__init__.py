@@ -52,6 +52,18 @@ Decisions where the contract is silent:
   `verifier-random` inject on top of that, only on forward-progress queues, never for creates
   (verifier-random draws once per real successful allocation, in arrival order, one generator for
   the device); `random:P` and `window` replace the observed failures; `window` needs incidents.
+* How long the driver holds a delivered IRP: complete_ns - deliver_ns where the trace shows the
+  delivery (lifecycle extension column `deliver_ns`: a reserved_request_used event or the IFR
+  presentation line), else its observed service_ns; for an IRP that waited parked in the trace
+  service_ns would count the wait as driver time. IRPs the trace never saw served get the median
+  of those hold times (same major, else all), as the contract says for service_ns.
+* `alloc_failure` (lifecycle extension column) = "resources": the trace saw the driver's
+  EvtIoAllocateRequestResources fail, not the allocation. Under observed, fail-all and
+  verifier-random memory that failure is replayed only where the framework would call the
+  callback: a forward-progress queue whose config sets `request_resources = true`, not for
+  creates; there it takes the policy path exactly like a failed allocation (forward-progress.md
+  4.1 step 5). Elsewhere the IRP keeps its ordinary request and a warning says so (the default
+  driver model registers no callback, contract section 5). `random` and `window` replace it.
 * A delivered IRP completes with its observed status if the trace saw it served, else
   STATUS_SUCCESS; an IRP the trace never saw complete (`incomplete`) holds its request forever.
 * Simultaneous events: completions, then queue operations, then arrivals; ties in input order.
@@ -60,7 +72,8 @@ Decisions where the contract is silent:
   `parked_at_end`. The Examine SQL treats null as "fail".
 * The replay's driver (in simulated runs) retrieves everything from a manual queue when notified,
   completes cancelable requests with STATUS_CANCELLED when cancelled, and treats the trace's
-  allocation failures as failed allocations (EvtIoAllocateRequestResources always succeeds).
+  allocation failures as failed allocations (EvtIoAllocateRequestResources succeeds unless the
+  trace saw it fail, see above).
 """
 
 from .config import (DriverModel, MemoryModel, Policy, QueueModel, examine_verdicts,

@@ -31,8 +31,8 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import ConfigError
-from fpreplay.schema import (IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_PAGING_IO,
-                             QUEUE_KINDS, conform_irps)
+from fpreplay.schema import (IRP_EXTENSION_COLUMNS, IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL,
+                             IRP_PAGING_IO, QUEUE_KINDS, conform_irps)
 
 from .config import DriverModel, MemoryModel, examine_verdicts
 from .model import Device, ForwardProgressPolicy, Irp
@@ -115,17 +115,26 @@ def lcg_fail_mask(count: int, seed: int) -> np.ndarray:
 def _hold_and_status(df: pl.DataFrame, service_time_ns: int | None) -> pl.DataFrame:
     """How long the driver holds each IRP once delivered, and the status it completes it with.
 
-    Served in the trace (service_ns known): observed service and status. Completed in the trace
-    without a service time and not failed by the framework: complete_ns - arrive_ns, observed
-    status. Never completed in the trace (actual incomplete): never completes. IRPs the trace
-    never saw served (alloc_failed, refused): median service_ns of served IRPs with the same
-    major, else of all served IRPs, else 1 ms, or --service-time; they complete STATUS_SUCCESS.
+    Delivery seen in the trace (deliver_ns known) and completed: complete_ns - deliver_ns, the
+    driver's own hold; for an IRP that waited parked, service_ns would count the wait again.
+    Otherwise served in the trace (service_ns known): observed service and status. Completed in
+    the trace without a service time and not failed by the framework: complete_ns - arrive_ns,
+    observed status. Never completed in the trace (actual incomplete): never completes. IRPs the
+    trace never saw served (alloc_failed, refused): median observed hold (as above) of served
+    IRPs with the same major, else of all served IRPs, else 1 ms, or --service-time; they
+    complete STATUS_SUCCESS.
     """
+    failed_in_trace = pl.col("actual").is_in(["alloc_failed", "refused"]).fill_null(False)
+    observed = (pl.when(pl.col("deliver_ns").is_not_null() & pl.col("complete_ns").is_not_null()
+                        & ~failed_in_trace)
+                .then(pl.col("complete_ns") - pl.col("deliver_ns"))
+                .otherwise(pl.col("service_ns")))
+    df = df.with_columns(observed.alias("_observed_hold"))
     served = df.filter(pl.col("service_ns").is_not_null())
-    overall = served["service_ns"].median() if served.height else None
+    overall = served["_observed_hold"].median() if served.height else None
     overall = DEFAULT_SERVICE_NS if overall is None else int(overall)
     by_major = served.filter(pl.col("major").is_not_null()).group_by("major").agg(
-        pl.col("service_ns").median().round(0).cast(pl.Int64).alias("_med"))
+        pl.col("_observed_hold").median().round(0).cast(pl.Int64).alias("_med"))
     if service_time_ns is not None:
         estimate = pl.lit(service_time_ns, dtype=pl.Int64)
     elif by_major.height:
@@ -133,8 +142,7 @@ def _hold_and_status(df: pl.DataFrame, service_time_ns: int | None) -> pl.DataFr
                                                   default=overall, return_dtype=pl.Int64)
     else:
         estimate = pl.lit(overall, dtype=pl.Int64)
-    failed_in_trace = pl.col("actual").is_in(["alloc_failed", "refused"]).fill_null(False)
-    hold = (pl.when(pl.col("service_ns").is_not_null()).then(pl.col("service_ns"))
+    hold = (pl.when(pl.col("_observed_hold").is_not_null()).then(pl.col("_observed_hold"))
             .when(pl.col("complete_ns").is_not_null() & ~failed_in_trace)
             .then(pl.col("complete_ns") - pl.col("arrive_ns"))
             .when(failed_in_trace).then(estimate)
@@ -142,7 +150,7 @@ def _hold_and_status(df: pl.DataFrame, service_time_ns: int | None) -> pl.DataFr
     dstatus = (pl.when(failed_in_trace).then(pl.lit(STATUS_SUCCESS, pl.UInt32))
                .otherwise(pl.col("status").fill_null(STATUS_SUCCESS)))
     return df.with_columns(hold.clip(lower_bound=0).cast(pl.Int64).alias("_hold"),
-                           dstatus.cast(pl.UInt32).alias("_dstatus"))
+                           dstatus.cast(pl.UInt32).alias("_dstatus")).drop("_observed_hold")
 
 
 def _route(df: pl.DataFrame, driver: DriverModel) -> pl.Series:
@@ -159,7 +167,9 @@ def _route(df: pl.DataFrame, driver: DriverModel) -> pl.Series:
 
 def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_queues: dict,
              incidents, service_time_ns, seed, diag: Diagnostics) -> pl.DataFrame:
-    df = conform_irps(irps).with_row_index("row")
+    df = conform_irps(irps).with_row_index("row").with_columns(
+        (irps[c].cast(t, strict=False) if c in irps.columns else pl.lit(None, t)).alias(c)
+        for c, t in IRP_EXTENSION_COLUMNS.items())   # the extensions where the table has them
     if df["arrive_ns"].null_count():
         diag.warn(f"{df['arrive_ns'].null_count()} IRP(s) without arrive_ns were simulated at the "
                   "first arrival time")
@@ -177,6 +187,9 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
     not_create = pl.col("major").fill_null(0xFF) != IRP_MJ_CREATE
     injectable = is_fp & not_create
     actual_failed = pl.col("actual").is_in(_OBSERVED_FAILED).fill_null(False)
+    # A failed EvtIoAllocateRequestResources is not a failed allocation: the request object was
+    # created (so the verifier's injection still draws for it), then the driver's callback failed.
+    observed_resources = actual_failed & (pl.col("alloc_failure") == "resources").fill_null(False)
     kind = memory.kind
     if kind == "window":
         if incidents is None:
@@ -191,7 +204,7 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
         rng = np.random.default_rng(memory.seed if memory.seed is not None else seed)
         df = df.with_columns(pl.Series("_fail", rng.random(df.height) < memory.probability))
     else:
-        df = df.with_columns(actual_failed.alias("_fail"))
+        df = df.with_columns((actual_failed & ~observed_resources).alias("_fail"))
         if kind == "fail-all":
             df = df.with_columns((pl.col("_fail") | injectable).alias("_fail"))
         elif kind == "verifier-random":
@@ -204,6 +217,7 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
             mask = np.zeros(df.height, dtype=bool)
             mask[idx] = fails
             df = df.with_columns((pl.col("_fail") | pl.Series(mask)).alias("_fail"))
+    df = _resources_failures(df, driver, fp_queues, memory, observed_resources & not_create, diag)
     # The policy's action for every IRP, per queue (evaluated even where unused: it is cheap).
     paging = pl.when(pl.col("irp_flags").is_null()).then(pl.col("paging")) \
         .otherwise(framework_paging)
@@ -222,6 +236,31 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
                            not_create.alias("_not_create"))
 
 
+def _resources_failures(df: pl.DataFrame, driver: DriverModel, fp_queues: dict,
+                        memory: MemoryModel, observed: pl.Expr, diag: Diagnostics) -> pl.DataFrame:
+    """`_res`: the driver's EvtIoAllocateRequestResources fails for the IRP (forward-progress.md
+    4.1 step 5); `_fail` then also holds (no ordinary request: the policy decides, as for a
+    failed allocation). The framework calls that callback only on a forward-progress queue that
+    registers it, after a successful allocation, never for a create: elsewhere the trace's
+    callback failure cannot happen and the IRP keeps its ordinary request. `random` and `window`
+    replace the trace's failures, these included."""
+    if memory.kind in ("random", "window"):
+        return df.with_columns(pl.lit(False).alias("_res"))
+    with_cb = [qm.name for qm in driver.queues
+               if fp_queues[qm.name] is not None and qm.request_resources]
+    res = observed & ~pl.col("_fail") & pl.col("_queue").is_in(with_cb)
+    df = df.with_columns(res.alias("_res"))
+    lost = df.select((observed & ~pl.col("_fail") & ~pl.col("_res")).sum()).item()
+    if lost:
+        diag.count("resources_failures_not_replayed", lost)
+        diag.warn(f"{lost} IRP(s) whose EvtIoAllocateRequestResources failed in the trace are on "
+                  "queues where the driver model registers no such callback (or has no "
+                  "forward-progress policy): the framework never calls it there, so they keep "
+                  "their ordinary request; set request_resources = true on the queue in --config "
+                  "to replay those failures")
+    return df.with_columns((pl.col("_fail") | pl.col("_res")).alias("_fail"))
+
+
 # --- the event loop over the queue model -------------------------------------------------------
 class _NullLog:
     """The replay reads outcomes off the IRPs; the effect log would only cost memory."""
@@ -230,6 +269,11 @@ class _NullLog:
 
     def append(self, item) -> None:
         pass
+
+
+def _request_resources(queue, request) -> int:
+    """The driver's EvtIoAllocateRequestResources: fails where the trace saw it fail."""
+    return STATUS_INSUFFICIENT_RESOURCES if request.irp.payload[8] else STATUS_SUCCESS
 
 
 class _Replay:
@@ -265,7 +309,9 @@ class _Replay:
                 code = _POLICY_CODE[pol.kind]
                 status = q.assign_forward_progress(ForwardProgressPolicy(
                     total=min(pol.reserved, pool_caps.get(qm.name, pol.reserved)), policy=code,
-                    reserved_resources=res_cb, strategy=Precomputed(code, pol.kind)))
+                    reserved_resources=res_cb,
+                    request_resources=_request_resources if qm.request_resources else None,
+                    strategy=Precomputed(code, pol.kind)))
                 assert status == STATUS_SUCCESS   # failing pre-allocations were found earlier
         dev.on_present = self._on_present
         dev.on_irp_complete = self._on_complete
@@ -439,7 +485,7 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
 
     slow = df.filter(pl.col("_slow")).select(
         "row", "arrive_ns", "major", "minor", "irp_flags", "bytes", "_queue", "_fail",
-        "_verdict", "_hold", "_dstatus")
+        "_verdict", "_hold", "_dstatus", "_res")
     arrivals, irp_objs = [], []
     gc_was_enabled = gc.isenabled()
     gc.disable()     # many small long-lived objects: the cyclic collector only costs time here
@@ -452,12 +498,13 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
 
 
 def _run_slow(slow, arrivals, irp_objs, replay, ops) -> None:
-    for row, arrive, major, minor, flags, nbytes, qname, fail, verdict, hold, dstatus in \
+    for row, arrive, major, minor, flags, nbytes, qname, fail, verdict, hold, dstatus, res in \
             slow.iter_rows():
-        # payload: deliver_ns, reserved, reserved index, complete_ns, hold, status, queue
+        # payload: deliver_ns, reserved, reserved index, complete_ns, hold, status, queue,
+        # arrive_ns, does EvtIoAllocateRequestResources fail (the allocation itself succeeded)
         irp = Irp(row, major if major is not None else 0xFF, minor=minor or 0, flags=flags or 0,
-                  length=nbytes, alloc_ok=not fail, verdict=int(verdict), row=row,
-                  payload=[None, False, None, None, hold, dstatus, qname, arrive])
+                  length=nbytes, alloc_ok=not fail or res, verdict=int(verdict), row=row,
+                  payload=[None, False, None, None, hold, dstatus, qname, arrive, res])
         arrivals.append((arrive, irp))
         irp_objs.append(irp)
     replay.run(arrivals, ops)
@@ -480,7 +527,7 @@ class IrpOutcome(NamedTuple):
 
 def _record(irp: Irp) -> IrpOutcome:
     """Read the model's verdict off an IRP the event loop ran."""
-    deliver, reserved, index, complete, _, _, queue, arrive = irp.payload
+    deliver, reserved, index, complete, _, _, queue, arrive, _ = irp.payload
     if deliver is not None:
         outcome = "parked_reserved" if irp.parked else ("reserved" if reserved else "normal")
     elif irp.done:
@@ -514,7 +561,7 @@ def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
         .when(refused).then(pl.lit(STATUS_UNSUCCESSFUL, pl.UInt32))
         .otherwise(pl.lit(STATUS_INSUFFICIENT_RESOURCES, pl.UInt32)).cast(pl.UInt32)
         .alias("status"),
-        pl.col("_fail").alias("alloc_failed"),
+        (pl.col("_fail") & ~pl.col("_res")).alias("alloc_failed"),
         pl.lit(False).alias("parked"),
         pl.when(~pl.col("_fail")).then(pl.col("arrive_ns")).cast(pl.Int64).alias("deliver_ns"),
         pl.when(~pl.col("_fail")).then(pl.col("arrive_ns") + pl.col("_hold"))

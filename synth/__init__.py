@@ -37,8 +37,9 @@ class SynthResult:
     tmf_dir: Path | None = None
 
 
-def _first_times(sim) -> tuple[dict, dict]:
-    """Per IRP, the time of the first dispatch and first completion record the trace holds."""
+def _first_times(sim) -> tuple[dict, dict, dict]:
+    """Per IRP, the time of the first dispatch, completion and delivery (ReservedRequestUsed)
+    record the trace holds."""
     from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
 
     sc = sim.sc
@@ -54,7 +55,7 @@ def _first_times(sim) -> tuple[dict, dict]:
             return "driver" in sc.kernel
         return False
 
-    arrive, complete = {}, {}
+    arrive, complete, deliver = {}, {}, {}
     for e in sim.emissions:
         if e.irp is None or not present(e):
             continue
@@ -65,13 +66,16 @@ def _first_times(sim) -> tuple[dict, dict]:
         elif e.what in COMPLETE_WHATS and not e.irp.completion_lost:
             if i not in complete or e.ts_ns < complete[i]:
                 complete[i] = e.ts_ns
-    return arrive, complete
+        elif e.what == "tl:ReservedRequestUsed":
+            if i not in deliver or e.ts_ns < deliver[i]:
+                deliver[i] = e.ts_ns
+    return arrive, complete, deliver
 
 
 def lifecycle_rows(sim) -> list[dict]:
     """The IRP lifecycle table (contract section 4) the trace encodes, one dict per IRP."""
     start = sim.sc.start_unix_ns
-    arrive, complete = _first_times(sim)
+    arrive, complete, deliver = _first_times(sim)
     rows = []
     for irp in sim.irps:
         a = start + arrive[irp.index]
@@ -81,6 +85,7 @@ def lifecycle_rows(sim) -> list[dict]:
             "irp": irp.addr, "device": irp.device.name, "major": irp.major, "minor": irp.minor,
             "irp_flags": irp.flags, "bytes": irp.size, "paging": irp.paging,
             "arrive_ns": a, "complete_ns": c,
+            "deliver_ns": start + deliver[irp.index] if irp.index in deliver else None,
             "status": None if c is None else irp.status,
             "service_ns": (c - a) if (c is not None and actual in ("ok", "reserved")) else None,
             "actual": actual, "fate": irp.fate,
@@ -114,7 +119,7 @@ def _fs_row(irp, start: int, disk_arrive: int) -> dict:
         actual = "ok"
     return {"irp": irp.fs_addr, "device": None, "major": irp.major, "minor": 0,
             "irp_flags": irp.flags, "bytes": irp.size, "paging": bool(irp.flags & 0x2),
-            "arrive_ns": a, "complete_ns": c, "status": st,
+            "arrive_ns": a, "complete_ns": c, "deliver_ns": None, "status": st,
             "service_ns": (c - a) if (c is not None and actual == "ok") else None,
             "actual": actual, "fate": "fs_layer"}
 

@@ -4,9 +4,10 @@ what-if under the contract's defaults (contract sections 5-7), computed from the
 Defaults only: memory `observed` (the allocations that fail are those of IRPs whose actual is
 alloc_failed, refused or reserved, at their arrival), one default queue with parallel dispatch
 receiving every IRP, no resource callbacks, IRP_MJ_CREATE never uses the pool, queue operations
-replayed at their times. IRPs the trace saw served (ok, reserved) hold the driver for their
-observed service time; others for the median service time of served IRPs of the same major
-function, else of all served IRPs, else 1 ms. KMDF rules from forward-progress.md 4.2-4.4, 5.3,
+replayed at their times. IRPs the trace saw served (ok, reserved) hold the driver for what the
+trace shows of it: from their delivery (deliver_ns, a ReservedRequestUsed) to their completion
+where the delivery is seen, else their observed service time; others for the median of those
+holds over served IRPs of the same major function, else of all served IRPs, else 1 ms. KMDF rules from forward-progress.md 4.2-4.4, 5.3,
 6.5-6.7: free list FIFO, parked FIFO, a recycled request serves the oldest parked IRP, a purge
 cancels the parked IRPs, a queue that does not accept fails what is offered with
 STATUS_INVALID_DEVICE_STATE.
@@ -63,7 +64,8 @@ def _use_reserved(policy: str, rows: list[dict]) -> list[bool]:
 
 
 def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int, str]]) -> dict:
-    """irps: lifecycle rows (irp, major, paging, irp_flags, arrive_ns, service_ns, actual, ...),
+    """irps: lifecycle rows (irp, major, paging, irp_flags, arrive_ns, complete_ns, deliver_ns,
+    service_ns, actual, ...),
     queue_ops: (ts_ns, kind) on the default queue. Returns the compare/1 policy row."""
     m = re.fullmatch(r"(none)|(always|paging|examine):(\d+)(:.+)?", policy)
     if not m:
@@ -71,14 +73,21 @@ def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int
     reserve = 0 if m.group(1) else int(m.group(3))
     rows = sorted(irps, key=lambda r: r["arrive_ns"])
     served = [r for r in rows if r["actual"] in ("ok", "reserved") and r["service_ns"] is not None]
+
+    def observed_hold(r: dict) -> int:
+        # A parked IRP's service_ns counts its wait; the driver held it from its delivery.
+        if r.get("deliver_ns") is not None and r["complete_ns"] is not None:
+            return r["complete_ns"] - r["deliver_ns"]
+        return r["service_ns"]
+
     by_major: dict[int, list[int]] = {}
     for r in served:
-        by_major.setdefault(r["major"], []).append(r["service_ns"])
-    all_served = [r["service_ns"] for r in served]
+        by_major.setdefault(r["major"], []).append(observed_hold(r))
+    all_served = [observed_hold(r) for r in served]
 
     def hold(r: dict) -> int:
         if r["actual"] in ("ok", "reserved") and r["service_ns"] is not None:
-            return r["service_ns"]
+            return observed_hold(r)
         if by_major.get(r["major"]):
             return _median(by_major[r["major"]])
         return _median(all_served) if all_served else 1_000_000

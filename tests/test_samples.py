@@ -156,6 +156,6 @@ def test_sweep_recovers_the_truth(capsys):
     doc = _json(capsys, ["sweep", *_inputs("b-pool-ran-dry"), "--kind", truth["kind"],
                          "--max", str(truth["max"]), "--json", "--quiet"])
     assert doc["schema"] == "fpreplay.sweep/1"
-    assert doc["min_reserved_no_park"] == truth["min_reserved_no_park"] == 16
+    assert doc["min_reserved_no_park"] == truth["min_reserved_no_park"] == 6
     assert [{k: r.get(k) for k in want} for r, want in zip(doc["rows"], truth["rows"])] \
         == truth["rows"]

@@ -1,0 +1,186 @@
+"""The lifecycle extensions and what the engine does with them: a parked IRP's driver hold time
+(deliver_ns) and EvtIoAllocateRequestResources failures told apart from allocation failures
+(alloc_failure)."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from conftest import SAMPLES
+from fpreplay.diagnostics import Diagnostics
+from fpreplay.engine import load_driver_model, parse_memory, parse_policy, simulate
+from fpreplay.lifecycles import build_lifecycles
+from fpreplay.replay.cli import main as cli_main
+from fpreplay.schema import (IRP_EXTENSION_COLUMNS, STATUS_INSUFFICIENT_RESOURCES,
+                             STATUS_SUCCESS, STATUS_UNSUCCESSFUL, conform_events)
+
+MS = 1_000_000
+
+
+def events(rows: list[dict]) -> pl.DataFrame:
+    return conform_events(pl.DataFrame(rows, infer_schema_length=None))
+
+
+# --- deliver_ns -------------------------------------------------------------------------------
+def test_deliver_ns_is_the_reserved_request_use_or_the_ifr_presentation():
+    lc = build_lifecycles(events([
+        {"ts_ns": 0, "kind": "irp_dispatch", "irp": 0xA0, "event_name": "Drv/IrpDispatch"},
+        {"ts_ns": 7 * MS, "kind": "reserved_request_used", "irp": 0xA0,
+         "event_name": "Drv/ReservedRequestUsed"},
+        {"ts_ns": 8 * MS, "kind": "irp_complete", "irp": 0xA0, "status": 0,
+         "event_name": "Drv/IrpComplete"},
+        # IFR (VERBOSE): queued, then presented to the driver 2 ms later (a stopped queue)
+        {"ts_ns": 1 * MS, "kind": "irp_dispatch", "irp": 0xB0, "event_name": "IFR/Dispatch"},
+        {"ts_ns": 1 * MS + 1000, "kind": "other", "irp": 0xB0, "request": 0x51,
+         "event_name": "IFR/Queuing WDFREQUEST"},
+        {"ts_ns": 3 * MS, "kind": "other", "request": 0x51, "event_name": "IFR/Calling driver"},
+        {"ts_ns": 4 * MS, "kind": "irp_complete", "irp": 0xB0, "request": 0x51, "status": 0,
+         "event_name": "IFR/Completing WDFREQUEST"},
+        # nothing shows the delivery
+        {"ts_ns": 2 * MS, "kind": "irp_dispatch", "irp": 0xC0, "event_name": "Drv/IrpDispatch"},
+        {"ts_ns": 5 * MS, "kind": "irp_complete", "irp": 0xC0, "status": 0,
+         "event_name": "Drv/IrpComplete"},
+    ]))
+    assert list(lc.columns[-len(IRP_EXTENSION_COLUMNS):]) == list(IRP_EXTENSION_COLUMNS)
+    got = {r["irp"]: (r["deliver_ns"], r["service_ns"], r["actual"]) for r in lc.iter_rows(named=True)}
+    assert got == {0xA0: (7 * MS, 8 * MS, "reserved"), 0xB0: (3 * MS, 3 * MS, "ok"),
+                   0xC0: (None, 3 * MS, "ok")}
+
+
+def _one(**kw) -> dict:
+    row = {"irp": 1, "major": 3, "arrive_ns": 0, "complete_ns": 6 * MS, "service_ns": 6 * MS,
+           "status": 0, "actual": "reserved"}
+    row.update(kw)
+    return row
+
+
+def test_engine_holds_a_delivered_irp_for_its_driver_time_not_its_wait():
+    # The IRP waited parked 5 ms, then the driver held it 1 ms: replayed with a free reserved
+    # request it is delivered at once and completes after 1 ms, not 6 ms.
+    driver = load_driver_model(None, parse_policy("always:1"))
+    with_delivery = simulate(pl.DataFrame([_one(deliver_ns=5 * MS)]), driver,
+                             parse_memory("observed"))
+    assert with_delivery.outcomes.select("outcome", "deliver_ns", "complete_ns").row(0) == \
+        ("reserved", 0, 1 * MS)
+    without = simulate(pl.DataFrame([_one()]), driver, parse_memory("observed"))
+    assert without.outcomes["complete_ns"].to_list() == [6 * MS]
+
+
+def test_never_served_irps_are_estimated_from_driver_hold_times():
+    # An allocation failure the trace never saw served holds the median driver time of served
+    # IRPs of its major: 1 ms (the parked IRP's 6 ms service counts its wait).
+    rows = [_one(deliver_ns=5 * MS),
+            {"irp": 2, "major": 3, "arrive_ns": 10 * MS, "complete_ns": None, "service_ns": None,
+             "status": STATUS_INSUFFICIENT_RESOURCES, "actual": "alloc_failed",
+             "alloc_failure": "request", "deliver_ns": None}]
+    res = simulate(pl.DataFrame(rows), load_driver_model(None, parse_policy("always:1")),
+                   parse_memory("observed"))
+    assert res.outcomes.filter(pl.col("row") == 1).select("outcome", "complete_ns").row(0) == \
+        ("reserved", 11 * MS)
+
+
+def test_driver_own_policy_replays_the_parking_the_trace_shows(capsys):
+    # traces/samples/b-pool-ran-dry: the driver had always:2; 177 IRPs really waited parked,
+    # median 2.9 ms. Replaying always:2 must tell the same story (it said 213 and 115 ms when
+    # a parked IRP's wait was counted as its service time).
+    truth = json.loads((SAMPLES / "b-pool-ran-dry" / "truth.json").read_text(encoding="utf-8"))
+    assert cli_main(["compare", str(SAMPLES / "b-pool-ran-dry" / "trace.etl"), "--policy",
+                     "always:2", "--json", "--quiet"]) == 0
+    row = json.loads(capsys.readouterr().out)["policies"][0]
+    assert abs(row["parked"] - truth["parked"]) <= truth["parked"] * 0.05
+    real_p50 = truth["park_wait_ns"]["p50"]
+    assert abs(row["park_wait_ns"]["p50"] - real_p50) <= real_p50 * 0.1
+    assert row["reserve_high_water"] == 2
+
+
+# --- alloc_failure: request vs resources ------------------------------------------------------
+def test_lifecycles_tell_resources_failures_from_allocation_failures():
+    lc = build_lifecycles(events([
+        {"ts_ns": 0, "kind": "irp_dispatch", "irp": 0xA0, "event_name": "Drv/IrpDispatch"},
+        {"ts_ns": 10, "kind": "request_resources_failed", "irp": 0xA0,
+         "event_name": "Drv/RequestResourcesFailed"},
+        {"ts_ns": 20, "kind": "reserved_request_used", "irp": 0xA0,
+         "event_name": "Drv/ReservedRequestUsed"},
+        {"ts_ns": 900, "kind": "irp_complete", "irp": 0xA0, "status": 0,
+         "event_name": "Drv/IrpComplete"},
+        {"ts_ns": 100, "kind": "irp_dispatch", "irp": 0xB0, "event_name": "Drv/IrpDispatch"},
+        {"ts_ns": 110, "kind": "request_alloc_failed", "irp": 0xB0,
+         "event_name": "Drv/RequestAllocFailed"},
+        {"ts_ns": 120, "kind": "irp_complete", "irp": 0xB0, "status": STATUS_INSUFFICIENT_RESOURCES,
+         "event_name": "Drv/IrpComplete"},
+        # no failure event at all: the status says the framework made no request
+        {"ts_ns": 200, "kind": "irp_dispatch", "irp": 0xC0, "event_name": "DiskIo/ReadInit"},
+        {"ts_ns": 210, "kind": "irp_complete", "irp": 0xC0, "status": STATUS_INSUFFICIENT_RESOURCES,
+         "event_name": "DiskIo/Read"},
+        {"ts_ns": 300, "kind": "irp_dispatch", "irp": 0xD0, "event_name": "DiskIo/ReadInit"},
+        {"ts_ns": 310, "kind": "irp_complete", "irp": 0xD0, "status": 0,
+         "event_name": "DiskIo/Read"},
+    ]))
+    got = {r["irp"]: (r["actual"], r["alloc_failure"]) for r in lc.iter_rows(named=True)}
+    assert got == {0xA0: ("reserved", "resources"), 0xB0: ("alloc_failed", "request"),
+                   0xC0: ("alloc_failed", "request"), 0xD0: ("ok", None)}
+
+
+def _failing(kind: str, flags: int = 0x43) -> pl.DataFrame:
+    return pl.DataFrame([
+        {"irp": 1, "major": 3, "irp_flags": flags, "arrive_ns": 0, "complete_ns": 10,
+         "service_ns": None, "status": STATUS_UNSUCCESSFUL, "actual": "refused",
+         "alloc_failure": kind},
+        {"irp": 2, "major": 3, "irp_flags": 0, "arrive_ns": 0, "complete_ns": MS,
+         "service_ns": MS, "status": 0, "actual": "ok", "alloc_failure": None},
+    ])
+
+
+def _config(tmp_path, request_resources: bool, policy: str = "none"):
+    p = tmp_path / "driver.toml"
+    p.write_text(f'[[queues]]\nname = "default"\npolicy = "{policy}"\n'
+                 f"request_resources = {'true' if request_resources else 'false'}\n",
+                 encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("policy, callback, kind, outcome, status", [
+    # The callback is registered and the policy uses the reserve: the same path as a failed
+    # allocation (forward-progress.md 4.1 step 5e).
+    ("always:1", True, "resources", "reserved", STATUS_SUCCESS),
+    ("paging:1", True, "resources", "reserved", STATUS_SUCCESS),
+    # ...including the policy's refusal of a non-paging IRP (4.6)
+    ("examine:1:major = 4", True, "resources", "refused", STATUS_UNSUCCESSFUL),
+    # No callback registered: the framework never calls it, the IRP keeps its ordinary request.
+    ("always:1", False, "resources", "normal", STATUS_SUCCESS),
+    # No forward-progress policy: the callback is never called either.
+    ("none", True, "resources", "normal", STATUS_SUCCESS),
+    # A failed allocation is not rescued by the callback's registration.
+    ("none", True, "request", "alloc_failed", STATUS_INSUFFICIENT_RESOURCES),
+    ("always:1", False, "request", "reserved", STATUS_SUCCESS),
+])
+def test_simulate_honours_resources_failures(tmp_path, fast, policy, callback, kind, outcome,
+                                             status):
+    driver = load_driver_model(_config(tmp_path, callback), parse_policy(policy))
+    res = simulate(_failing(kind), driver, parse_memory("observed"), fast=fast)
+    first = res.outcomes.row(0, named=True)
+    assert (first["outcome"], first["status"]) == (outcome, status)
+    assert first["alloc_failed"] == (kind == "request")
+    assert res.outcomes.row(1, named=True)["outcome"] == "normal"
+    not_replayed = kind == "resources" and outcome == "normal"
+    assert res.counters.get("resources_failures_not_replayed", 0) == int(not_replayed)
+    assert any("EvtIoAllocateRequestResources" in w for w in res.warnings) == not_replayed
+
+
+def test_verifier_injection_draws_for_a_resources_failure(tmp_path):
+    # fail-all injects after every successful allocation on a forward-progress queue, before the
+    # callback: a resources failure is then an allocation failure (alloc_failed True).
+    driver = load_driver_model(_config(tmp_path, True), parse_policy("always:2"))
+    res = simulate(_failing("resources"), driver, parse_memory("fail-all"))
+    assert res.outcomes["alloc_failed"].to_list() == [True, True]
+    assert res.outcomes["outcome"].to_list() == ["reserved", "reserved"]
+
+
+def test_empty_input_keeps_the_extension_columns():
+    lc = build_lifecycles(events([{"ts_ns": 1, "kind": "other", "event_name": "x"}]),
+                          Diagnostics())
+    assert lc.height == 0 and set(IRP_EXTENSION_COLUMNS) <= set(lc.columns)
