@@ -579,6 +579,7 @@ class _Reader:
             self.stats["events_lost_buffers"] = self.stats.get("events_lost_buffers", 0) + 1
         if flag & L.BUFFER_FLAG_BUFFER_LOST:
             self.stats["buffers_lost_flagged"] = self.stats.get("buffers_lost_flagged", 0) + 1
+        before = self.cpu_last_ts.get(cpu)
         self._buffer_max_ts = None
         self._walk(events, start, end, cpu, base)
         self.buffers_seen += 1
@@ -586,6 +587,12 @@ class _Reader:
         ts = self._buffer_max_ts       # how far this CPU has logged
         if ts is not None and ts > self.cpu_last_ts.get(cpu, ts - 1):
             self.cpu_last_ts[cpu] = ts
+        if flag & L.BUFFER_FLAG_EVENTS_LOST and self.clock is not None:
+            # The events were lost while this buffer was the CPU's current one: after the CPU's
+            # previous buffer, up to this buffer's last record (None: unknown bound).
+            self.stats.setdefault("lost_windows", []).append(
+                (self.clock.to_ns(before) if before is not None else None,
+                 self.clock.to_ns(ts) if ts is not None else None))
 
     def _walk(self, data, off: int, end: int, cpu: int, base: int) -> None:
         """Every record of one buffer. `base` + offset = the record's position for messages."""
