@@ -34,6 +34,9 @@ class TraceRead:
     events_lost: int = 0      # the trace header's EventsLost plus buffers flagged EVENTS_LOST
     buffers_lost: int = 0
     trace_start_ns: int | None = None
+    # (start_ns, end_ns) around each buffer flagged EVENTS_LOST (None: that bound is unknown);
+    # IRPs open across one may be missing events (fpreplay.lifecycles reports them).
+    lost_windows: list[tuple[int | None, int | None]] = field(default_factory=list)
 
 
 def iter_input_batches(path: Path, options: ReadOptions, diagnostics: Diagnostics,
@@ -58,12 +61,14 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
     frames: list[pl.DataFrame] = []
     totals = {"records": 0, "events_lost": 0, "buffers_lost": 0}
     start_ns: int | None = None
+    lost_windows: list = []
     for p in paths:
         stats: dict = {}
         for batch in iter_input_batches(Path(p), options, diagnostics, stats):
             frames.append(batch)
         for k in totals:
             totals[k] += int(stats.get(k, 0))
+        lost_windows += stats.get("lost_windows", [])
         s = stats.get("trace_start_ns")
         if s is not None and (start_ns is None or s < start_ns):
             start_ns = s
@@ -85,5 +90,8 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
         t1, t2 = options.range_s
         lo, hi = start_ns + int(t1 * 1e9), start_ns + int(t2 * 1e9)
         events = events.filter(pl.col("ts_ns").is_between(lo, hi))
+    for k in ("events_lost", "buffers_lost"):   # counted, not only warned about
+        if totals[k]:
+            diagnostics.count(k, totals[k])
     return TraceRead(events=events, diagnostics=diagnostics, inputs=[str(p) for p in paths],
-                     trace_start_ns=start_ns, **totals)
+                     trace_start_ns=start_ns, lost_windows=lost_windows, **totals)
