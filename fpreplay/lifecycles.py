@@ -43,6 +43,7 @@ attribute merging is done by polars group-bys.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
@@ -287,6 +288,24 @@ def _tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
     return (lc.drop("_tied_name", "_tied_kind").join(names, on="_inst", how="left"))
 
 
+def _report_lost(lc: pl.DataFrame, lost_windows, diagnostics: Diagnostics) -> pl.DataFrame:
+    """Count and report the instances open while events were lost; an incomplete one says so in
+    its evidence (its completion may be among the lost events)."""
+    lc = lc.with_columns(_open_across_loss(lc, lost_windows))
+    hit = lc.filter(pl.col("_lost_meanwhile"))
+    if hit.height:
+        never = hit.filter(pl.col("actual") == "incomplete").height
+        orphans = hit.filter(pl.col("_orphan")).height
+        diagnostics.count("irps_open_across_lost_events", hit.height)
+        diagnostics.warn(f"{hit.height} IRP instance(s) were open while a buffer flagged "
+                         f"EVENTS_LOST was written: their lifecycles may be incomplete ({never} "
+                         f"never completed, {orphans} completion(s) without a dispatch)")
+    return lc.with_columns(
+        pl.when(pl.col("_lost_meanwhile") & (pl.col("actual") == "incomplete"))
+        .then(pl.col("evidence") + pl.lit("; events were lost while it was open"))
+        .otherwise(pl.col("evidence")).alias("evidence"))
+
+
 def _status_hex(col: str) -> pl.Expr:
     return pl.col(col).map_elements(lambda s: f"0x{s:08X}", return_dtype=pl.String)
 
@@ -296,8 +315,38 @@ def _empty_lifecycles() -> pl.DataFrame:
                                      for c, t in IRP_EXTENSION_COLUMNS.items())
 
 
-def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = None) -> pl.DataFrame:
-    """One row per IRP instance: fpreplay.schema.IRP_COLUMNS, then IRP_EXTENSION_COLUMNS."""
+def _open_across_loss(lc: pl.DataFrame, lost_windows) -> pl.Series:
+    """Per instance: was it open (arrive_ns .. complete_ns, or to the end if never completed)
+    while a buffer flagged EVENTS_LOST was being written? Windows are (start_ns, end_ns), None
+    for an unknown bound."""
+    lo_inf, hi_inf = -(1 << 63), (1 << 63) - 1
+    spans = sorted((lo_inf if lo is None else lo, hi_inf if hi is None else hi)
+                   for lo, hi in lost_windows)
+    merged: list[list[int]] = []
+    for lo, hi in spans:                      # disjoint, sorted windows
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    los = np.array([m[0] for m in merged], dtype=np.int64)
+    his = np.array([m[1] for m in merged], dtype=np.int64)
+    arrive = lc["arrive_ns"].fill_null(lo_inf).to_numpy()
+    complete = lc["complete_ns"].fill_null(hi_inf).to_numpy()
+    # the first window that ends at or after the arrival overlaps iff it starts by the completion
+    k = np.searchsorted(his, arrive, side="left")
+    inside = k < len(his)
+    hit = np.zeros(len(arrive), dtype=bool)
+    hit[inside] = los[k[inside]] <= complete[inside]
+    return pl.Series("_lost_meanwhile", hit)
+
+
+def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = None,
+                     lost_windows: list[tuple[int | None, int | None]] | None = None
+                     ) -> pl.DataFrame:
+    """One row per IRP instance: fpreplay.schema.IRP_COLUMNS, then IRP_EXTENSION_COLUMNS.
+
+    lost_windows: TraceRead.lost_windows, the times around buffers flagged EVENTS_LOST; IRPs
+    open across one are counted and reported as possibly incomplete."""
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     cols = ["ts_ns", "kind", "irp", "request", "queue", "device", "major", "minor", "irp_flags",
             "status", "bytes", "event_name"]
@@ -421,6 +470,8 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
         (((flags & IRP_PAGING_IO) != 0).fill_null(False)
          & (pl.col("major") != IRP_MJ_FILE_SYSTEM_CONTROL).fill_null(True)).alias("paging"),
     )
+    if lost_windows:
+        lc = _report_lost(lc, lost_windows, diagnostics)
     fast_io = lc["status"] == STATUS_FLT_DISALLOW_FAST_IO
     if fast_io.any():
         n = int(fast_io.sum())

@@ -47,5 +47,5 @@ def load_irps(inputs: list[Path], **kw) -> tuple[TraceRead, pl.DataFrame]:
     from fpreplay.lifecycles import build_lifecycles
 
     read = load_events(inputs, **kw)
-    lifecycles = build_lifecycles(read.events, read.diagnostics)
+    lifecycles = build_lifecycles(read.events, read.diagnostics, read.lost_windows)
     return read, lifecycles

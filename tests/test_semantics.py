@@ -184,3 +184,45 @@ def test_empty_input_keeps_the_extension_columns():
     lc = build_lifecycles(events([{"ts_ns": 1, "kind": "other", "event_name": "x"}]),
                           Diagnostics())
     assert lc.height == 0 and set(IRP_EXTENSION_COLUMNS) <= set(lc.columns)
+
+
+# --- lost events ------------------------------------------------------------------------------
+def test_lost_events_are_counted_and_irps_open_across_them_reported():
+    from fpreplay.parsers import read_inputs
+
+    truth = json.loads((SAMPLES / "a-paging-storm" / "truth.json").read_text(encoding="utf-8"))
+    read = read_inputs([SAMPLES / "a-paging-storm" / "trace.etl"])
+    assert read.diagnostics.counters["events_lost"] == read.events_lost == 8
+    assert len(read.lost_windows) == truth["buffers_flagged_lost"] == 2
+    lc = build_lifecycles(read.events, read.diagnostics, read.lost_windows)
+    incomplete = lc.filter(pl.col("actual") == "incomplete")
+    assert incomplete.height == truth["actual"]["incomplete"] == 2
+    assert all(e.endswith("events were lost while it was open") for e in incomplete["evidence"])
+    assert read.diagnostics.counters["irps_open_across_lost_events"] >= 2
+    assert any("EVENTS_LOST" in w and "2 never completed" in w
+               for w in read.diagnostics.warnings)
+    # the same trace without the windows: nothing is said about them
+    quiet = Diagnostics()
+    lc2 = build_lifecycles(read.events, quiet)
+    assert "irps_open_across_lost_events" not in quiet.counters
+    assert not any("lost" in e for e in lc2["evidence"])
+
+
+def test_open_across_a_lost_window_by_time():
+    rows = [  # dispatch, completion (None: never)
+        ("A", 0, 5), ("B", 10, 20), ("C", 30, None), ("D", 100, 110), ("E", 200, 210)]
+    ev = []
+    for i, (name, a, c) in enumerate(rows):
+        irp = 0x100 + i
+        ev.append({"ts_ns": a, "kind": "irp_dispatch", "irp": irp, "event_name": "Drv/IrpDispatch"})
+        if c is not None:
+            ev.append({"ts_ns": c, "kind": "irp_complete", "irp": irp, "status": 0,
+                       "event_name": "Drv/IrpComplete"})
+    diag = Diagnostics()
+    # a window 15..25 (B), one with an unknown end from 205 (C never completes, E), and one
+    # with an unknown start up to -1 (nothing)
+    lc = build_lifecycles(events(ev), diag, [(15, 25), (205, None), (None, -1)])
+    assert diag.counters["irps_open_across_lost_events"] == 3     # B, C, E
+    by_irp = dict(zip(lc["irp"].to_list(), lc["evidence"].to_list()))
+    assert by_irp[0x102].endswith("events were lost while it was open")
+    assert not by_irp[0x100].endswith("open") and not by_irp[0x103].endswith("open")
