@@ -72,6 +72,8 @@ _TEXT_COLUMNS = {"queue", "device"}
 
 # --- in-types ---------------------------------------------------------------------------------
 IN_NULL, IN_UNICODESTRING, IN_ANSISTRING = 0, 1, 2
+IN_INT8, IN_UINT8, IN_INT16, IN_UINT16, IN_INT32, IN_UINT32, IN_INT64, IN_UINT64 = range(3, 11)
+IN_HEXINT32, IN_HEXINT64 = 20, 21
 IN_BINARY, IN_GUID, IN_POINTER, IN_FILETIME, IN_SYSTEMTIME, IN_SID = 14, 15, 16, 17, 18, 19
 IN_COUNTEDSTRING, IN_COUNTEDANSISTRING, IN_STRUCT, IN_COUNTEDBINARY = 22, 23, 24, 25
 _FIXED = {3: struct.Struct("<b"), 4: struct.Struct("<B"), 5: struct.Struct("<h"),
@@ -80,7 +82,8 @@ _FIXED = {3: struct.Struct("<b"), 4: struct.Struct("<B"), 5: struct.Struct("<h")
           12: struct.Struct("<d"), 13: struct.Struct("<i"), 17: struct.Struct("<Q"),
           20: struct.Struct("<I"), 21: struct.Struct("<Q")}
 IN_BOOL32 = 13
-OUT_BOOLEAN = 3
+# out-types (display hints) the readers or the synthesizer use
+OUT_BOOLEAN, OUT_HEX, OUT_NTSTATUS, OUT_UTF8 = 3, 4, 14, 35
 COUNT_CONST, COUNT_VAR, COUNT_CUSTOM = 0x20, 0x40, 0x60
 _U16 = struct.Struct("<H")
 
