@@ -2,7 +2,8 @@
 
 Every byte layout comes from a construct declaration shared with the readers: record headers from
 fpreplay.parsers.etl.layouts, kernel payloads from fpreplay.parsers.etl.decoders.layouts, the
-TraceLogging metadata blobs from synth.layouts_pending (the decoder reads them by hand).
+TraceLogging metadata, traits and payloads from the writing side of
+fpreplay.parsers.etl.decoders.tracelogging (the inverse of what it reads).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from functools import lru_cache
 
 from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.etl.decoders.layouts import layout
+from fpreplay.parsers.etl.decoders import tracelogging as TL
 from fpreplay.parsers.etl.decoders.tracelogging import provider_guid
-from fpreplay.synth import layouts_pending as P
 
 # Kernel groups and opcodes (etw-formats.md 2.1-2.4).
 GROUP_DISKIO = 0x01
@@ -110,20 +111,17 @@ def fileio_rw(ts: int, tid: int, pid: int, *, write: bool, irp: int, file_object
 TL_CHANNEL = 11          # the channel TraceLoggingWrite puts on every event
 
 
-# field type name -> (in-type byte(s) for the metadata, payload encoder)
+# field type name -> (TraceLogging in-type, out-type; 0: none)
 _FIELD_TYPES = {
-    "u8": (bytes([P.TLG_IN_UINT8]), lambda v: int(v).to_bytes(1, "little")),
-    "u16": (bytes([P.TLG_IN_UINT16]), lambda v: int(v).to_bytes(2, "little")),
-    "u32": (bytes([P.TLG_IN_UINT32]), lambda v: int(v).to_bytes(4, "little")),
-    "u64": (bytes([P.TLG_IN_UINT64]), lambda v: int(v).to_bytes(8, "little")),
-    "hex32": (bytes([P.TLG_IN_HEXINT32]), lambda v: int(v).to_bytes(4, "little")),
+    "u8": (TL.IN_UINT8, 0),
+    "u16": (TL.IN_UINT16, 0),
+    "u32": (TL.IN_UINT32, 0),
+    "u64": (TL.IN_UINT64, 0),
+    "hex32": (TL.IN_HEXINT32, 0),
     # TraceLoggingUInt64 with a hex display hint: pointers and handles print as 0x...
-    "ptr": (bytes([P.TLG_IN_UINT64 | P.TLG_IN_CHAIN, P.TLG_OUT_HEX]),
-            lambda v: int(v).to_bytes(8, "little")),
-    "ntstatus": (bytes([P.TLG_IN_UINT32 | P.TLG_IN_CHAIN, P.TLG_OUT_NTSTATUS]),
-                 lambda v: int(v).to_bytes(4, "little")),
-    "str": (bytes([P.TLG_IN_ANSISTRING | P.TLG_IN_CHAIN, P.TLG_OUT_UTF8]),
-            lambda v: str(v).encode("utf-8") + b"\0"),
+    "ptr": (TL.IN_UINT64, TL.OUT_HEX),
+    "ntstatus": (TL.IN_UINT32, TL.OUT_NTSTATUS),
+    "str": (TL.IN_ANSISTRING, TL.OUT_UTF8),
 }
 
 # The driver instrumentation's fields (contract section 3) and their TraceLogging types.
@@ -133,17 +131,19 @@ FIELD_TYPE = {"Irp": "ptr", "Request": "ptr", "Queue": "str", "Device": "str", "
 
 
 @lru_cache(maxsize=256)
+def tl_event(name: str, fields: tuple[str, ...]) -> TL.TlEvent:
+    """The instrumentation event `name` with these fields, as the decoder describes events."""
+    return TL.TlEvent(name, [TL.TlField(f, *_FIELD_TYPES[FIELD_TYPE[f]]) for f in fields])
+
+
+@lru_cache(maxsize=256)
 def tl_event_metadata(name: str, fields: tuple[str, ...]) -> bytes:
-    body = P.TL_EVENT_HEAD.build(dict(Size=0, Tags=0, Name=name))[2:]
-    for f in fields:
-        body += f.encode("utf-8") + b"\0" + _FIELD_TYPES[FIELD_TYPE[f]][0]
-    return (len(body) + 2).to_bytes(2, "little") + body
+    return TL.build_metadata(tl_event(name, fields))
 
 
 @lru_cache(maxsize=16)
 def tl_provider_traits(provider: str) -> bytes:
-    name = provider.encode("utf-8") + b"\0"
-    return P.TL_PROVIDER_TRAITS.build(dict(Size=2 + len(name), ProviderName=provider))
+    return TL.provider_traits(provider)
 
 
 def _ext_item(ext_type: int, data: bytes, more: bool) -> bytes:
@@ -164,7 +164,7 @@ def tracelogging_event(ts: int, tid: int, pid: int, *, provider: str, name: str,
     """One TraceLoggingWrite event: EVENT_HEADER64, PROV_TRAITS + EVENT_SCHEMA_TL items, payload."""
     fields = tuple(values)
     ext = _tl_ext_block(provider, name, fields)
-    payload = b"".join(_FIELD_TYPES[FIELD_TYPE[f]][1](values[f]) for f in fields)
+    payload = TL.encode_payload(tl_event(name, fields), {f: str(values[f]) if FIELD_TYPE[f] == "str" else int(values[f]) for f in fields})
     size = L.EVENT_HEADER.sizeof() + len(ext) + len(payload)
     head = L.EVENT_HEADER.build(dict(
         Size=size, HeaderType=L.HT_EVENT_HEADER64, MarkerFlags=L.MARKER_TRACE_HEADER,

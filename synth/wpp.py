@@ -16,15 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fpreplay.parsers.etl import layouts as L
+from fpreplay.parsers.wpp.symbols import format_irpmj, format_status
 
 _NS = uuid.UUID("5d0c1bb0-8b5b-4d43-9a39-4b4d44465050")
-STATUS_NAMES = {0x00000000: "STATUS_SUCCESS", 0xC0000120: "STATUS_CANCELLED",
-                0xC000009A: "STATUS_INSUFFICIENT_RESOURCES",
-                0xC0000184: "STATUS_INVALID_DEVICE_STATE", 0xC0000001: "STATUS_UNSUCCESSFUL"}
-IRP_MJ_NAMES = {0x00: "IRP_MJ_CREATE", 0x02: "IRP_MJ_CLOSE", 0x03: "IRP_MJ_READ",
-                0x04: "IRP_MJ_WRITE", 0x09: "IRP_MJ_FLUSH_BUFFERS",
-                0x0D: "IRP_MJ_FILE_SYSTEM_CONTROL", 0x0E: "IRP_MJ_DEVICE_CONTROL",
-                0x0F: "IRP_MJ_INTERNAL_DEVICE_CONTROL", 0x12: "IRP_MJ_CLEANUP"}
 # WPP's default options (sequence, message GUID, timestamp, thread/process) + 64-bit pointers.
 OPTION_FLAGS = (L.TRACE_MESSAGE_SEQUENCE | L.TRACE_MESSAGE_GUID | L.TRACE_MESSAGE_TIMESTAMP
                 | L.TRACE_MESSAGE_SYSTEMINFO | L.TRACE_MESSAGE_POINTER64)
@@ -83,10 +77,10 @@ MESSAGES: dict[str, Message] = {
 def _text(item: str, value) -> str:
     if item == "ItemPtr":
         return f"{value:016X}"
-    if item == "ItemNTSTATUS":
-        return STATUS_NAMES.get(value, f"0x{value:08x}")
+    if item == "ItemNTSTATUS":      # %!STATUS! / %!IRPMJ! as tracefmt and the debugger print them
+        return format_status(value)
     if item == "ItemIRPMJ":
-        return f"0x{value:08x}({IRP_MJ_NAMES.get(value, 'IRP_MJ_?')})"
+        return format_irpmj(value)
     if item in ("ItemULong", "ItemULongLong"):
         return f"{value:x}"
     return str(value)
