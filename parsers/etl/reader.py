@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from pyfwnt import lzxpress_decompress
 
@@ -34,6 +35,7 @@ FILETIME_UNIX_EPOCH = 116_444_736_000_000_000      # 100-ns ticks from 1601-01-0
 MAX_BUFFER_SIZE = 64 << 20                         # ETW caps buffers far below this
 PENDING_FLUSH_ROWS = 50_000                        # rows collected before trying to release some
 PENDING_MAX_ROWS = 500_000                         # bound on rows waiting for a slow CPU
+WINDOW_MAX_BYTES = 32 << 20                        # buffer bytes held for batch decoding
 MAX_CLOCK_HZ = 1 << 40                             # above any QPC or CPU clock
 MAX_SPAN_S = 100 * 365 * 86_400                    # times further than this are damage
 MAX_SPAN_NS = MAX_SPAN_S * 1_500_000_000          # start_ns + span must fit in int64
@@ -49,6 +51,9 @@ _EVENT_HEADER = struct.Struct("<HBBHHIIq16sHBBBBHQ")
 _EXT_ITEM = struct.Struct("<HHHH")
 _MESSAGE = struct.Struct("<HBBHH")
 _TS = struct.Struct("<q")
+_TID_PID_TS = struct.Struct("<IIq")               # @+8 of SYSTEM and EVENT_HEADER records
+_NP_FORMAT = {"b": "i1", "B": "u1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4",
+              "l": "<i4", "L": "<u4", "q": "<i8", "Q": "<u8"}
 
 _SYSTEM_TYPES = frozenset((L.HT_SYSTEM32, L.HT_SYSTEM64, L.HT_COMPACT32, L.HT_COMPACT64))
 _PERFINFO_TYPES = frozenset((L.HT_PERFINFO32, L.HT_PERFINFO64))
@@ -377,6 +382,63 @@ def _ext_items(data, start: int, end: int) -> tuple[list[tuple[int, bytes]], int
     return items, off
 
 
+class _BatchPlan:
+    """How to decode every record of one kernel event (HookId, header type, version word) whose
+    decoder has a column form: the walker only notes where each record is; the flush gathers
+    header and payload fields of all of them with numpy and maps them with polars. A record too
+    short for the layout goes the per-record way (which falls back to older layouts or warns)."""
+
+    __slots__ = ("dec", "need", "gather", "dtype", "names", "system", "offs", "seqs")
+
+    def __init__(self, dec, htype: int, version_word: int):
+        kind, hlen, psize = L.HEADER_TYPES[htype]
+        hlen += 8 * (1 if version_word & 0x8000 else 0) + 8 * ((version_word >> 8) & 7)
+        st, names = dec.layout_for(version_word & 0xFF, psize)
+        self.dec = dec
+        self.need = hlen + st.size                 # smallest record size that fits the layout
+        self.gather = np.arange(self.need, dtype=np.int64)
+        self.system = kind != "perfinfo"           # PERFINFO headers carry no thread/process
+        fields = {"_ts_raw": ("<i8", 0x10 if self.system else 0x08)}
+        if self.system:
+            fields.update(tid=("<u4", 0x08), pid=("<u4", 0x0C))
+        pos = hlen
+        for name, code in zip(names, st.format[1:]):
+            fields[f"f_{name}"] = (_NP_FORMAT[code], pos)
+            pos += struct.calcsize("<" + code)
+        self.names = names
+        self.dtype = np.dtype({"names": list(fields), "formats": [f for f, _ in fields.values()],
+                               "offsets": [o for _, o in fields.values()],
+                               "itemsize": self.need})
+        self.offs: list[int] = []                  # record positions in the window
+        self.seqs: list[int] = []
+
+    def frame(self, window: np.ndarray, starts: np.ndarray, cpus: np.ndarray,
+              source: str) -> pl.DataFrame:
+        offs = np.array(self.offs, dtype=np.int64)
+        recs = window[offs[:, None] + self.gather].view(self.dtype)[:, 0]
+        data = {name: np.ascontiguousarray(recs[name]) for name in self.dtype.names}
+        data["_seq"] = np.array(self.seqs, dtype=np.int64)
+        data["cpu"] = cpus[np.searchsorted(starts, offs, side="right") - 1]
+        df = pl.DataFrame(data)
+        # The row a decoder's `fields` would give, then what the walker fills in when absent.
+        row = self.dec.columns({n: pl.col(f"f_{n}") for n in self.names})
+        if row.get("irp") is not None:
+            irp = row["irp"]
+            row["irp"] = pl.when(irp != 0).then(irp)   # a null IRP pointer: no IRP
+        base = {"cpu": pl.col("cpu"),
+                "pid": pl.col("pid") if self.system else None,
+                "tid": pl.col("tid") if self.system else None,
+                "source": source, "kind": self.dec.kind, "event_name": self.dec.event_name}
+        base.update(row)
+        exprs = [pl.col("_ts_raw"), pl.col("_seq")]
+        for name, value in base.items():
+            dtype = EVENT_COLUMNS[name]
+            expr = value if isinstance(value, pl.Expr) else pl.lit(value)
+            exprs.append(expr.cast(dtype, strict=False).alias(name))
+        self.offs, self.seqs = [], []
+        return df.select(exprs)
+
+
 class _Reader:
     def __init__(self, path: Path, options, diagnostics: Diagnostics, stats: dict):
         from fpreplay.parsers.etl.decoders import DecodeContext
@@ -405,6 +467,14 @@ class _Reader:
         self.buffers_seen = 0
         self.released_upto: int | None = None
         self.decoder_failures: dict[str, int] = {}
+        # Batch decoding (see _BatchPlan): buffers holding records of a batch plan are copied
+        # into `window` (with the CPU of each) until the next flush decodes them all at once.
+        self.window = bytearray()
+        self.window_cpus: list[tuple[int, int]] = []   # (start in window, cpu)
+        self.batch_rows = 0
+        self.kernel_plans: dict[int, _BatchPlan | None] = {}
+        self.tl_plans: dict[tuple, tuple | None] = {}
+        self.tl_rows: list[tuple] = []
 
     # --- rows ---------------------------------------------------------------------------------
     @staticmethod
@@ -603,9 +673,11 @@ class _Reader:
         manifest = self.reg.manifest
         classic = self.reg.classic
         tracelogging = self.reg.tracelogging
+        plans = self.kernel_plans
         min_size = _MIN_SIZE
         n = 0
         prev = None
+        start, wbase = off, None       # wbase: where this buffer sits in the batch window
         limit = end - 8
         while off <= limit:
             w0, htype, marker, w2, w3 = prefix(data, off)
@@ -616,10 +688,21 @@ class _Reader:
                     break
                 dec = kernel(w3)
                 if dec is not None:
+                    plan = None
                     if dec is _HEADER_SENTINEL:
                         self._trace_header(data, off, size, htype, base + off)
                         dec = self.reg.kernel_user_header
-                    if dec is not None:
+                    else:
+                        key = (w0 << 32) | (htype << 16) | w3
+                        plan = plans.get(key, 0)
+                        if plan == 0:
+                            plan = self._kernel_plan(key, dec, htype, w0)
+                    if plan is not None and size >= plan.need:
+                        if wbase is None:
+                            wbase = self._to_window(data, start, end, cpu)
+                        plan.offs.append(wbase + off)
+                        plan.seqs.append(self.records + n)
+                    elif dec is not None:
                         self.seq = self.records + n
                         self._decode(dec, data, off, size, htype, marker, cpu, base + off)
             elif marker == 0xC0:                               # size @+0
@@ -630,6 +713,7 @@ class _Reader:
                 if htype in _EVENT_HEADER_TYPES:
                     dec = manifest.get(data[off + 0x18:off + 0x2A]) if manifest else None
                     if dec is None and tracelogging is not None and w2 & 1 \
+                            and not self._tl_batch(data, off, size, htype, cpu, self.records + n) \
                             and self._has_tl_schema(data, off, size):
                         dec = tracelogging
                 elif htype in _CLASSIC_TYPES and classic:
@@ -656,6 +740,118 @@ class _Reader:
         self.records += n
         # Records of a buffer are (nearly) in time order: its last one tells how far the CPU got.
         self._buffer_max_ts = _record_ts(data, prev) if prev is not None else None
+
+    # --- batch decoding --------------------------------------------------------------------------
+    def _kernel_plan(self, key: int, dec, htype: int, version_word: int):
+        plan = None
+        if getattr(dec, "columns", None) is not None \
+                and dec.layout_for(version_word & 0xFF, L.HEADER_TYPES[htype][2]) is not None:
+            plan = _BatchPlan(dec, htype, version_word)
+        self.kernel_plans[key] = plan
+        return plan
+
+    def _to_window(self, data, start: int, end: int, cpu: int) -> int:
+        """Copy one buffer's records into the batch window; returns window position - offset."""
+        at = len(self.window)
+        self.window += memoryview(data)[start:end]
+        self.window_cpus.append((at, cpu))
+        return at - start
+
+    def _tl_batch(self, data, off: int, size: int, htype: int, cpu: int, seq: int) -> bool:
+        """A TraceLogging event decoded by its metadata's compiled plan into `tl_rows`; False
+        (nothing done) for anything the reference path must see: no or unreadable metadata,
+        damaged items or payload, field types the plan does not read."""
+        end = off + size
+        p = off + 0x50
+        meta = traits = None
+        while p + 8 <= end:
+            item_size, ext_type, linkage, data_size = _EXT_ITEM.unpack_from(data, p)
+            if item_size < 8 or p + item_size > end:
+                return False
+            if ext_type == L.EXT_TYPE_EVENT_SCHEMA_TL:
+                meta = bytes(data[p + 8:p + 8 + min(data_size, item_size - 8)])
+            elif ext_type == L.EXT_TYPE_PROV_TRAITS:
+                traits = bytes(data[p + 8:p + 8 + min(data_size, item_size - 8)])
+            p += item_size
+            if not linkage & 1:
+                break
+        if meta is None:
+            return False
+        key = (meta, traits, bytes(data[off + 0x18:off + 0x28]), htype)
+        plan = self.tl_plans.get(key, 0)
+        if plan == 0:
+            plan = self._tl_plan(key)
+        if plan is None:
+            return False
+        kind, name, columns = plan
+        if columns is None:
+            values = _NO_TL_VALUES
+        else:
+            try:
+                values = columns(bytes(data[p:end]))
+            except (ValueError, struct.error):
+                return False
+        tid, pid, ts = _TID_PID_TS.unpack_from(data, off + 8)
+        self.tl_rows.append((ts, seq, cpu, pid, tid, kind, name, *values))
+        return True
+
+    def _tl_plan(self, key: tuple):
+        """(kind, event name, payload -> columns or None) for one metadata blob, as
+        tracelogging.decode decides them; None when the reference path must decode."""
+        from fpreplay.parsers.etl.decoders import tracelogging as TL
+        from fpreplay.parsers.etl.decoders.tl_compiled import compile_columns
+
+        meta, traits, guid, htype = key
+        plan = None
+        try:
+            event = TL.parse_metadata(meta)
+        except (TL.TlFormatError, struct.error, RecursionError):
+            event = None
+        if event is not None:
+            if traits and len(traits) > 2:
+                end = traits.find(b"\0", 2)
+                provider = traits[2: end if end >= 0 else len(traits)].decode(
+                    "utf-8", errors="replace")
+            else:
+                provider = self.reg.guid(guid)
+            kind = TL.INSTRUMENTATION_KINDS.get(event.name.lower())
+            sel = TL._selected(self.ctx) if self.ctx.providers else ()
+            wanted = kind is not None or (sel and (provider.lower() in sel
+                                                   or self.reg.guid(guid) in sel))
+            columns = compile_columns(event, L.HEADER_TYPES[htype][2]) if wanted else None
+            if not wanted or columns is not None:
+                plan = (kind or "other", f"{provider}/{event.name}", columns)
+        self.tl_plans[key] = plan
+        return plan
+
+    def _batch_frames(self) -> list[pl.DataFrame]:
+        """Everything the batch plans and tl_rows hold, as frames; empties them."""
+        frames = []
+        plans = [p for p in self.kernel_plans.values() if p is not None and p.offs]
+        if plans:
+            window = np.frombuffer(self.window, dtype=np.uint8)
+            starts = np.array([s for s, _ in self.window_cpus], dtype=np.int64)
+            cpus = np.array([c for _, c in self.window_cpus], dtype=np.uint16)
+            frames += [p.frame(window, starts, cpus, self.source) for p in plans]
+            del window
+        self.window = bytearray()
+        self.window_cpus = []
+        if self.tl_rows:
+            from fpreplay.parsers.etl.decoders.tl_compiled import INSTRUMENTATION_COLUMNS
+
+            names = ("_ts_raw", "_seq", "cpu", "pid", "tid", "kind", "event_name",
+                     *INSTRUMENTATION_COLUMNS)
+            dtypes = {**EVENT_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
+            columns = zip(*self.tl_rows)
+            self.tl_rows = []
+            df = pl.DataFrame([pl.Series(n, c, dtype=dtypes[n], strict=False)
+                               for n, c in zip(names, columns)])
+            frames.append(df.with_columns(source=pl.lit(self.source)))
+        return frames
+
+    def _batched(self) -> int:
+        return len(self.tl_rows) + sum(len(p.offs) for p in self.kernel_plans.values()
+                                       if p is not None)
 
     @staticmethod
     def _has_tl_schema(data, off: int, size: int) -> bool:
@@ -813,6 +1009,7 @@ class _Reader:
                 pl.Series(name, [r.get(name) for r in rows], dtype=dtype, strict=False)
                 for name, dtype in schema.items()]))
             self.rows = []
+        frames += self._batch_frames()
         if self.cols is not None and self.cols["_seq"]:
             c = self.cols
             data = {k: pl.Series(k, v, dtype=(pl.Int64 if k in ("_ts_raw", "_seq")
@@ -834,11 +1031,13 @@ class _Reader:
         return df
 
     def _rows_buffered(self) -> int:
-        return len(self.rows) + (len(self.cols["_seq"]) if self.cols is not None else 0)
+        return len(self.rows) + (len(self.cols["_seq"]) if self.cols is not None else 0) \
+            + self._batched()
 
     def flush(self, final: bool = False) -> Iterator[pl.DataFrame]:
         """Release every pending row no CPU can still precede (all rows if final)."""
-        if not final and self._rows_buffered() < PENDING_FLUSH_ROWS:
+        if not final and self._rows_buffered() < PENDING_FLUSH_ROWS \
+                and len(self.window) < WINDOW_MAX_BYTES:
             return
         df = self._frame()
         if df is not None:
@@ -937,6 +1136,8 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
     finally:
         _finish_stats(reader, stats, diagnostics)
 
+
+_NO_TL_VALUES = (None,) * 10     # a TraceLogging event whose fields nobody asked for
 
 # Smallest valid record per header type (its fixed header); other types need 8 bytes.
 _MIN_SIZE = [8] * 256

@@ -13,6 +13,9 @@ from fpreplay.schema import IRP_FLAGS_PRIORITY_MASK
 
 Row = dict
 FieldMap = Callable[[dict, object], Row]   # (fields, record) -> row (without kind/event_name)
+# The same mapping for many records at once: payload field name -> pl.Expr in, event-table
+# column -> pl.Expr (or a constant, or None for an explicit null) out, keys as `fields` gives.
+ColumnMap = Callable[[dict], dict]
 
 NOT_PRIORITY = ~IRP_FLAGS_PRIORITY_MASK & 0xFFFFFFFF
 
@@ -36,16 +39,27 @@ class PayloadDecoder:
     its name in layouts.py; the newest layout the record's version and size allow is used (a
     shorter payload falls back to an older layout rather than being lost)."""
 
-    __slots__ = ("event_name", "kind", "versions", "fields", "tail", "_compiled")
+    __slots__ = ("event_name", "kind", "versions", "fields", "columns", "tail", "_compiled")
 
     def __init__(self, event_name: str, kind: str, layouts: dict[int, str], fields: FieldMap,
-                 tail: str | None = None):
+                 tail: str | None = None, columns: ColumnMap | None = None):
         self.event_name = event_name
         self.kind = kind
         self.versions = sorted(layouts.items(), reverse=True)   # newest first
         self.fields = fields
+        # `fields` over polars columns, for the reader's batch path (see ColumnMap); every
+        # decoder that has one is checked against `fields` by tests/test_etl_decoders_batch.py.
+        self.columns = columns
         self.tail = tail          # name of a trailing UTF-16 string field, if any
         self._compiled: dict[int, list] = {}
+
+    def layout_for(self, version: int, pointer_size: int):
+        """(struct, names) of the layout a payload of this version gets when it is long enough
+        for it (the first choice of __call__); None for a version below every layout."""
+        for min_version, st, names in self._candidates(pointer_size):
+            if version >= min_version:
+                return st, names
+        return None
 
     def _candidates(self, pointer_size: int) -> list:
         c = self._compiled.get(pointer_size)

@@ -20,7 +20,9 @@ FileIo operations. DrvMjFnCall carries the real one.
 
 from __future__ import annotations
 
-from fpreplay.parsers.etl.decoders.common import PayloadDecoder, irp_flags
+import polars as pl
+
+from fpreplay.parsers.etl.decoders.common import NOT_PRIORITY, PayloadDecoder, irp_flags
 from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
 
 GROUP_DISKIO = 0x01
@@ -31,6 +33,20 @@ GROUP_SPLITIO = 0x1B
 
 def _disk(n: int) -> str:
     return f"disk{n}"
+
+
+# Each `*_columns` below is the `fields` function above it over polars columns (the reader's
+# batch path); tests/test_etl_decoders_batch.py holds every pair to the same rows.
+def _disk_column(n: pl.Expr) -> pl.Expr:
+    return pl.lit("disk") + n.cast(pl.String)
+
+
+def _flags_column(flags: pl.Expr) -> pl.Expr:
+    return flags & NOT_PRIORITY
+
+
+def _irp_only(name: str):
+    return (lambda v, rec: {"irp": v[name]}), (lambda v: {"irp": v[name]})
 
 
 # --- DiskIo -----------------------------------------------------------------------------------
@@ -44,9 +60,25 @@ def _rw_fields(major):
     return fields
 
 
+def _rw_columns(major):
+    def columns(v):
+        offset = v["ByteOffset"]
+        return {"irp": v["Irp"], "device": _disk_column(v["DiskNumber"]), "major": major,
+                "irp_flags": _flags_column(v["IrpFlags"]), "bytes": v["TransferSize"],
+                "offset": pl.when(offset >= 0).then(offset), "file_object": v["FileObject"],
+                "tid": v.get("IssuingThreadId")}
+    return columns
+
+
 def _flush_fields(v, rec):
     return {"irp": v["Irp"], "device": _disk(v["DiskNumber"]), "major": IRP_MJ_FLUSH_BUFFERS,
             "irp_flags": irp_flags(v["IrpFlags"]), "tid": v.get("IssuingThreadId")}
+
+
+def _flush_columns(v):
+    return {"irp": v["Irp"], "device": _disk_column(v["DiskNumber"]),
+            "major": IRP_MJ_FLUSH_BUFFERS, "irp_flags": _flags_column(v["IrpFlags"]),
+            "tid": v.get("IssuingThreadId")}
 
 
 def _init_fields(major):
@@ -56,46 +88,76 @@ def _init_fields(major):
     return fields
 
 
+def _init_columns(major):
+    return lambda v: {"irp": v["Irp"], "major": major}
+
+
+def _drv_call_fields(v, rec):
+    return {"irp": v["Irp"], "major": v["MajorFunction"] & 0xFF,
+            "minor": v["MinorFunction"] & 0xFF, "file_object": v["FileObject"] or None}
+
+
+def _drv_call_columns(v):
+    fo = v["FileObject"]
+    return {"irp": v["Irp"], "major": v["MajorFunction"] & 0xFF,
+            "minor": v["MinorFunction"] & 0xFF, "file_object": pl.when(fo != 0).then(fo)}
+
+
+def _redirected_fields(v, rec):
+    return {"irp": v["Irp"], "file_object": v["FileKey"]}
+
+
+def _redirected_columns(v):
+    return {"irp": v["Irp"], "file_object": v["FileKey"]}
+
+
+_IRP = _irp_only("Irp")
+
+
+def _diskio(name, kind, layouts, fields_columns):
+    fields, columns = fields_columns
+    return PayloadDecoder(name, kind, layouts, fields, columns=columns)
+
+
 DISKIO_RW = {2: "DiskIo_RW_v2", 3: "DiskIo_RW_v3"}
 DISKIO_INIT = {2: "DiskIo_Init_v2", 3: "DiskIo_Init_v3"}
 DISKIO_FLUSH = {2: "DiskIo_Flush_v2", 3: "DiskIo_Flush_v3"}
 
 # opcode -> decoder
 DISKIO: dict[int, PayloadDecoder] = {
-    10: PayloadDecoder("DiskIo/Read", "irp_complete", DISKIO_RW, _rw_fields(IRP_MJ_READ)),
-    11: PayloadDecoder("DiskIo/Write", "irp_complete", DISKIO_RW, _rw_fields(IRP_MJ_WRITE)),
-    12: PayloadDecoder("DiskIo/ReadInit", "irp_dispatch", DISKIO_INIT, _init_fields(IRP_MJ_READ)),
-    13: PayloadDecoder("DiskIo/WriteInit", "irp_dispatch", DISKIO_INIT,
-                       _init_fields(IRP_MJ_WRITE)),
-    14: PayloadDecoder("DiskIo/FlushBuffers", "irp_complete", DISKIO_FLUSH, _flush_fields),
-    15: PayloadDecoder("DiskIo/FlushInit", "irp_dispatch", DISKIO_INIT,
-                       _init_fields(IRP_MJ_FLUSH_BUFFERS)),
-    16: PayloadDecoder("DiskIo/IoRedirectedInit", "irp_dispatch", {0: "DiskIo_RedirectedInit"},
-                       lambda v, rec: {"irp": v["Irp"], "file_object": v["FileKey"]}),
-    55: PayloadDecoder("DiskIo/OpticalRead", "irp_complete", DISKIO_RW, _rw_fields(IRP_MJ_READ)),
-    56: PayloadDecoder("DiskIo/OpticalWrite", "irp_complete", DISKIO_RW,
-                       _rw_fields(IRP_MJ_WRITE)),
-    57: PayloadDecoder("DiskIo/OpticalFlushBuffers", "irp_complete", DISKIO_FLUSH,
-                       _flush_fields),
-    58: PayloadDecoder("DiskIo/OpticalReadInit", "irp_dispatch", DISKIO_INIT,
-                       _init_fields(IRP_MJ_READ)),
-    59: PayloadDecoder("DiskIo/OpticalWriteInit", "irp_dispatch", DISKIO_INIT,
-                       _init_fields(IRP_MJ_WRITE)),
-    60: PayloadDecoder("DiskIo/OpticalFlushInit", "irp_dispatch", DISKIO_INIT,
-                       _init_fields(IRP_MJ_FLUSH_BUFFERS)),
+    10: _diskio("DiskIo/Read", "irp_complete", DISKIO_RW,
+                (_rw_fields(IRP_MJ_READ), _rw_columns(IRP_MJ_READ))),
+    11: _diskio("DiskIo/Write", "irp_complete", DISKIO_RW,
+                (_rw_fields(IRP_MJ_WRITE), _rw_columns(IRP_MJ_WRITE))),
+    12: _diskio("DiskIo/ReadInit", "irp_dispatch", DISKIO_INIT,
+                (_init_fields(IRP_MJ_READ), _init_columns(IRP_MJ_READ))),
+    13: _diskio("DiskIo/WriteInit", "irp_dispatch", DISKIO_INIT,
+                (_init_fields(IRP_MJ_WRITE), _init_columns(IRP_MJ_WRITE))),
+    14: _diskio("DiskIo/FlushBuffers", "irp_complete", DISKIO_FLUSH,
+                (_flush_fields, _flush_columns)),
+    15: _diskio("DiskIo/FlushInit", "irp_dispatch", DISKIO_INIT,
+                (_init_fields(IRP_MJ_FLUSH_BUFFERS), _init_columns(IRP_MJ_FLUSH_BUFFERS))),
+    16: _diskio("DiskIo/IoRedirectedInit", "irp_dispatch", {0: "DiskIo_RedirectedInit"},
+                (_redirected_fields, _redirected_columns)),
+    55: _diskio("DiskIo/OpticalRead", "irp_complete", DISKIO_RW,
+                (_rw_fields(IRP_MJ_READ), _rw_columns(IRP_MJ_READ))),
+    56: _diskio("DiskIo/OpticalWrite", "irp_complete", DISKIO_RW,
+                (_rw_fields(IRP_MJ_WRITE), _rw_columns(IRP_MJ_WRITE))),
+    57: _diskio("DiskIo/OpticalFlushBuffers", "irp_complete", DISKIO_FLUSH,
+                (_flush_fields, _flush_columns)),
+    58: _diskio("DiskIo/OpticalReadInit", "irp_dispatch", DISKIO_INIT,
+                (_init_fields(IRP_MJ_READ), _init_columns(IRP_MJ_READ))),
+    59: _diskio("DiskIo/OpticalWriteInit", "irp_dispatch", DISKIO_INIT,
+                (_init_fields(IRP_MJ_WRITE), _init_columns(IRP_MJ_WRITE))),
+    60: _diskio("DiskIo/OpticalFlushInit", "irp_dispatch", DISKIO_INIT,
+                (_init_fields(IRP_MJ_FLUSH_BUFFERS), _init_columns(IRP_MJ_FLUSH_BUFFERS))),
     # Driver delay events (flag DRIVER). Only DrvMjFnCall knows the major/minor function.
-    34: PayloadDecoder("DiskIo/DrvMjFnCall", "irp_dispatch", {0: "DrvMjFnCall"},
-                       lambda v, rec: {"irp": v["Irp"], "major": v["MajorFunction"] & 0xFF,
-                                       "minor": v["MinorFunction"] & 0xFF,
-                                       "file_object": v["FileObject"] or None}),
-    35: PayloadDecoder("DiskIo/DrvMjFnRet", "other", {0: "DrvIrpMatch"},
-                       lambda v, rec: {"irp": v["Irp"]}),
-    37: PayloadDecoder("DiskIo/DrvComplRout", "other", {0: "DrvRoutineIrp"},
-                       lambda v, rec: {"irp": v["Irp"]}),
-    52: PayloadDecoder("DiskIo/DrvComplReq", "irp_complete", {0: "DrvRoutineIrp"},
-                       lambda v, rec: {"irp": v["Irp"]}),
-    53: PayloadDecoder("DiskIo/DrvComplReqRet", "other", {0: "DrvIrpMatch"},
-                       lambda v, rec: {"irp": v["Irp"]}),
+    34: _diskio("DiskIo/DrvMjFnCall", "irp_dispatch", {0: "DrvMjFnCall"},
+                (_drv_call_fields, _drv_call_columns)),
+    35: _diskio("DiskIo/DrvMjFnRet", "other", {0: "DrvIrpMatch"}, _IRP),
+    37: _diskio("DiskIo/DrvComplRout", "other", {0: "DrvRoutineIrp"}, _IRP),
+    52: _diskio("DiskIo/DrvComplReq", "irp_complete", {0: "DrvRoutineIrp"}, _IRP),
+    53: _diskio("DiskIo/DrvComplReqRet", "other", {0: "DrvIrpMatch"}, _IRP),
 }
 
 # --- FileIo -----------------------------------------------------------------------------------
@@ -119,7 +181,25 @@ def _fileio_fields(op: str):
     return fields
 
 
+def _fileio_columns(op: str):
+    major = IRP_MJ[op]
+
+    def columns(v):
+        row = {"irp": v["IrpPtr"], "major": major, "file_object": v["FileObject"],
+               "tid": v["TTID"] & 0xFFFFFFFF}
+        if "IoSize" in v:
+            row["bytes"] = v["IoSize"]
+            row["offset"] = v["Offset"]
+            row["irp_flags"] = _flags_column(v["IoFlags"])
+        return row
+    return columns
+
+
 def _opend_fields(v, rec):
+    return {"irp": v["IrpPtr"], "status": v["NtStatus"]}
+
+
+def _opend_columns(v):
     return {"irp": v["IrpPtr"], "status": v["NtStatus"]}
 
 
@@ -136,24 +216,27 @@ FILEIO_OPS = {
 
 FILEIO: dict[int, PayloadDecoder] = {
     opcode: PayloadDecoder(f"FileIo/{op}", "irp_dispatch",
-                           {2: f"{base}_v2", 3: f"{base}_v3"}, _fileio_fields(op), tail=tail)
+                           {2: f"{base}_v2", 3: f"{base}_v3"}, _fileio_fields(op), tail=tail,
+                           columns=_fileio_columns(op))
     for opcode, (op, base, tail) in FILEIO_OPS.items()
 }
-FILEIO[76] = PayloadDecoder("FileIo/OpEnd", "irp_complete", {0: "FileIo_OpEnd"}, _opend_fields)
+FILEIO[76] = PayloadDecoder("FileIo/OpEnd", "irp_complete", {0: "FileIo_OpEnd"}, _opend_fields,
+                            columns=_opend_columns)
 
 # --- SplitIo, PageFault -----------------------------------------------------------------------
 
 SPLITIO = {
     # The child IRP is the one the disk layer sees (the event table has one IRP column; the
     # parent stays in the payload, which `--all` users can still read from the raw trace).
-    32: PayloadDecoder("SplitIo/VolMgr", "other", {0: "SplitIo_VolMgr"},
-                       lambda v, rec: {"irp": v["ChildIrp"]}),
+    32: _diskio("SplitIo/VolMgr", "other", {0: "SplitIo_VolMgr"}, _irp_only("ChildIrp")),
 }
 
 PAGEFAULT = {
-    32: PayloadDecoder("PageFault/HardFault", "memory_pressure", {0: "PageFault_HardFault"},
-                       lambda v, rec: {"file_object": v["FileObject"], "offset": v["ReadOffset"],
-                                       "tid": v["TThreadId"]}),
+    32: _diskio("PageFault/HardFault", "memory_pressure", {0: "PageFault_HardFault"},
+                ((lambda v, rec: {"file_object": v["FileObject"], "offset": v["ReadOffset"],
+                                  "tid": v["TThreadId"]}),
+                 (lambda v: {"file_object": v["FileObject"], "offset": v["ReadOffset"],
+                             "tid": v["TThreadId"]}))),
 }
 
 
