@@ -287,19 +287,42 @@ class KmdfMessageStream:
     draining queue refuses)."""
 
     def __init__(self) -> None:
+        # One call sequence (one thread): what the messages of an arriving IRP leave out.
         self.pending_dispatch: dict | None = None       # last dispatch not yet queued/failed
         self.pending_failed = False                     # ... and its request allocation failed
-        self.parked: deque[dict] = deque()              # dispatches parked for a reserved request
         self.last_name: str | None = None               # the previous framework message
-        self.index = 0                                  # framework messages seen
+        # A framework completion and its VERBOSE "Completing" echo come from one thread too.
+        self.framework_completed: dict[int, int | None] = {}   # WDFREQUEST -> IRP it completed
+        # The driver as a whole (see thread_stream): requests, queues and the parked list.
+        self._seen = [0]                                # framework messages seen (index)
+        self.parked: deque[dict] = deque()              # dispatches parked for a reserved request
         self.accepted_at: dict[str | None, int] = {}    # queue -> index of its last Queuing line
         self.refusing: set = set()                      # queues seen refusing requests
         self.request_irp: dict[int, int] = {}           # WDFREQUEST -> IRP
         self.queue_state: dict[str, str] = {}           # queue -> last queue kind emitted
-        self.framework_completed: dict[int, int | None] = {}   # WDFREQUEST -> IRP it completed
+        self.state_since: dict[str | None, int] = {}    # queue -> time of its last state change
+        self._ts: int | None = None                     # the current message's time, if known
 
-    def rows(self, message: str) -> list[dict] | None:
-        hit = self.classify(message)
+    _DRIVER_STATE = ("_seen", "parked", "accepted_at", "refusing", "request_irp", "queue_state",
+                     "state_since")
+
+    @property
+    def index(self) -> int:
+        """Framework messages seen so far by this driver's streams, in log order."""
+        return self._seen[0]
+
+    def thread_stream(self) -> "KmdfMessageStream":
+        """A stream for another thread of the same driver. A dispatch line and the lines of its
+        call sequence come from one thread, so each thread keeps its own pending dispatch; the
+        request->IRP links, queue states and parked IRPs belong to the driver (a reserved request
+        recycled on one thread serves an IRP parked by another) and are shared."""
+        other = KmdfMessageStream()
+        for name in self._DRIVER_STATE:
+            setattr(other, name, getattr(self, name))
+        return other
+
+    def rows(self, message: str, ts: int | None = None) -> list[dict] | None:
+        hit = self.classify(message, ts)
         if hit is None:
             return None
         return [c.row() for c in hit.extra] + [hit.row()]
@@ -345,13 +368,19 @@ class KmdfMessageStream:
         elif kind == last or (kind == "queue_purge" and last == "queue_stop_purge"):
             return None
         self.queue_state[queue] = kind
+        if self._ts is not None:
+            self.state_since[queue] = self._ts
         if kind in ("queue_purge", "queue_drain", "queue_stop_purge"):
             # parked IRPs are completed STATUS_CANCELLED here, untraced (8.3): none are left
             self._settle_pending()
             self.parked.clear()
         return Classified(kind=kind, name="", fields={"queue": queue} if queue else {})
 
-    def classify(self, message: str) -> Classified | None:
+    def classify(self, message: str, ts: int | None = None) -> Classified | None:
+        """`ts` (optional): the message's time, for logs read out of time order (binary WPP
+        comes per-CPU buffer): a line older than its queue's last state change says nothing
+        about the state since."""
+        self._ts = ts
         hit = match(message)
         if hit is None:
             return None
@@ -396,9 +425,13 @@ class KmdfMessageStream:
             self._offered_irp(f)
             if "irp" in f:
                 self.request_irp[request] = f["irp"]
-            if self.queue_state.get(queue) in ("queue_purge", "queue_drain"):
+            since = self.state_since.get(queue)
+            if self.queue_state.get(queue) in ("queue_purge", "queue_drain") and (
+                    ts is None or since is None or ts >= since):
                 kind = "queue_start"                 # a purged/drained queue accepted a request
                 self.queue_state[queue] = kind
+                if ts is not None:
+                    self.state_since[queue] = ts
         elif name == "Completing WDFREQUEST":
             if request in self.framework_completed:
                 done_irp = self.framework_completed.pop(request)
@@ -412,7 +445,9 @@ class KmdfMessageStream:
                     # ran in between and cancelled, untraced, every IRP parked before that line.
                     self.refusing.add(queue)
                     since = self.accepted_at.get(queue, -1)
-                    self.parked = deque(pd for pd in self.parked if pd["_parked_at"] > since)
+                    keep = [pd for pd in self.parked if pd["_parked_at"] > since]
+                    self.parked.clear()            # in place: other threads' streams share it
+                    self.parked.extend(keep)
                 self._offered_irp(f)
                 if "Drain" in v.get("drain", ""):
                     change = self._queue_change(queue, "queue_drain")
@@ -439,5 +474,5 @@ class KmdfMessageStream:
         for c in extra:
             c.name = name
         self.last_name = name
-        self.index += 1
+        self._seen[0] += 1
         return Classified(kind=kind, name=name, fields=f, extra=extra)

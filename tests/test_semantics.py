@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import polars as pl
 import pytest
@@ -226,3 +227,80 @@ def test_open_across_a_lost_window_by_time():
     by_irp = dict(zip(lc["irp"].to_list(), lc["evidence"].to_list()))
     assert by_irp[0x102].endswith("events were lost while it was open")
     assert not by_irp[0x100].endswith("open") and not by_irp[0x103].endswith("open")
+
+
+# --- binary WPP: the same rows as the IFR text -------------------------------------------------
+STOP_PURGE_START = """
+[trace]
+seed = 5
+duration = "1s"
+cpus = 2
+buffer_size = 8192
+wpp = true
+ifr = true
+instrumentation = false
+kernel = ["driver"]
+[[device]]
+name = "d"
+[[device.queue]]
+name = "q"
+policy = "always:1"
+[[arrivals]]
+rate = 400
+service = "fixed:2ms"
+[[queue_op]]
+at = "0.3s"
+queue = "q"
+op = "stop"
+[[queue_op]]
+at = "0.4s"
+queue = "q"
+op = "purge"
+[[queue_op]]
+at = "0.5s"
+queue = "q"
+op = "start"
+"""
+
+
+def test_binary_wpp_yields_the_implied_queue_rows_of_the_ifr_text(tmp_path):
+    # The purge shows only as "Cancelling WDFREQUEST" lines; the queue_purge row they imply must
+    # come out of the .etl's WPP records as it does out of the IFR dump, once, at its time (the
+    # per-CPU buffers put later Cancelling lines before earlier Queuing lines in the file).
+    from fpreplay.parsers import ReadOptions, read_inputs
+    from fpreplay.synth import synthesize
+
+    scen = tmp_path / "s.toml"
+    scen.write_text(STOP_PURGE_START, encoding="utf-8")
+    r = synthesize(scen, tmp_path / "trace.etl")
+    binary = read_inputs([r.trace], ReadOptions(tmf_dirs=[r.tmf_dir])).events
+    text = read_inputs([r.ifr]).events
+
+    def queue_rows(ev):
+        return ev.filter(pl.col("kind").str.starts_with("queue_")).select("ts_ns", "kind").rows()
+
+    purge_ns = r.truth["start_ns"] + 400_000_000
+    assert queue_rows(binary) == queue_rows(text)
+    assert [k for _, k in queue_rows(binary)] == ["queue_purge", "queue_start"]
+    assert queue_rows(binary)[0][0] == purge_ns
+    # ... and every other framework row too (the text reader keeps no `other` rows)
+    ifr_binary = binary.filter(pl.col("event_name").str.starts_with("IFR/")
+                               & (pl.col("kind") != "other"))
+    assert Counter(ifr_binary["kind"].to_list()) == Counter(text["kind"].to_list())
+
+
+def test_thread_streams_share_the_drivers_parked_irps():
+    from fpreplay.parsers.kmdf_messages import KmdfMessageStream
+
+    a = KmdfMessageStream()
+    b = a.thread_stream()
+    a.rows("WDFDEVICE 0x1 !devobj 0x2 0x00000003(IRP_MJ_READ), IRP_MN 0, IRP 0xAB00")
+    a.rows("Memory allocation failed STATUS_INSUFFICIENT_RESOURCES")
+    a.rows("WDFDEVICE 0x1 !devobj 0x2 0x00000003(IRP_MJ_READ), IRP_MN 0, IRP 0xCD00")  # parked
+    # a reserved request recycled on another thread serves the IRP parked on the first
+    served = b.rows("Queuing WDFREQUEST 0x5000 on WDFQUEUE 0x7000")
+    assert served[-1]["irp"] == 0xAB00 and served[-1]["request"] == 0x5000
+    done = a.rows("Completing WDFREQUEST 0x5000 for IRP 0xAB00 with Information 0x0, "
+                  "STATUS_SUCCESS")
+    assert done[-1]["kind"] == "irp_complete"
+    assert b.index == a.index == 5

@@ -40,21 +40,20 @@ def _stream(record, ctx):
 
     The walker hands records over in file order, and per-CPU buffers interleave threads out of
     time order; but a dispatch line and the failure line that follows it come from the same
-    thread. So the "last dispatch" context is kept per thread, while request->IRP links and queue
-    states, which belong to the driver as a whole, are shared by all threads' streams."""
+    thread. So the "last dispatch" context is kept per thread, while what belongs to the driver as
+    a whole is shared by all threads' streams (KmdfMessageStream.thread_stream)."""
     streams = ctx.state.get("kmdf_streams")
     if streams is None:
         streams = ctx.state["kmdf_streams"] = {}
     key = record.tid if record.tid is not None else ("cpu", record.cpu)
     stream = streams.get(key)
     if stream is None:
-        from fpreplay.parsers.kmdf_messages import KmdfMessageStream
-
-        stream = KmdfMessageStream()
         if streams:
-            first = next(iter(streams.values()))
-            stream.request_irp = first.request_irp
-            stream.queue_state = first.queue_state
+            stream = next(iter(streams.values())).thread_stream()
+        else:
+            from fpreplay.parsers.kmdf_messages import KmdfMessageStream
+
+            stream = KmdfMessageStream()
         streams[key] = stream
     return stream
 
@@ -71,11 +70,9 @@ def decode(record, ctx) -> list[dict]:
         ctx.diagnostics.count("wpp_truncated")
         ctx.diagnostics.warn(f"{ctx.source}: WPP message(s) shorter than their TMF arguments "
                              f"(first at byte {record.file_offset}); formatted what was there")
-    hit = _stream(record, ctx).classify(msg.text)
-    if hit is None:
+    # implied rows (queue_drain, ...) first; the time because buffers come out of time order
+    rows = _stream(record, ctx).rows(msg.text, record.ts_raw)
+    if rows is None:
         name = msg.function or f"{record.provider}/{record.event_id}"
         return [{"kind": "other", "event_name": f"WPP/{name}"}]
-    row = dict(hit.fields)
-    row["kind"] = hit.kind
-    row["event_name"] = f"IFR/{hit.name}"
-    return [row]
+    return rows
