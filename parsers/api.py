@@ -57,6 +57,12 @@ def iter_input_batches(path: Path, options: ReadOptions, diagnostics: Diagnostic
 def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = None) -> TraceRead:
     """Read every input into one event table on one timeline (absolute UTC time)."""
     options = options or ReadOptions()
+    if options.tmf_dirs:
+        # Checked before any input: a missing or malformed TMF directory is one line (exit 2)
+        # even when no input holds WPP messages; the .etl decoder reuses what is loaded here.
+        from fpreplay.parsers.wpp import load_tmf_dir_once
+
+        load_tmf_dir_once(options.tmf_dirs)
     diagnostics = Diagnostics()
     frames: list[pl.DataFrame] = []
     totals = {"records": 0, "events_lost": 0, "buffers_lost": 0}

@@ -219,7 +219,9 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(capsys, trace, monkey
 
 def test_read_options_pass_through(capsys, trace, tmp_path):
     tmf = tmp_path / "tmf"
-    tmf.mkdir()
+    tmf.mkdir()     # --tmf is checked up front: an empty or malformed directory is an error
+    (tmf / "my.tmf").write_text("5d0c1bb0-8b5b-4d43-9a39-4b4d44465050 My // SRC=my.c MJ= MN=\n",
+                                encoding="utf-8")
     for cmd in ("analyze", "compare", "sweep", "incidents"):
         extra = ["--policy", "always:2"] if cmd == "compare" else []
         rc, _, err = run(capsys, cmd, trace, *extra, "--tmf", tmf, "--tz", "+02:00",

@@ -304,3 +304,54 @@ def test_thread_streams_share_the_drivers_parked_irps():
                   "STATUS_SUCCESS")
     assert done[-1]["kind"] == "irp_complete"
     assert b.index == a.index == 5
+
+
+# --- --tmf checked up front ---------------------------------------------------------------------
+def _ifr_text(tmp_path):
+    p = tmp_path / "ifr.txt"
+    p.write_text("--- start of log ---\n"
+                 "1: 11/20/2026-05:40:00.0033990 FxPkgIo::Dispatch - WDFDEVICE 0x1 !devobj 0x2 "
+                 "0x00000003(IRP_MJ_READ), IRP_MN 0, IRP 0xFFFFC58A06340000\n", encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda d: None, ["no such TMF file or directory"]),
+    (lambda d: d.mkdir(), ["no .tmf files"]),
+    (lambda d: (d.mkdir(), (d / "x.tmf").write_text("#typev broken\n", encoding="utf-8")),
+     ["x.tmf", "line 1"]),
+])
+def test_a_bad_tmf_dir_is_one_line_even_for_text_inputs(tmp_path, capsys, make, words):
+    from fpreplay.errors import InputError
+    from fpreplay.parsers import ReadOptions, read_inputs
+
+    tmf = tmp_path / "tmf"
+    make(tmf)
+    text = _ifr_text(tmp_path)
+    with pytest.raises(InputError) as e:
+        read_inputs([text], ReadOptions(tmf_dirs=[tmf]))
+    assert all(w in str(e.value) for w in words)
+    assert cli_main(["irps", str(text), "--tz", "UTC", "--tmf", str(tmf), "-o",
+                     str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tmf) in err[0] and "Traceback" not in err[0]
+
+
+def test_a_good_tmf_dir_is_loaded_once_and_used(tmp_path):
+    from fpreplay.parsers import ReadOptions, read_inputs
+    from fpreplay.parsers.wpp import tmf as T
+    from fpreplay.synth import synthesize
+
+    scen = tmp_path / "s.toml"
+    scen.write_text(STOP_PURGE_START, encoding="utf-8")
+    r = synthesize(scen, tmp_path / "trace.etl")
+    loaded = []
+    real = T.load_tmf_file
+    T.load_tmf_file = lambda path, catalog=None: (loaded.append(path), real(path, catalog))[1]
+    try:
+        T._LOADED.clear()
+        read = read_inputs([r.trace, r.ifr], ReadOptions(tmf_dirs=[r.tmf_dir]))
+    finally:
+        T.load_tmf_file = real
+    assert sorted(loaded) == sorted(r.tmf_dir.glob("*.tmf"))     # each file once
+    assert read.events.filter(pl.col("event_name") == "IFR/Dispatch").height == 2 * r.truth["irps"]

@@ -300,11 +300,10 @@ _ENUM_VALUE = re.compile(r"^(\w+)\s*=\s*(-?(?:0x[0-9a-fA-F]+|\d+))\s*(?://.*)?$"
 _ATTR = re.compile(r"(\w+)=(\S*)")
 
 
-def load_tmf_dir(dirs: Iterable[Path | str] | Path | str) -> TmfCatalog:
-    """Load every *.tmf under the given directories (or the given files) into one catalogue."""
+def _tmf_files(dirs: Iterable[Path | str] | Path | str) -> list[Path]:
     if isinstance(dirs, (str, Path)):
         dirs = [dirs]
-    catalog = TmfCatalog()
+    out: list[Path] = []
     for d in dirs:
         d = Path(d)
         if d.is_dir():
@@ -315,8 +314,35 @@ def load_tmf_dir(dirs: Iterable[Path | str] | Path | str) -> TmfCatalog:
             files = [d]
         else:
             raise InputError(d, "no such TMF file or directory")
+        out += files
+    return out
+
+
+def load_tmf_dir(dirs: Iterable[Path | str] | Path | str) -> TmfCatalog:
+    """Load every *.tmf under the given directories (or the given files) into one catalogue."""
+    catalog = TmfCatalog()
+    for f in _tmf_files(dirs):
+        load_tmf_file(f, catalog)
+    return catalog
+
+
+_LOADED: dict[tuple, TmfCatalog] = {}
+
+
+def load_tmf_dir_once(dirs: Iterable[Path | str] | Path | str) -> TmfCatalog:
+    """load_tmf_dir, remembered: read_inputs checks --tmf up front (a bad TMF is one line, exit
+    2, whatever the inputs) and the .etl WPP decoder then uses what it loaded. Keyed by every
+    file's path, size and modification time, so an edited TMF is read again."""
+    files = _tmf_files(dirs)
+    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    catalog = _LOADED.get(key)
+    if catalog is None:
+        catalog = TmfCatalog()
         for f in files:
             load_tmf_file(f, catalog)
+        if len(_LOADED) >= 8:             # a long-lived process: keep the few latest
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = catalog
     return catalog
 
 

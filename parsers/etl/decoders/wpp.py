@@ -17,9 +17,9 @@ def _catalog(ctx):
         if not ctx.tmf_dirs:
             ctx.state["wpp_catalog"] = None
         else:
-            from fpreplay.parsers.wpp import load_tmf_dir
+            from fpreplay.parsers.wpp import load_tmf_dir_once
 
-            ctx.state["wpp_catalog"] = load_tmf_dir(ctx.tmf_dirs)
+            ctx.state["wpp_catalog"] = load_tmf_dir_once(ctx.tmf_dirs)   # read_inputs loaded it
     return ctx.state["wpp_catalog"]
 
 
