@@ -355,3 +355,35 @@ def test_a_good_tmf_dir_is_loaded_once_and_used(tmp_path):
         T.load_tmf_file = real
     assert sorted(loaded) == sorted(r.tmf_dir.glob("*.tmf"))     # each file once
     assert read.events.filter(pl.col("event_name") == "IFR/Dispatch").height == 2 * r.truth["irps"]
+
+
+# --- one declaration per layout / name table --------------------------------------------------
+def test_synth_tracelogging_events_are_what_the_decoder_reads_back():
+    from fpreplay.parsers.etl.decoders import tracelogging as TL
+    from fpreplay.synth.records import FIELD_TYPE, tl_event, tl_event_metadata, tl_provider_traits
+
+    fields = tuple(FIELD_TYPE)
+    meta = tl_event_metadata("ReservedRequestUsed", fields)
+    back = TL.parse_metadata(meta)
+    assert back.name == "ReservedRequestUsed" and [f.name for f in back.fields] == list(fields)
+    assert TL.build_metadata(back) == meta
+    values = {"Irp": 0xFFFFC58A06340000, "Request": 0x3A75F9C10000, "Queue": "0x5e7f3a6d6fd8",
+              "Device": "stordrv", "Major": 3, "Minor": 0, "IrpFlags": 0x43,
+              "Status": 0xC000009A, "Bytes": 4096, "Offset": 1 << 33}
+    decoded, problem = TL.decode_payload(back, TL.encode_payload(tl_event("X", fields), values), 8)
+    assert problem is None and decoded == values
+    assert tl_provider_traits("Contoso.StorDrv") == TL.provider_traits("Contoso.StorDrv")
+
+
+def test_synth_framework_messages_print_status_and_major_names_as_tracefmt_does():
+    # The IFR/WPP text uses the parsers' one table of NTSTATUS and IRP_MJ names, so every status
+    # the framework can report reads back (STATUS_NO_MEMORY was missing from a private table).
+    from fpreplay.parsers.kmdf_messages import match
+    from fpreplay.synth import wpp as W
+
+    line = W.render("completing", (0x5000, 0xAB00, 0, 0xC0000017))
+    assert line.endswith("STATUS_NO_MEMORY")
+    assert match(line.split(" - ", 1)[1])[1]["status"] == 0xC0000017
+    pnp = W.render("dispatch", (1, 2, 0x1B, 0, 0xAB00))
+    assert "0x0000001b(IRP_MJ_PNP)" in pnp
+    assert match(pnp.split(" - ", 1)[1])[1]["major"] == 0x1B
