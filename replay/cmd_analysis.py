@@ -6,7 +6,9 @@ one JSON document (render_json) and prints it (--json) or draws it (render, rend
 
 from __future__ import annotations
 
+import functools
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,33 +18,63 @@ from fpreplay.errors import FpreplayError
 from fpreplay.replay import render, render_json, whatif
 from fpreplay.replay.app import (
     ConfigOpt, Inputs, JsonOpt, MemoryOpt, OutOpt, PolicyOpt, ProviderOpt, QuietOpt, RangeOpt,
-    ServiceTimeOpt, TmfOpt, TzOpt, app, print_warnings, stdout_console,
+    ServiceTimeOpt, TmfOpt, TzOpt, app, check_range_result, check_read_options, print_warnings,
+    stdout_console, write_output,
 )
 from fpreplay.replay.loading import load_irps
 
 ExplainOpt = Annotated[Optional[str], typer.Option(
-    "--explain", help="Tell one IRP's story under each policy (its address, e.g. 0xffffa001…).")]
+    "--explain", metavar="IRP", help="Tell one IRP's story under each policy (its address, e.g. 0xffffa001…).")]
 KindOpt = Annotated[str, typer.Option(
-    "--kind", help="Policy kind to size: always, paging or examine:SQL.")]
+    "--kind", metavar="K", help="Policy kind to size: always, paging or examine:SQL.")]
 MaxOpt = Annotated[Optional[int], typer.Option(
-    "--max", help="Largest reserve size to try (default: the peak demand).", min=1)]
+    "--max", metavar="N", help="Largest reserve size to try (default: the peak demand).", min=1)]
 BudgetOpt = Annotated[Optional[str], typer.Option(
-    "--budget", help="Park-wait budget, e.g. 2ms: report the smallest reserve whose p99 park "
+    "--budget", metavar="DURATION", help="Park-wait budget, e.g. 2ms: report the smallest reserve whose p99 park "
                      "wait fits it.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for the simulation's randomness.")]
+SeedOpt = Annotated[int, typer.Option("--seed", metavar="N", help="Seed for the simulation's randomness.")]
 HtmlOutOpt = Annotated[Optional[Path], typer.Option(
-    "-o", "--output", help="The HTML file to write (required).")]
+    "-o", "--output", metavar="FILE.html", help="The HTML file to write (required).")]
 GapOpt = Annotated[Optional[str], typer.Option(
-    "--gap", help="Signals closer than this belong to one incident (default 500ms).")]
+    "--gap", metavar="DURATION", help="Signals closer than this belong to one incident (default 500ms).")]
 
 
 def _read(inputs, tmf, tz, provider, range_, quiet):
-    return load_irps(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_, quiet=quiet)
+    check_read_options(tz, range_)
+    read, irps = load_irps(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_,
+                           quiet=quiet)
+    check_range_result(read, range_)
+    return read, irps
+
+
+def _args(inputs, tmf=None, tz=None, provider=None, range_=None, config=None,
+          memory="observed", service_time=None, seed=0) -> str:
+    """The inputs and options as the user gave them, for the next command we suggest."""
+    words = [str(p) for p in inputs]
+    for d in tmf or []:
+        words += ["--tmf", str(d)]
+    if tz:
+        words += ["--tz", tz]
+    for name in provider or []:
+        words += ["--provider", name]
+    if range_:
+        words += ["--range", f"{range_[0]:g}", f"{range_[1]:g}"]
+    if config:
+        words += ["--config", str(config)]
+    if memory and memory != "observed":
+        words += ["--memory", memory]
+    if service_time:
+        words += ["--service-time", service_time]
+    if seed:
+        words += ["--seed", str(seed)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def _settings(config, memory, service_time, seed) -> whatif.WhatIfSettings:
     if config is not None and not Path(config).is_file():
         raise FpreplayError(f"{config}: no such driver config file")
+    if service_time is not None:
+        _duration(service_time, "--service-time")
     return whatif.WhatIfSettings(config=config, memory=memory, service_time=service_time,
                                  seed=seed)
 
@@ -88,10 +120,10 @@ def _write(df, output: Path | None) -> None:
     if output is not None:
         from fpreplay.parsers.table import write_table
 
-        write_table(df, output)
+        write_output(lambda: write_table(df, output), output)
 
 
-@app.command()
+@app.command(short_help="What actually happened: outcomes, low-memory incidents.")
 def analyze(
     inputs: Inputs,
     output: OutOpt = None,
@@ -105,16 +137,23 @@ def analyze(
 ) -> None:
     """What actually happened: IRPs, outcomes, low-memory incidents, IRPs never completed.
 
+    \b
+    Examples:
+      fpreplay analyze trace.etl
+      fpreplay analyze trace.etl driver-ifr.txt --tz UTC
+      fpreplay analyze trace.etl --json | jq '.incidents'
+
     -o writes the IRP lifecycle table (schema fpreplay.irps/1)."""
     read, irps = _read(inputs, tmf, tz, provider, range_, quiet)
     incidents = _incidents(read, irps, gap)
     doc = render_json.analyze_document(read, irps, incidents)
     _write(irps, output)
     print_warnings(doc["warnings"], quiet)
-    _emit(doc, json_, render.render_analyze)
+    args = _args(inputs, tmf, tz, provider, range_)
+    _emit(doc, json_, functools.partial(render.render_analyze, args=args))
 
 
-@app.command()
+@app.command(short_help="Each policy replayed against what actually happened.")
 def compare(
     inputs: Inputs,
     policy: PolicyOpt = None,
@@ -133,6 +172,13 @@ def compare(
 ) -> None:
     """Each policy replayed against what actually happened, one row per policy.
 
+    \b
+    Examples:
+      fpreplay compare trace.etl --policy always:8 --policy paging:8
+      fpreplay compare trace.etl --policy "examine:8:paging OR major = 4"
+      fpreplay compare trace.etl --policy always:2 --explain 0xffffa0012345b010
+      fpreplay compare trace.etl --policy always:2 -o per-irp.csv
+
     -o writes the per-IRP table: actual against each policy's outcome, status, park wait and
     verdict (rescued, still_failed, regressed, same)."""
     settings = _settings(config, memory, service_time, seed)
@@ -143,10 +189,11 @@ def compare(
                                        stories)
     _write(cmp.per_irp, output)
     print_warnings(doc["warnings"], quiet)
-    _emit(doc, json_, render.render_compare)
+    args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
+    _emit(doc, json_, functools.partial(render.render_compare, args=args))
 
 
-@app.command()
+@app.command(short_help="Reserve size against outcome: how many reserved requests.")
 def sweep(
     inputs: Inputs,
     kind: KindOpt = "always",
@@ -167,6 +214,12 @@ def sweep(
     """Outcomes against reserve sizes 1..max: the smallest reserve at which nothing parks, and
     with --budget the smallest whose p99 park wait fits.
 
+    \b
+    Examples:
+      fpreplay sweep trace.etl --budget 2ms
+      fpreplay sweep trace.etl --kind paging --max 32
+      fpreplay sweep trace.etl --memory fail-all --json | jq .min_reserved_no_park
+
     -o writes one row per reserve size tried."""
     settings = _settings(config, memory, service_time, seed)
     whatif.sweep_policy(kind, 1)
@@ -177,7 +230,8 @@ def sweep(
     doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
     _write(s.rows, output)
     print_warnings(doc["warnings"], quiet)
-    _emit(doc, json_, render.render_sweep)
+    args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
+    _emit(doc, json_, functools.partial(render.render_sweep, args=args))
 
 
 def _incident_analysis(read, irps, policy, settings, gap):
@@ -191,7 +245,7 @@ def _incident_analysis(read, irps, policy, settings, gap):
     return incidents, cmp, per, doc
 
 
-@app.command()
+@app.command(short_help="Post-mortem of every low-memory incident.")
 def incidents(
     inputs: Inputs,
     policy: PolicyOpt = None,
@@ -211,16 +265,22 @@ def incidents(
     """Post-mortem of every low-memory incident: its timeline, what each policy would have done,
     and the IRPs that decided it. Without --policy: none, always:PEAK and paging:PEAK.
 
+    \b
+    Examples:
+      fpreplay incidents trace.etl
+      fpreplay incidents trace.etl driver-ifr.txt --tz UTC --policy always:4
+
     -o writes the incident table."""
     settings = _settings(config, memory, service_time, seed)
     read, irps = _read(inputs, tmf, tz, provider, range_, quiet)
     found, _, _, doc = _incident_analysis(read, irps, policy, settings, gap)
     _write(found, output)
     print_warnings(doc["warnings"], quiet)
-    _emit(doc, json_, render.render_incidents)
+    args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
+    _emit(doc, json_, functools.partial(render.render_incidents, args=args))
 
 
-@app.command()
+@app.command(short_help="One self-contained HTML page to hand on (-o FILE.html).")
 def report(
     inputs: Inputs,
     output: HtmlOutOpt = None,
@@ -240,7 +300,13 @@ def report(
     quiet: QuietOpt = False,
 ) -> None:
     """One self-contained HTML page (opens offline): summary tables, per-policy timelines, the
-    sweep curve and a section per incident. -o FILE.html is required."""
+    sweep curve and a section per incident. -o FILE.html is required.
+
+    \b
+    Examples:
+      fpreplay report trace.etl -o report.html
+      fpreplay report trace.etl --policy always:8 --policy paging:8 --budget 2ms -o report.html
+    """
     from fpreplay.replay.render_html import render_report
 
     if output is None or output.suffix.lower() not in (".html", ".htm"):
@@ -256,8 +322,9 @@ def report(
     s = whatif.sweep(irps, kind, max_reserved=max_, budget_ns=budget_ns, events=read.events,
                      settings=settings)
     sweep_doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
-    html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp)
-    output.write_text(html, encoding="utf-8")
+    args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
+    html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp, args=args)
+    write_output(lambda: output.write_text(html, encoding="utf-8"), output)
     print_warnings(compare_doc["warnings"], quiet)
     if not quiet:
         render.stderr_note(f"wrote {output}")

@@ -10,7 +10,8 @@ import typer
 
 from fpreplay.errors import FpreplayError
 from fpreplay.replay.app import (
-    Inputs, JsonOpt, OutOpt, ProviderOpt, QuietOpt, RangeOpt, TmfOpt, TzOpt, app, print_warnings,
+    Inputs, JsonOpt, OutOpt, ProviderOpt, QuietOpt, RangeOpt, TmfOpt, TzOpt, app,
+    check_range_result, check_read_options, print_warnings, write_output,
 )
 from fpreplay.replay.loading import load_events, load_irps
 
@@ -21,7 +22,7 @@ def _require_output(output: Path | None) -> Path:
     return output
 
 
-@app.command()
+@app.command(short_help="Decoded, normalized events as a table (-o FILE).")
 def events(
     inputs: Inputs,
     output: OutOpt = None,
@@ -35,14 +36,24 @@ def events(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Decode inputs into the normalized event table (schema fpreplay.events/1)."""
+    """Decode inputs into the normalized event table (schema fpreplay.events/1).
+
+    \b
+    Examples:
+      fpreplay events trace.etl -o events.parquet
+      fpreplay events trace.etl driver-ifr.txt --tz UTC -o events.csv
+      fpreplay events trace.etl --all --json -o all.ndjson
+    """
     from fpreplay.parsers.table import write_table
 
     out = _require_output(output)
+    check_read_options(tz, range_)
     read = load_events(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_,
                        all_records=all_records, quiet=quiet)
-    write_table(read.events, out)
-    print_warnings(read.diagnostics.warnings, quiet or json_)
+    check_range_result(read, range_)
+    write_output(lambda: write_table(read.events, out), out)
+    # Warnings go to stderr with --json too (contract section 1), as every command does.
+    print_warnings(read.diagnostics.warnings, quiet)
     if json_:
         print(json.dumps({"schema": "fpreplay.events/1", "inputs": read.inputs,
                           "output": str(out), "rows": read.events.height,
@@ -51,7 +62,7 @@ def events(
                           "warnings": read.diagnostics.warnings}))
 
 
-@app.command()
+@app.command(short_help="IRP lifecycles as a table (-o FILE).")
 def irps(
     inputs: Inputs,
     output: OutOpt = None,
@@ -62,14 +73,22 @@ def irps(
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Rebuild one lifecycle per IRP instance (schema fpreplay.irps/1)."""
+    """Rebuild one lifecycle per IRP instance (schema fpreplay.irps/1).
+
+    \b
+    Examples:
+      fpreplay irps trace.etl -o irps.parquet
+      fpreplay irps events.parquet --json -o irps.csv
+    """
     from fpreplay.parsers.table import write_table
 
     out = _require_output(output)
+    check_read_options(tz, range_)
     read, lifecycles = load_irps(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_,
                                  quiet=quiet)
-    write_table(lifecycles, out)
-    print_warnings(read.diagnostics.warnings, quiet or json_)
+    check_range_result(read, range_)
+    write_output(lambda: write_table(lifecycles, out), out)
+    print_warnings(read.diagnostics.warnings, quiet)
     if json_:
         counts = lifecycles.group_by("actual").len().sort("actual")
         print(json.dumps({"schema": "fpreplay.irps/1", "inputs": read.inputs,

@@ -12,28 +12,43 @@ from fpreplay.errors import FpreplayError
 from fpreplay.replay.app import JsonOpt, QuietOpt, app, stderr_console
 
 
-@app.command()
+@app.command(short_help="A real-format trace (and its truth) from a scenario.")
 def synth(
-    scenario: Annotated[Path, typer.Argument(help="Scenario file (TOML): devices and queues, "
+    scenario: Annotated[Path, typer.Argument(metavar="SCENARIO.toml", help="Scenario file (TOML): devices and queues, "
                                              "arrivals, memory pressure, queue operations.",
                                              show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="The .etl to write.")]
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="FILE.etl",
+                                                    help="The .etl to write.")]
     = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Override the scenario's seed.")]
+    seed: Annotated[Optional[int], typer.Option("--seed", metavar="N",
+                                                help="Override the scenario's seed.")]
     = None,
-    ifr: Annotated[Optional[Path], typer.Option("--ifr", help="Also write the in-flight-recorder "
+    ifr: Annotated[Optional[Path], typer.Option("--ifr", metavar="FILE", help="Also write the in-flight-recorder "
                                                 "text dump here (default: beside the trace when "
                                                 "the scenario asks for one).")] = None,
-    truth: Annotated[Optional[Path], typer.Option("--truth", help="Where to write the truth JSON "
+    truth: Annotated[Optional[Path], typer.Option("--truth", metavar="FILE", help="Where to write the truth JSON "
                                                   "(default: beside the trace).")] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write a real-format ETW trace of a scenario, plus the truth it encodes."""
+    """Write a real-format ETW trace of a scenario, plus the truth it encodes.
+
+    \b
+    Examples:
+      fpreplay synth traces/samples/b-pool-ran-dry/scenario.toml -o out/trace.etl
+      fpreplay synth my-scenario.toml --seed 7 --ifr out/ifr.txt -o out/trace.etl
+    """
     from fpreplay.synth import synthesize
 
     if output is None:
         raise FpreplayError("-o FILE.etl is required")
+    # `-o out/trace.etl` as the samples README shows it: make the folder rather than refuse.
+    for path in (output, ifr, truth):
+        if path is not None:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise FpreplayError(f"{path}: cannot write: {e.strerror or e}") from None
     result = synthesize(scenario, output, seed=seed, ifr=ifr, truth=truth)
     t = result.truth
     summary = {"schema": "fpreplay.synth/1", "scenario": str(scenario), "output": str(output),

@@ -72,13 +72,39 @@ def fmt_status(status) -> str:
     return "-" if status is None else f"0x{int(status):08X}"
 
 
+def fmt_waits(row: dict) -> list[str]:
+    """p50 / p99 / max park wait, or "-" when no IRP parked (JSON carries zeros there)."""
+    w = row["park_wait_ns"]
+    if not row.get("parked"):
+        return ["-", "-", "-"]
+    return [fmt_duration(w["p50"]), fmt_duration(w["p99"]), fmt_duration(w["max"])]
+
+
 def _table(title: str | None = None) -> Table:
     return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
                  show_edge=False,
                  padding=(0, 0, 0, 1), title_style="bold")
 
 
+def _needed_width(table: Table) -> int:
+    """Columns that never wrap at their widest cell or header line, the others at their
+    min_width, each with its two-character gap."""
+    total = 0
+    for col in table.columns:
+        if col.no_wrap:
+            cells = [str(col.header), *(str(c) for c in col._cells)]
+            total += max(len(line) for c in cells for line in c.split("\n"))
+        else:
+            total += col.min_width or 1
+        total += 2
+    return total
+
+
 def _show(out: Console, table: Table) -> None:
+    # Rich drops whole columns from a table too wide for the terminal. Close the gaps between
+    # columns to one space first (an 80-column terminal then holds every column).
+    if _needed_width(table) > out.width:
+        table.padding = (0, 0, 0, 0)
     out.print(table)
     out.print()
 
@@ -127,7 +153,7 @@ def incidents_table(incidents: list[dict]) -> Table:
     return t
 
 
-def render_analyze(doc: dict, out: Console) -> None:
+def render_analyze(doc: dict, out: Console, args: str = "TRACE") -> None:
     out.print(doc["verdict"], style="bold red" if doc["incidents"] else "bold green",
               markup=False)
     out.print(f"events {doc['events']}  records {doc['records']}  events lost "
@@ -145,12 +171,16 @@ def render_analyze(doc: dict, out: Console) -> None:
               f"{fp['fp_policy_refused']} (IRPs refused {fp['refused_irps']}), request "
               f"allocation failures {fp['request_alloc_failed']}, resource-callback failures "
               f"{fp['request_resources_failed']}, memory-pressure signals "
-              f"{fp['memory_pressure']}.", markup=False)
+              f"{fp['memory_pressure']}"
+              + (" (hard faults or memory readings, too few or too far apart to make an "
+                 "incident)" if fp["memory_pressure"] and not doc["incidents"] else "")
+              + ".", markup=False)
     nc = doc["never_completed"]
     if nc["count"]:
         t = _table(f"IRPs that never completed ({nc['count']})")
         for c in ("IRP", "arrived (UTC)", "device", "queue", "major"):
-            t.add_column(c, overflow="fold")
+            # An address or a time broken over two lines cannot be pasted into --explain.
+            t.add_column(c, overflow="fold", no_wrap=c in ("IRP", "arrived (UTC)"))
         for r in nc["irps"][:20]:
             t.add_row(fmt_irp(r["irp"]), fmt_time(r["arrive_ns"]), str(r["device"] or "-"),
                       str(r["queue"] or "(default)"),
@@ -160,25 +190,32 @@ def render_analyze(doc: dict, out: Console) -> None:
         _show(out, t)
     else:
         out.print("Every IRP completed.", markup=False)
+    print_next(out, next_analyze(doc, args))
 
 
 # --- compare ----------------------------------------------------------------------------------
 
 def compare_table(doc: dict) -> Table:
     t = _table(f"{doc['irps']} IRPs, memory model {doc['memory']}")
-    t.add_column("policy", overflow="fold", min_width=10, ratio=1)
+    rows = [doc["observed"], *doc["policies"]]
+    # The policy column folds a long examine rule but never shrinks below a short policy name.
+    t.add_column("policy", overflow="fold", ratio=1,
+                 min_width=min(10, max(len(r["policy"]) for r in rows)))
+    # cancelled / invalid state come only from queue purges and stops: two columns of zeros
+    # would push the policy names off an 80-column terminal, so one column "cancelled/invalid"
+    # appears when some row has one.
+    purges = any(r["cancelled"] or r["invalid_state"] for r in rows)
     for c in ("rescued", "still\nfailed", "regress", "parked", "wait\np50", "p99", "max",
-              "cancl", "inval", "high\nwater"):
+              *(("cancl/\ninval",) if purges else ()), "high\nwater"):
         # Colour says which way a number cuts; the console drops it off a terminal/NO_COLOR.
         style = {"rescued": "green", "still\nfailed": "red", "regress": "red"}.get(c)
         # Numbers never wrap: the policy column (a long examine rule) folds instead.
         t.add_column(c, justify="right", style=style, no_wrap=True)
-    for row in [doc["observed"], *doc["policies"]]:
-        w = row["park_wait_ns"]
+    for row in rows:
         t.add_row(row["policy"], str(row["rescued"]), str(row["still_failed"]),
-                  str(row["regressed"]), str(row["parked"]), fmt_duration(w["p50"]),
-                  fmt_duration(w["p99"]), fmt_duration(w["max"]), str(row["cancelled"]),
-                  str(row["invalid_state"]), str(row["reserve_high_water"]))
+                  str(row["regressed"]), str(row["parked"]), *fmt_waits(row),
+                  *((f"{row['cancelled']}/{row['invalid_state']}",) if purges else ()),
+                  str(row["reserve_high_water"]))
     return t
 
 
@@ -195,26 +232,28 @@ def render_explain(stories: list[dict], out: Console) -> None:
                       markup=False)
 
 
-def render_compare(doc: dict, out: Console) -> None:
+def render_compare(doc: dict, out: Console, args: str = "TRACE") -> None:
     a = doc["actual"]
-    out.print("Actually: " + ", ".join(f"{k} {a[k]}" for k in ACTUAL_OUTCOMES), markup=False)
+    out.print(f"Actually, of {doc['irps']} IRPs: "
+              + ", ".join(f"{k} {a[k]}" for k in ACTUAL_OUTCOMES if a[k]), markup=False)
     _show(out, compare_table(doc))
     if doc.get("explain"):
         render_explain(doc["explain"], out)
+        out.print()
+    print_next(out, compare_summary(doc, args))
 
 
 # --- sweep ------------------------------------------------------------------------------------
 
-def render_sweep(doc: dict, out: Console) -> None:
+def render_sweep(doc: dict, out: Console, args: str = "TRACE") -> None:
     t = _table(f"Reserve size against outcome: {doc['kind']}, memory model {doc['memory']}")
-    for c in ("reserved", "rescued", "still failed", "regress", "parked", "wait p50", "p99",
-              "max", "high water"):
+    for c in ("reserved", "rescued", "still\nfailed", "regress", "parked", "wait\np50", "p99",
+              "max", "high\nwater"):
         t.add_column(c, justify="right", no_wrap=True)
     for r in doc["rows"]:
-        w = r["park_wait_ns"]
         t.add_row(str(r["reserved"]), str(r["rescued"]), str(r["still_failed"]),
-                  str(r["regressed"]), str(r["parked"]), fmt_duration(w["p50"]),
-                  fmt_duration(w["p99"]), fmt_duration(w["max"]), str(r["reserve_high_water"]))
+                  str(r["regressed"]), str(r["parked"]), *fmt_waits(r),
+                  str(r["reserve_high_water"]))
     _show(out, t)
     if doc["peak_demand"] is not None:
         out.print(f"Peak demand (reserved requests in use at once with an unlimited reserve): "
@@ -232,30 +271,33 @@ def render_sweep(doc: dict, out: Console) -> None:
         out.print(f"Smallest reserve whose p99 park wait fits {fmt_duration(doc['budget_ns'])}: "
                   + (str(b) if b is not None else f"none up to {doc['max_reserved']}"),
                   markup=False)
+    print_next(out, next_sweep(doc, args))
 
 
 # --- incidents --------------------------------------------------------------------------------
 
-def render_incidents(doc: dict, out: Console) -> None:
+def render_incidents(doc: dict, out: Console, args: str = "TRACE") -> None:
     if not doc["incidents"]:
         out.print("No low-memory incident.", markup=False)
         return
     for i in doc["incidents"]:
         share = fmt_share(i["paging_share"])
-        out.print(f"Incident {i['incident']}: {fmt_time(i['start_ns'])} for "
-                  f"{fmt_duration(i['duration_ns'])}; {i['irps']} IRPs arrived, "
-                  f"{i['alloc_failed']} alloc_failed, {i['refused']} refused, {i['reserved']} "
-                  f"reserved, {i['insufficient_resources']} insufficient-resources completions, "
-                  f"{i['memory_pressure']} pressure signals; paging {share}; devices "
-                  f"{_join(i['devices'], 4)}; queues {_join(i['queues'], 4)}",
-                  style="bold", markup=False)
-        t = _table("Timeline")
-        t.add_column("from (UTC)")
-        t.add_column("arrived", justify="right")
-        t.add_column("failed", justify="right")
-        t.add_column("outst.", justify="right")
+        out.print(f"Incident {i['incident']}: {fmt_time(i['start_ns'])} UTC for "
+                  f"{fmt_duration(i['duration_ns'])}; devices {_join(i['devices'], 4)}; queues "
+                  f"{_join(i['queues'], 4)}", style="bold", markup=False)
+        out.print(f"  {i['irps']} IRPs arrived: {i['alloc_failed']} alloc_failed, "
+                  f"{i['refused']} refused, {i['reserved']} reserved; "
+                  f"{i['insufficient_resources']} insufficient-resources completions, "
+                  f"{i['memory_pressure']} memory-pressure signals; paging I/O {share} of the "
+                  "IRPs whose allocation failed", markup=False)
+        t = _table("Timeline (alloc fail: IRPs whose request allocation failed, served from "
+                   "the reserve or not)")
+        t.add_column("from (UTC)", no_wrap=True)
+        t.add_column("arrived", justify="right", no_wrap=True)
+        t.add_column("alloc\nfail", justify="right", no_wrap=True)
+        t.add_column("outst.", justify="right", no_wrap=True)
         for p in doc["policies"]:
-            t.add_column(f"{p} resv/park", justify="right", overflow="fold", max_width=16)
+            t.add_column(f"{p}\nresv/park", justify="right", overflow="fold", max_width=16)
         for b in i["timeline"]:
             t.add_row(fmt_time(b["start_ns"])[11:], str(b["arrived"]), str(b["failed"]),
                       str(b["outstanding"]),
@@ -266,9 +308,9 @@ def render_incidents(doc: dict, out: Console) -> None:
                                   "observed": i["observed"], "policies": i["policies"]}))
         if i["irp_list"]:
             t = _table(f"IRPs that decided it ({i['deciding_irps']})")
-            t.add_column("IRP", overflow="fold")
-            t.add_column("arrived (UTC)")
-            t.add_column("actual")
+            t.add_column("IRP", no_wrap=True)
+            t.add_column("arrived (UTC)", no_wrap=True)
+            t.add_column("actual", no_wrap=True)
             for p in doc["policies"]:
                 t.add_column(p, overflow="fold", max_width=18)
             for r in i["irp_list"][:20]:
@@ -277,6 +319,125 @@ def render_incidents(doc: dict, out: Console) -> None:
             if i["deciding_irps"] > 20:
                 t.caption = f"{i['deciding_irps'] - 20} more (see --json)"
             _show(out, t)
+    print_next(out, next_incidents(doc, args))
+
+
+# --- what to do next ---------------------------------------------------------------------------
+# Each command ends on the command a user would run next, with their own inputs and options, so
+# the answer to "so what now?" can be pasted. `args` is the inputs and options as typed.
+
+def _policy_kind(policy: str) -> str | None:
+    """`always:8` -> `always`, `examine:8:SQL` -> `examine:SQL`; `none` has no reserve to size."""
+    parts = policy.split(":", 2)
+    if parts[0] == "examine" and len(parts) == 3:
+        return f"examine:{parts[2]}"
+    return parts[0] if parts[0] in ("always", "paging") else None
+
+
+def _kind_arg(kind: str) -> str:
+    import shlex
+
+    return "" if kind == "always" else f" --kind {shlex.quote(kind)}"
+
+
+def _policy_arg(kind: str, n: int) -> str:
+    import shlex
+
+    if kind.startswith("examine:"):
+        return shlex.quote(f"examine:{n}:{kind.split(':', 1)[1]}")
+    return f"{kind}:{n}"
+
+
+def next_analyze(doc: dict, args: str) -> str:
+    a = doc["actual"]
+    failed = a["alloc_failed"] + a["refused"]
+    if failed:
+        return (f"Next: `fpreplay sweep {args} --budget 2ms` finds the smallest reserve that "
+                f"would have served these {failed} IRPs; `fpreplay incidents {args}` tells each "
+                "incident's story.")
+    if a["reserved"]:
+        return (f"Next: the reserve held ({a['reserved']} IRPs served from it). "
+                f"`fpreplay sweep {args} --budget 2ms` shows how a bigger or smaller reserve "
+                "changes parking.")
+    if doc["incidents"]:
+        return (f"Nothing failed for want of memory. `fpreplay incidents {args}` shows the "
+                "incident's timeline.")
+    return ("Nothing failed for want of memory. To see what a reserve would do in a low-memory "
+            f"event anyway: `fpreplay sweep {args} --memory fail-all`.")
+
+
+def best_policy(doc: dict) -> dict | None:
+    """The policy a user would pick from a comparison: rescues most, regresses least, fails
+    least, parks least, with the fewest reserved requests in use."""
+    rows = [r for r in doc["policies"] if _policy_kind(r["policy"])]
+    if not rows:
+        return None
+    return min(rows, key=lambda r: (-r["rescued"], r["regressed"], r["still_failed"],
+                                    r["parked"], r["reserve_high_water"]))
+
+
+def compare_summary(doc: dict, args: str) -> str:
+    a = doc["actual"]
+    failed = a["alloc_failed"] + a["refused"]
+    best = best_policy(doc)
+    if best is None:
+        return "No policy with a reserve was compared; add e.g. --policy always:8."
+    kind = _policy_kind(best["policy"])
+    sweep = f"`fpreplay sweep {args}{_kind_arg(kind)} --budget 2ms`"
+    if not failed and not best["regressed"] and not best["parked"] and not a["reserved"]:
+        return ("Nothing failed for want of memory, so no policy had anything to rescue. To "
+                "compare them in a low-memory event: add --memory fail-all.")
+    head = (f"Best here: {best['policy']} rescues {best['rescued']} of {failed} failed IRPs, "
+            f"regresses {best['regressed']}, parks {best['parked']}")
+    if best["still_failed"] and kind == "paging":
+        head += (f"; the {best['still_failed']} it still fails are not paging I/O "
+                 "(try --policy always:N)")
+    if best["parked"]:
+        return head + f". Next: {sweep} finds the smallest reserve whose park wait fits 2 ms."
+    return (head + f", with at most {best['reserve_high_water']} reserved requests in use. "
+            f"Next: {sweep} confirms the smallest reserve that does as well.")
+
+
+def next_sweep(doc: dict, args: str) -> str | None:
+    kind = doc["kind"]
+    if doc["peak_demand"] == 0 and doc["memory"] == "observed":
+        return f"Next: `fpreplay sweep {args}{_kind_arg(kind)} --memory fail-all`."
+    if doc["budget_ns"] is not None:
+        n, why = (doc["min_reserved_within_budget"],
+                  f"the smallest reserve whose p99 park wait fits "
+                  f"{fmt_duration(doc['budget_ns'])}")
+    else:
+        n, why = doc["min_reserved_no_park"], "the smallest reserve at which nothing parks"
+    if n is None:
+        return (f"No reserve up to {doc['max_reserved']} does it. Next: "
+                f"`fpreplay sweep {args}{_kind_arg(kind)} --max {2 * doc['max_reserved']}`.")
+    row = next((r for r in doc["rows"] if r["reserved"] == n), None)
+    tail = ""
+    if row is not None and row["still_failed"] and kind == "paging":
+        tail = (f" ({row['still_failed']} IRPs still fail: they are not paging I/O; "
+                "`--kind always` sizes a reserve for them too)")
+    return (f"Next: `fpreplay compare {args} --policy {_policy_arg(kind, n)}` replays {why}, "
+            f"IRP by IRP (add -o per-irp.csv or --explain IRP){tail}.")
+
+
+def next_incidents(doc: dict, args: str) -> str | None:
+    """Point at the first deciding IRP some policy treats differently: its story is the one a
+    support engineer retells."""
+    for i in doc["incidents"]:
+        for r in i["irp_list"]:
+            for p in doc["policies"]:
+                if r["policies"][p]["verdict"] in ("rescued", "regressed") and _policy_kind(p):
+                    import shlex
+
+                    return (f"Next: `fpreplay compare {args} --policy {shlex.quote(p)} --explain "
+                            f"{fmt_irp(r['irp'])}` tells how {p} treats the first IRP it "
+                            "changes.")
+    return None
+
+
+def print_next(out: Console, text: str | None) -> None:
+    if text:
+        out.print(text, markup=False, style="bold")
 
 
 def stderr_note(message: str) -> None:

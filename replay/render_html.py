@@ -34,7 +34,7 @@ padding:8px 12px}
 table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:2px 8px;border-bottom:1px solid
 #e4e4e4;text-align:right;white-space:nowrap}th{background:#f4f4f4;white-space:normal;
 vertical-align:bottom}td.l,th.l{text-align:left}td.l{white-space:normal}
-.muted{color:#666}.warn{color:#a33}svg{display:block;margin:4px 0 12px}
+.next{margin:6px 0 0 16px}.muted{color:#666}.warn{color:#a33}svg{display:block;margin:4px 0 12px}
 svg text{font:11px system-ui,sans-serif;fill:#444}.legend span{margin-right:16px}
 .legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
 nav a{margin-right:12px}
@@ -96,14 +96,30 @@ def _ticks(span: float) -> list[float]:
     return [round(k * step, 12) for k in range(int(span / step) + 1)]
 
 
+def _y_ticks(top: float, counts: bool) -> list[float]:
+    """Round y ticks from 0 reaching at least `top`; whole numbers when the series are counts
+    (a count axis labelled 0.75 or 2.25 reads as a mistake)."""
+    top = max(float(top), 1.0 if counts else 0.0)
+    if top <= 0:
+        return [0.0, 1.0]
+    raw = top / 4
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    if counts:
+        step = max(1.0, math.ceil(step))
+    n = math.ceil(top / step - 1e-9)
+    return [round(k * step, 12) for k in range(n + 1)]
+
+
 def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: str,
                hline: tuple[str, float] | None = None, x_label: str = "seconds since start",
-               x_is_time: bool = True, step: bool = True) -> str:
+               x_is_time: bool = True, step: bool = True, counts: bool = True) -> str:
     """An SVG chart of step (or straight) series [(label, [(x, y), ...])] with a legend."""
     w, h = WIDTH, HEIGHT
     iw, ih = w - PAD_L - PAD_R, h - PAD_T - PAD_B
     ymax = max([y for _, pts in series for _, y in pts] + [hline[1] if hline else 0] + [0])
-    ymax = _nice_max(float(ymax))
+    y_ticks = _y_ticks(float(ymax), counts)
+    ymax = y_ticks[-1]
     span = max(1, t1 - t0)
 
     def X(t):
@@ -116,8 +132,7 @@ def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: s
              f'viewBox="0 0 {w} {h}" role="img" aria-label="{esc(title)}">',
              f'<rect x="{PAD_L}" y="{PAD_T}" width="{iw}" height="{ih}" fill="#fbfbfb" '
              f'stroke="#ccc"/>']
-    for k in range(5):
-        yv = ymax * k / 4
+    for yv in y_ticks:
         parts.append(f'<line x1="{PAD_L}" x2="{PAD_L + iw}" y1="{Y(yv):.1f}" y2="{Y(yv):.1f}" '
                      f'stroke="#eee"/><text x="{PAD_L - 4}" y="{Y(yv) + 4:.1f}" '
                      f'text-anchor="end">{yv:g}</text>')
@@ -212,7 +227,7 @@ def sweep_chart(sweep_doc: dict) -> str:
                                  for r in rows])],
         x0, x1, "Park wait against reserve size (ms)",
         hline=(("budget", sweep_doc["budget_ns"] / 1e6) if sweep_doc["budget_ns"] else None),
-        x_label="reserved requests N", x_is_time=False, step=False)
+        x_label="reserved requests N", x_is_time=False, step=False, counts=False)
     return counts + waits
 
 
@@ -226,10 +241,8 @@ def _actual_rows(rows: list[dict], names=str) -> list[list]:
 def _compare_rows(doc: dict) -> list[list]:
     out = []
     for r in [doc["observed"], *doc["policies"]]:
-        w = r["park_wait_ns"]
         out.append([r["policy"], r["rescued"], r["still_failed"], r["regressed"], r["parked"],
-                    render.fmt_duration(w["p50"]), render.fmt_duration(w["p99"]),
-                    render.fmt_duration(w["max"]), r["cancelled"], r["invalid_state"],
+                    *render.fmt_waits(r), r["cancelled"], r["invalid_state"],
                     r["reserve_high_water"]])
     return out
 
@@ -257,9 +270,12 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> s
                     left=0),
              f'<p>Devices: {esc(", ".join(i["devices"]) or "-")}. Queues: '
              f'{esc(", ".join(i["queues"]) or "(default)")}.</p>']
-    head = ["from (UTC)", "arrived", "failed", "outstanding"]
+    head = ["from (UTC)", "arrived", "allocation failed", "outstanding"]
     head += [f"{p}: reserved in use / parked" for p in policies]   # headers wrap (CSS)
-    parts.append("<h4>Timeline</h4>" + _table(head, [
+    parts.append("<h4>Timeline</h4><p class=\"muted\">Ten equal steps. allocation failed: "
+                 "IRPs whose request allocation failed, served from the reserve or not; "
+                 "outstanding: the most IRPs in the driver at once, as traced.</p>"
+                 + _table(head, [
         [render.fmt_time(b["start_ns"])[11:], b["arrived"], b["failed"], b["outstanding"],
          *[f"{b['policies'][p]['reserved_in_use']} / {b['policies'][p]['parked']}"
            for p in policies]] for b in i["timeline"]]))
@@ -298,6 +314,15 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> s
     return "".join(parts)
 
 
+def _next_steps(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, args: str) -> str:
+    """Under the verdict: what the comparison and the sweep say to do, as the terminal does."""
+    lines = [render.compare_summary(compare_doc, args), render.next_sweep(sweep_doc, args)]
+    if not (analyze_doc["actual"]["alloc_failed"] + analyze_doc["actual"]["refused"]
+            + analyze_doc["actual"]["reserved"]):
+        lines = [render.next_analyze(analyze_doc, args)]
+    return "".join(f'<p class="next">{esc(t)}</p>' for t in lines if t)
+
+
 def _sweep_answers(doc: dict) -> str:
     def answer(n) -> str:
         return esc(n if n is not None else f"none up to {doc['max_reserved']}")
@@ -310,8 +335,20 @@ def _sweep_answers(doc: dict) -> str:
     return f"<p>{text}</p>"
 
 
+# Forward-progress evidence in a user's words (the JSON keys are for scripts).
+EVIDENCE_LABELS = {
+    "reserved_request_used": "reserved requests used",
+    "fp_policy_refused": "policy refusals",
+    "request_alloc_failed": "request allocation failures",
+    "request_resources_failed": "resource-callback failures",
+    "memory_pressure": "memory-pressure signals",
+    "reserved_irps": "IRPs served from the reserve",
+    "refused_irps": "IRPs refused",
+}
+
+
 def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, incidents_doc: dict,
-                  cmp: whatif.Comparison) -> str:
+                  cmp: whatif.Comparison, args: str = "TRACE") -> str:
     a = analyze_doc
     irps = cmp.per_irp
     t0 = int(irps["arrive_ns"].min()) if irps.height else 0
@@ -326,6 +363,7 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
         f"<h1>fpreplay report</h1><p class=\"muted\">{esc(', '.join(a['inputs']))} · memory "
         f"model {esc(compare_doc['memory'])} · fpreplay {__version__} · {generated}</p>", nav,
         f'<p class="verdict">{esc(a["verdict"])}</p>',
+        _next_steps(a, compare_doc, sweep_doc, args),
         '<h2 id="summary">Summary</h2>',
         _table(["events", "records", "events lost", "buffers lost", "IRPs"],
                [[a["events"], a["records"], a["events_lost"], a["buffers_lost"], a["irps"]]],
@@ -340,7 +378,8 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
         _table(["major", "IRPs", *ACTUAL_OUTCOMES], _actual_rows(a["by_major"],
                                                                   render.major_name)),
         "<h3>Forward-progress evidence</h3>",
-        _table(list(a["forward_progress"]), [list(a["forward_progress"].values())], left=0),
+        _table([EVIDENCE_LABELS.get(k, k) for k in a["forward_progress"]],
+               [list(a["forward_progress"].values())], left=0),
         f"<h3>IRPs that never completed ({a['never_completed']['count']})</h3>",
         _table(["IRP", "arrived (UTC)", "device", "queue", "major"],
                [[render.fmt_irp(r["irp"]), render.fmt_time(r["arrive_ns"]), r["device"],
@@ -359,9 +398,7 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
         _table(["reserved", "rescued", "still failed", "regressed", "parked", "park wait p50",
                 "p99", "max", "reserve high water"],
                [[r["reserved"], r["rescued"], r["still_failed"], r["regressed"], r["parked"],
-                 render.fmt_duration(r["park_wait_ns"]["p50"]),
-                 render.fmt_duration(r["park_wait_ns"]["p99"]),
-                 render.fmt_duration(r["park_wait_ns"]["max"]), r["reserve_high_water"]]
+                 *render.fmt_waits(r), r["reserve_high_water"]]
                 for r in sweep_doc["rows"]], left=0),
         _sweep_answers(sweep_doc),
         f'<h2 id="incidents">Low-memory incidents ({len(incidents_doc["incidents"])})</h2>',

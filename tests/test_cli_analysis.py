@@ -95,7 +95,7 @@ def test_compare_rows_table_per_irp_file_and_explain(capsys, trace, tmp_path):
     rc, out, _ = run(capsys, "compare", trace, *POLICIES, "--service-time", "5ms",
                      "--output", out_csv)
     assert rc == 0
-    assert re.search(r"always:1\s+3\s+0\s+0\s+2\s+4 ms\s+8 ms\s+8 ms\s+1\s+0\s+1", out)
+    assert re.search(r"always:1\s+3\s+0\s+0\s+2\s+4 ms\s+8 ms\s+8 ms\s+1/0\s+1", out)
     assert re.search(r"actual\s+0\s+3\s+0\s+0\s", out)
     per = pl.read_csv(out_csv)
     assert (per["always:1:verdict"] == "rescued").sum() == 3

@@ -104,7 +104,8 @@ def test_report_numbers_are_the_json_numbers(report):
     for row in [doc["observed"], *doc["policies"]]:
         w = row["park_wait_ns"]
         expected = [str(row[k]) for k in ("rescued", "still_failed", "regressed", "parked")]
-        expected += [render.fmt_duration(w[k]) for k in ("p50", "p99", "max")]
+        expected += ([render.fmt_duration(w[k]) for k in ("p50", "p99", "max")]
+                     if row["parked"] else ["-", "-", "-"])   # nothing parked: no wait
         expected += [str(row[k]) for k in ("cancelled", "invalid_state", "reserve_high_water")]
         assert table[row["policy"]] == expected
     assert table["always:1"][:7] == ["3", "0", "0", "2", "4 ms", "8 ms", "8 ms"]
@@ -126,6 +127,9 @@ def test_report_options(tmp_path, capsys):
     cfg.write_text('[[queues]]\nname = "default"\n')
     tmf = tmp_path / "tmf"
     tmf.mkdir()
+    from fpreplay.synth.wpp import write_tmf_dir
+
+    write_tmf_dir(tmf)   # --tmf must name real TMF files (an empty directory is refused)
     out = tmp_path / "r.htm"
     rc = main(["report", str(trace), "--output", str(out), "--kind", "paging", "--max", "2",
                "--gap", "50ms", "--config", str(cfg), "--memory", "observed", "--seed", "1",
