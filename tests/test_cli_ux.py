@@ -1,0 +1,246 @@
+"""What a user trips on, one test per fix: narrow terminals, the next command to run, help with
+examples, bad options and unwritable outputs as one line with exit 2, warnings printed once."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+
+from fpreplay.replay.cli import app, main
+from test_whatif_support import write_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ["--policy", "always:1", "--policy", "paging:1"]
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    rc = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def trace(tmp_path) -> Path:
+    return write_scenario(tmp_path, "parquet")
+
+
+def _one_line_exit_2(capsys, *args) -> str:
+    rc, out, err = run(capsys, *args)
+    assert rc == 2, err
+    assert out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+# --- narrow terminals -------------------------------------------------------------------------
+
+def test_80_columns_keep_every_compare_column(capsys, trace, monkeypatch):
+    """Rich drops whole columns from a table too wide for the terminal: at COLUMNS=80 the
+    comparison (with a purge's cancelled IRPs and a long examine rule) keeps all of them."""
+    monkeypatch.setenv("COLUMNS", "80")
+    rc, out, _ = run(capsys, "compare", trace, "--policy", "always:1",
+                     "--policy", "examine:4:paging OR major = 4 OR bytes > 65536")
+    assert rc == 0
+    assert max(len(line) for line in out.splitlines()) <= 80
+    head = " ".join(out.split("\n─")[0].split())
+    for word in ("policy", "rescued", "failed", "regress", "parked", "p50", "p99", "max",
+                 "cancl/", "inval", "high", "water"):
+        assert word in head, (word, out)
+    # the cancelled IRP shows as cancelled/invalid, and numbers are not cut ("…")
+    assert re.search(r"always:1\s+3\s+0\s+0\s+2\s+.+\s1/0\s+1\s*$", out, re.M), out
+    assert "…" not in out
+
+
+def test_80_columns_for_every_command(capsys, trace, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    for args in (["analyze", trace], ["sweep", trace, "--budget", "2ms"],
+                 ["incidents", trace, *POLICIES]):
+        rc, out, _ = run(capsys, *args)
+        assert rc == 0
+        assert max(len(line) for line in out.splitlines()) <= 80, args
+        assert "…" not in out, out
+        # an IRP address is never broken over two lines (it is pasted into --explain)
+        for addr in re.findall(r"0x[0-9a-f]+", out):
+            assert len(addr) >= 6 or addr in ("0x0", "0x1", "0x2"), (addr, out)
+
+
+def test_waits_read_dash_when_nothing_parked(capsys, trace):
+    rc, out, _ = run(capsys, "compare", trace, "--policy", "always:4", "--service-time", "5ms")
+    row = next(line for line in out.splitlines() if line.startswith("always:4"))
+    assert row.split()[5:8] == ["-", "-", "-"], row
+    doc = json.loads(run(capsys, "compare", trace, "--policy", "always:4", "--json")[1])
+    assert doc["policies"][0]["park_wait_ns"] == {"p50": 0, "p99": 0, "max": 0}
+
+
+# --- what to do next --------------------------------------------------------------------------
+
+def test_analyze_ends_on_the_sweep_to_run(capsys, trace):
+    rc, out, _ = run(capsys, "analyze", trace, "--tz", "UTC")
+    last = " ".join(out.split("Next:")[-1].split())
+    assert f"fpreplay sweep {trace} --tz UTC --budget 2ms" in last
+    assert "3 IRPs" in last               # the 3 alloc_failed ones
+    assert f"fpreplay incidents {trace} --tz UTC" in last
+
+
+def test_sweep_suggests_the_policy_it_found(capsys, trace):
+    args = ["sweep", trace, "--service-time", "5ms", "--budget", "5ms"]
+    doc = json.loads(run(capsys, *args, "--json")[1])
+    n = doc["min_reserved_within_budget"]
+    assert n is not None
+    text = " ".join(run(capsys, *args)[1].split())
+    assert (f"Next: `fpreplay compare {trace} --service-time 5ms --policy always:{n}`"
+            in text), text
+    # without --budget: the smallest reserve at which nothing parks
+    doc = json.loads(run(capsys, "sweep", trace, "--service-time", "5ms", "--json")[1])
+    text = " ".join(run(capsys, "sweep", trace, "--service-time", "5ms")[1].split())
+    assert f"--policy always:{doc['min_reserved_no_park']}`" in text
+
+
+def test_sweep_that_finds_nothing_suggests_a_bigger_max(capsys, trace):
+    # with 5 ms of service, one reserved request parks the paging IRP behind the other
+    text = " ".join(run(capsys, "sweep", trace, "--service-time", "5ms", "--max", "1",
+                        "--kind", "examine:paging")[1].split())
+    assert "nothing parks: none up to 1" in text
+    assert f"`fpreplay sweep {trace} --service-time 5ms --kind examine:paging --max 2`" in text
+
+
+def test_compare_names_the_best_policy_and_the_next_command(capsys, trace):
+    rc, out, _ = run(capsys, "compare", trace, "--policy", "always:1", "--policy", "always:4",
+                     "--policy", "paging:4", "--service-time", "5ms")
+    text = " ".join(out.split())
+    # always:4 rescues all 3 failed IRPs without parking; always:1 parks two, paging:4 fails one
+    assert "Best here: always:4 rescues 3 of 3 failed IRPs, regresses 0, parks 0" in text
+    assert f"`fpreplay sweep {trace} --service-time 5ms --budget 2ms`" in text
+    rc, out, _ = run(capsys, "compare", trace, "--policy", "paging:4")
+    text = " ".join(out.split())
+    assert "Best here: paging:4 rescues 2 of 3" in text
+    assert "not paging I/O" in text and "--kind paging" in text
+
+
+def test_incidents_points_at_an_irp_to_explain(capsys, trace):
+    rc, out, _ = run(capsys, "incidents", trace, *POLICIES)
+    m = re.search(r"Next: `(fpreplay compare .*? --explain 0x[0-9a-f]+)`", " ".join(out.split()))
+    assert m, out
+    rc, out, err = run(capsys, *shlex.split(m.group(1))[1:])
+    assert rc == 0 and "actually:" in out, err
+
+
+def test_healthy_trace_says_how_to_test_a_reserve_anyway(capsys, tmp_path):
+    import polars as pl
+
+    from test_whatif_support import scenario_events
+
+    ev = scenario_events()
+    ok = ev.filter(~pl.col("kind").is_in(["request_alloc_failed", "memory_pressure",
+                                          "reserved_request_used"])
+                   & (pl.col("status").is_null() | (pl.col("status") == 0)))
+    path = tmp_path / "healthy.parquet"
+    ok.write_parquet(path)
+    text = " ".join(run(capsys, "analyze", path)[1].split())
+    assert f"`fpreplay sweep {path} --memory fail-all`" in text
+    text = " ".join(run(capsys, "compare", path, "--policy", "always:2")[1].split())
+    assert "no policy had anything to rescue" in text and "--memory fail-all" in text
+
+
+# --- help -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(get_command(app).commands))
+def test_help_shows_examples_first_and_plain_metavars(capsys, name):
+    rc, out, _ = run(capsys, name, "--help")
+    assert rc == 0
+    assert "Examples:" in out and out.index("Examples:") < out.index("Options:")
+    examples = out[out.index("Examples:"):].split("\n\n")[0]
+    assert examples.count(f"fpreplay {name} ") >= 2
+    assert "<list[" not in out and "<str>" not in out and "<path>" not in out
+
+
+def test_top_level_help_lists_commands_in_the_order_a_user_needs_them(capsys):
+    rc, out, _ = run(capsys, "--help")
+    listed = re.findall(r"^  (\w+)\s{2,}", out.split("Commands:")[1], re.M)
+    assert listed[:5] == ["analyze", "compare", "sweep", "incidents", "report"]
+    assert "Examples:" in out and "fpreplay compare trace.etl --policy" in out
+
+
+# --- bad options and outputs ------------------------------------------------------------------
+
+def test_range_reversed_or_outside_the_trace(capsys, trace):
+    err = _one_line_exit_2(capsys, "analyze", trace, "--range", "5", "1")
+    assert "--range 5 1" in err and "T1 < T2" in err
+    err = _one_line_exit_2(capsys, "compare", trace, "--policy", "always:1", "--range",
+                           "100", "200")
+    assert "no IRP, queue or memory event between 100 s and 200 s" in err
+    err = _one_line_exit_2(capsys, "events", trace, "-o", trace.with_suffix(".csv"),
+                           "--range", "100", "200")
+    assert "--range 100 200" in err
+
+
+def test_bad_tz_is_refused_even_for_an_etl(capsys, trace):
+    err = _one_line_exit_2(capsys, "analyze", trace, "--tz", "Mars/Phobos")
+    assert "--tz 'Mars/Phobos'" in err
+
+
+def test_bad_service_time_names_its_option(capsys, trace):
+    err = _one_line_exit_2(capsys, "compare", trace, "--policy", "always:1",
+                           "--service-time", "abc")
+    assert err.startswith("fpreplay: --service-time abc:")
+
+
+@pytest.mark.parametrize("args", [
+    ["events", "{t}", "-o", "{d}/no/such/dir/e.csv"],
+    ["irps", "{t}", "-o", "{d}/no/such/dir/i.parquet"],
+    ["compare", "{t}", "--policy", "always:1", "-o", "{d}/no/such/dir/c.ndjson"],
+    ["report", "{t}", "-o", "{d}/no/such/dir/r.html"],
+])
+def test_unwritable_output_is_one_line_and_exit_2(capsys, trace, tmp_path, args):
+    err = _one_line_exit_2(capsys, *[a.format(t=trace, d=tmp_path) for a in args])
+    assert "no/such/dir" in err and "cannot write: No such file or directory" in err
+
+
+def test_synth_makes_the_output_folder(capsys, tmp_path):
+    scenario = ROOT / "traces" / "samples" / "d-healthy" / "scenario.toml"
+    if not scenario.is_file():
+        pytest.skip("sample d-healthy is absent")
+    out = tmp_path / "new" / "deeper" / "trace.etl"
+    rc, _, err = run(capsys, "synth", scenario, "-o", out, "--quiet")
+    assert rc == 0, err
+    assert out.is_file() and (out.parent / "truth.json").is_file()
+
+
+# --- warnings ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ["analyze"], ["compare", "--policy", "always:1"], ["sweep"], ["incidents"],
+    ["events", "-o", "{d}/e.csv"], ["irps", "-o", "{d}/i.csv"],
+])
+def test_each_warning_once_on_stderr_with_or_without_json(capsys, trace, tmp_path, args):
+    cmd = [a.format(d=tmp_path) for a in args]
+    for extra in ([], ["--json"]):
+        rc, out, err = run(capsys, cmd[0], trace, *cmd[1:], *extra)
+        assert rc == 0
+        lines = [line for line in err.splitlines() if line.startswith("warning:")]
+        assert len(lines) == len(set(lines)), err
+        if extra:
+            doc = json.loads(out)
+            assert sorted(f"warning: {w}" for w in doc["warnings"]) == sorted(lines)
+
+
+# --- the HTML report --------------------------------------------------------------------------
+
+def test_report_count_axes_have_whole_ticks_and_evidence_in_words(capsys, trace, tmp_path):
+    out = tmp_path / "r.html"
+    rc, _, err = run(capsys, "report", trace, *POLICIES, "-o", out, "-q")
+    assert rc == 0, err
+    page = out.read_text(encoding="utf-8")
+    charts = re.findall(r"<h4>(.*?)</h4><svg(.*?)</svg>", page)
+    assert charts
+    for title, svg in charts:
+        ticks = re.findall(r'text-anchor="end">([-0-9.e]+)</text>', svg)
+        if "(ms)" not in title:
+            assert all(float(t) == int(float(t)) for t in ticks), (title, ticks)
+    assert "request allocation failures" in page and "request_alloc_failed</th>" not in page
+    assert 'class="next"' in page and "fpreplay sweep" in page
