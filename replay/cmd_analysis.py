@@ -277,7 +277,18 @@ def incidents(
     _write(found, output)
     print_warnings(doc["warnings"], quiet)
     args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
-    _emit(doc, json_, functools.partial(render.render_incidents, args=args))
+    _emit(doc, json_, functools.partial(render.render_incidents, args=args,
+                                        queue_ops=_queue_operations(read.events)))
+
+
+def _queue_operations(events) -> list[tuple[int, str, str | None]]:
+    """(time, kind, queue) of every queue start/stop/purge/drain the trace shows."""
+    import polars as pl
+
+    from fpreplay.schema import QUEUE_KINDS
+
+    ops = events.filter(pl.col("kind").is_in(QUEUE_KINDS)).select("ts_ns", "kind", "queue")
+    return [(int(t), k, None if q is None else str(q)) for t, k, q in ops.iter_rows()]
 
 
 @app.command(short_help="One self-contained HTML page to hand on (-o FILE.html).")
@@ -323,7 +334,8 @@ def report(
                      settings=settings)
     sweep_doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
     args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
-    html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp, args=args)
+    html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp, args=args,
+                         queue_ops=_queue_operations(read.events))
     write_output(lambda: output.write_text(html, encoding="utf-8"), output)
     print_warnings(compare_doc["warnings"], quiet)
     if not quiet:

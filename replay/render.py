@@ -276,7 +276,18 @@ def render_sweep(doc: dict, out: Console, args: str = "TRACE") -> None:
 
 # --- incidents --------------------------------------------------------------------------------
 
-def render_incidents(doc: dict, out: Console, args: str = "TRACE") -> None:
+def queue_ops_line(i: dict, queue_ops) -> str | None:
+    """A purge or stop inside an incident decides many IRPs' fate: say when it happened."""
+    inside = [(t, k, q) for t, k, q in queue_ops if i["start_ns"] <= t <= i["end_ns"]]
+    if not inside:
+        return None
+    return "The driver acted on its queues during the incident: " + "; ".join(
+        f"{k.removeprefix('queue_').replace('_', ' and ')} at {fmt_time(t)[11:]} "
+        f"(+{fmt_duration(t - i['start_ns'])})" + (f" on {q}" if q else "")
+        for t, k, q in inside) + "."
+
+
+def render_incidents(doc: dict, out: Console, args: str = "TRACE", queue_ops=()) -> None:
     if not doc["incidents"]:
         out.print("No low-memory incident.", markup=False)
         return
@@ -290,6 +301,9 @@ def render_incidents(doc: dict, out: Console, args: str = "TRACE") -> None:
                   f"{i['insufficient_resources']} insufficient-resources completions, "
                   f"{i['memory_pressure']} memory-pressure signals; paging I/O {share} of the "
                   "IRPs whose allocation failed", markup=False)
+        ops_text = queue_ops_line(i, queue_ops)
+        if ops_text:
+            out.print("  " + ops_text, markup=False)
         t = _table("Timeline (alloc fail: IRPs whose request allocation failed, served from "
                    "the reserve or not)")
         t.add_column("from (UTC)", no_wrap=True)
@@ -389,9 +403,13 @@ def compare_summary(doc: dict, args: str) -> str:
                 "compare them in a low-memory event: add --memory fail-all.")
     head = (f"Best here: {best['policy']} rescues {best['rescued']} of {failed} failed IRPs, "
             f"regresses {best['regressed']}, parks {best['parked']}")
-    if best["still_failed"] and kind == "paging":
-        head += (f"; the {best['still_failed']} it still fails are not paging I/O "
-                 "(try --policy always:N)")
+    if best["still_failed"]:
+        why = []
+        if best["invalid_state"]:   # no reserve helps an IRP a purged or stopped queue refuses
+            why.append(f"{best['invalid_state']} invalid state: the queue was purged or stopped")
+        if kind == "paging":
+            why.append("paging:N refuses what is not paging I/O: try --policy always:N")
+        head += f", still fails {best['still_failed']}" + (f" ({'; '.join(why)})" if why else "")
     if best["parked"]:
         return head + f". Next: {sweep} finds the smallest reserve whose park wait fits 2 ms."
     return (head + f", with at most {best['reserve_high_water']} reserved requests in use. "

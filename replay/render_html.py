@@ -86,13 +86,18 @@ def _nice_max(v: float) -> float:
     return v
 
 
-def _ticks(span: float) -> list[float]:
-    """Round tick positions from 0 to span: steps of 1, 2 or 5 times a power of ten."""
-    if span <= 0:
-        return [0.0]
+def _tick_step(span: float) -> float:
+    """About five round steps over span: 1, 2 or 5 times a power of ten."""
     raw = span / 5
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+
+
+def _ticks(span: float) -> list[float]:
+    """Round tick positions from 0 to span."""
+    if span <= 0:
+        return [0.0]
+    step = _tick_step(span)
     return [round(k * step, 12) for k in range(int(span / step) + 1)]
 
 
@@ -113,7 +118,8 @@ def _y_ticks(top: float, counts: bool) -> list[float]:
 
 def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: str,
                hline: tuple[str, float] | None = None, x_label: str = "seconds since start",
-               x_is_time: bool = True, step: bool = True, counts: bool = True) -> str:
+               x_is_time: bool = True, step: bool = True, counts: bool = True,
+               origin: int | None = None, marks: list[tuple[int, str]] = ()) -> str:
     """An SVG chart of step (or straight) series [(label, [(x, y), ...])] with a legend."""
     w, h = WIDTH, HEIGHT
     iw, ih = w - PAD_L - PAD_R, h - PAD_T - PAD_B
@@ -136,8 +142,16 @@ def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: s
         parts.append(f'<line x1="{PAD_L}" x2="{PAD_L + iw}" y1="{Y(yv):.1f}" y2="{Y(yv):.1f}" '
                      f'stroke="#eee"/><text x="{PAD_L - 4}" y="{Y(yv) + 4:.1f}" '
                      f'text-anchor="end">{yv:g}</text>')
-    if x_is_time:   # seconds from the chart's start
-        ticks = [(t0 + xv * 1e9, xv) for xv in _ticks((t1 - t0) / 1e9)]
+    if x_is_time:   # seconds from `origin` (default: the chart's start)
+        origin = t0 if origin is None else origin
+        step_s = _tick_step((t1 - t0) / 1e9) if t1 > t0 else 1.0
+        first = math.ceil((t0 - origin) / 1e9 / step_s - 1e-9)
+        ticks = []
+        for k in range(first, first + 1000):
+            xv = round(k * step_s, 12)
+            if origin + xv * 1e9 > t1:
+                break
+            ticks.append((origin + xv * 1e9, xv))
     else:           # absolute values (reserve sizes)
         ticks = [(xv, xv) for xv in _ticks(t1) if xv >= t0]
     for x, xv in ticks:
@@ -145,6 +159,11 @@ def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: s
                      f'y2="{PAD_T + ih + 4}" stroke="#999"/><text x="{X(x):.1f}" '
                      f'y="{PAD_T + ih + 15}" text-anchor="middle">{xv:g}</text>')
     parts.append(f'<text x="{PAD_L + iw}" y="{h - 3}" text-anchor="end">{esc(x_label)}</text>')
+    for t, label in marks:   # queue operations: a dashed line where the driver acted
+        if t0 <= t <= t1:
+            parts.append(f'<line x1="{X(t):.1f}" x2="{X(t):.1f}" y1="{PAD_T}" '
+                         f'y2="{PAD_T + ih}" stroke="#555" stroke-dasharray="3,3"/>'
+                         f'<text x="{X(t) + 3:.1f}" y="{PAD_T + 10}">{esc(label)}</text>')
     if hline:
         parts.append(f'<line x1="{PAD_L}" x2="{PAD_L + iw}" y1="{Y(hline[1]):.1f}" '
                      f'y2="{Y(hline[1]):.1f}" stroke="#888" stroke-dasharray="5,4"/>'
@@ -257,7 +276,8 @@ def _fmt_bytes(n) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
-def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> str:
+def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison,
+                      queue_ops: list[tuple[int, str, str | None]] = ()) -> str:
     parts = [f'<section id="incident-{i["incident"]}"><h3>Incident {i["incident"]}: '
              f'{esc(render.fmt_time(i["start_ns"]))} UTC, '
              f'{esc(render.fmt_duration(i["duration_ns"]))}</h3>',
@@ -270,6 +290,9 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> s
                     left=0),
              f'<p>Devices: {esc(", ".join(i["devices"]) or "-")}. Queues: '
              f'{esc(", ".join(i["queues"]) or "(default)")}.</p>']
+    ops_text = render.queue_ops_line(i, queue_ops)
+    if ops_text:
+        parts.append(f"<p>{esc(ops_text)}</p>")
     head = ["from (UTC)", "arrived", "allocation failed", "outstanding"]
     head += [f"{p}: reserved in use / parked" for p in policies]   # headers wrap (CSS)
     parts.append("<h4>Timeline</h4><p class=\"muted\">Ten equal steps. allocation failed: "
@@ -290,8 +313,10 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison) -> s
             series.append((f"{p}: parked", _reduce(tl["ts_ns"], tl["parked"], lo, hi, cols)))
             series.append((f"{p}: reserved in use",
                            _reduce(tl["ts_ns"], tl["reserved_in_use"], lo, hi, cols)))
+        marks = [(t, k.removeprefix("queue_").replace("_", "+")) for t, k, _ in queue_ops]
         parts.append(step_chart(series, lo, hi, f"Incident {i['incident']}: parked and reserved "
-                                "in use", x_label="seconds since incident window start"))
+                                "in use", x_label="seconds since the incident started",
+                                origin=i["start_ns"], marks=marks))
     parts.append("<h4>What each policy would have done</h4>"
                  + _table(COMPARE_HEAD[:5] + ["park wait p50", "p99", "max", "cancelled",
                                               "invalid state", "reserve high water"],
@@ -320,7 +345,13 @@ def _next_steps(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, args: str
     if not (analyze_doc["actual"]["alloc_failed"] + analyze_doc["actual"]["refused"]
             + analyze_doc["actual"]["reserved"]):
         lines = [render.next_analyze(analyze_doc, args)]
-    return "".join(f'<p class="next">{esc(t)}</p>' for t in lines if t)
+    return "".join(f'<p class="next">{_code_spans(t)}</p>' for t in lines if t)
+
+
+def _code_spans(text: str) -> str:
+    """`command` (as the terminal prints it) -> <code>command</code>, the rest escaped."""
+    parts = text.split("`")
+    return "".join(f"<code>{esc(p)}</code>" if k % 2 else esc(p) for k, p in enumerate(parts))
 
 
 def _sweep_answers(doc: dict) -> str:
@@ -348,7 +379,8 @@ EVIDENCE_LABELS = {
 
 
 def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, incidents_doc: dict,
-                  cmp: whatif.Comparison, args: str = "TRACE") -> str:
+                  cmp: whatif.Comparison, args: str = "TRACE",
+                  queue_ops: list[tuple[int, str, str | None]] = ()) -> str:
     a = analyze_doc
     irps = cmp.per_irp
     t0 = int(irps["arrive_ns"].min()) if irps.height else 0
@@ -404,7 +436,7 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
         f'<h2 id="incidents">Low-memory incidents ({len(incidents_doc["incidents"])})</h2>',
     ]
     if incidents_doc["incidents"]:
-        body += [_incident_section(i, incidents_doc["policies"], cmp)
+        body += [_incident_section(i, incidents_doc["policies"], cmp, queue_ops)
                  for i in incidents_doc["incidents"]]
     else:
         body.append("<p>No low-memory incident.</p>")

@@ -186,6 +186,13 @@ def incidents_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
                                                                    inc["end_ns"]))
         deciding = entry["irps"]
         irps_list = []
+        # The IRPs some policy treats differently come first (a list cut at LIST_LIMIT would
+        # otherwise show only the first minutes, often IRPs every policy serves the same way).
+        changed = pl.any_horizontal([pl.col(f"{p}:verdict").is_in(["rescued", "regressed"])
+                                     for p in cmp.policies]) if cmp.policies else pl.lit(False)
+        deciding = (deciding.with_columns(changed.fill_null(False).alias("_changed"))
+                    .sort(["_changed", "arrive_ns"], descending=[True, False],
+                          maintain_order=True).drop("_changed"))
         for r in deciding.head(LIST_LIMIT).iter_rows(named=True):
             ref = _irp_ref(r)
             ref["policies"] = {p: {"outcome": r[f"{p}:outcome"], "verdict": r[f"{p}:verdict"],

@@ -119,7 +119,8 @@ def test_compare_names_the_best_policy_and_the_next_command(capsys, trace):
     rc, out, _ = run(capsys, "compare", trace, "--policy", "paging:4")
     text = " ".join(out.split())
     assert "Best here: paging:4 rescues 2 of 3" in text
-    assert "not paging I/O" in text and "--kind paging" in text
+    assert "still fails 1 (paging:N refuses what is not paging I/O" in text
+    assert "--kind paging" in text
 
 
 def test_incidents_points_at_an_irp_to_explain(capsys, trace):
@@ -244,3 +245,35 @@ def test_report_count_axes_have_whole_ticks_and_evidence_in_words(capsys, trace,
             assert all(float(t) == int(float(t)) for t in ticks), (title, ticks)
     assert "request allocation failures" in page and "request_alloc_failed</th>" not in page
     assert 'class="next"' in page and "fpreplay sweep" in page
+
+
+# --- incidents tell the story -----------------------------------------------------------------
+
+def test_a_purge_inside_an_incident_is_named_with_its_time(capsys, tmp_path):
+    import polars as pl
+
+    from fpreplay.schema import conform_events
+    from test_whatif_support import T0, MS, scenario_events
+
+    ev = scenario_events()
+    purge = conform_events(pl.DataFrame({"ts_ns": [T0 + 1050 * MS], "kind": ["queue_purge"]}))
+    path = tmp_path / "purged.parquet"
+    pl.concat([ev, purge], how="diagonal_relaxed").sort("ts_ns").write_parquet(path)
+    rc, out, err = run(capsys, "incidents", path, *POLICIES)
+    assert rc == 0, err
+    text = " ".join(out.split())
+    assert re.search(r"The driver acted on its queues during the incident: purge at "
+                     r"22:13:21\.050000 \(\+\d+ ms\)\.", text), text
+    html = tmp_path / "r.html"
+    assert run(capsys, "report", path, *POLICIES, "-o", html, "-q")[0] == 0
+    page = html.read_text(encoding="utf-8")
+    assert "purge at 22:13:21.050000" in page and ">purge</text>" in page   # chart marker
+
+
+def test_deciding_irps_list_those_a_policy_changes_first(capsys, trace):
+    doc = json.loads(run(capsys, "incidents", trace, "--policy", "paging:4", "--json")[1])
+    verdicts = [r["policies"]["paging:4"]["verdict"] for i in doc["incidents"]
+                for r in i["irp_list"]]
+    changed = [v in ("rescued", "regressed") for v in verdicts]
+    assert any(changed) and not all(changed)
+    assert changed == sorted(changed, reverse=True), verdicts
