@@ -7,10 +7,10 @@ receiving every IRP, no resource callbacks, IRP_MJ_CREATE never uses the pool, q
 replayed at their times. IRPs the trace saw served (ok, reserved) hold the driver for what the
 trace shows of it: from their delivery (deliver_ns, a ReservedRequestUsed) to their completion
 where the delivery is seen, else their observed service time; others for the median of those
-holds over served IRPs of the same major function, else of all served IRPs, else 1 ms. KMDF rules from forward-progress.md 4.2-4.4, 5.3,
-6.5-6.7: free list FIFO, parked FIFO, a recycled request serves the oldest parked IRP, a purge
-cancels the parked IRPs, a queue that does not accept fails what is offered with
-STATUS_INVALID_DEVICE_STATE.
+holds over served IRPs of the same major function, else of all served IRPs, else 1 ms. KMDF
+rules from forward-progress.md 4.2-4.4, 5.3, 6.5-6.7: free list FIFO, parked FIFO, a recycled
+request serves the oldest parked IRP, a purge cancels the parked IRPs, a queue that does not
+accept fails what is offered with STATUS_INVALID_DEVICE_STATE.
 
 Written independently of fpreplay.engine on purpose: two models agreeing is the test.
 """

@@ -164,7 +164,8 @@ def tracelogging_event(ts: int, tid: int, pid: int, *, provider: str, name: str,
     """One TraceLoggingWrite event: EVENT_HEADER64, PROV_TRAITS + EVENT_SCHEMA_TL items, payload."""
     fields = tuple(values)
     ext = _tl_ext_block(provider, name, fields)
-    payload = TL.encode_payload(tl_event(name, fields), {f: str(values[f]) if FIELD_TYPE[f] == "str" else int(values[f]) for f in fields})
+    plain = {f: str(values[f]) if FIELD_TYPE[f] == "str" else int(values[f]) for f in fields}
+    payload = TL.encode_payload(tl_event(name, fields), plain)
     size = L.EVENT_HEADER.sizeof() + len(ext) + len(payload)
     head = L.EVENT_HEADER.build(dict(
         Size=size, HeaderType=L.HT_EVENT_HEADER64, MarkerFlags=L.MARKER_TRACE_HEADER,

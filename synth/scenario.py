@@ -6,8 +6,9 @@
                  ifr (also write the in-flight-recorder text dump), wpp (the framework's messages
                  also as WPP records in the .etl, TMF files beside it), lost_events
     [[device]]   name, disk, and its queues as [[device.queue]]: name, policy ("none",
-                 "always:N", "paging:N", "examine:N:SQL" - the driver's EvtIoWdmIrpForForwardProgress
-                 as a rule over major, minor, irp_flags, bytes, offset, paging), majors (which IRP major functions it receives; the first
+                 "always:N", "paging:N", "examine:N:SQL" - the driver's
+                 EvtIoWdmIrpForForwardProgress as a rule over major, minor, irp_flags, bytes,
+                 offset, paging), majors (which IRP major functions it receives; the first
                  queue without `majors` gets the rest)
     [[arrivals]] device, start, end, rate (IRPs/s, Poisson), mix ({read = .7, write = .3} or
                  major numbers), sizes, paging (share of IRPs with IRP_PAGING_IO), service (mean

@@ -46,7 +46,8 @@ def test_deliver_ns_is_the_reserved_request_use_or_the_ifr_presentation():
          "event_name": "Drv/IrpComplete"},
     ]))
     assert list(lc.columns[-len(IRP_EXTENSION_COLUMNS):]) == list(IRP_EXTENSION_COLUMNS)
-    got = {r["irp"]: (r["deliver_ns"], r["service_ns"], r["actual"]) for r in lc.iter_rows(named=True)}
+    got = {r["irp"]: (r["deliver_ns"], r["service_ns"], r["actual"])
+           for r in lc.iter_rows(named=True)}
     assert got == {0xA0: (7 * MS, 8 * MS, "reserved"), 0xB0: (3 * MS, 3 * MS, "ok"),
                    0xC0: (None, 3 * MS, "ok")}
 
