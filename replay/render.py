@@ -158,6 +158,9 @@ def render_analyze(doc: dict, out: Console, args: str = "TRACE") -> None:
               markup=False)
     out.print(f"events {doc['events']}  records {doc['records']}  events lost "
               f"{doc['events_lost']}  IRPs {doc['irps']}", markup=False)
+    if not doc["irps"]:   # empty outcome tables would only hide the advice below them
+        print_next(out, next_analyze(doc, args))
+        return
     _show(out, breakdown_table("Actual outcomes by device", doc["by_device"]))
     _show(out, breakdown_table("By queue", doc["by_queue"]))
     _show(out, breakdown_table("By major function", doc["by_major"], names=major_name))
@@ -235,7 +238,8 @@ def render_explain(stories: list[dict], out: Console) -> None:
 def render_compare(doc: dict, out: Console, args: str = "TRACE") -> None:
     a = doc["actual"]
     out.print(f"Actually, of {doc['irps']} IRPs: "
-              + ", ".join(f"{k} {a[k]}" for k in ACTUAL_OUTCOMES if a[k]), markup=False)
+              + (", ".join(f"{k} {a[k]}" for k in ACTUAL_OUTCOMES if a[k]) or "-"),
+              markup=False)
     _show(out, compare_table(doc))
     if doc.get("explain"):
         render_explain(doc["explain"], out)
@@ -364,6 +368,11 @@ def _policy_arg(kind: str, n: int) -> str:
 
 def next_analyze(doc: dict, args: str) -> str:
     a = doc["actual"]
+    if not doc["irps"]:
+        return (f"None of its {doc['records']} records is an IRP dispatch or completion. Capture "
+                "the kernel's disk I/O and driver events (xperf -on "
+                "PROC_THREAD+LOADER+DISK_IO+DISK_IO_INIT+DRIVERS) or your driver's own provider "
+                "(read with --provider NAME).")
     failed = a["alloc_failed"] + a["refused"]
     if failed:
         return (f"Next: `fpreplay sweep {args} --budget 2ms` finds the smallest reserve that "
@@ -398,11 +407,19 @@ def compare_summary(doc: dict, args: str) -> str:
         return "No policy with a reserve was compared; add e.g. --policy always:8."
     kind = _policy_kind(best["policy"])
     sweep = f"`fpreplay sweep {args}{_kind_arg(kind)} --budget 2ms`"
-    if not failed and not best["regressed"] and not best["parked"] and not a["reserved"]:
+    clean = all(not r["regressed"] and not r["parked"] for r in doc["policies"])
+    if not failed and not a["reserved"] and clean:
+        if doc["memory"] != "observed":
+            return (f"Under --memory {doc['memory']} every policy serves every IRP without "
+                    "parking.")
         return ("Nothing failed for want of memory, so no policy had anything to rescue. To "
                 "compare them in a low-memory event: add --memory fail-all.")
-    head = (f"Best here: {best['policy']} rescues {best['rescued']} of {failed} failed IRPs, "
-            f"regresses {best['regressed']}, parks {best['parked']}")
+    if failed:
+        head = (f"Best here: {best['policy']} rescues {best['rescued']} of {failed} failed "
+                f"IRPs, regresses {best['regressed']}, parks {best['parked']}")
+    else:   # nothing failed for real: what matters is what a policy breaks or delays
+        head = (f"Best here: {best['policy']} regresses {best['regressed']}, parks "
+                f"{best['parked']}")
     if best["still_failed"]:
         why = []
         if best["invalid_state"]:   # no reserve helps an IRP a purged or stopped queue refuses

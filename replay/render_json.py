@@ -59,7 +59,9 @@ def verdict_line(irps: pl.DataFrame, actual: dict, incidents: pl.DataFrame,
     failed = actual["alloc_failed"] + actual["refused"]
     n = irps.height
     lost = f"; {events_lost} events lost" if events_lost else ""
-    if not incidents.height:
+    if not n:
+        head = "No IRP in this trace: nothing to say about low memory"
+    elif not incidents.height:
         head = f"No low-memory incident: {n} IRPs, none failed for want of memory"
     else:
         k = incidents.height

@@ -277,3 +277,40 @@ def test_deciding_irps_list_those_a_policy_changes_first(capsys, trace):
     changed = [v in ("rescued", "regressed") for v in verdicts]
     assert any(changed) and not all(changed)
     assert changed == sorted(changed, reverse=True), verdicts
+
+
+def test_compare_under_a_stress_model_names_the_clean_policy(capsys, tmp_path):
+    """Nothing failed for real, so under fail-all the advice is about regressions and parking,
+    never "add --memory fail-all" again."""
+    import polars as pl
+
+    from test_whatif_support import scenario_events
+
+    ev = scenario_events()
+    ok = ev.filter(~pl.col("kind").is_in(["request_alloc_failed", "memory_pressure",
+                                          "reserved_request_used"])
+                   & (pl.col("status").is_null() | (pl.col("status") == 0)))
+    path = tmp_path / "healthy.parquet"
+    ok.write_parquet(path)
+    text = " ".join(run(capsys, "compare", path, "--memory", "fail-all", "--policy", "paging:4",
+                        "--policy", "always:4")[1].split())
+    assert "Best here: always:4 regresses 0, parks 0" in text, text
+    assert "add --memory fail-all" not in text
+    assert f"`fpreplay sweep {path} --memory fail-all --budget 2ms`" in text
+
+
+def test_a_trace_without_irps_says_what_to_capture(capsys, tmp_path):
+    import polars as pl
+
+    from fpreplay.schema import conform_events
+    from test_whatif_support import T0
+
+    path = tmp_path / "pressure-only.parquet"
+    conform_events(pl.DataFrame({"ts_ns": [T0], "kind": ["memory_pressure"]})).write_parquet(path)
+    rc, out, _ = run(capsys, "analyze", path)
+    assert rc == 0
+    assert out.startswith("No IRP in this trace")
+    assert "DISK_IO" in out and "--provider NAME" in out
+    assert "By major function" not in out          # no empty tables
+    rc, out, _ = run(capsys, "compare", path, "--policy", "always:2")
+    assert out.startswith("Actually, of 0 IRPs: -")
