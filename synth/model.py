@@ -466,6 +466,8 @@ class Simulation:
                 self._ifr(t, 0, "cancelling", (h.request, q.handle), h)
                 h.fate = "cancelled_queued"
                 self._complete(t + 1 * US, h, STATUS_CANCELLED, by_driver=False)
+                # the framework's "Cancelling WDFREQUEST" line means STATUS_CANCELLED (6.5)
+                h.status_seen = h.status_seen or self._framework_messages
                 if h.reserved:
                     self._recycle(t + 2 * US, st, h.request)
         if op.op in ("purge", "drain", "stop_purge"):

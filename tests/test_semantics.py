@@ -288,6 +288,9 @@ def test_binary_wpp_yields_the_implied_queue_rows_of_the_ifr_text(tmp_path):
     ifr_binary = binary.filter(pl.col("event_name").str.starts_with("IFR/")
                                & (pl.col("kind") != "other"))
     assert Counter(ifr_binary["kind"].to_list()) == Counter(text["kind"].to_list())
+    lc = build_lifecycles(binary)
+    assert dict(lc.group_by("actual").len().iter_rows()) == {
+        k: v for k, v in r.truth["actual"].items() if v}
 
 
 def test_thread_streams_share_the_drivers_parked_irps():
