@@ -48,3 +48,18 @@ def test_json_schemas_are_valid_and_strict(name):
     assert schema["additionalProperties"] is False
     validator = jsonschema.Draft202012Validator(schema)
     assert not validator.is_valid({"schema": f"fpreplay.{name}/1"})   # required fields missing
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_examples_are_the_documented_examples(name, capsys):
+    """The examples `fpreplay CMD --help` opens with are those docs/cli.md shows for CMD."""
+    from fpreplay.replay.cli import main
+
+    assert main([name, "--help"]) == 0
+    out = capsys.readouterr().out
+    examples = out.split("Examples:\n", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in examples.splitlines() if line.strip()]
+    assert lines
+    section = _section(name)
+    for line in lines:
+        assert line in section, f"docs/cli.md, fpreplay {name}: example missing: {line}"
