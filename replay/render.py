@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from fpreplay.schema import ACTUAL_OUTCOMES
 
@@ -222,8 +223,35 @@ def compare_table(doc: dict) -> Table:
     return t
 
 
+# An address reused by more IRPs than this: the others go in one table, not a story each.
+EXPLAIN_FULL = 5
+
+
 def render_explain(stories: list[dict], out: Console) -> None:
-    for s in stories:
+    told = stories
+    if len(stories) > EXPLAIN_FULL:
+        # Windows recycles IRP addresses: tell in full the instances some policy changes.
+        changed = [s for s in stories if any(p["verdict"] != "same" for p in s["policies"])]
+        told = (changed or stories)[:EXPLAIN_FULL]
+        out.print(f"IRP {fmt_irp(stories[0]['irp'])}: the address served {len(stories)} IRPs; "
+                  + (f"{len(changed)} of them a policy changes, the first {len(told)} of those "
+                     "told below the table" if changed else
+                     f"every policy treats them as they were; the first {len(told)} told below "
+                     "the table"), markup=False)
+        t = _table()
+        t.add_column("arrived (UTC)", no_wrap=True)
+        t.add_column("major")
+        t.add_column("actual", no_wrap=True)
+        for p in stories[0]["policies"]:
+            t.add_column(p["policy"], overflow="fold", max_width=24)
+        for s in stories[:20]:
+            t.add_row(fmt_time(s["arrive_ns"])[11:],
+                      major_name(s["major"]) if s["major"] is not None else "-", s["actual"],
+                      *[Text(f"{p['outcome']} [{p['verdict']}]") for p in s["policies"]])
+        if len(stories) > 20:
+            t.caption = f"{len(stories) - 20} more (see --json)"
+        _show(out, t)
+    for s in told:
         out.print(f"IRP {fmt_irp(s['irp'])} arrived {fmt_time(s['arrive_ns'])} on "
                   f"{s['device'] or '-'} queue {s['queue'] or '(default)'}, "
                   f"{major_name(s['major']) if s['major'] is not None else '-'}"

@@ -315,3 +315,20 @@ def test_a_trace_without_irps_says_what_to_capture(capsys, tmp_path):
     assert "By major function" not in out          # no empty tables
     rc, out, _ = run(capsys, "compare", path, "--policy", "always:2")
     assert out.startswith("Actually, of 0 IRPs: -")
+
+
+def test_explain_of_a_reused_address_tells_the_changed_ones_and_tables_the_rest(capsys):
+    trace = ROOT / "traces" / "samples" / "a-paging-storm" / "trace.etl"
+    if not trace.is_file():
+        pytest.skip("sample a-paging-storm is absent")
+    args = ["compare", trace, "--policy", "always:2", "--policy", "paging:2", "-q",
+            "--explain", "0xffffc58a063404e0"]
+    doc = json.loads(run(capsys, *args, "--json")[1])
+    stories = doc["explain"]
+    assert len(stories) > 5                      # Windows recycles IRP addresses
+    changed = [s for s in stories if any(p["verdict"] != "same" for p in s["policies"])]
+    out = run(capsys, *args)[1]
+    assert (f"the address served {len(stories)} IRPs; {len(changed)} of them a policy changes"
+            in " ".join(out.split()))
+    assert out.count("  actually: ") == 5         # five told in full ...
+    assert "reserved [rescued]" in out and "refused [still_failed]" in out   # ... the rest a row
