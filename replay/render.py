@@ -427,7 +427,9 @@ def best_policy(doc: dict) -> dict | None:
                                     r["parked"], r["reserve_high_water"]))
 
 
-def compare_summary(doc: dict, args: str) -> str:
+def compare_summary(doc: dict, args: str, with_next: bool = True) -> str:
+    """The policy to pick and, with_next, the sweep that sizes it (the report, which holds the
+    sweep already, leaves that out)."""
     a = doc["actual"]
     failed = a["alloc_failed"] + a["refused"]
     best = best_policy(doc)
@@ -456,9 +458,11 @@ def compare_summary(doc: dict, args: str) -> str:
             why.append("paging:N refuses what is not paging I/O: try --policy always:N")
         head += f", still fails {best['still_failed']}" + (f" ({'; '.join(why)})" if why else "")
     if best["parked"]:
-        return head + f". Next: {sweep} finds the smallest reserve whose park wait fits 2 ms."
-    return (head + f", with at most {best['reserve_high_water']} reserved requests in use. "
-            f"Next: {sweep} confirms the smallest reserve that does as well.")
+        nxt = f" Next: {sweep} finds the smallest reserve whose park wait fits 2 ms."
+    else:
+        head += f", with at most {best['reserve_high_water']} reserved requests in use"
+        nxt = f" Next: {sweep} confirms the smallest reserve that does as well."
+    return head + "." + (nxt if with_next else "")
 
 
 def next_sweep(doc: dict, args: str) -> str | None:

@@ -341,7 +341,8 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison,
 
 def _next_steps(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, args: str) -> str:
     """Under the verdict: what the comparison and the sweep say to do, as the terminal does."""
-    lines = [render.compare_summary(compare_doc, args), render.next_sweep(sweep_doc, args)]
+    lines = [render.compare_summary(compare_doc, args, with_next=False),
+             render.next_sweep(sweep_doc, args)]
     if not (analyze_doc["actual"]["alloc_failed"] + analyze_doc["actual"]["refused"]
             + analyze_doc["actual"]["reserved"]):
         lines = [render.next_analyze(analyze_doc, args)]
