@@ -82,14 +82,19 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
     if options.all_records:
         cols.update(ALL_RECORD_COLUMNS)
     if frames:
+        # Readers yield conformed batches; appended without a copy (rechunk=False), so that the
+        # table is not held twice on a large trace.
         events = pl.concat([conform_events(f, keep_extra=True) for f in frames],
-                           how="diagonal_relaxed")
+                           how="diagonal_relaxed", rechunk=False)
+        frames.clear()
     else:
         events = pl.DataFrame(schema=cols)
     for name, dtype in cols.items():
         if name not in events.columns:
             events = events.with_columns(pl.lit(None, dtype=dtype).alias(name))
-    events = events.sort("ts_ns", maintain_order=True, nulls_last=True)
+    ts = events["ts_ns"]
+    if ts.null_count() or not ts.is_sorted():   # one .etl comes out in time order already
+        events = events.sort("ts_ns", maintain_order=True, nulls_last=True)
     if start_ns is None and events.height:
         start_ns = events["ts_ns"].min()
     if options.range_s is not None and start_ns is not None:

@@ -33,7 +33,7 @@ from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
 FILETIME_UNIX_EPOCH = 116_444_736_000_000_000      # 100-ns ticks from 1601-01-01 to 1970-01-01
 MAX_BUFFER_SIZE = 64 << 20                         # ETW caps buffers far below this
-PENDING_FLUSH_ROWS = 50_000                        # rows collected before trying to release some
+PENDING_FLUSH_ROWS = 200_000                       # rows collected before trying to release some
 PENDING_MAX_ROWS = 500_000                         # bound on rows waiting for a slow CPU
 WINDOW_MAX_BYTES = 32 << 20                        # buffer bytes held for batch decoding
 MAX_CLOCK_HZ = 1 << 40                             # above any QPC or CPU clock
@@ -289,27 +289,42 @@ def unpack_buffer(path: Path, file_offset: int, data: bytes, diagnostics: Diagno
     return cpu, flag, events, 0, len(events), file_offset + L.BUFFER_HEADER_SIZE
 
 
-def _prefetched(items: Iterator, depth: int = 8) -> Iterator:
+def _prefetched(items: Iterator, depth: int = 8, chunk: int = 16,
+                chunk_bytes: int = 1 << 20) -> Iterator:
     """Run `items` in a helper thread, `depth` ahead: reading, inflating and LZ77-decompressing
     the next buffers (C code that releases the GIL) overlaps walking this one. Bounded, so
-    memory does not grow; exceptions reach the consumer; closing the consumer stops the helper."""
+    memory does not grow; exceptions reach the consumer; closing the consumer stops the helper.
+    Items (tuples whose third member is the buffer) travel up to `chunk` or `chunk_bytes` at a
+    time: a hand-over between threads costs more than walking a small buffer."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put((item, None), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
+        batch, size = [], 0
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+                batch.append(item)
+                size += len(item[2])
+                if len(batch) >= chunk or size >= chunk_bytes:
+                    if not put(batch):
+                        return
+                    batch, size = [], 0
+            if batch and not put(batch):
+                return
             q.put((done, None))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer to raise
+            if batch:
+                q.put((batch, None))         # what came before the error is still read
             q.put((done, e))
         finally:
             close = getattr(items, "close", None)
@@ -325,7 +340,7 @@ def _prefetched(items: Iterator, depth: int = 8) -> Iterator:
                 if error is not None:
                     raise error
                 return
-            yield item
+            yield from item
     finally:
         stop.set()
         while worker.is_alive():          # unblock a producer waiting on a full queue
@@ -439,6 +454,30 @@ class _BatchPlan:
         return df.select(exprs)
 
 
+class _TlPlan:
+    """One TraceLogging metadata blob (with its provider): the kind and name of its events and,
+    when its fields are wanted, the compiled payload -> instrumentation columns function."""
+
+    __slots__ = ("kind", "event_name", "columns", "rows")
+
+    def __init__(self, kind: str, event_name: str, columns):
+        self.kind, self.event_name, self.columns = kind, event_name, columns
+        self.rows: list[tuple] = []       # (tid, pid, ts, seq, cpu, *column values)
+
+    def frame(self, source: str) -> pl.DataFrame:
+        from fpreplay.parsers.etl.decoders.tl_compiled import INSTRUMENTATION_COLUMNS
+
+        names = ("tid", "pid", "_ts_raw", "_seq", "cpu")
+        if self.columns is not None:
+            names += INSTRUMENTATION_COLUMNS
+        dtypes = {**EVENT_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
+        series = [pl.Series(n, c, dtype=dtypes[n], strict=False)
+                  for n, c in zip(names, zip(*self.rows))]
+        self.rows = []
+        return pl.DataFrame([s for s in series if s.null_count() < s.len()]).with_columns(
+            source=pl.lit(source), kind=pl.lit(self.kind), event_name=pl.lit(self.event_name))
+
+
 class _Reader:
     def __init__(self, path: Path, options, diagnostics: Diagnostics, stats: dict):
         from fpreplay.parsers.etl.decoders import DecodeContext
@@ -473,8 +512,7 @@ class _Reader:
         self.window_cpus: list[tuple[int, int]] = []   # (start in window, cpu)
         self.batch_rows = 0
         self.kernel_plans: dict[int, _BatchPlan | None] = {}
-        self.tl_plans: dict[tuple, tuple | None] = {}
-        self.tl_rows: list[tuple] = []
+        self.tl_plans: dict[tuple, _TlPlan | None] = {}
 
     # --- rows ---------------------------------------------------------------------------------
     @staticmethod
@@ -783,16 +821,14 @@ class _Reader:
             plan = self._tl_plan(key)
         if plan is None:
             return False
-        kind, name, columns = plan
-        if columns is None:
-            values = _NO_TL_VALUES
-        else:
-            try:
-                values = columns(bytes(data[p:end]))
-            except (ValueError, struct.error):
-                return False
-        tid, pid, ts = _TID_PID_TS.unpack_from(data, off + 8)
-        self.tl_rows.append((ts, seq, cpu, pid, tid, kind, name, *values))
+        if plan.columns is None:
+            plan.rows.append((*_TID_PID_TS.unpack_from(data, off + 8), seq, cpu))
+            return True
+        try:
+            values = plan.columns(bytes(data[p:end]))
+        except (ValueError, struct.error):
+            return False
+        plan.rows.append((*_TID_PID_TS.unpack_from(data, off + 8), seq, cpu, *values))
         return True
 
     def _tl_plan(self, key: tuple):
@@ -820,7 +856,7 @@ class _Reader:
                                                    or self.reg.guid(guid) in sel))
             columns = compile_columns(event, L.HEADER_TYPES[htype][2]) if wanted else None
             if not wanted or columns is not None:
-                plan = (kind or "other", f"{provider}/{event.name}", columns)
+                plan = _TlPlan(kind or "other", f"{provider}/{event.name}", columns)
         self.tl_plans[key] = plan
         return plan
 
@@ -836,22 +872,13 @@ class _Reader:
             del window
         self.window = bytearray()
         self.window_cpus = []
-        if self.tl_rows:
-            from fpreplay.parsers.etl.decoders.tl_compiled import INSTRUMENTATION_COLUMNS
-
-            names = ("_ts_raw", "_seq", "cpu", "pid", "tid", "kind", "event_name",
-                     *INSTRUMENTATION_COLUMNS)
-            dtypes = {**EVENT_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
-            columns = zip(*self.tl_rows)
-            self.tl_rows = []
-            df = pl.DataFrame([pl.Series(n, c, dtype=dtypes[n], strict=False)
-                               for n, c in zip(names, columns)])
-            frames.append(df.with_columns(source=pl.lit(self.source)))
+        frames += [p.frame(self.source) for p in self.tl_plans.values()
+                   if p is not None and p.rows]
         return frames
 
     def _batched(self) -> int:
-        return len(self.tl_rows) + sum(len(p.offs) for p in self.kernel_plans.values()
-                                       if p is not None)
+        return sum(len(p.offs) for p in self.kernel_plans.values() if p is not None) \
+            + sum(len(p.rows) for p in self.tl_plans.values() if p is not None)
 
     @staticmethod
     def _has_tl_schema(data, off: int, size: int) -> bool:
@@ -1136,8 +1163,6 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
     finally:
         _finish_stats(reader, stats, diagnostics)
 
-
-_NO_TL_VALUES = (None,) * 10     # a TraceLogging event whose fields nobody asked for
 
 # Smallest valid record per header type (its fixed header); other types need 8 bytes.
 _MIN_SIZE = [8] * 256
