@@ -244,7 +244,7 @@ def test_report_count_axes_have_whole_ticks_and_evidence_in_words(capsys, trace,
         if "(ms)" not in title:
             assert all(float(t) == int(float(t)) for t in ticks), (title, ticks)
     assert "request allocation failures" in page and "request_alloc_failed</th>" not in page
-    assert 'class="next"' in page and "fpreplay sweep" in page
+    assert 'class="next"' in page and "<code>fpreplay compare " in page and "Best here:" in page
 
 
 # --- incidents tell the story -----------------------------------------------------------------
