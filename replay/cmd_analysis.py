@@ -118,8 +118,13 @@ def _emit(doc: dict, json_: bool, draw) -> None:
 
 def _write(df, output: Path | None) -> None:
     if output is not None:
+        import polars as pl
+
         from fpreplay.parsers.table import write_table
 
+        if output.suffix.lower() == ".csv":   # CSV has no lists: devices "a;b", as a cell
+            df = df.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join(";")
+                                 for c, t in df.schema.items() if isinstance(t, pl.List))
         write_output(lambda: write_table(df, output), output)
 
 

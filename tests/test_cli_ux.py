@@ -332,3 +332,16 @@ def test_explain_of_a_reused_address_tells_the_changed_ones_and_tables_the_rest(
             in " ".join(out.split()))
     assert out.count("  actually: ") == 5         # five told in full ...
     assert "reserved [rescued]" in out and "refused [still_failed]" in out   # ... the rest a row
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet", "ndjson"])
+def test_incident_table_writes_in_every_format(capsys, trace, tmp_path, ext):
+    import polars as pl
+
+    out = tmp_path / f"incidents.{ext}"
+    rc, _, err = run(capsys, "incidents", trace, "-o", out, "-q")
+    assert rc == 0, err
+    df = {"csv": pl.read_csv, "parquet": pl.read_parquet, "ndjson": pl.read_ndjson}[ext](out)
+    assert df.height == 1
+    devices = df["devices"][0]
+    assert (devices if ext == "csv" else ";".join(devices)) == "disk0"
