@@ -35,7 +35,6 @@ FILETIME_UNIX_EPOCH = 116_444_736_000_000_000      # 100-ns ticks from 1601-01-0
 MAX_BUFFER_SIZE = 64 << 20                         # ETW caps buffers far below this
 PENDING_FLUSH_ROWS = 200_000                       # rows collected before trying to release some
 PENDING_MAX_ROWS = 500_000                         # bound on rows waiting for a slow CPU
-WINDOW_MAX_BYTES = 32 << 20                        # buffer bytes held for batch decoding
 MAX_CLOCK_HZ = 1 << 40                             # above any QPC or CPU clock
 MAX_SPAN_S = 100 * 365 * 86_400                    # times further than this are damage
 MAX_SPAN_NS = MAX_SPAN_S * 1_500_000_000          # start_ns + span must fit in int64
@@ -399,11 +398,12 @@ def _ext_items(data, start: int, end: int) -> tuple[list[tuple[int, bytes]], int
 
 class _BatchPlan:
     """How to decode every record of one kernel event (HookId, header type, version word) whose
-    decoder has a column form: the walker only notes where each record is; the flush gathers
-    header and payload fields of all of them with numpy and maps them with polars. A record too
-    short for the layout goes the per-record way (which falls back to older layouts or warns)."""
+    decoder has a column form: the walker only copies each record's fixed part (header and
+    payload layout) into `raw`; the flush reads all of them at once as a numpy record array and
+    maps the fields with polars. A record too short for the layout goes the per-record way
+    (which falls back to older layouts or warns)."""
 
-    __slots__ = ("dec", "need", "gather", "dtype", "names", "system", "offs", "seqs")
+    __slots__ = ("dec", "need", "dtype", "names", "system", "raw", "keys")
 
     def __init__(self, dec, htype: int, version_word: int):
         kind, hlen, psize = L.HEADER_TYPES[htype]
@@ -411,7 +411,6 @@ class _BatchPlan:
         st, names = dec.layout_for(version_word & 0xFF, psize)
         self.dec = dec
         self.need = hlen + st.size                 # smallest record size that fits the layout
-        self.gather = np.arange(self.need, dtype=np.int64)
         self.system = kind != "perfinfo"           # PERFINFO headers carry no thread/process
         fields = {"_ts_raw": ("<i8", 0x10 if self.system else 0x08)}
         if self.system:
@@ -424,17 +423,18 @@ class _BatchPlan:
         self.dtype = np.dtype({"names": list(fields), "formats": [f for f, _ in fields.values()],
                                "offsets": [o for _, o in fields.values()],
                                "itemsize": self.need})
-        self.offs: list[int] = []                  # record positions in the window
-        self.seqs: list[int] = []
+        self.raw = bytearray()                     # `need` bytes per record
+        self.keys: list[int] = []                  # record sequence number << 16 | cpu
 
-    def frame(self, window: np.ndarray, starts: np.ndarray, cpus: np.ndarray,
-              source: str) -> pl.DataFrame:
-        offs = np.array(self.offs, dtype=np.int64)
-        recs = window[offs[:, None] + self.gather].view(self.dtype)[:, 0]
+    def frame(self, source: str) -> pl.DataFrame:
+        recs = np.frombuffer(self.raw, dtype=self.dtype)
+        keys = np.array(self.keys, dtype=np.int64)
         data = {name: np.ascontiguousarray(recs[name]) for name in self.dtype.names}
-        data["_seq"] = np.array(self.seqs, dtype=np.int64)
-        data["cpu"] = cpus[np.searchsorted(starts, offs, side="right") - 1]
+        data["_seq"] = keys >> 16
+        data["cpu"] = (keys & 0xFFFF).astype(np.uint16)
         df = pl.DataFrame(data)
+        del recs
+        self.raw, self.keys = bytearray(), []
         # The row a decoder's `fields` would give, then what the walker fills in when absent.
         row = self.dec.columns({n: pl.col(f"f_{n}") for n in self.names})
         if row.get("irp") is not None:
@@ -450,7 +450,6 @@ class _BatchPlan:
             dtype = EVENT_COLUMNS[name]
             expr = value if isinstance(value, pl.Expr) else pl.lit(value)
             exprs.append(expr.cast(dtype, strict=False).alias(name))
-        self.offs, self.seqs = [], []
         return df.select(exprs)
 
 
@@ -458,18 +457,14 @@ class _TlPlan:
     """One TraceLogging metadata blob (with its provider): the kind and name of its events and,
     when its fields are wanted, the compiled payload -> instrumentation columns function."""
 
-    __slots__ = ("kind", "event_name", "columns", "rows")
+    __slots__ = ("kind", "event_name", "names", "columns", "rows")
 
-    def __init__(self, kind: str, event_name: str, columns):
-        self.kind, self.event_name, self.columns = kind, event_name, columns
+    def __init__(self, kind: str, event_name: str, names: tuple, columns):
+        self.kind, self.event_name, self.names, self.columns = kind, event_name, names, columns
         self.rows: list[tuple] = []       # (tid, pid, ts, seq, cpu, *column values)
 
     def frame(self, source: str) -> pl.DataFrame:
-        from fpreplay.parsers.etl.decoders.tl_compiled import INSTRUMENTATION_COLUMNS
-
-        names = ("tid", "pid", "_ts_raw", "_seq", "cpu")
-        if self.columns is not None:
-            names += INSTRUMENTATION_COLUMNS
+        names = ("tid", "pid", "_ts_raw", "_seq", "cpu", *self.names)
         dtypes = {**EVENT_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
         series = [pl.Series(n, c, dtype=dtypes[n], strict=False)
                   for n, c in zip(names, zip(*self.rows))]
@@ -506,11 +501,7 @@ class _Reader:
         self.buffers_seen = 0
         self.released_upto: int | None = None
         self.decoder_failures: dict[str, int] = {}
-        # Batch decoding (see _BatchPlan): buffers holding records of a batch plan are copied
-        # into `window` (with the CPU of each) until the next flush decodes them all at once.
-        self.window = bytearray()
-        self.window_cpus: list[tuple[int, int]] = []   # (start in window, cpu)
-        self.batch_rows = 0
+        # Batch decoding (see _BatchPlan, _TlPlan): rows wait in their plan until the next flush.
         self.kernel_plans: dict[int, _BatchPlan | None] = {}
         self.tl_plans: dict[tuple, _TlPlan | None] = {}
 
@@ -715,7 +706,6 @@ class _Reader:
         min_size = _MIN_SIZE
         n = 0
         prev = None
-        start, wbase = off, None       # wbase: where this buffer sits in the batch window
         limit = end - 8
         while off <= limit:
             w0, htype, marker, w2, w3 = prefix(data, off)
@@ -736,10 +726,8 @@ class _Reader:
                         if plan == 0:
                             plan = self._kernel_plan(key, dec, htype, w0)
                     if plan is not None and size >= plan.need:
-                        if wbase is None:
-                            wbase = self._to_window(data, start, end, cpu)
-                        plan.offs.append(wbase + off)
-                        plan.seqs.append(self.records + n)
+                        plan.raw += data[off:off + plan.need]
+                        plan.keys.append((self.records + n) << 16 | cpu)
                     elif dec is not None:
                         self.seq = self.records + n
                         self._decode(dec, data, off, size, htype, marker, cpu, base + off)
@@ -787,13 +775,6 @@ class _Reader:
             plan = _BatchPlan(dec, htype, version_word)
         self.kernel_plans[key] = plan
         return plan
-
-    def _to_window(self, data, start: int, end: int, cpu: int) -> int:
-        """Copy one buffer's records into the batch window; returns window position - offset."""
-        at = len(self.window)
-        self.window += memoryview(data)[start:end]
-        self.window_cpus.append((at, cpu))
-        return at - start
 
     def _tl_batch(self, data, off: int, size: int, htype: int, cpu: int, seq: int) -> bool:
         """A TraceLogging event decoded by its metadata's compiled plan into `tl_rows`; False
@@ -854,30 +835,20 @@ class _Reader:
             sel = TL._selected(self.ctx) if self.ctx.providers else ()
             wanted = kind is not None or (sel and (provider.lower() in sel
                                                    or self.reg.guid(guid) in sel))
-            columns = compile_columns(event, L.HEADER_TYPES[htype][2]) if wanted else None
-            if not wanted or columns is not None:
-                plan = _TlPlan(kind or "other", f"{provider}/{event.name}", columns)
+            compiled = compile_columns(event, L.HEADER_TYPES[htype][2]) if wanted else ((), None)
+            if compiled is not None:
+                plan = _TlPlan(kind or "other", f"{provider}/{event.name}", *compiled)
         self.tl_plans[key] = plan
         return plan
 
     def _batch_frames(self) -> list[pl.DataFrame]:
         """Everything the batch plans and tl_rows hold, as frames; empties them."""
-        frames = []
-        plans = [p for p in self.kernel_plans.values() if p is not None and p.offs]
-        if plans:
-            window = np.frombuffer(self.window, dtype=np.uint8)
-            starts = np.array([s for s, _ in self.window_cpus], dtype=np.int64)
-            cpus = np.array([c for _, c in self.window_cpus], dtype=np.uint16)
-            frames += [p.frame(window, starts, cpus, self.source) for p in plans]
-            del window
-        self.window = bytearray()
-        self.window_cpus = []
-        frames += [p.frame(self.source) for p in self.tl_plans.values()
-                   if p is not None and p.rows]
-        return frames
+        return [p.frame(self.source) for p in self.kernel_plans.values()
+                if p is not None and p.keys] \
+            + [p.frame(self.source) for p in self.tl_plans.values() if p is not None and p.rows]
 
     def _batched(self) -> int:
-        return sum(len(p.offs) for p in self.kernel_plans.values() if p is not None) \
+        return sum(len(p.keys) for p in self.kernel_plans.values() if p is not None) \
             + sum(len(p.rows) for p in self.tl_plans.values() if p is not None)
 
     @staticmethod
@@ -1063,8 +1034,7 @@ class _Reader:
 
     def flush(self, final: bool = False) -> Iterator[pl.DataFrame]:
         """Release every pending row no CPU can still precede (all rows if final)."""
-        if not final and self._rows_buffered() < PENDING_FLUSH_ROWS \
-                and len(self.window) < WINDOW_MAX_BYTES:
+        if not final and self._rows_buffered() < PENDING_FLUSH_ROWS:
             return
         df = self._frame()
         if df is not None:

@@ -49,69 +49,81 @@ def _utf16(payload: bytes, off: int) -> tuple[str, int]:
         pos = end + 1
 
 
+def _number(v, mask):
+    """A numeric column's value from a string field (None: not a number), as _as_int reads it."""
+    s = v.strip()
+    try:
+        v = int(s, 16) if s.lower().startswith("0x") else int(s)
+    except ValueError:
+        return None
+    return v & mask if mask is not None else v
+
+
 def compile_columns(event: TlEvent, pointer_size: int):
-    """payload bytes -> tuple of INSTRUMENTATION_COLUMNS values (None where not given), or None
-    when the event has a field this fast path does not read (the reference path then does)."""
-    # steps: (struct or None, string reader or None, [(column index, mask, text, bool), ...])
-    steps: list = []
-    fmt, targets = "<", []
+    """(columns, payload bytes -> tuple of their values) for an event's instrumentation fields,
+    or None when the event has a field this fast path does not read (arrays, structs, floats,
+    binary...) or names one column twice; the reference path then decodes it.
 
-    def close_run():
-        nonlocal fmt, targets
-        if targets:
-            steps.append((struct.Struct(fmt), None, targets))
-        fmt, targets = "<", []
-
+    The function is generated once per metadata (the way namedtuple builds its class): one
+    struct unpack per run of fixed-size fields, a NUL search per string, the column conversions
+    of instrumentation_columns written out per field."""
     if len({f.name for f in event.fields}) < len(event.fields):
         return None           # a repeated name: the reference's dict keeps only the last
-    for f in event.fields:
+    body, fmt, run, pos = [], "<", [], "0"
+    env = {"PayloadDamage": PayloadDamage, "_ansi": _ansi, "_utf16": _utf16,
+           "_number": _number}
+    columns: dict[str, str] = {}
+
+    def close_run():
+        nonlocal fmt, run, pos
+        if run:
+            k = len(env)
+            env[f"S{k}"] = st = struct.Struct(fmt)
+            body.append(f"start = {pos}")
+            body.append(f"end = start + {st.size}")
+            body.append("if end > n: raise PayloadDamage")
+            body.append(f"{', '.join(run)}, = S{k}.unpack_from(payload, start)")
+            pos = "end"
+        fmt, run = "<", []
+
+    for i, f in enumerate(event.fields):
         if f.count or f.members:
             return None
-        col = INSTRUMENTATION_FIELDS.get(f.name.lower())
-        target = None if col is None else (_COLUMN_INDEX[col], _MASK.get(col),
-                                           col in _TEXT_COLUMNS,
-                                           f.in_type == IN_BOOL32 or f.out_type == OUT_BOOLEAN)
+        var = f"v{i}"
         if f.in_type in _INT_TYPES or f.in_type == IN_POINTER:
             fmt += ("Q" if pointer_size == 8 else "I") if f.in_type == IN_POINTER \
                 else _FIXED[f.in_type].format[1:]
-            targets.append(target)
+            run.append(var)
+            is_text = False
         elif f.in_type in (IN_ANSISTRING, IN_UNICODESTRING):
             close_run()
-            steps.append((None, _ansi if f.in_type == IN_ANSISTRING else _utf16, [target]))
+            reader = "_ansi" if f.in_type == IN_ANSISTRING else "_utf16"
+            body.append(f"{var}, end = {reader}(payload, {pos})")
+            pos = "end"
+            is_text = True
         else:
             return None
+        col = INSTRUMENTATION_FIELDS.get(f.name.lower())
+        if col is None:
+            continue
+        if col in columns:
+            return None
+        boolean = f.in_type == IN_BOOL32 or f.out_type == OUT_BOOLEAN
+        mask = _MASK.get(col)
+        if col in _TEXT_COLUMNS:
+            expr = var if is_text else (f"f'0x{{int(bool({var})):x}}'" if boolean
+                                        else f"f'0x{{{var}:x}}'")
+        elif is_text:
+            expr = f"_number({var}, {mask})"
+        else:
+            expr = f"int(bool({var}))" if boolean else var
+            if mask is not None:
+                expr = f"({expr}) & {mask}"
+        columns[col] = expr
     close_run()
-
-    def decode(payload: bytes) -> tuple:
-        out = [None] * len(INSTRUMENTATION_COLUMNS)
-        off = 0
-        for st, read, tgts in steps:
-            if st is not None:
-                if off + st.size > len(payload):
-                    raise PayloadDamage
-                values = st.unpack_from(payload, off)
-                off += st.size
-            else:
-                v, off = read(payload, off)
-                values = (v,)
-            for t, v in zip(tgts, values):
-                if t is None:
-                    continue
-                i, mask, text, boolean = t
-                if type(v) is str:
-                    if not text:
-                        s = v.strip()
-                        try:
-                            v = int(s, 16) if s.lower().startswith("0x") else int(s)
-                        except ValueError:
-                            continue
-                elif text:
-                    v = f"0x{int(bool(v)) if boolean else v:x}"
-                elif boolean:
-                    v = int(bool(v))
-                if mask is not None and type(v) is int:
-                    v &= mask
-                out[i] = v
-        return tuple(out)
-
-    return decode
+    names = tuple(c for c in INSTRUMENTATION_COLUMNS if c in columns)
+    body.append(f"return ({''.join(columns[c] + ', ' for c in names)})")
+    src = "def decode(payload):\n    n = len(payload)\n" + "".join(
+        f"    {line}\n" for line in body)
+    exec(src, env)      # noqa: S102 - code built above from field types, not from input text
+    return names, env["decode"]
