@@ -50,6 +50,22 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from fpreplay import __version__
+
+        print(f"fpreplay {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_version,
+        is_eager=True)] = False) -> None:
+    """What your I/O did under low memory, and what it would have done under another KMDF
+    forward-progress policy."""
+
+
 # --- shared options -------------------------------------------------------------------------
 Inputs = Annotated[list[Path], typer.Argument(metavar="INPUT", help="Traces: .etl/.etl.zip/.etl.gz, IFR or tracefmt "
                                               "text, tracerpt CSV/XML, xperf dumper text, or "

@@ -345,3 +345,10 @@ def test_incident_table_writes_in_every_format(capsys, trace, tmp_path, ext):
     assert df.height == 1
     devices = df["devices"][0]
     assert (devices if ext == "csv" else ";".join(devices)) == "disk0"
+
+
+def test_version(capsys):
+    from fpreplay import __version__
+
+    rc, out, _ = run(capsys, "--version")
+    assert rc == 0 and out.strip() == f"fpreplay {__version__}"
