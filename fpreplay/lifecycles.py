@@ -97,7 +97,7 @@ def _fill_irp_from_request(ev: pl.DataFrame) -> pl.DataFrame:
              .sort("ts_ns"))
     if pairs.height == 0:
         return ev
-    ev = ev.sort("ts_ns", maintain_order=True)
+    ev = _by_time(ev)
     for strategy in ("backward", "forward"):
         joined = ev.join_asof(pairs, on="ts_ns", by="request", strategy=strategy,
                               check_sortedness=False)   # both sides sorted by ts_ns above
@@ -306,8 +306,17 @@ def _report_lost(lc: pl.DataFrame, lost_windows, diagnostics: Diagnostics) -> pl
         .otherwise(pl.col("evidence")).alias("evidence"))
 
 
-def _status_hex(col: str) -> pl.Expr:
-    return pl.col(col).map_elements(lambda s: f"0x{s:08X}", return_dtype=pl.String)
+def _status_hex(frame: pl.DataFrame, col: str) -> pl.Expr:
+    # Formatted once per distinct status (a handful), not once per IRP.
+    values = frame[col].drop_nulls().unique().to_list()
+    return pl.col(col).replace_strict(values, [f"0x{s:08X}" for s in values], default=None,
+                                      return_dtype=pl.String)
+
+
+def _by_time(ev: pl.DataFrame) -> pl.DataFrame:
+    """`ev` stably sorted by ts_ns (no copy when it is already: readers deliver time order)."""
+    ts = ev["ts_ns"]
+    return ev if not ts.null_count() and ts.is_sorted() else ev.sort("ts_ns", maintain_order=True)
 
 
 def _empty_lifecycles() -> pl.DataFrame:
@@ -364,7 +373,7 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     if ev.height == 0:
         return _empty_lifecycles()
     ev = _fill_irp_from_request(ev)
-    ev = ev.sort("ts_ns", maintain_order=True)
+    ev = _by_time(ev)
     loose = ev.filter(pl.col("irp").is_null() & pl.col("kind").is_in(ALLOC_KINDS))
     ev = ev.filter(pl.col("irp").is_not_null()).with_columns(
         pl.col("kind").replace_strict(KIND_CODES, return_dtype=pl.Int8).alias("_code"),
@@ -424,7 +433,7 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
               .when(status >= 0xC0000000).then(pl.lit("failed"))
               .when(pl.col("complete_ns").is_null()).then(pl.lit("incomplete"))
               .otherwise(pl.lit("ok")))
-    lc = lc.with_columns(actual.alias("actual"), _status_hex("status").alias("_status_hex"))
+    lc = lc.with_columns(actual.alias("actual"), _status_hex(lc, "status").alias("_status_hex"))
     # Which failure sent the IRP down the framework's reserved path (or failed it). The request
     # object is created first, so a failed creation wins over a failed resources callback
     # (forward-progress.md 4.1: the callback is only called after a successful creation).
