@@ -211,13 +211,18 @@ def compare_table(doc: dict) -> Table:
     purges = any(r["cancelled"] or r["invalid_state"] for r in rows)
     for c in ("rescued", "still\nfailed", "regress", "parked", "wait\np50", "p99", "max",
               *(("cancl/\ninval",) if purges else ()), "high\nwater"):
-        # Colour says which way a number cuts; the console drops it off a terminal/NO_COLOR.
-        style = {"rescued": "green", "still\nfailed": "red", "regress": "red"}.get(c)
         # Numbers never wrap: the policy column (a long examine rule) folds instead.
-        t.add_column(c, justify="right", style=style, no_wrap=True)
+        t.add_column(c, justify="right", no_wrap=True)
+
+    def coloured(n: int, colour: str) -> Text:
+        # Colour says which way a number cuts, so a zero stays plain; the console drops colour
+        # off a terminal and with NO_COLOR.
+        return Text(str(n), style=colour if n else "")
+
     for row in rows:
-        t.add_row(row["policy"], str(row["rescued"]), str(row["still_failed"]),
-                  str(row["regressed"]), str(row["parked"]), *fmt_waits(row),
+        t.add_row(row["policy"], coloured(row["rescued"], "green"),
+                  coloured(row["still_failed"], "red"), coloured(row["regressed"], "red"),
+                  str(row["parked"]), *fmt_waits(row),
                   *((f"{row['cancelled']}/{row['invalid_state']}",) if purges else ()),
                   str(row["reserve_high_water"]))
     return t

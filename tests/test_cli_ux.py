@@ -352,3 +352,15 @@ def test_version(capsys):
 
     rc, out, _ = run(capsys, "--version")
     assert rc == 0 and out.strip() == f"fpreplay {__version__}"
+
+
+def test_zero_is_never_coloured_as_a_failure(capsys, trace, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    rc, out, _ = run(capsys, "compare", trace, "--policy", "always:4", "--service-time", "5ms")
+    row = next(line for line in out.splitlines() if line.startswith("always:4"))
+    assert re.search(r"\x1b\[32m\s*3\x1b\[0m", row), repr(row)    # 3 rescued: green
+    assert "\x1b[31m" not in row, repr(row)                        # 0 failed, 0 regressed
