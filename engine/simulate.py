@@ -546,8 +546,12 @@ def _record(irp: Irp) -> IrpOutcome:
 
 def _collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
 
-    slow_out = pl.DataFrame([_record(irp) for irp in irp_objs], schema=OUTCOME_SCHEMA,
-                            orient="row")
+    # Column by column (a row-wise frame of NamedTuples costs more than the records do).
+    records = [_record(irp) for irp in irp_objs]
+    columns = zip(*records) if records else ([] for _ in OUTCOME_SCHEMA)
+    slow_out = pl.DataFrame([pl.Series(name, values, dtype=dtype)
+                             for (name, dtype), values in zip(OUTCOME_SCHEMA.items(), columns)])
+    del records
 
     # Fast rows, vectorized: normal delivery, refusal, or a non-FP allocation failure.
     refused = pl.col("_fpq") & pl.col("_not_create") & pl.col("_fail")
