@@ -201,12 +201,15 @@ def _failures_series(outcomes: pl.DataFrame) -> pl.DataFrame:
 def policy_charts(cmp: whatif.Comparison, t0: int, t1: int) -> str:
     cols = WIDTH - PAD_L - PAD_R
     actual = whatif.actual_timeline(cmp.per_irp)
+    # Two charts, not one: hundreds of cumulative failures would flatten a handful of
+    # outstanding IRPs into the axis.
     out = ['<h3>What actually happened</h3>',
            step_chart([("outstanding IRPs", _reduce(actual["ts_ns"], actual["outstanding"],
-                                                    t0, t1, cols)),
-                       ("failed for want of memory (cumulative)",
+                                                    t0, t1, cols))],
+                      t0, t1, "Outstanding IRPs, as traced"),
+           step_chart([("failed for want of memory (cumulative)",
                         _reduce(actual["ts_ns"], actual["failures"], t0, t1, cols))],
-                      t0, t1, "Outstanding IRPs and failures, as traced")]
+                      t0, t1, "IRPs failed for want of memory, as traced")]
     for p in cmp.policies:
         tl = cmp.total(p)
         n = cmp.pool_sizes.get(p, 0)

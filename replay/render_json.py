@@ -62,7 +62,8 @@ def verdict_line(irps: pl.DataFrame, actual: dict, incidents: pl.DataFrame,
     if not n:
         head = "No IRP in this trace: nothing to say about low memory"
     elif not incidents.height:
-        head = f"No low-memory incident: {n} IRPs, none failed for want of memory"
+        head = (f"No low-memory incident: {n} IRP{'s' if n != 1 else ''}, none failed for want "
+                "of memory")
     else:
         k = incidents.height
         head = (f"{k} low-memory incident{'s' if k != 1 else ''}: {failed} of {n} IRPs failed "

@@ -87,9 +87,9 @@ def test_report_has_every_section(report):
     _, page, _ = report
     assert {"summary", "compare", "timelines", "sweep", "incidents", "incident-1",
             "policy-always:1", "policy-paging:1"} <= page.ids
-    # What actually happened (1), per policy outstanding, reserved against N, parked (3 each),
-    # the sweep (2), the incident window (1).
-    assert page.tags.count("svg") == 1 + 3 * 2 + 2 + 1
+    # What actually happened (outstanding, failures: 2), per policy outstanding, reserved
+    # against N, parked (3 each), the sweep (2), the incident window (1).
+    assert page.tags.count("svg") == 2 + 3 * 2 + 2 + 1
     text = " ".join(page.text)
     assert "1 low-memory incident: 3 of 10 IRPs failed for want of memory" in text
     assert "reserved requests in use against N = 1" in text
