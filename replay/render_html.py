@@ -209,7 +209,9 @@ def policy_charts(cmp: whatif.Comparison, t0: int, t1: int) -> str:
                       t0, t1, "Outstanding IRPs, as traced"),
            step_chart([("failed for want of memory (cumulative)",
                         _reduce(actual["ts_ns"], actual["failures"], t0, t1, cols))],
-                      t0, t1, "IRPs failed for want of memory, as traced")]
+                      t0, t1, "IRPs failed for want of memory, as traced")
+           if actual.height and (actual["failures"].max() or 0) > 0
+           else "<p>No IRP failed for want of memory.</p>"]
     for p in cmp.policies:
         tl = cmp.total(p)
         n = cmp.pool_sizes.get(p, 0)

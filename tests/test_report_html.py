@@ -87,8 +87,8 @@ def test_report_has_every_section(report):
     _, page, _ = report
     assert {"summary", "compare", "timelines", "sweep", "incidents", "incident-1",
             "policy-always:1", "policy-paging:1"} <= page.ids
-    # What actually happened (outstanding, failures: 2), per policy outstanding, reserved
-    # against N, parked (3 each), the sweep (2), the incident window (1).
+    # What actually happened (outstanding, and failures when some failed: 2), per policy
+    # outstanding, reserved against N, parked (3 each), the sweep (2), the incident window (1).
     assert page.tags.count("svg") == 2 + 3 * 2 + 2 + 1
     text = " ".join(page.text)
     assert "1 low-memory incident: 3 of 10 IRPs failed for want of memory" in text
