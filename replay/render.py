@@ -162,6 +162,10 @@ def render_analyze(doc: dict, out: Console, args: str = "TRACE") -> None:
     if not doc["irps"]:   # empty outcome tables would only hide the advice below them
         print_next(out, next_analyze(doc, args))
         return
+    out.print("Outcomes: ok, resv = served from the reserve, refus = refused by the policy, "
+              "allocF = request allocation failed, cancl = cancelled, inval = invalid device "
+              "state, fail = other error, incompl = never completed.", markup=False,
+              style="dim")
     _show(out, breakdown_table("Actual outcomes by device", doc["by_device"]))
     _show(out, breakdown_table("By queue", doc["by_queue"]))
     _show(out, breakdown_table("By major function", doc["by_major"], names=major_name))

@@ -364,3 +364,11 @@ def test_zero_is_never_coloured_as_a_failure(capsys, trace, monkeypatch):
     row = next(line for line in out.splitlines() if line.startswith("always:4"))
     assert re.search(r"\x1b\[32m\s*3\x1b\[0m", row), repr(row)    # 3 rescued: green
     assert "\x1b[31m" not in row, repr(row)                        # 0 failed, 0 regressed
+
+
+def test_analyze_explains_its_short_outcome_headings(capsys, trace):
+    out = " ".join(run(capsys, "analyze", trace)[1].split())
+    for short, meaning in (("resv", "served from the reserve"), ("allocF", "request allocation "
+                           "failed"), ("incompl", "never completed"), ("inval", "invalid device")):
+        assert f"{short} = {meaning}" in out
+        assert re.search(rf"\b{short}\b", out.split("Outcomes:")[1])
