@@ -340,7 +340,8 @@ def report(
     sweep_doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
     args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
     html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp, args=args,
-                         queue_ops=_queue_operations(read.events))
+                         queue_ops=_queue_operations(read.events),
+                         trace_start_ns=read.trace_start_ns)
     write_output(lambda: output.write_text(html, encoding="utf-8"), output)
     print_warnings(compare_doc["warnings"], quiet)
     if not quiet:

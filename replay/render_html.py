@@ -117,7 +117,8 @@ def _y_ticks(top: float, counts: bool) -> list[float]:
 
 
 def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: str,
-               hline: tuple[str, float] | None = None, x_label: str = "seconds since start",
+               hline: tuple[str, float] | None = None,
+               x_label: str = "seconds since the trace start (as --range counts)",
                x_is_time: bool = True, step: bool = True, counts: bool = True,
                origin: int | None = None, marks: list[tuple[int, str]] = ()) -> str:
     """An SVG chart of step (or straight) series [(label, [(x, y), ...])] with a legend."""
@@ -386,10 +387,15 @@ EVIDENCE_LABELS = {
 
 def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, incidents_doc: dict,
                   cmp: whatif.Comparison, args: str = "TRACE",
-                  queue_ops: list[tuple[int, str, str | None]] = ()) -> str:
+                  queue_ops: list[tuple[int, str, str | None]] = (),
+                  trace_start_ns: int | None = None) -> str:
     a = analyze_doc
     irps = cmp.per_irp
     t0 = int(irps["arrive_ns"].min()) if irps.height else 0
+    if trace_start_ns is not None and trace_start_ns <= t0:
+        # Charts count seconds from the trace start, as --range does: a time read off a chart
+        # can be typed into --range as it is.
+        t0 = int(trace_start_ns)
     t1 = int(irps.select(pl.max_horizontal(pl.col("arrive_ns").max(),
                                            pl.col("complete_ns").max())).item() or t0 + 1)
     t1 = max(t1, t0 + 1)

@@ -245,6 +245,8 @@ def test_report_count_axes_have_whole_ticks_and_evidence_in_words(capsys, trace,
             assert all(float(t) == int(float(t)) for t in ticks), (title, ticks)
     assert "request allocation failures" in page and "request_alloc_failed</th>" not in page
     assert 'class="next"' in page and "<code>fpreplay compare " in page and "Best here:" in page
+    # the whole-trace charts count seconds as --range does, from the trace start
+    assert "seconds since the trace start (as --range counts)" in page
 
 
 # --- incidents tell the story -----------------------------------------------------------------
