@@ -313,6 +313,12 @@ def _status_hex(frame: pl.DataFrame, col: str) -> pl.Expr:
                                       return_dtype=pl.String)
 
 
+def _keep(ev: pl.DataFrame, predicate: pl.Expr) -> pl.DataFrame:
+    """ev.filter(predicate) without copying a table it keeps whole (the usual case)."""
+    mask = ev.select(predicate.fill_null(False)).to_series()
+    return ev if mask.all() else ev.filter(mask)
+
+
 def _by_time(ev: pl.DataFrame) -> pl.DataFrame:
     """`ev` stably sorted by ts_ns (no copy when it is already: readers deliver time order)."""
     ts = ev["ts_ns"]
@@ -365,7 +371,7 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     # `other` rows that name an IRP or a request (IFR "Queuing WDFREQUEST … on WDFQUEUE …",
     # "Calling driver EvtIo…") add attributes (queue, request) to an open instance; they never
     # open one.
-    ev = ev.filter(pl.col("ts_ns").is_not_null() & (
+    ev = _keep(ev, pl.col("ts_ns").is_not_null() & (
         (pl.col("kind").is_in(list(KIND_CODES)) & (pl.col("kind") != "other"))
         | ((pl.col("kind") == "other")
            & (pl.col("irp").is_not_null() | pl.col("request").is_not_null()))))
@@ -375,7 +381,7 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     ev = _fill_irp_from_request(ev)
     ev = _by_time(ev)
     loose = ev.filter(pl.col("irp").is_null() & pl.col("kind").is_in(ALLOC_KINDS))
-    ev = ev.filter(pl.col("irp").is_not_null()).with_columns(
+    ev = _keep(ev, pl.col("irp").is_not_null()).with_columns(
         pl.col("kind").replace_strict(KIND_CODES, return_dtype=pl.Int8).alias("_code"),
         _layer_expr())
     if ev.height == 0:
@@ -385,9 +391,10 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
         return _empty_lifecycles()
 
     inst_of, closes, notes = _assign_instances(ev)
-    ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
-                         pl.Series("_closes", closes, dtype=pl.Boolean)) \
-        .filter(pl.col("_inst") >= 0)
+    ev = _keep(ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
+                               pl.Series("_closes", closes, dtype=pl.Boolean)),
+               pl.col("_inst") >= 0)
+    del inst_of, closes
     is_complete = pl.col("_code") == COMPLETE
     lc = (ev.group_by("_inst", maintain_order=True).agg(
         pl.col("irp").first(),
