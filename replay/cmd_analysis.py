@@ -230,13 +230,24 @@ def sweep(
     whatif.sweep_policy(kind, 1)
     budget_ns = _duration(budget, "--budget")
     read, irps = _read(inputs, tmf, tz, provider, range_, quiet)
-    s = whatif.sweep(irps, kind, max_reserved=max_, budget_ns=budget_ns, events=read.events,
-                     settings=settings)
+    s = _sweep(irps, kind, max_, budget_ns, read.events, settings)
     doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
     _write(s.rows, output)
     print_warnings(doc["warnings"], quiet)
     args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
     _emit(doc, json_, functools.partial(render.render_sweep, args=args))
+
+
+def _sweep(irps, kind, max_, budget_ns, events, settings):
+    """whatif.sweep, its errors in the words of --kind (the user never typed `examine:N:`)."""
+    try:
+        return whatif.sweep(irps, kind, max_reserved=max_, budget_ns=budget_ns, events=events,
+                            settings=settings)
+    except FpreplayError as e:
+        msg = str(e)
+        if msg.startswith("policy '") and "': " in msg:
+            msg = f"--kind {kind!r}: " + msg.split("': ", 1)[1]
+        raise FpreplayError(msg) from None
 
 
 def _incident_analysis(read, irps, policy, settings, gap):
@@ -335,8 +346,7 @@ def report(
     analyze_doc = render_json.analyze_document(read, irps, incidents_found)
     compare_doc = render_json.compare_document(read.inputs, memory, cmp,
                                                read.diagnostics.warnings)
-    s = whatif.sweep(irps, kind, max_reserved=max_, budget_ns=budget_ns, events=read.events,
-                     settings=settings)
+    s = _sweep(irps, kind, max_, budget_ns, read.events, settings)
     sweep_doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
     args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
     html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp, args=args,

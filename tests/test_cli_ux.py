@@ -374,3 +374,9 @@ def test_analyze_explains_its_short_outcome_headings(capsys, trace):
                            "failed"), ("incompl", "never completed"), ("inval", "invalid device")):
         assert f"{short} = {meaning}" in out
         assert re.search(rf"\b{short}\b", out.split("Outcomes:")[1])
+
+
+def test_bad_sweep_rule_is_reported_in_the_words_of_kind(capsys, trace):
+    err = _one_line_exit_2(capsys, "sweep", trace, "--kind", "examine:nosuch = 1")
+    assert err.startswith("fpreplay: --kind 'examine:nosuch = 1': bad examine SQL")
+    assert "examine:1" not in err and "examine:10" not in err   # no N the user never typed
