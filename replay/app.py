@@ -67,33 +67,37 @@ def _main(version: Annotated[bool, typer.Option(
 
 
 # --- shared options -------------------------------------------------------------------------
-Inputs = Annotated[list[Path], typer.Argument(metavar="INPUT", help="Traces: .etl/.etl.zip/.etl.gz, IFR or tracefmt "
-                                              "text, tracerpt CSV/XML, xperf dumper text, or "
-                                              "fpreplay event tables.", show_default=False)]
+Inputs = Annotated[list[Path], typer.Argument(
+    metavar="INPUT", show_default=False,
+    help="Traces: .etl/.etl.zip/.etl.gz, IFR or tracefmt text, tracerpt CSV/XML, xperf dumper "
+         "text, or fpreplay event tables.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-OutOpt = Annotated[Optional[Path], typer.Option("-o", "--output", metavar="FILE", help="Write a table: .parquet, "
-                                                ".csv, .ndjson or .jsonl.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", metavar="FILE.toml", help="Driver model (TOML): queues, "
-                                                   "routing, dispatch types, policies.")]
-MemoryOpt = Annotated[str, typer.Option("--memory", metavar="MODEL", help="What fails in the what-if: observed, "
-                                        "fail-all, verifier-random[:SEED], random:P[:SEED], "
-                                        "window.")]
-ServiceTimeOpt = Annotated[Optional[str], typer.Option("--service-time", metavar="DURATION", help="How long the driver "
-                                                       "holds an IRP the trace never saw served, "
-                                                       "e.g. 2ms.")]
-RangeOpt = Annotated[Optional[tuple[float, float]], typer.Option("--range", metavar="T1 T2", help="Only events "
-                                                                 "between T1 and T2 seconds after "
-                                                                 "the trace start.")]
-TmfOpt = Annotated[Optional[list[Path]], typer.Option("--tmf", metavar="DIR", help="Directory of TMF files for "
-                                                      "WPP messages.")]
-TzOpt = Annotated[Optional[str], typer.Option("--tz", metavar="ZONE", help="Time zone of text inputs whose clock "
-                                              "is local time (e.g. Europe/Berlin, +02:00).")]
-ProviderOpt = Annotated[Optional[list[str]], typer.Option("--provider", metavar="NAME", help="Also decode this "
-                                                          "TraceLogging provider by name.")]
+OutOpt = Annotated[Optional[Path], typer.Option(
+    "-o", "--output", metavar="FILE", help="Write a table: .parquet, .csv, .ndjson or .jsonl.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--config", metavar="FILE.toml",
+    help="Driver model (TOML): queues, routing, dispatch types, policies.")]
+MemoryOpt = Annotated[str, typer.Option(
+    "--memory", metavar="MODEL",
+    help="What fails in the what-if: observed, fail-all, verifier-random[:SEED], "
+         "random:P[:SEED], window.")]
+ServiceTimeOpt = Annotated[Optional[str], typer.Option(
+    "--service-time", metavar="DURATION",
+    help="How long the driver holds an IRP the trace never saw served, e.g. 2ms.")]
+RangeOpt = Annotated[Optional[tuple[float, float]], typer.Option(
+    "--range", metavar="T1 T2",
+    help="Only events between T1 and T2 seconds after the trace start.")]
+TmfOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--tmf", metavar="DIR", help="Directory of TMF files for WPP messages.")]
+TzOpt = Annotated[Optional[str], typer.Option(
+    "--tz", metavar="ZONE",
+    help="Time zone of text inputs whose clock is local time (e.g. Europe/Berlin, +02:00).")]
+ProviderOpt = Annotated[Optional[list[str]], typer.Option(
+    "--provider", metavar="NAME", help="Also decode this TraceLogging provider by name.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no notes on "
                                         "stderr.")]
-PolicyOpt = Annotated[Optional[list[str]], typer.Option("--policy", metavar="P", help="none, always:N, paging:N "
-                                                        "or examine:N:SQL; repeatable.")]
+PolicyOpt = Annotated[Optional[list[str]], typer.Option(
+    "--policy", metavar="P", help="none, always:N, paging:N or examine:N:SQL; repeatable.")]
 
 
 def stderr_console() -> Console:

@@ -24,19 +24,22 @@ from fpreplay.replay.app import (
 from fpreplay.replay.loading import load_irps
 
 ExplainOpt = Annotated[Optional[str], typer.Option(
-    "--explain", metavar="IRP", help="Tell one IRP's story under each policy (its address, e.g. 0xffffa001…).")]
+    "--explain", metavar="IRP",
+    help="Tell one IRP's story under each policy (its address, e.g. 0xffffa001…).")]
 KindOpt = Annotated[str, typer.Option(
     "--kind", metavar="K", help="Policy kind to size: always, paging or examine:SQL.")]
 MaxOpt = Annotated[Optional[int], typer.Option(
-    "--max", metavar="N", help="Largest reserve size to try (default: the peak demand).", min=1)]
+    "--max", metavar="N", min=1, help="Largest reserve size to try (default: the peak demand).")]
 BudgetOpt = Annotated[Optional[str], typer.Option(
-    "--budget", metavar="DURATION", help="Park-wait budget, e.g. 2ms: report the smallest reserve whose p99 park "
-                     "wait fits it.")]
-SeedOpt = Annotated[int, typer.Option("--seed", metavar="N", help="Seed for the simulation's randomness.")]
+    "--budget", metavar="DURATION",
+    help="Park-wait budget, e.g. 2ms: report the smallest reserve whose p99 park wait fits it.")]
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", metavar="N", help="Seed for the simulation's randomness.")]
 HtmlOutOpt = Annotated[Optional[Path], typer.Option(
     "-o", "--output", metavar="FILE.html", help="The HTML file to write (required).")]
 GapOpt = Annotated[Optional[str], typer.Option(
-    "--gap", metavar="DURATION", help="Signals closer than this belong to one incident (default 500ms).")]
+    "--gap", metavar="DURATION",
+    help="Signals closer than this belong to one incident (default 500ms).")]
 
 
 def _read(inputs, tmf, tz, provider, range_, quiet):

@@ -14,20 +14,21 @@ from fpreplay.replay.app import JsonOpt, QuietOpt, app, stderr_console
 
 @app.command(short_help="A real-format trace (and its truth) from a scenario.")
 def synth(
-    scenario: Annotated[Path, typer.Argument(metavar="SCENARIO.toml", help="Scenario file (TOML): devices and queues, "
-                                             "arrivals, memory pressure, queue operations.",
-                                             show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="FILE.etl",
-                                                    help="The .etl to write.")]
-    = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", metavar="N",
-                                                help="Override the scenario's seed.")]
-    = None,
-    ifr: Annotated[Optional[Path], typer.Option("--ifr", metavar="FILE", help="Also write the in-flight-recorder "
-                                                "text dump here (default: beside the trace when "
-                                                "the scenario asks for one).")] = None,
-    truth: Annotated[Optional[Path], typer.Option("--truth", metavar="FILE", help="Where to write the truth JSON "
-                                                  "(default: beside the trace).")] = None,
+    scenario: Annotated[Path, typer.Argument(
+        metavar="SCENARIO.toml", show_default=False,
+        help="Scenario file (TOML): devices and queues, arrivals, memory pressure, queue "
+             "operations.")],
+    output: Annotated[Optional[Path], typer.Option(
+        "-o", "--output", metavar="FILE.etl", help="The .etl to write.")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", metavar="N", help="Override the scenario's seed.")] = None,
+    ifr: Annotated[Optional[Path], typer.Option(
+        "--ifr", metavar="FILE",
+        help="Also write the in-flight-recorder text dump here (default: beside the trace when "
+             "the scenario asks for one).")] = None,
+    truth: Annotated[Optional[Path], typer.Option(
+        "--truth", metavar="FILE",
+        help="Where to write the truth JSON (default: beside the trace).")] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

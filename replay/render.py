@@ -5,6 +5,7 @@ Colour comes from the console (replay/app.py): only on a terminal, never with NO
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime, timezone
 
 from rich import box
@@ -390,14 +391,10 @@ def _policy_kind(policy: str) -> str | None:
 
 
 def _kind_arg(kind: str) -> str:
-    import shlex
-
     return "" if kind == "always" else f" --kind {shlex.quote(kind)}"
 
 
 def _policy_arg(kind: str, n: int) -> str:
-    import shlex
-
     if kind.startswith("examine:"):
         return shlex.quote(f"examine:{n}:{kind.split(':', 1)[1]}")
     return f"{kind}:{n}"
@@ -503,8 +500,6 @@ def next_incidents(doc: dict, args: str) -> str | None:
         for r in i["irp_list"]:
             for p in doc["policies"]:
                 if r["policies"][p]["verdict"] in ("rescued", "regressed") and _policy_kind(p):
-                    import shlex
-
                     return (f"Next: `fpreplay compare {args} --policy {shlex.quote(p)} --explain "
                             f"{fmt_irp(r['irp'])}` tells how {p} treats the first IRP it "
                             "changes.")
