@@ -346,8 +346,11 @@ def render_incidents(doc: dict, out: Console, args: str = "TRACE", queue_ops=())
         ops_text = queue_ops_line(i, queue_ops)
         if ops_text:
             out.print("  " + ops_text, markup=False)
-        t = _table("Timeline (alloc fail: IRPs whose request allocation failed, served from "
-                   "the reserve or not)")
+        out.print("  alloc fail: IRPs whose request allocation failed, served from the reserve or "
+                  "not; outst.: the most IRPs in the driver at once; per policy the most "
+                  "reserved requests in use / the deepest parked list.", markup=False,
+                  style="dim")
+        t = _table("Timeline")
         t.add_column("from (UTC)", no_wrap=True)
         t.add_column("arrived", justify="right", no_wrap=True)
         t.add_column("alloc\nfail", justify="right", no_wrap=True)
