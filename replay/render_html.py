@@ -76,16 +76,6 @@ def _reduce(ts: pl.Series, ys: pl.Series, t0: int, t1: int, columns: int) -> lis
     return out
 
 
-def _nice_max(v: float) -> float:
-    if v <= 0:
-        return 1.0
-    mag = 10 ** len(str(int(v))) / 10
-    for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if v <= m * mag:
-            return m * mag
-    return v
-
-
 def _tick_step(span: float) -> float:
     """About five round steps over span: 1, 2 or 5 times a power of ten."""
     raw = span / 5
