@@ -489,12 +489,12 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
     arrivals, irp_objs = [], []
     gc_was_enabled = gc.isenabled()
     gc.disable()     # many small long-lived objects: the cyclic collector only costs time here
-    try:
+    try:             # (reading the outcomes off them too: their tuples would trigger it)
         _run_slow(slow, arrivals, irp_objs, replay, ops)
+        return _collect(df, irp_objs, replay, driver, fp_queues, diag)
     finally:
         if gc_was_enabled:
             gc.enable()
-    return _collect(df, irp_objs, replay, driver, fp_queues, diag)
 
 
 def _run_slow(slow, arrivals, irp_objs, replay, ops) -> None:
