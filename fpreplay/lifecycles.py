@@ -43,6 +43,8 @@ attribute merging is done by polars group-bys.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import polars as pl
 
@@ -368,6 +370,8 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     ev = events.select([pl.col(c) if c in events.columns else pl.lit(None).alias(c)
                         for c in cols])
     ev = ev.with_columns([pl.col(c).cast(EVENT_COLUMNS[c], strict=False) for c in cols])
+    # A table from another tool may have no event names; the kind then names the evidence.
+    ev = ev.with_columns(pl.coalesce("event_name", "kind").alias("event_name"))
     # `other` rows that name an IRP or a request (IFR "Queuing WDFREQUEST … on WDFQUEUE …",
     # "Calling driver EvtIo…") add attributes (queue, request) to an open instance; they never
     # open one.
@@ -390,7 +394,13 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
                                   diagnostics)
         return _empty_lifecycles()
 
-    inst_of, closes, notes = _assign_instances(ev)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()    # per-address state for millions of events, no cycles: the collector only
+    try:            # costs time here
+        inst_of, closes, notes = _assign_instances(ev)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     ev = _keep(ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
                                pl.Series("_closes", closes, dtype=pl.Boolean)),
                pl.col("_inst") >= 0)

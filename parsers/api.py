@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,16 +69,22 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
     totals = {"records": 0, "events_lost": 0, "buffers_lost": 0}
     start_ns: int | None = None
     lost_windows: list = []
-    for p in paths:
-        stats: dict = {}
-        for batch in iter_input_batches(Path(p), options, diagnostics, stats):
-            frames.append(batch)
-        for k in totals:
-            totals[k] += int(stats.get(k, 0))
-        lost_windows += stats.get("lost_windows", [])
-        s = stats.get("trace_start_ns")
-        if s is not None and (start_ns is None or s < start_ns):
-            start_ns = s
+    gc_was_enabled = gc.isenabled()
+    gc.disable()    # decoding builds millions of short-lived rows, no cycles: the cyclic
+    try:            # collector would only walk them again and again
+        for p in paths:
+            stats: dict = {}
+            for batch in iter_input_batches(Path(p), options, diagnostics, stats):
+                frames.append(batch)
+            for k in totals:
+                totals[k] += int(stats.get(k, 0))
+            lost_windows += stats.get("lost_windows", [])
+            s = stats.get("trace_start_ns")
+            if s is not None and (start_ns is None or s < start_ns):
+                start_ns = s
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     cols = dict(EVENT_COLUMNS)
     if options.all_records:
         cols.update(ALL_RECORD_COLUMNS)
