@@ -76,7 +76,10 @@ def verdict_line(irps: pl.DataFrame, actual: dict, incidents: pl.DataFrame,
 def analyze_document(read, irps: pl.DataFrame, incidents: pl.DataFrame) -> dict:
     actual = whatif.actual_counts(irps)
     ev = read.events
-    kinds = dict(ev.group_by("kind").len().iter_rows()) if ev.height else {}
+    # Several inputs (a kernel .etl and the driver's IFR dump) evidence the same failures: count
+    # each kind in the input that saw most of it rather than adding the inputs up.
+    kinds = (dict(ev.group_by("kind", "source").len().group_by("kind").agg(pl.col("len").max())
+                  .iter_rows()) if ev.height else {})
     never = irps.filter(pl.col("actual") == "incomplete").sort("arrive_ns")
     return {
         "schema": "fpreplay.analyze/1",
