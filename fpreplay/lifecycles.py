@@ -401,9 +401,10 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     finally:
         if gc_was_enabled:
             gc.enable()
-    ev = _keep(ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
-                               pl.Series("_closes", closes, dtype=pl.Boolean)),
-               pl.col("_inst") >= 0)
+    # Rows of no instance (_inst -1) form one group that is dropped after the aggregation:
+    # cheaper than a copy of the event rows without them.
+    ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
+                         pl.Series("_closes", closes, dtype=pl.Boolean))
     del inst_of, closes
     is_complete = pl.col("_code") == COMPLETE
     lc = (ev.group_by("_inst", maintain_order=True).agg(
@@ -429,12 +430,14 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
         _first_name(REFUSED, "_refused_name"),
         _first_name((ALLOC, RESOURCES), "_alloc_name"),
     ))
+    lc = _keep(lc, pl.col("_inst") >= 0)
     note_frame = pl.DataFrame({"_inst": pl.Series(list(notes), dtype=pl.Int64),
                                "_note": pl.Series(list(notes.values()), dtype=pl.String)})
     lc = lc.join(note_frame, on="_inst", how="left")
     _report(diagnostics, lc.select(
         pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
-        .alias("_note"), "_opener"), ev["event_name"])
+        .alias("_note"), "_opener"), _keep(ev.select("event_name", "_inst"),
+                                           pl.col("_inst") >= 0)["event_name"])
     lc = lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
     lc = _tie_irpless_failures(lc, loose, diagnostics)
 
