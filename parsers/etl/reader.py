@@ -43,6 +43,7 @@ MAX_SPAN_NS = MAX_SPAN_S * 1_500_000_000          # start_ns + span must fit in 
 _BUFFER = struct.Struct("<II32xBBHIIHH16x")       # size, saved, cpu, align, logger, state, filled,
 _PREFIX = struct.Struct("<HBBHH")                 # flag, type  /  w0, type, marker, w2, w3
 _U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
 _SYSTEM = struct.Struct("<HBBHHIIq")              # version, type, marker, size, hook, tid, pid, ts
 _PERFINFO = struct.Struct("<HBBHHq")
 _CLASSIC = struct.Struct("<HBBBBHIIq16s")         # size, type, marker, Type, level, version, ...
@@ -51,6 +52,7 @@ _EXT_ITEM = struct.Struct("<HHHH")
 _MESSAGE = struct.Struct("<HBBHH")
 _TS = struct.Struct("<q")
 _TID_PID_TS = struct.Struct("<IIq")               # @+8 of SYSTEM and EVENT_HEADER records
+_PREFIX_WORDS = struct.Struct("<HHHH")            # _PREFIX with type | marker << 8 as one word
 _NP_FORMAT = {"b": "i1", "B": "u1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4",
               "l": "<i4", "L": "<u4", "q": "<i8", "Q": "<u8"}
 
@@ -697,7 +699,8 @@ class _Reader:
         """Every record of one buffer. `base` + offset = the record's position for messages."""
         if self.all:
             return self._walk_all(data, off, end, cpu, base)
-        prefix = _PREFIX.unpack_from
+        prefix = _PREFIX_WORDS.unpack_from
+        kernel_min = _KERNEL_MIN_SIZE.get
         kernel = self.reg.kernel.get
         manifest = self.reg.manifest
         classic = self.reg.classic
@@ -708,14 +711,16 @@ class _Reader:
         prev = None
         limit = end - 8
         while off <= limit:
-            w0, htype, marker, w2, w3 = prefix(data, off)
-            if marker == 0xC0 and htype in _KERNEL_TYPES:     # most records: size @+4, HookId
+            w0, type_marker, w2, w3 = prefix(data, off)
+            smallest = kernel_min(type_marker)
+            if smallest is not None:                          # most records: size @+4, HookId
                 size = w2
-                if size < min_size[htype] or off + size > end:
+                if size < smallest or off + size > end:
                     self._bad_record(base + off, size, end - off)
                     break
                 dec = kernel(w3)
                 if dec is not None:
+                    htype, marker = type_marker & 0xFF, 0xC0
                     plan = None
                     if dec is _HEADER_SENTINEL:
                         self._trace_header(data, off, size, htype, base + off)
@@ -731,7 +736,8 @@ class _Reader:
                     elif dec is not None:
                         self.seq = self.records + n
                         self._decode(dec, data, off, size, htype, marker, cpu, base + off)
-            elif marker == 0xC0:                               # size @+0
+            elif type_marker >> 8 == 0xC0:                     # size @+0
+                htype, marker = type_marker & 0xFF, 0xC0
                 size = w0
                 if size < min_size[htype] or off + size > end:
                     self._bad_record(base + off, size, end - off)
@@ -750,6 +756,7 @@ class _Reader:
                     self.seq = self.records + n
                     self._decode(dec, data, off, size, htype, marker, cpu, base + off)
             else:
+                htype, marker = type_marker & 0xFF, type_marker >> 8
                 size = _other_size(w0, htype, marker)
                 if size is None:
                     break                  # 0xFFFFFFFF or zero fill: end of the buffer's data
@@ -1077,6 +1084,25 @@ class _Reader:
             yield out.drop(["_ts_raw", "_seq"])
 
 
+def _worth_a_helper(path: Path) -> bool:
+    """Whether reading ahead in a helper thread pays: the file is gzip/zip, or its first data
+    buffer is LZ77-compressed (C work that overlaps the walk). For a plain file the hand-over
+    between threads would cost more than the reads it hides."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(L.BUFFER_HEADER_SIZE)
+            if head[:2] == b"\x1f\x8b" or head[:4] == b"PK\x03\x04":
+                return True
+            if len(head) < L.BUFFER_HEADER_SIZE:
+                return False
+            f.seek(_U32.unpack_from(head, 0)[0])
+            second = f.read(L.BUFFER_HEADER_SIZE)
+    except OSError:
+        return True
+    return len(second) == L.BUFFER_HEADER_SIZE and \
+        bool(_U16.unpack_from(second, 0x34)[0] & L.BUFFER_FLAG_COMPRESSED)
+
+
 def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterator[pl.DataFrame]:
     """Conformed event batches of one .etl (.zip/.gz) in time order; see parsers/api.py."""
     from fpreplay.schema import conform_events
@@ -1098,9 +1124,11 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
         for offset, index, data in buffers:
             yield offset, index, data, unpack_buffer(path, offset, data, diagnostics)
 
+    buffers = unpacked(iter_buffers(path, diagnostics, progress))
+    if _worth_a_helper(path):
+        buffers = _prefetched(buffers)
     try:
-        for offset, index, data, ready in _prefetched(
-                unpacked(iter_buffers(path, diagnostics, progress))):
+        for offset, index, data, ready in buffers:
             walked, end_offset = index + 1, offset + len(data)
             if index == 1 and reader.logfile is not None:
                 circular_start = _circular_start(reader.logfile)
@@ -1138,6 +1166,9 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
 _MIN_SIZE = [8] * 256
 for _t, (_k, _hlen, _p) in L.HEADER_TYPES.items():
     _MIN_SIZE[_t] = _hlen
+# type | 0xC0 marker << 8 of the kernel header types -> their smallest size (one lookup decides
+# both "kernel header?" and the size check in the walk)
+_KERNEL_MIN_SIZE = {(0xC0 << 8) | _t: _MIN_SIZE[_t] for _t in _KERNEL_TYPES}
 
 
 def _other_size(w0: int, htype: int, marker: int) -> int | None:
