@@ -4,7 +4,11 @@ How it stays fast (etw-formats.md sections 1 and 4):
   * buffers are read one at a time from a stream (.etl, .etl.zip, .etl.gz) and walked by their own
     BufferSize; compressed buffers go through libfwnt's LZ77 Xpress;
   * per record the hot loop reads one 8-byte prefix (size + header type + HookId), counts it and
-    looks the raw key up in a snapshot of the decoder registry; only hits become EtlRecords;
+    looks the raw key up in a snapshot of the decoder registry; only hits are decoded;
+  * IRP-bearing kernel events are decoded a flush at a time: the walk copies their fixed bytes,
+    numpy reads them as one record array, polars maps the fields (a decoder's `columns`);
+    TraceLogging events go through a plan compiled once per metadata blob; everything else
+    becomes an EtlRecord for its decoder;
   * per-CPU buffers arrive out of time order, so rows wait in a bounded pending table and are
     released once every recently active CPU has logged past them (a watermark merge).
 """
@@ -12,9 +16,7 @@ How it stays fast (etw-formats.md sections 1 and 4):
 from __future__ import annotations
 
 import gzip
-import queue
 import struct
-import threading
 import uuid
 import zipfile
 import zlib
@@ -43,7 +45,6 @@ MAX_SPAN_NS = MAX_SPAN_S * 1_500_000_000          # start_ns + span must fit in 
 _BUFFER = struct.Struct("<II32xBBHIIHH16x")       # size, saved, cpu, align, logger, state, filled,
 _PREFIX = struct.Struct("<HBBHH")                 # flag, type  /  w0, type, marker, w2, w3
 _U32 = struct.Struct("<I")
-_U16 = struct.Struct("<H")
 _SYSTEM = struct.Struct("<HBBHHIIq")              # version, type, marker, size, hook, tid, pid, ts
 _PERFINFO = struct.Struct("<HBBHHq")
 _CLASSIC = struct.Struct("<HBBBBHIIq16s")         # size, type, marker, Type, level, version, ...
@@ -288,68 +289,6 @@ def unpack_buffer(path: Path, file_offset: int, data: bytes, diagnostics: Diagno
                          f"{len(events)} of {want} bytes; read what was there")
         diagnostics.count("etl_short_buffers")
     return cpu, flag, events, 0, len(events), file_offset + L.BUFFER_HEADER_SIZE
-
-
-def _prefetched(items: Iterator, depth: int = 8, chunk: int = 16,
-                chunk_bytes: int = 1 << 20) -> Iterator:
-    """Run `items` in a helper thread, `depth` ahead: reading, inflating and LZ77-decompressing
-    the next buffers (C code that releases the GIL) overlaps walking this one. Bounded, so
-    memory does not grow; exceptions reach the consumer; closing the consumer stops the helper.
-    Items (tuples whose third member is the buffer) travel up to `chunk` or `chunk_bytes` at a
-    time: a hand-over between threads costs more than walking a small buffer."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put((item, None), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        batch, size = [], 0
-        try:
-            for item in items:
-                batch.append(item)
-                size += len(item[2])
-                if len(batch) >= chunk or size >= chunk_bytes:
-                    if not put(batch):
-                        return
-                    batch, size = [], 0
-            if batch and not put(batch):
-                return
-            q.put((done, None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer to raise
-            if batch:
-                q.put((batch, None))         # what came before the error is still read
-            q.put((done, e))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None and stop.is_set():
-                close()
-
-    worker = threading.Thread(target=produce, name="etl-buffers", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, error = q.get()
-            if item is done:
-                if error is not None:
-                    raise error
-                return
-            yield from item
-    finally:
-        stop.set()
-        while worker.is_alive():          # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
-            worker.join(timeout=0.05)
 
 
 # --- the walker ----------------------------------------------------------------------------------
@@ -1084,25 +1023,6 @@ class _Reader:
             yield out.drop(["_ts_raw", "_seq"])
 
 
-def _worth_a_helper(path: Path) -> bool:
-    """Whether reading ahead in a helper thread pays: the file is gzip/zip, or its first data
-    buffer is LZ77-compressed (C work that overlaps the walk). For a plain file the hand-over
-    between threads would cost more than the reads it hides."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(L.BUFFER_HEADER_SIZE)
-            if head[:2] == b"\x1f\x8b" or head[:4] == b"PK\x03\x04":
-                return True
-            if len(head) < L.BUFFER_HEADER_SIZE:
-                return False
-            f.seek(_U32.unpack_from(head, 0)[0])
-            second = f.read(L.BUFFER_HEADER_SIZE)
-    except OSError:
-        return True
-    return len(second) == L.BUFFER_HEADER_SIZE and \
-        bool(_U16.unpack_from(second, 0x34)[0] & L.BUFFER_FLAG_COMPRESSED)
-
-
 def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterator[pl.DataFrame]:
     """Conformed event batches of one .etl (.zip/.gz) in time order; see parsers/api.py."""
     from fpreplay.schema import conform_events
@@ -1124,11 +1044,10 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
         for offset, index, data in buffers:
             yield offset, index, data, unpack_buffer(path, offset, data, diagnostics)
 
-    buffers = unpacked(iter_buffers(path, diagnostics, progress))
-    if _worth_a_helper(path):
-        buffers = _prefetched(buffers)
     try:
-        for offset, index, data, ready in buffers:
+        # (A helper thread reading and decompressing ahead was tried: on two cores the hand-over
+        # between threads cost more than it hid, for plain, LZ77 and zipped files alike.)
+        for offset, index, data, ready in unpacked(iter_buffers(path, diagnostics, progress)):
             walked, end_offset = index + 1, offset + len(data)
             if index == 1 and reader.logfile is not None:
                 circular_start = _circular_start(reader.logfile)
