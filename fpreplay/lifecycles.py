@@ -115,9 +115,13 @@ def _assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
     completion that ends it, or an orphan completion), and the notes of broken instances
     (instance -> "redispatched" | "reused" | "open_at_end"). Event names travel as integer
     codes; a per-instance set of names is only built when a second name arrives."""
-    coded = ev.select(pl.col("event_name").fill_null("").rank("dense").alias("c"),
+    # Codes only need to tell names apart: a categorical's physical codes (hashing) instead of a
+    # dense rank (a sort of millions of strings).
+    coded = ev.select(pl.col("event_name").fill_null("").cast(pl.Categorical).to_physical()
+                      .alias("c"),
                       pl.col("event_name").is_in(list(REPEATABLE_DISPATCH)).alias("rep"),
-                      pl.col("device").rank("dense").fill_null(0).alias("d"))
+                      (pl.col("device").cast(pl.Categorical).to_physical().cast(pl.Int64) + 1)
+                      .fill_null(0).alias("d"))
     codes = coded["c"].to_list()
     devices = coded["d"].to_list()      # 0: no device named
     repeatable = set(coded.filter(pl.col("rep"))["c"].unique().to_list())
@@ -436,8 +440,9 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     lc = lc.join(note_frame, on="_inst", how="left")
     _report(diagnostics, lc.select(
         pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
-        .alias("_note"), "_opener"), _keep(ev.select("event_name", "_inst"),
-                                           pl.col("_inst") >= 0)["event_name"])
+        .alias("_note"), "_opener"),
+        ev.lazy().filter(pl.col("_inst") >= 0).select(pl.col("event_name").unique())
+        .collect()["event_name"])
     lc = lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
     lc = _tie_irpless_failures(lc, loose, diagnostics)
 
