@@ -445,6 +445,10 @@ class _Reader:
         # Batch decoding (see _BatchPlan, _TlPlan): rows wait in their plan until the next flush.
         self.kernel_plans: dict[int, _BatchPlan | None] = {}
         self.tl_plans: dict[tuple, _TlPlan | None] = {}
+        # provider GUID bytes -> header type -> [(extended-data bytes, plan)]: the extended data
+        # of a provider's events repeats (metadata and traits only), so one comparison in place
+        # of walking and copying it finds the plan.
+        self.tl_recent: dict[bytes, dict[int, list]] = {}
 
     # --- rows ---------------------------------------------------------------------------------
     @staticmethod
@@ -727,27 +731,46 @@ class _Reader:
         (nothing done) for anything the reference path must see: no or unreadable metadata,
         damaged items or payload, field types the plan does not read."""
         end = off + size
-        p = off + 0x50
-        meta = traits = None
-        while p + 8 <= end:
-            item_size, ext_type, linkage, data_size = _EXT_ITEM.unpack_from(data, p)
-            if item_size < 8 or p + item_size > end:
-                return False
-            if ext_type == L.EXT_TYPE_EVENT_SCHEMA_TL:
-                meta = bytes(data[p + 8:p + 8 + min(data_size, item_size - 8)])
-            elif ext_type == L.EXT_TYPE_PROV_TRAITS:
-                traits = bytes(data[p + 8:p + 8 + min(data_size, item_size - 8)])
-            p += item_size
-            if not linkage & 1:
-                break
-        if meta is None:
-            return False
-        key = (meta, traits, bytes(data[off + 0x18:off + 0x28]), htype)
-        plan = self.tl_plans.get(key, 0)
-        if plan == 0:
-            plan = self._tl_plan(key)
+        start = p = off + 0x50
+        guid = data[off + 0x18:off + 0x28]
+        recent = self.tl_recent.get(guid)
+        seen = recent.get(htype) if recent is not None else None
+        plan = None
+        if seen:
+            for ext, known in seen:
+                if data.startswith(ext, start, end):
+                    plan, p = known, start + len(ext)
+                    break
         if plan is None:
-            return False
+            meta = traits = None
+            only_constant = True       # nothing but metadata and traits (same every event)
+            linked = True
+            while p + 8 <= end:
+                item_size, ext_type, linkage, data_size = _EXT_ITEM.unpack_from(data, p)
+                if item_size < 8 or p + item_size > end:
+                    return False
+                if ext_type == L.EXT_TYPE_EVENT_SCHEMA_TL:
+                    meta = bytes(data[p + 8:p + 8 + min(data_size, item_size - 8)])
+                elif ext_type == L.EXT_TYPE_PROV_TRAITS:
+                    traits = bytes(data[p + 8:p + 8 + min(data_size, item_size - 8)])
+                else:
+                    only_constant = False
+                p += item_size
+                if not linkage & 1:
+                    linked = False
+                    break
+            if meta is None:
+                return False
+            key = (meta, traits, bytes(guid), htype)
+            plan = self.tl_plans.get(key, 0)
+            if plan == 0:
+                plan = self._tl_plan(key)
+            if plan is None:
+                return False
+            if only_constant and not linked:     # the chain ended by itself, not at `end`
+                seen = self.tl_recent.setdefault(bytes(guid), {}).setdefault(htype, [])
+                if len(seen) < 16:
+                    seen.append((bytes(data[start:p]), plan))
         if plan.columns is None:
             plan.rows.append((*_TID_PID_TS.unpack_from(data, off + 8), seq, cpu))
             return True
