@@ -21,8 +21,3 @@ class Diagnostics:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
-
-    def extend(self, other: "Diagnostics") -> None:
-        for w in other.warnings:
-            self.warn(w)
-        self.counters.update(other.counters)

@@ -10,14 +10,7 @@ from fpreplay.errors import FpreplayError
 from fpreplay.replay.app import app
 
 # Each module adds its commands to `app`.
-from fpreplay.replay import cmd_events  # noqa: F401,E402
-
-for _optional in ("cmd_analysis", "cmd_synth"):
-    try:
-        __import__(f"fpreplay.replay.{_optional}")
-    except ModuleNotFoundError as _e:  # a command family still being built
-        if not str(_e.name or "").startswith("fpreplay.replay"):
-            raise
+from fpreplay.replay import cmd_analysis, cmd_events, cmd_synth  # noqa: F401,E402
 
 
 def _is_usage_error(e: Exception) -> bool:
