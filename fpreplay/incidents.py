@@ -198,7 +198,3 @@ def detect_incidents(events: pl.DataFrame | None, irps: pl.DataFrame | None,
         pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).alias("incident"))
     return out.select([pl.col(c).cast(t) for c, t in INCIDENT_COLUMNS.items()])
 
-
-def irps_in_incident(irps: pl.DataFrame, incident: dict) -> pl.DataFrame:
-    """The IRPs that arrived inside one incident (a row of detect_incidents as a dict)."""
-    return irps.filter(pl.col("arrive_ns").is_between(incident["start_ns"], incident["end_ns"]))
