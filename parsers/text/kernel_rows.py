@@ -165,7 +165,7 @@ def manifest_row(provider: str, event_id: int | None, f: dict) -> dict | None:
         dec = KERNEL_DISK_DECODERS[event_id]
     elif provider == KERNEL_FILE and event_id in KERNEL_FILE_DECODERS:
         op = 76 if event_id == 24 else \
-            OPCODE_BY_NAME["FileIo"][KERNEL_FILE_OPS[event_id][0].lower()]
+            OPCODE_BY_NAME["FileIo"][KERNEL_FILE_OPS[event_id].lower()]
         row = kernel_row("FileIo", op, f)
         dec = KERNEL_FILE_DECODERS[event_id]
     else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 
 from fpreplay.parsers.etl.decoders.common import PayloadDecoder, irp_flags, short_payload
-from fpreplay.parsers.etl.decoders.kernel import IRP_MJ
+from fpreplay.parsers.etl.decoders.kernel import FILEIO_OPS, IRP_MJ
 from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
 
 KERNEL_FILE = "edd08927-9cc4-4e65-b970-c2560fb5c289"
@@ -22,17 +22,14 @@ KERNEL_MEMORY = "d1d93ef7-e1f2-4f45-9943-03d245fe6c00"
 PAGE_SIZE = 4096
 
 # --- Microsoft-Windows-Kernel-File ------------------------------------------------------------
-# id -> (operation, FileIo layout family, trailing string field)
+# id -> FileIo operation. The payloads are FileIo's (same layout family and trailing string as
+# kernel.FILEIO_OPS says for that operation); only the ids differ.
 KERNEL_FILE_OPS = {
-    12: ("Create", "FileIo_Create", "OpenPath"), 30: ("CreateNew", "FileIo_Create", "OpenPath"),
-    13: ("Cleanup", "FileIo_Simple", None), 14: ("Close", "FileIo_Simple", None),
-    21: ("Flush", "FileIo_Simple", None),
-    15: ("Read", "FileIo_RW", None), 16: ("Write", "FileIo_RW", None),
-    17: ("SetInfo", "FileIo_Info", None), 18: ("Delete", "FileIo_Info", None),
-    19: ("Rename", "FileIo_Info", None), 22: ("QueryInfo", "FileIo_Info", None),
-    23: ("FSControl", "FileIo_Info", None), 29: ("Rename", "FileIo_Info", None),
-    20: ("DirEnum", "FileIo_DirEnum", "FileName"), 25: ("DirNotify", "FileIo_DirEnum", "FileName"),
+    12: "Create", 30: "CreateNew", 13: "Cleanup", 14: "Close", 21: "Flush", 15: "Read",
+    16: "Write", 17: "SetInfo", 18: "Delete", 19: "Rename", 29: "Rename", 22: "QueryInfo",
+    23: "FSControl", 20: "DirEnum", 25: "DirNotify",
 }
+_FILEIO_SHAPE = {op: (base, tail) for op, base, tail in FILEIO_OPS.values()}
 # The manifest's names for the operations where they differ from FileIo's.
 _KF_NAMES = {"SetInfo": "SetInformation", "QueryInfo": "QueryInformation", "FSControl": "FSCTL",
              "CreateNew": "CreateNewFile"}
@@ -54,8 +51,9 @@ def _kf_fields(op: str):
 
 KERNEL_FILE_DECODERS = {
     id_: PayloadDecoder(f"Kernel-File/{_KF_NAMES.get(op, op)}", "irp_dispatch",
-                        {0: f"{base}_v3"}, _kf_fields(op), tail=tail)
-    for id_, (op, base, tail) in KERNEL_FILE_OPS.items()
+                        {0: f"{_FILEIO_SHAPE[op][0]}_v3"}, _kf_fields(op),
+                        tail=_FILEIO_SHAPE[op][1])
+    for id_, op in KERNEL_FILE_OPS.items()
 }
 KERNEL_FILE_DECODERS[24] = PayloadDecoder(
     "Kernel-File/OperationEnd", "irp_complete", {0: "FileIo_OpEnd"},
