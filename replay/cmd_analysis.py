@@ -18,8 +18,7 @@ from fpreplay.errors import FpreplayError
 from fpreplay.replay import render, render_json, whatif
 from fpreplay.replay.app import (
     ConfigOpt, Inputs, JsonOpt, MemoryOpt, OutOpt, PolicyOpt, ProviderOpt, QuietOpt, RangeOpt,
-    ServiceTimeOpt, TmfOpt, TzOpt, app, check_range_result, check_read_options, print_warnings,
-    stdout_console, write_output,
+    ServiceTimeOpt, TmfOpt, TzOpt, app, print_warnings, stdout_console, write_output,
 )
 from fpreplay.replay.loading import load_irps
 
@@ -43,11 +42,7 @@ GapOpt = Annotated[Optional[str], typer.Option(
 
 
 def _read(inputs, tmf, tz, provider, range_, quiet):
-    check_read_options(tz, range_)
-    read, irps = load_irps(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_,
-                           quiet=quiet)
-    check_range_result(read, range_)
-    return read, irps
+    return load_irps(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_, quiet=quiet)
 
 
 def _args(inputs, tmf=None, tz=None, provider=None, range_=None, config=None,

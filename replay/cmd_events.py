@@ -11,7 +11,7 @@ import typer
 from fpreplay.errors import FpreplayError
 from fpreplay.replay.app import (
     Inputs, JsonOpt, OutOpt, ProviderOpt, QuietOpt, RangeOpt, TmfOpt, TzOpt, app,
-    check_range_result, check_read_options, print_warnings, write_output,
+    print_warnings, write_output,
 )
 from fpreplay.replay.loading import load_events, load_irps
 
@@ -47,10 +47,8 @@ def events(
     from fpreplay.parsers.table import write_table
 
     out = _require_output(output)
-    check_read_options(tz, range_)
     read = load_events(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_,
                        all_records=all_records, quiet=quiet)
-    check_range_result(read, range_)
     write_output(lambda: write_table(read.events, out), out)
     # Warnings go to stderr with --json too (contract section 1), as every command does.
     print_warnings(read.diagnostics.warnings, quiet)
@@ -83,10 +81,8 @@ def irps(
     from fpreplay.parsers.table import write_table
 
     out = _require_output(output)
-    check_read_options(tz, range_)
     read, lifecycles = load_irps(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_,
                                  quiet=quiet)
-    check_range_result(read, range_)
     write_output(lambda: write_table(lifecycles, out), out)
     print_warnings(read.diagnostics.warnings, quiet)
     if json_:
