@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hypothesis import given, strategies as st
+import polars as pl
 
 from fpreplay.lifecycles import build_lifecycles
 from fpreplay.parsers import ReadOptions, read_inputs
@@ -202,7 +203,9 @@ def test_kernel_file_and_kernel_disk_manifest_events(tmp_path):
             f"{kf}, win:Info, 24, 1, " + base.format(ZERO, FT0 + 10) + "0xFFFFE28800001000, 4096, 0xC000009A",
             f"{kd}, win:Info, 10, 1, " + base.format(ZERO, FT0 + 20) + "2, 0x43, 512, 0, 99, 0xFFFF1, "
             "0xFFFFE28800002000, 10",
-            f"{kf}, win:Info, 16, 1, " + base.format(ZERO, FT0 + 30) + "0x10, 0xFFFFE28800003000"]
+            f"{kf}, win:Info, 16, 1, " + base.format(ZERO, FT0 + 30) + "0x10, 0xFFFFE28800003000",
+            # an id fpreplay does not decode (NameCreate): any payload, `other`, not a bad line
+            f"{kf}, win:Info, 10, 1, " + base.format(ZERO, FT0 + 40) + "0xFFFF1, \\Device\\x"]
     path = tmp_path / "kf.csv"
     path.write_text("\n".join(rows) + "\n")
     trace = read_inputs([path], ReadOptions())
@@ -214,6 +217,8 @@ def test_kernel_file_and_kernel_disk_manifest_events(tmp_path):
     assert (ev["device"][2], ev["irp_flags"][2], ev["bytes"][2], ev["irp"][2]) == ("disk2", 0x43, 512, 0xFFFFE28800002000)
     assert trace.diagnostics.counters["bad_lines"] == 1                 # the cut Kernel-File row
     assert build_lifecycles(ev).sort("arrive_ns")["actual"].to_list()[0] == "alloc_failed"
+    every = read_inputs([path], ReadOptions(all_records=True)).events
+    assert every.filter(pl.col("event_name").str.starts_with(kf))["event_id"].to_list() == [10]
     xml = tmp_path / "kf.xml"
     xml.write_text("<Events>" + xml_event("{edd08927-9cc4-4e65-b970-c2560fb5c289}".strip("{}"), 0, 1,
                                           "2020-07-29T00:06:19.8Z", {"Irp": "0xFFFFE28800001000",

@@ -13,6 +13,8 @@ dumper spellings) and the tolerance of a trailing field the layouts do not decla
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from fpreplay.parsers.etl.decoders.kernel import DISKIO, FILEIO, FILEIO_OPS, IRP_MJ, PAGEFAULT
 from fpreplay.parsers.etl.decoders.layouts import layout
 from fpreplay.parsers.etl.decoders.manifest import (KERNEL_DISK, KERNEL_DISK_DECODERS, KERNEL_FILE,
@@ -37,6 +39,7 @@ OPCODE_BY_NAME["FileIo"]["operationend"] = 76
 MANIFEST_PROVIDERS = {KERNEL_FILE: "Microsoft-Windows-Kernel-File",
                       KERNEL_DISK: "Microsoft-Windows-Kernel-Disk"}
 MANIFEST_BY_NAME = {name: guid for guid, name in MANIFEST_PROVIDERS.items()}
+MANIFEST_DECODERS = {KERNEL_FILE: KERNEL_FILE_DECODERS, KERNEL_DISK: KERNEL_DISK_DECODERS}
 
 # The IRP major function each FileIo operation implies (the decoders' table), and DiskIo's by
 # the decoders' rule (Read* -> READ, Write* -> WRITE, Flush* -> FLUSH_BUFFERS).
@@ -62,8 +65,10 @@ def _layout_names(name: str) -> list[str]:
     return [sc.name for sc in layout(name, 8).subcons]
 
 
+@lru_cache(maxsize=None)
 def _decoder_layouts(dec) -> list[tuple[int, list[str]]]:
-    """(lowest version, field names) of each layout a decoder knows, newest first."""
+    """(lowest version, field names) of each layout a decoder knows, newest first (once per
+    decoder: tracerpt CSV asks for every row)."""
     return [(version, _layout_names(name)) for version, name in dec.versions]
 
 
@@ -95,8 +100,7 @@ def known_payload(cls: str, opcode: int | None) -> bool:
 
 def manifest_payload_names(provider: str, event_id: int, count: int) -> list[str] | None:
     """Field names of a Kernel-File / Kernel-Disk payload in template order (tracerpt CSV)."""
-    table = {KERNEL_FILE: KERNEL_FILE_DECODERS, KERNEL_DISK: KERNEL_DISK_DECODERS}.get(provider, {})
-    dec = table.get(event_id)
+    dec = MANIFEST_DECODERS.get(provider, {}).get(event_id)
     return _pick(_decoder_layouts(dec), 99, count) if dec is not None else None
 
 

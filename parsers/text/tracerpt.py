@@ -38,8 +38,9 @@ import polars as pl
 from fpreplay.errors import InputError
 from fpreplay.parsers.text.common import (BadLines, EventBatches, LocalClock, filetime_to_ns,
                                           frac_to_ns, iter_lines, looks_like_filetime, parse_int)
-from fpreplay.parsers.text.kernel_rows import (CLASS_BY_GUID, MANIFEST_BY_NAME, MANIFEST_PROVIDERS,
-                                               OPCODE_BY_NAME, OPCODE_NAMES, kernel_row,
+from fpreplay.parsers.text.kernel_rows import (CLASS_BY_GUID, MANIFEST_BY_NAME, MANIFEST_DECODERS,
+                                               MANIFEST_PROVIDERS, OPCODE_BY_NAME, OPCODE_NAMES,
+                                               kernel_row,
                                                known_payload, manifest_payload_names, manifest_row,
                                                payload_names)
 
@@ -117,8 +118,7 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
         if cls in MANIFEST_BY_NAME:
             guid = MANIFEST_BY_NAME[cls]
             event_id = parse_int(fields[header["Event ID"]]) if "Event ID" in header else None
-            row = manifest_row(guid, event_id, {})
-            if row is not None:                 # an event fpreplay decodes: its payload must fit
+            if event_id in MANIFEST_DECODERS[guid]:     # decoded: its payload must fit
                 names = manifest_payload_names(guid, event_id, len(payload))
                 if names is None:
                     bad.add(lineno, f"{cls} event {event_id}: {len(payload)} payload fields fit "
