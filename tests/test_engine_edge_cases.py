@@ -576,8 +576,10 @@ def test_case_43_power_purge():
     q.arrive(p)
     dev.power_purge()
     assert p.status == STATUS_CANCELLED
-    q.start()
+    q.stop()                                                # neither Stop nor Start re-opens
     assert not q.accept and traced(dev, "is shut down, preventing queue from accepting requests")
+    q.start()
+    assert not q.accept
 
 
 def test_case_44_second_purge_callback_and_deleted_queue_bugcheck():
@@ -732,25 +734,31 @@ def test_case_53_recycle_timing_relative_to_forward(verifier):
     assert [r.irp.id for r in q.main] == (["H"] if not verifier else ["P"])
 
 
-def test_case_54_requeue_after_purge_cancels_on_1_11():
-    dev = Device(bound_version=(1, 11))
-    q = dev.create_queue("A", MANUAL, default=True)
-    q.assign_forward_progress(ForwardProgressPolicy(1))
+def retrieved_member(bound_version):
+    """A manual FP queue whose one pool member (carrying starved IRP A) the driver retrieved."""
+    dev, q = fp_queue(n=1, dispatch=MANUAL, bound_version=bound_version)
     a = starved("A")
     q.arrive(a)
-    r = q.retrieve_next()
+    return dev, q, a, q.retrieve_next()
+
+
+def test_case_54_requeue_after_purge_cancels_on_1_11():
+    dev, q, a, r = retrieved_member((1, 11))
     q.purge()
     assert dev.requeue(r) == STATUS_SUCCESS
     assert a.status == STATUS_CANCELLED and list(q.fp.free) == [r]
 
 
+def test_case_54_requeue_after_stop_and_purge_cancels_on_every_version():
+    # Section 6.12: StopAndPurge sets cancel_dispatched whatever the bound version.
+    dev, q, a, r = retrieved_member((1, 9))
+    q.stop_and_purge()
+    assert dev.requeue(r) == STATUS_SUCCESS
+    assert a.status == STATUS_CANCELLED and list(q.fp.free) == [r] and not dev.diagnostics
+
+
 def test_case_55_requeue_after_purge_legacy_strands_request():
-    dev = Device(bound_version=(1, 9))
-    q = dev.create_queue("A", MANUAL, default=True)
-    q.assign_forward_progress(ForwardProgressPolicy(1))
-    a = starved("A")
-    q.arrive(a)
-    r = q.retrieve_next()
+    dev, q, a, r = retrieved_member((1, 9))
     q.purge(lambda q: None)
     assert dev.requeue(r) == STATUS_SUCCESS
     assert list(q.main) == [r] and not a.done

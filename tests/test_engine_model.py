@@ -91,3 +91,22 @@ def test_idle_complete_waits_for_the_driver_not_for_queued_requests():
     assert ("idle_complete", "A") in dev.log and not b.done
     q.start()
     assert q.driver_count == 1 and b.request is not None
+
+
+def test_purge_and_idle_callbacks_wait_for_the_outer_dispatch_loop():
+    # Section 6.11: a Purge/Stop called from inside EvtIoRead after completing the last request
+    # sees total == 0, but its callback fires only once the handler has returned (depth 1).
+    for ddi in ("purge", "stop"):
+        dev = Device()
+        q = dev.create_queue("A", default=True)
+        fired, in_handler = [], []
+
+        def handler(queue, r, ddi=ddi):
+            in_handler.append(True)
+            dev.complete(r, STATUS_SUCCESS)
+            getattr(queue, ddi)(lambda _q: fired.append(bool(in_handler)))
+            in_handler.clear()
+
+        q.io_default = handler
+        q.arrive(Irp("A"))
+        assert fired == [False], ddi
