@@ -126,10 +126,6 @@ class Clock:
             return None
         return self.start_ns + q * 1_000_000_000 + (r * 1_000_000_000) // self.freq
 
-    def ticks_to_ns(self, ticks: int) -> int:
-        """A duration in the session clock (e.g. DiskIo HighResResponseTime) in ns."""
-        return (ticks * 1_000_000_000) // self.freq
-
     def expr(self, raw: pl.Expr) -> pl.Expr:
         """The same conversion on a column, without overflow (d * 1e9 overflows past ~10 days)."""
         d = raw - self.t0
