@@ -14,8 +14,7 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import ConfigError, InputError
-from fpreplay.schema import (ALL_RECORD_COLUMNS, EVENT_COLUMNS, IRP_FLAGS_PRIORITY_MASK,
-                             conform_events)
+from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS, conform_events
 
 BATCH_ROWS = 100_000
 BAD_LINES_NAMED = 5        # how many bad lines a warning names before it just counts
@@ -109,10 +108,6 @@ class EventBatches:
         self.rows_out += df.height
         self._rows = []
         yield conform_events(df, keep_extra=self.all_records)
-
-
-def mask_priority(flags: int | None) -> int | None:
-    return None if flags is None else flags & ~IRP_FLAGS_PRIORITY_MASK & 0xFFFFFFFF
 
 
 def parse_int(text: str | None) -> int | None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from fpreplay.parsers.etl.decoders.common import irp_flags
 from fpreplay.parsers.etl.decoders.kernel import DISKIO, FILEIO, FILEIO_OPS, IRP_MJ, PAGEFAULT
 from fpreplay.parsers.etl.decoders.layouts import layout
 from fpreplay.parsers.etl.decoders.manifest import (KERNEL_DISK, KERNEL_DISK_DECODERS, KERNEL_FILE,
                                                     KERNEL_FILE_DECODERS, KERNEL_FILE_OPS)
 from fpreplay.parsers.etl.reader import KERNEL_GROUPS
-from fpreplay.parsers.text.common import mask_priority, parse_int
+from fpreplay.parsers.text.common import parse_int
 from fpreplay.parsers.wpp.symbols import parse_status
 from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
 
@@ -140,7 +141,7 @@ def kernel_row(cls: str, opcode: int, f: dict) -> dict:
         if disk is not None:
             row["device"] = f"disk{disk}"       # as the .etl decoder names a disk
         if opcode in DISK_COMPLETIONS:
-            row["irp_flags"] = mask_priority(_first(f, ("IrpFlags",)))
+            row["irp_flags"] = irp_flags(_first(f, ("IrpFlags",)))
             row["bytes"] = _first(f, _BYTES)
             row["offset"] = _first(f, _OFFSET)
         elif opcode == 34:
@@ -153,7 +154,7 @@ def kernel_row(cls: str, opcode: int, f: dict) -> dict:
             if opcode in (67, 68):
                 row["bytes"] = _first(f, _BYTES)
                 row["offset"] = _first(f, _OFFSET)
-                row["irp_flags"] = mask_priority(_first(f, _IO_FLAGS))
+                row["irp_flags"] = irp_flags(_first(f, _IO_FLAGS))
         elif opcode == 76:
             st = next((f[n] for n in _STATUS if f.get(n) not in (None, "")), None)
             row["status"] = parse_status(st) if isinstance(st, str) else st
