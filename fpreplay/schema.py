@@ -69,6 +69,14 @@ IRP_MJ_WRITE = 0x04
 IRP_MJ_FLUSH_BUFFERS = 0x09
 IRP_MJ_FILE_SYSTEM_CONTROL = 0x0D
 
+
+def paging_expr() -> pl.Expr:
+    """The `paging` column from `irp_flags` and `major`: the framework's own test (paging flag set,
+    not IRP_MJ_FILE_SYSTEM_CONTROL; forward-progress.md 4.3). False when the flags are unknown."""
+    return (((pl.col("irp_flags").cast(pl.Int64) & IRP_PAGING_IO) != 0)
+            & (pl.col("major") != IRP_MJ_FILE_SYSTEM_CONTROL).fill_null(True)).fill_null(False)\
+        .alias("paging")
+
 # --- NTSTATUS values the tables and the engine speak of ------------------------------------------
 STATUS_SUCCESS = 0x00000000
 STATUS_PENDING = 0x00000103
