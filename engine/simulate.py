@@ -31,8 +31,8 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import ConfigError
-from fpreplay.schema import (IRP_EXTENSION_COLUMNS, IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL,
-                             IRP_PAGING_IO, QUEUE_KINDS, conform_irps)
+from fpreplay.schema import (IRP_EXTENSION_COLUMNS, IRP_MJ_CREATE, QUEUE_KINDS, conform_irps,
+                             paging_expr)
 
 from .config import DriverModel, MemoryModel, examine_verdicts
 from .model import Device, ForwardProgressPolicy, Irp
@@ -175,10 +175,7 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
                   "first arrival time")
         df = df.with_columns(pl.col("arrive_ns").fill_null(pl.col("arrive_ns").min()).fill_null(0))
     # `paging` is the framework's own test; fill it where the table does not say.
-    framework_paging = ((pl.col("irp_flags").cast(pl.Int64) & IRP_PAGING_IO) != 0) & \
-        (pl.col("major").fill_null(0xFF) != IRP_MJ_FILE_SYSTEM_CONTROL)
-    df = df.with_columns(_route(df, driver),
-                         pl.col("paging").fill_null(framework_paging.fill_null(False)))
+    df = df.with_columns(_route(df, driver), pl.col("paging").fill_null(paging_expr()))
     df = _hold_and_status(df, service_time_ns)
     # Processing order: arrival time, then input order.
     if not df["arrive_ns"].is_sorted():    # lifecycle tables usually come in arrival order
@@ -220,7 +217,7 @@ def _prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_qu
     df = _resources_failures(df, driver, fp_queues, memory, observed_resources & not_create, diag)
     # The policy's action for every IRP, per queue (evaluated even where unused: it is cheap).
     paging = pl.when(pl.col("irp_flags").is_null()).then(pl.col("paging")) \
-        .otherwise(framework_paging)
+        .otherwise(paging_expr())
     verdict = pl.lit(ACTION_USE_RESERVED, dtype=pl.Int8)
     for qname, pol in fp_queues.items():
         if pol is None or pol.kind == "always":

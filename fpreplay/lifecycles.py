@@ -50,9 +50,9 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.schema import (
-    EVENT_COLUMNS, IRP_COLUMNS, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_PAGING_IO, STATUS_CANCELLED,
-    IRP_EXTENSION_COLUMNS, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
-    conform_irps, empty_irps,
+    EVENT_COLUMNS, IRP_COLUMNS, STATUS_CANCELLED, IRP_EXTENSION_COLUMNS,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, conform_irps, empty_irps,
+    paging_expr,
 )
 
 STATUS_FLT_DISALLOW_FAST_IO = 0xC01C0004   # a fast-I/O try, not an IRP (etw-formats.md 2.4)
@@ -496,13 +496,11 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     )
     served = pl.col("actual").is_in(["ok", "reserved", "cancelled", "invalid_state", "failed"]) \
         & ~pl.col("_orphan")
-    flags = pl.col("irp_flags")
     lc = lc.with_columns(
         evidence.alias("evidence"),
         pl.when(served).then(pl.col("complete_ns") - pl.col("arrive_ns")).otherwise(None)
         .alias("service_ns"),
-        (((flags & IRP_PAGING_IO) != 0).fill_null(False)
-         & (pl.col("major") != IRP_MJ_FILE_SYSTEM_CONTROL).fill_null(True)).alias("paging"),
+        paging_expr(),
     )
     if lost_windows:
         lc = _report_lost(lc, lost_windows, diagnostics)
