@@ -47,6 +47,15 @@ def reader_for(kind: str):
     return _load(READERS[kind])
 
 
+def zip_member(path: Path, z: zipfile.ZipFile) -> zipfile.ZipInfo:
+    """The file a zipped trace stands for: its first .etl member, else its first file."""
+    names = [i for i in z.infolist() if not i.is_dir()]
+    etl = [i for i in names if i.filename.lower().endswith(".etl")]
+    if not (etl or names):
+        raise InputError(path, "zip archive holds no file", 0)
+    return (etl or names)[0]
+
+
 def _head(path: Path, n: int = 4096) -> bytes:
     with open(path, "rb") as f:
         head = f.read(n)
@@ -59,12 +68,7 @@ def _head(path: Path, n: int = 4096) -> bytes:
     if head[:4] == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(path) as z:
-                names = [i for i in z.infolist() if not i.is_dir()]
-                etl = [i for i in names if i.filename.lower().endswith(".etl")]
-                member = (etl or names or [None])[0]
-                if member is None:
-                    raise InputError(path, "zip archive holds no file", 0)
-                with z.open(member) as m:
+                with z.open(zip_member(path, z)) as m:
                     return m.read(n)
         except zipfile.BadZipFile as e:
             raise InputError(path, f"damaged zip archive: {e}", 0) from None

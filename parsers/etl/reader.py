@@ -31,6 +31,7 @@ from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import InputError
 from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.etl.record import EtlRecord
+from fpreplay.parsers.formats import zip_member
 from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
 FILETIME_UNIX_EPOCH = 116_444_736_000_000_000      # 100-ns ticks from 1601-01-01 to 1970-01-01
@@ -151,7 +152,7 @@ class _Stream:
 
 def open_trace_stream(path: Path) -> _Stream:
     """A binary stream of the .etl bytes: the file itself, its gzip body, or a zip's .etl member
-    (the first one, as parsers/formats.py sniffs it)."""
+    (the one parsers/formats.py sniffs)."""
     f = open(path, "rb")
     magic = f.read(4)
     f.seek(0)
@@ -160,12 +161,7 @@ def open_trace_stream(path: Path) -> _Stream:
     if magic == b"PK\x03\x04":
         try:
             z = zipfile.ZipFile(f)
-            names = [i for i in z.infolist() if not i.is_dir()]
-            etl = [i for i in names if i.filename.lower().endswith(".etl")]
-            member = (etl or names or [None])[0]
-            if member is None:
-                raise InputError(path, "zip archive holds no file", 0)
-            return _Stream(z.open(member), z, f)
+            return _Stream(z.open(zip_member(path, z)), z, f)
         except (zipfile.BadZipFile, NotImplementedError, OSError) as e:
             f.close()
             raise InputError(path, f"damaged zip archive: {e}", 0) from None
