@@ -31,6 +31,7 @@ import csv
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
@@ -236,8 +237,6 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
         if zone:
             off = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (
                 int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
-            from datetime import datetime, timezone
-
             secs = int(datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss),
                                 tzinfo=timezone.utc).timestamp()) - off
             ts = secs * 1_000_000_000 + frac_to_ns(frac)
