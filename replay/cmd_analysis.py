@@ -253,7 +253,7 @@ def _incident_analysis(read, irps, policy, settings, gap):
     policies = list(policy or []) or whatif.default_policies(irps, settings, read.events)
     cmp = whatif.compare(irps, policies, events=read.events, settings=settings,
                          incidents=incidents if settings.memory.startswith("window") else None)
-    per = whatif.incident_outcomes(cmp, incidents, read.events)
+    per = whatif.incident_outcomes(cmp, incidents, irps)
     doc = render_json.incidents_document(read.inputs, settings.memory, cmp, incidents, per,
                                          read.diagnostics.warnings)
     return incidents, cmp, per, doc

@@ -201,29 +201,18 @@ def concurrency_peak(starts: pl.Series, ends: pl.Series) -> int:
     return int(ev["d"].cum_sum().max() or 0)
 
 
-def reserved_deliveries(irps: pl.DataFrame, events: pl.DataFrame | None) -> pl.DataFrame:
+def reserved_deliveries(irps: pl.DataFrame) -> pl.DataFrame:
     """For each IRP served from the reserve in the trace: when it got its reserved request.
 
-    The `reserved_request_used` event marks the delivery; an IRP delivered after its arrival
-    waited parked for the difference. Without the event the delivery is taken as the arrival.
+    The lifecycle's `deliver_ns` (its reserved_request_used event or IFR presentation line)
+    marks the delivery; an IRP delivered after its arrival waited parked for the difference.
+    Without it the delivery is taken as the arrival.
     Columns: irp, arrive_ns, complete_ns, deliver_ns, parked, park_wait_ns (parked only)."""
+    # deliver_ns is an extension column: a lifecycle table without it is still valid input.
+    delivered = pl.col("deliver_ns") if "deliver_ns" in irps.columns else pl.lit(None, pl.Int64)
     reserved = irps.filter(pl.col("actual") == "reserved").select(
-        "irp", "arrive_ns", "complete_ns")
-    if events is not None and events.height and reserved.height:
-        used = (events.filter(pl.col("kind") == "reserved_request_used")
-                .select("irp", pl.col("ts_ns").alias("used_ns")).drop_nulls().sort("used_ns"))
-        # The last use of the address at or before the IRP's completion (addresses are reused).
-        reserved = (reserved.with_row_index("_i")
-                    .with_columns(pl.col("complete_ns").fill_null(1 << 62).alias("_end"))
-                    .sort("_end")
-                    .join_asof(used, left_on="_end", right_on="used_ns", by="irp",
-                               strategy="backward", check_sortedness=False)
-                    .with_columns(pl.when(pl.col("used_ns") >= pl.col("arrive_ns"))
-                                  .then(pl.col("used_ns")).otherwise(pl.col("arrive_ns"))
-                                  .alias("deliver_ns"))
-                    .sort("_i").drop("_i", "_end", "used_ns"))
-    else:
-        reserved = reserved.with_columns(pl.col("arrive_ns").alias("deliver_ns"))
+        "irp", "arrive_ns", "complete_ns",
+        pl.coalesce(delivered, pl.col("arrive_ns")).alias("deliver_ns"))
     # Parked means delivered when another reserved request was recycled: some reserved IRP
     # completed between this one's arrival and its delivery. (A delivery a few microseconds
     # after arrival with no recycle in between is instrumentation lag, not parking.)
@@ -237,12 +226,12 @@ def reserved_deliveries(irps: pl.DataFrame, events: pl.DataFrame | None) -> pl.D
         .alias("park_wait_ns"))
 
 
-def observed_row(irps: pl.DataFrame, events: pl.DataFrame | None = None) -> dict:
+def observed_row(irps: pl.DataFrame) -> dict:
     """What actually happened, as a compare row: failures the trace shows, nothing rescued;
-    parking and the reserve's high-water mark as far as reserved_request_used events show them
-    (an IRP served from the reserve after its arrival was parked)."""
+    parking and the reserve's high-water mark as far as the IRPs' deliveries show them (an IRP
+    served from the reserve after its arrival was parked)."""
     actual = actual_counts(irps)
-    served = reserved_deliveries(irps, events)
+    served = reserved_deliveries(irps)
     waits = served.filter(pl.col("parked"))["park_wait_ns"]
     return {
         "policy": "actual",
@@ -298,7 +287,7 @@ def compare(irps: pl.DataFrame, policies: list[str], *, events: pl.DataFrame | N
             v["parked"].alias(f"{p}:parked"), v["park_wait_ns"].alias(f"{p}:park_wait_ns"),
             v["verdict"].alias(f"{p}:verdict"))
     return Comparison(policies=list(policies), actual=actual_counts(irps),
-                      observed=observed_row(irps, events), summaries=summaries, per_irp=per_irp,
+                      observed=observed_row(irps), summaries=summaries, per_irp=per_irp,
                       outcomes=outcomes, timelines=timelines, pool_sizes=sizes,
                       warnings=warnings)
 
@@ -480,14 +469,15 @@ def sweep_rows(s: Sweep) -> list[dict]:
 # --- incidents under each policy --------------------------------------------------------------
 
 def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
-                      events: pl.DataFrame | None = None) -> list[dict]:
+                      irps: pl.DataFrame) -> list[dict]:
     """Per incident: what happened and, per policy, the compare row over the IRPs that arrived
     inside it; and the IRPs that decided it (those that failed or used the reserve for real, or
-    whose verdict under some policy is not `same`)."""
+    whose verdict under some policy is not `same`). irps: the lifecycles `cmp` was made from."""
     out = []
     tagged = cmp.per_irp.with_row_index("_row")
     for inc in incidents.iter_rows(named=True):
-        inside = tagged.filter(pl.col("arrive_ns").is_between(inc["start_ns"], inc["end_ns"]))
+        arrived_inside = pl.col("arrive_ns").is_between(inc["start_ns"], inc["end_ns"])
+        inside = tagged.filter(arrived_inside)
         per_policy = []
         for p in cmp.policies:
             v = inside.select(
@@ -502,7 +492,7 @@ def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
             pl.col("actual").is_in(FAILED_ACTUALS + ("reserved",))
             | pl.any_horizontal([pl.col(f"{p}:verdict") != "same" for p in cmp.policies])
             if cmp.policies else pl.col("actual").is_in(FAILED_ACTUALS))
-        out.append({"incident": inc, "observed": observed_row(inside, events),
+        out.append({"incident": inc, "observed": observed_row(irps.filter(arrived_inside)),
                     "policies": per_policy, "irps": deciding})
     return out
 

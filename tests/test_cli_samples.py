@@ -82,6 +82,12 @@ def test_sample_end_to_end(name, capsys, tmp_path, cached_reads):
 
     compare = json.loads(_run(capsys, "compare", *inputs, *pol, "--json", "-q"))
     assert compare["policies"] == truth["compare"]["policies"]
+    # What actually happened: the IRPs the trace shows parked then served from the reserve, and
+    # how long they waited (their delivery against their arrival).
+    observed = compare["observed"]
+    assert observed["parked"] == truth["fate"].get("parked_then_reserved", 0)
+    if observed["parked"]:
+        assert observed["park_wait_ns"] == truth["park_wait_ns"]
     table = _run(capsys, "compare", *inputs, *pol, "-q")
     rows = [compare["observed"], *compare["policies"]]
     purges = any(r["cancelled"] or r["invalid_state"] for r in rows)
