@@ -297,11 +297,9 @@ def incidents(
 
 def _queue_operations(events) -> list[tuple[int, str, str | None]]:
     """(time, kind, queue) of every queue start/stop/purge/drain the trace shows."""
-    import polars as pl
-
-    from fpreplay.schema import QUEUE_KINDS
-
-    ops = events.filter(pl.col("kind").is_in(QUEUE_KINDS)).select("ts_ns", "kind", "queue")
+    ops = whatif.queue_operations(events)
+    if ops is None:
+        return []
     return [(int(t), k, None if q is None else str(q)) for t, k, q in ops.iter_rows()]
 
 
