@@ -102,7 +102,11 @@ def _reader_went_away() -> None:
     raise BrokenPipeError
 
 
-def _emit(doc: dict, json_: bool, draw) -> None:
+def _answer(doc: dict, table, output: Path | None, json_: bool, quiet: bool, draw) -> None:
+    """Every answering command's ending: the table to -o, warnings on stderr, then the document
+    printed (--json) or drawn."""
+    _write(table, output)
+    print_warnings(doc["warnings"], quiet)
     try:
         if json_:
             print(json.dumps(doc, default=str), flush=True)
@@ -150,10 +154,8 @@ def analyze(
     read, irps = _read(inputs, tmf, tz, provider, range_, quiet)
     incidents = _incidents(read, irps, gap)
     doc = render_json.analyze_document(read, irps, incidents)
-    _write(irps, output)
-    print_warnings(doc["warnings"], quiet)
     args = _args(inputs, tmf, tz, provider, range_)
-    _emit(doc, json_, functools.partial(render.render_analyze, args=args))
+    _answer(doc, irps, output, json_, quiet, functools.partial(render.render_analyze, args=args))
 
 
 @app.command(short_help="Each policy replayed against what actually happened.")
@@ -190,10 +192,9 @@ def compare(
     stories = whatif.explain(cmp, explain) if explain else None
     doc = render_json.compare_document(read.inputs, memory, cmp, read.diagnostics.warnings,
                                        stories)
-    _write(cmp.per_irp, output)
-    print_warnings(doc["warnings"], quiet)
     args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
-    _emit(doc, json_, functools.partial(render.render_compare, args=args))
+    _answer(doc, cmp.per_irp, output, json_, quiet,
+            functools.partial(render.render_compare, args=args))
 
 
 @app.command(short_help="Reserve size against outcome: how many reserved requests.")
@@ -230,10 +231,8 @@ def sweep(
     read, irps = _read(inputs, tmf, tz, provider, range_, quiet)
     s = _sweep(irps, kind, max_, budget_ns, read.events, settings)
     doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
-    _write(s.rows, output)
-    print_warnings(doc["warnings"], quiet)
     args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
-    _emit(doc, json_, functools.partial(render.render_sweep, args=args))
+    _answer(doc, s.rows, output, json_, quiet, functools.partial(render.render_sweep, args=args))
 
 
 def _sweep(irps, kind, max_, budget_ns, events, settings):
@@ -288,11 +287,10 @@ def incidents(
     settings = _settings(config, memory, service_time, seed)
     read, irps = _read(inputs, tmf, tz, provider, range_, quiet)
     found, _, _, doc = _incident_analysis(read, irps, policy, settings, gap)
-    _write(found, output)
-    print_warnings(doc["warnings"], quiet)
     args = _args(inputs, tmf, tz, provider, range_, config, memory, service_time, seed)
-    _emit(doc, json_, functools.partial(render.render_incidents, args=args,
-                                        queue_ops=_queue_operations(read.events)))
+    _answer(doc, found, output, json_, quiet,
+            functools.partial(render.render_incidents, args=args,
+                              queue_ops=_queue_operations(read.events)))
 
 
 def _queue_operations(events) -> list[tuple[int, str, str | None]]:
