@@ -786,16 +786,10 @@ class _Reader:
         except (TL.TlFormatError, struct.error, RecursionError):
             event = None
         if event is not None:
-            if traits and len(traits) > 2:
-                end = traits.find(b"\0", 2)
-                provider = traits[2: end if end >= 0 else len(traits)].decode(
-                    "utf-8", errors="replace")
-            else:
-                provider = self.reg.guid(guid)
+            guid_text = self.reg.guid(guid)
+            provider = TL.provider_name(traits, guid_text)
             kind = TL.INSTRUMENTATION_KINDS.get(event.name.lower())
-            sel = TL._selected(self.ctx) if self.ctx.providers else ()
-            wanted = kind is not None or (sel and (provider.lower() in sel
-                                                   or self.reg.guid(guid) in sel))
+            wanted = TL.fields_wanted(self.ctx, kind, provider, guid_text)
             compiled = compile_columns(event, L.HEADER_TYPES[htype][2]) if wanted else ((), None)
             if compiled is not None:
                 plan = _TlPlan(kind or "other", f"{provider}/{event.name}", *compiled)

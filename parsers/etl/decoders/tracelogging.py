@@ -409,11 +409,23 @@ def _selected(ctx) -> set[str]:
     return sel
 
 
-def _provider_name(record, traits: bytes | None) -> str:
+def provider_name(traits: bytes | None, guid: str) -> str:
+    """The name in the provider-traits item, else the provider GUID."""
     if traits and len(traits) > 2:
         end = traits.find(b"\0", 2)
         return traits[2: end if end >= 0 else len(traits)].decode("utf-8", errors="replace")
-    return str(record.provider)
+    return guid
+
+
+def fields_wanted(ctx, kind: str | None, provider: str, guid: str) -> bool:
+    """Whether an event's fields are decoded: an instrumentation name, or a --provider choice
+    (by name or GUID)."""
+    if kind is not None:
+        return True
+    if not ctx.providers:
+        return False
+    sel = _selected(ctx)
+    return provider.lower() in sel or guid in sel
 
 
 def decode(record, ctx) -> list[dict]:
@@ -436,12 +448,11 @@ def decode(record, ctx) -> list[dict]:
                                  f"skipped (byte {record.file_offset}: {e})")
             return []
         cache[meta] = event
-    provider = _provider_name(record, traits)
+    guid = str(record.provider)
+    provider = provider_name(traits, guid)
     kind = INSTRUMENTATION_KINDS.get(event.name.lower())
-    sel = _selected(ctx) if ctx.providers else ()
-    wanted = kind is not None or (sel and (provider.lower() in sel or str(record.provider) in sel))
     row = {"kind": kind or "other", "event_name": f"{provider}/{event.name}"}
-    if not wanted:
+    if not fields_wanted(ctx, kind, provider, guid):
         return [row]
     values, problem = decode_payload(event, record.payload, record.pointer_size)
     if problem:
