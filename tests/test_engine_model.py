@@ -110,3 +110,17 @@ def test_purge_and_idle_callbacks_wait_for_the_outer_dispatch_loop():
         q.io_default = handler
         q.arrive(Irp("A"))
         assert fired == [False], ddi
+
+
+def test_stop_and_purge_spares_a_request_that_arrives_while_it_cancels():
+    # Section 6.6 step 4: only requests queued when StopAndPurge began are cancelled; one that
+    # arrives meanwhile (the queue still accepts) stays queued for the next Start.
+    from fpreplay.engine.model import SEQUENTIAL
+    dev = Device()
+    q = dev.create_queue("A", SEQUENTIAL, default=True)
+    a, b, x = Irp("A"), Irp("B"), Irp("X")
+    q.arrive(a)                                 # with the driver
+    q.arrive(b)                                 # queued behind A
+    dev.on_irp_complete = lambda irp: q.arrive(x) if irp is b else None
+    q.stop_and_purge()
+    assert b.status == STATUS_CANCELLED and not x.done and list(q.main) == [x.request]
