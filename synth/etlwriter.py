@@ -13,7 +13,6 @@ in place at `close()` once BuffersWritten, EndTime and EventsLost are known.
 
 from __future__ import annotations
 
-import struct
 from typing import BinaryIO
 
 from fpreplay.parsers.etl import layouts as L
@@ -177,7 +176,3 @@ def _align8(n: int) -> int:
 
 def _round_up(n: int, k: int) -> int:
     return (n + k - 1) // k * k
-
-
-def pack_u64(v: int) -> bytes:
-    return struct.pack("<Q", v)

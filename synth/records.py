@@ -21,14 +21,13 @@ GROUP_DISKIO = 0x01
 GROUP_FILEIO = 0x04
 DISKIO_READ, DISKIO_WRITE, DISKIO_READ_INIT, DISKIO_WRITE_INIT = 10, 11, 12, 13
 DISKIO_FLUSH, DISKIO_FLUSH_INIT = 14, 15
-DRV_MJ_FN_CALL, DRV_MJ_FN_RET, DRV_COMPL_REQ, DRV_COMPL_REQ_RET = 34, 35, 52, 53
+DRV_MJ_FN_CALL, DRV_COMPL_REQ = 34, 52
 FILEIO_OPEND = 76
 
 _DISKIO_RW = layout("DiskIo_RW_v3", 8)
 _DISKIO_INIT = layout("DiskIo_Init_v3", 8)
 _DISKIO_FLUSH = layout("DiskIo_Flush_v3", 8)
 _DRV_CALL = layout("DrvMjFnCall", 8)
-_DRV_RET = layout("DrvIrpMatch", 8)
 _DRV_COMPL = layout("DrvRoutineIrp", 8)
 _OPEND = layout("FileIo_OpEnd", 8)
 _FILEIO_RW = layout("FileIo_RW_v3", 8)
@@ -82,11 +81,6 @@ def drv_mj_fn_call(ts: int, tid: int, pid: int, *, major: int, minor: int, routi
     payload = _DRV_CALL.build(dict(MajorFunction=major, MinorFunction=minor, RoutineAddr=routine,
                                    FileObject=file_object, Irp=irp, UniqMatchId=match_id))
     return _system(GROUP_DISKIO, DRV_MJ_FN_CALL, 3, ts, tid, pid, payload)
-
-
-def drv_mj_fn_ret(ts: int, tid: int, pid: int, *, irp: int, match_id: int) -> bytes:
-    return _system(GROUP_DISKIO, DRV_MJ_FN_RET, 3, ts, tid, pid,
-                   _DRV_RET.build(dict(Irp=irp, UniqMatchId=match_id)))
 
 
 def drv_compl_req(ts: int, tid: int, pid: int, *, routine: int, irp: int, match_id: int) -> bytes:
