@@ -91,6 +91,17 @@ def queue_operations(events: pl.DataFrame | None) -> pl.DataFrame | None:
     return ops if ops.height else None
 
 
+def _window_incidents(irps: pl.DataFrame, events: pl.DataFrame | None,
+                      settings: WhatIfSettings, incidents: pl.DataFrame | None = None):
+    """The incidents a `--memory window` simulation fails allocations inside: those given, else
+    the trace's own; none under the other memory models."""
+    if incidents is not None or not settings.memory.startswith("window"):
+        return incidents
+    from fpreplay.incidents import detect_incidents
+
+    return detect_incidents(events, irps)
+
+
 def actual_counts(irps: pl.DataFrame) -> dict[str, int]:
     """`actual` value -> IRPs, every value of the contract present (zeros included)."""
     counts = dict.fromkeys(ACTUAL_OUTCOMES, 0)
@@ -263,10 +274,7 @@ def compare(irps: pl.DataFrame, policies: list[str], *, events: pl.DataFrame | N
     if len(set(policies)) != len(policies):
         raise ConfigError("the same --policy is given twice")
     ops = queue_operations(events)
-    if incidents is None and settings.memory.startswith("window"):
-        from fpreplay.incidents import detect_incidents
-
-        incidents = detect_incidents(events, irps)
+    incidents = _window_incidents(irps, events, settings, incidents)
     base_cols = [c for c in ("irp", "arrive_ns", "complete_ns", "device", "queue", "major",
                              "minor", "paging", "bytes", "status", "actual", "evidence")
                  if c in irps.columns]
@@ -351,11 +359,7 @@ def default_policies(irps: pl.DataFrame, settings: WhatIfSettings,
     """When the user names no policy: no forward progress, and `always` and `paging` with a
     reserve as large as the trace's peak demand (so the difference shown is the policy's)."""
     ops = queue_operations(events)
-    incidents = None
-    if settings.memory.startswith("window"):
-        from fpreplay.incidents import detect_incidents
-
-        incidents = detect_incidents(events, irps)
+    incidents = _window_incidents(irps, events, settings)
     peak = max(1, peak_demand(irps, "always", settings, ops, incidents))
     return ["none", f"always:{peak}", f"paging:{peak}"]
 
@@ -396,11 +400,7 @@ def sweep(irps: pl.DataFrame, kind: str = "always", *, max_reserved: int | None 
     if max_reserved is not None and max_reserved < 1:
         raise ConfigError(f"--max {max_reserved}: must be at least 1")
     ops = queue_operations(events)
-    incidents = None
-    if settings.memory.startswith("window"):
-        from fpreplay.incidents import detect_incidents
-
-        incidents = detect_incidents(events, irps)
+    incidents = _window_incidents(irps, events, settings)
     peak = None
     if max_reserved is None:
         peak = peak_demand(irps, kind, settings, ops, incidents)
