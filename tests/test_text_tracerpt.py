@@ -160,6 +160,24 @@ def test_utf16_and_gzip_text_with_progress(tmp_path):
         assert seen and seen[-1] == path.stat().st_size
 
 
+def test_cut_gzip_text_keeps_what_was_read_with_a_warning(tmp_path):
+    """Contract: a truncated file is read as far as it goes (warning, exit 0), as for .etl.gz."""
+    import gzip
+    import random
+
+    rng = random.Random(3)                  # incompressible noise in the IRPs: a long stream
+    rows, expected = csv_rows([(bool(i % 2), rng.randrange(1, 1 << 20), rng.randrange(1 << 30), 0, 1, 0)
+                               for i in range(3000)])
+    data = gzip.compress(("\n".join(rows) + "\n").encode())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    trace = read_inputs([cut], ReadOptions())
+    assert 0 < trace.events.height < len(expected)
+    assert got(trace)[:100] == expected[:100]
+    assert trace.diagnostics.counters["text_truncated"] == 1
+    assert any("damaged compressed stream" in w and str(cut) in w for w in trace.diagnostics.warnings)
+
+
 def iso(ft):
     from datetime import datetime, timezone
 

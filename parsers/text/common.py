@@ -41,17 +41,28 @@ def open_text(path: Path) -> tuple[io.TextIOBase, object]:
 PROGRESS_EVERY = 16_384      # lines between progress callbacks (bytes of the file consumed)
 
 
-def iter_lines(path: Path, progress=None) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line without its end-of-line) for every line, streamed."""
+def iter_lines(path: Path, progress=None,
+               diagnostics: Diagnostics | None = None) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its end-of-line) for every line, streamed.
+
+    A cut or damaged gzip stream after some lines ends the lines with a warning in
+    `diagnostics` (contract: a truncated file is read as far as it goes); with nothing read,
+    or no diagnostics to tell, it is an InputError."""
     f, base = open_text(path)
+    n = 0
     with f:
         try:
             for n, line in enumerate(f, 1):
                 if progress is not None and n % PROGRESS_EVERY == 0:
                     progress(base.tell())
                 yield n, line.rstrip("\r\n")
-        except (OSError, EOFError) as e:     # a cut gzip stream: what was read has been yielded
-            raise InputError(path, f"damaged compressed stream: {e}") from None
+        except (OSError, EOFError) as e:
+            if n == 0 or diagnostics is None:
+                raise InputError(path, f"damaged compressed stream: {e}") from None
+            diagnostics.warn(f"{path}: line {n + 1}: damaged compressed stream ({e}); read what "
+                             "came before")
+            diagnostics.count("text_truncated")
+            return
         if progress is not None:
             progress(base.tell())
 

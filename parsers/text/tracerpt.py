@@ -71,7 +71,7 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
     records = 0
     first_ns = None
     raw_warned = False
-    for lineno, line in iter_lines(path, options.progress):
+    for lineno, line in iter_lines(path, options.progress, diagnostics):
         if not line.strip():
             continue
         if header is None:
@@ -173,11 +173,12 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _iter_event_chunks(path: Path, progress=None) -> Iterator[tuple[int, str | None]]:
+def _iter_event_chunks(path: Path, progress=None,
+                       diagnostics=None) -> Iterator[tuple[int, str | None]]:
     """(start line, text of one <Event>…</Event>) streamed; (line, None) for a cut last event."""
     buf = ""
     start_line = 0
-    for lineno, line in iter_lines(path, progress):
+    for lineno, line in iter_lines(path, progress, diagnostics):
         if not buf:
             m = _EVENT_START.search(line)
             if not m:
@@ -205,7 +206,7 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
     clock = LocalClock(path, options.tz, diagnostics)
     records = 0
     first_ns = None
-    for lineno, chunk in _iter_event_chunks(path, options.progress):
+    for lineno, chunk in _iter_event_chunks(path, options.progress, diagnostics):
         records += 1
         if chunk is None:
             bad.add(lineno, "event cut off at the end of the file")

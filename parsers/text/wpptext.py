@@ -120,7 +120,7 @@ def _is_start_marker(s: str) -> bool:
 
 
 def _has_start_marker(path: Path) -> bool:
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, diagnostics=Diagnostics()):   # damage: the main pass tells
         if _is_start_marker(line.strip()):
             return True
         if lineno >= PREAMBLE_LINES:
@@ -147,7 +147,7 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
     first_ns: int | None = None
     untimed_warned = False
     unformatted = 0
-    for lineno, line in iter_lines(path, options.progress):
+    for lineno, line in iter_lines(path, options.progress, diagnostics):
         s = line.strip()
         if not s:
             continue

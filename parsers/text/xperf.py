@@ -142,7 +142,7 @@ def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFram
     in_header = False
     records = 0
     warned = False
-    for lineno, line in iter_lines(path, options.progress):
+    for lineno, line in iter_lines(path, options.progress, diagnostics):
         s = line.strip()
         if not s:
             continue
