@@ -124,3 +124,37 @@ def test_stop_and_purge_spares_a_request_that_arrives_while_it_cancels():
     dev.on_irp_complete = lambda irp: q.arrive(x) if irp is b else None
     q.stop_and_purge()
     assert b.status == STATUS_CANCELLED and not x.done and list(q.main) == [x.request]
+
+
+def test_wdf_private_completion_status_reaches_the_irp_mapped():
+    # Section 5.2 step 1: the I/O manager never sees FACILITY_DRIVER_FRAMEWORK codes.
+    from fpreplay.engine.status import (STATUS_DEVICE_BUSY, STATUS_INVALID_DEVICE_REQUEST,
+                                        STATUS_WDF_BUSY, STATUS_WDF_PAUSED)
+    for sent, seen in ((STATUS_WDF_BUSY, STATUS_DEVICE_BUSY),
+                       (STATUS_WDF_PAUSED, STATUS_DEVICE_BUSY),
+                       (0xC0200205, STATUS_INVALID_DEVICE_REQUEST),
+                       (STATUS_CANCELLED, STATUS_CANCELLED)):
+        dev, q = fp_device()
+        a = Irp("A", alloc_ok=False)
+        q.arrive(a)
+        dev.complete(a.request, sent)
+        assert a.status == seen, hex(sent)
+
+
+def test_member_recycled_inside_the_callback_waits_at_the_queue_tail():
+    # Section 5.6, verifier off: completing a pool member inside EvtIoRead recycles it at once,
+    # but the parked IRP it takes is queued, and presented only after the callback returns.
+    dev, q = fp_device()
+    first, a, p = (Irp(n, alloc_ok=False) for n in ("F", "A", "P"))
+    queued_inside = []
+
+    def handler(queue, r):
+        if r.irp is a:
+            dev.complete(r, STATUS_SUCCESS)
+            queued_inside.append([m.irp.id for m in queue.main])
+
+    q.io_default = handler
+    for irp in (first, a, p):
+        q.arrive(irp)                           # F holds R1; A and P park
+    dev.complete(first.request, STATUS_SUCCESS)
+    assert queued_inside == [["P"]] and p.request is not None and not q.main
