@@ -167,7 +167,7 @@ IRP_MJ = {"Create": 0x00, "Cleanup": 0x12, "Close": 0x02, "Read": 0x03, "Write":
           "QueryInfo": 0x05, "FSControl": 0x0D, "DirNotify": 0x0C, "CreateNew": 0x00}
 
 
-def _fileio_fields(op: str):
+def fileio_fields(op: str):
     major = IRP_MJ[op]
 
     def fields(v, rec):
@@ -195,7 +195,7 @@ def _fileio_columns(op: str):
     return columns
 
 
-def _opend_fields(v, rec):
+def opend_fields(v, rec):
     return {"irp": v["IrpPtr"], "status": v["NtStatus"]}
 
 
@@ -216,11 +216,11 @@ FILEIO_OPS = {
 
 FILEIO: dict[int, PayloadDecoder] = {
     opcode: PayloadDecoder(f"FileIo/{op}", "irp_dispatch",
-                           {2: f"{base}_v2", 3: f"{base}_v3"}, _fileio_fields(op), tail=tail,
+                           {2: f"{base}_v2", 3: f"{base}_v3"}, fileio_fields(op), tail=tail,
                            columns=_fileio_columns(op))
     for opcode, (op, base, tail) in FILEIO_OPS.items()
 }
-FILEIO[76] = PayloadDecoder("FileIo/OpEnd", "irp_complete", {0: "FileIo_OpEnd"}, _opend_fields,
+FILEIO[76] = PayloadDecoder("FileIo/OpEnd", "irp_complete", {0: "FileIo_OpEnd"}, opend_fields,
                             columns=_opend_columns)
 
 # --- SplitIo, PageFault -----------------------------------------------------------------------

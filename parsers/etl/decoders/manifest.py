@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 
 from fpreplay.parsers.etl.decoders.common import PayloadDecoder, irp_flags, short_payload
-from fpreplay.parsers.etl.decoders.kernel import FILEIO_OPS, IRP_MJ
+from fpreplay.parsers.etl.decoders.kernel import FILEIO_OPS, fileio_fields, opend_fields
 from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
 
 KERNEL_FILE = "edd08927-9cc4-4e65-b970-c2560fb5c289"
@@ -22,8 +22,8 @@ KERNEL_MEMORY = "d1d93ef7-e1f2-4f45-9943-03d245fe6c00"
 PAGE_SIZE = 4096
 
 # --- Microsoft-Windows-Kernel-File ------------------------------------------------------------
-# id -> FileIo operation. The payloads are FileIo's (same layout family and trailing string as
-# kernel.FILEIO_OPS says for that operation); only the ids differ.
+# id -> FileIo operation. The payloads are FileIo's v3 ones (layout family and trailing string
+# as kernel.FILEIO_OPS says for that operation, same fields -> row mapping); only ids differ.
 KERNEL_FILE_OPS = {
     12: "Create", 30: "CreateNew", 13: "Cleanup", 14: "Close", 21: "Flush", 15: "Read",
     16: "Write", 17: "SetInfo", 18: "Delete", 19: "Rename", 29: "Rename", 22: "QueryInfo",
@@ -34,30 +34,14 @@ _FILEIO_SHAPE = {op: (base, tail) for op, base, tail in FILEIO_OPS.values()}
 _KF_NAMES = {"SetInfo": "SetInformation", "QueryInfo": "QueryInformation", "FSControl": "FSCTL",
              "CreateNew": "CreateNewFile"}
 
-
-def _kf_fields(op: str):
-    major = IRP_MJ[op]
-
-    def fields(v, rec):
-        row = {"irp": v["IrpPtr"], "major": major, "file_object": v["FileObject"],
-               "tid": v["TTID"]}
-        if "IoSize" in v:
-            row["bytes"] = v["IoSize"]
-            row["offset"] = v["Offset"]
-            row["irp_flags"] = irp_flags(v["IoFlags"])
-        return row
-    return fields
-
-
 KERNEL_FILE_DECODERS = {
     id_: PayloadDecoder(f"Kernel-File/{_KF_NAMES.get(op, op)}", "irp_dispatch",
-                        {0: f"{_FILEIO_SHAPE[op][0]}_v3"}, _kf_fields(op),
+                        {0: f"{_FILEIO_SHAPE[op][0]}_v3"}, fileio_fields(op),
                         tail=_FILEIO_SHAPE[op][1])
     for id_, op in KERNEL_FILE_OPS.items()
 }
 KERNEL_FILE_DECODERS[24] = PayloadDecoder(
-    "Kernel-File/OperationEnd", "irp_complete", {0: "FileIo_OpEnd"},
-    lambda v, rec: {"irp": v["IrpPtr"], "status": v["NtStatus"]})
+    "Kernel-File/OperationEnd", "irp_complete", {0: "FileIo_OpEnd"}, opend_fields)
 
 # --- Microsoft-Windows-Kernel-Disk ------------------------------------------------------------
 
