@@ -158,3 +158,18 @@ def test_member_recycled_inside_the_callback_waits_at_the_queue_tail():
         q.arrive(irp)                           # F holds R1; A and P park
     dev.complete(first.request, STATUS_SUCCESS)
     assert queued_inside == [["P"]] and p.request is not None and not q.main
+
+
+def test_replay_orders_simultaneous_events_completions_then_operations_then_arrivals():
+    from fpreplay.engine.status import STATUS_INVALID_DEVICE_STATE
+    irps = pl.DataFrame({"major": [3, 3, 3], "arrive_ns": [0, 0, 400],
+                         "complete_ns": [400, 401, 500], "service_ns": [400, 401, 100],
+                         "status": [0, 0, 0], "actual": ["ok", "ok", "ok"]})
+    ops = pl.DataFrame({"ts_ns": [400], "kind": ["queue_purge"], "queue": [None]},
+                       schema={"ts_ns": pl.Int64, "kind": pl.String, "queue": pl.String})
+    q = QueueModel(name="default", default=True, policy=parse_policy("always:1"), cancelable=True)
+    res = simulate(irps, DriverModel(queues=(q,)), parse_memory("observed"), queue_ops=ops)
+    # Done at the purge's instant: not purged; still with the driver: cancelled; arriving then:
+    # meets the purged queue.
+    assert res.outcomes.select("status", "complete_ns").rows() == [
+        (0, 400), (STATUS_CANCELLED, 400), (STATUS_INVALID_DEVICE_STATE, 400)]
