@@ -1,17 +1,17 @@
 """Package layout only; everything else is in pyproject.toml.
 
-The user asked for parsers/, engine/, replay/ (and we add synth/) at the top of the tree. They
-install as subpackages of one `fpreplay` namespace so that nothing claims a generic top-level name
-like `engine`. Subpackages are discovered, so adding a folder with an __init__.py is enough.
+Each top-level folder is one layer and installs as `fpreplay.<folder>` (fpreplay/ itself is the
+contract every layer shares), so nothing claims a generic top-level name like `engine`. A source
+checkout is used through `pip install -e .`, which maps the folders the same way. Subpackages are
+discovered, so adding a folder with an __init__.py below a layer is enough.
 """
-
-import os
 
 from setuptools import find_packages, setup
 
 ROOTS = {
     "fpreplay": "fpreplay",
     "fpreplay.parsers": "parsers",
+    "fpreplay.lifecycles": "lifecycles",
     "fpreplay.engine": "engine",
     "fpreplay.replay": "replay",
     "fpreplay.synth": "synth",
@@ -19,8 +19,6 @@ ROOTS = {
 
 packages, package_dir = [], {}
 for name, folder in ROOTS.items():
-    if not os.path.isfile(os.path.join(folder, "__init__.py")):
-        continue  # a part not yet in this checkout
     packages.append(name)
     package_dir[name] = folder
     for sub in find_packages(folder):

@@ -1,7 +1,7 @@
 """Byte layouts of the .etl container and of every ETW record header, declared once with construct.
 
 One declaration per layout serves both directions: the reader checks its hot-path offsets against
-these (tests/test_etl_layouts.py), the trace synthesizer builds records with `.build()`. Offsets
+these (tests/parsers/test_etl_layouts.py), the trace synthesizer builds records with `.build()`. Offsets
 and meanings are in ../shared/design/etw-formats.md sections 1.2, 1.6 and 1.8. All little-endian.
 
 Pointer-width-dependent layouts come in pairs (…32 / …64) and through a function taking the

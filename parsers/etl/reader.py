@@ -42,7 +42,7 @@ MAX_CLOCK_HZ = 1 << 40                             # above any QPC or CPU clock
 MAX_SPAN_S = 100 * 365 * 86_400                    # times further than this are damage
 MAX_SPAN_NS = MAX_SPAN_S * 1_500_000_000          # start_ns + span must fit in int64
 
-# Hot-path struct layouts; tests/test_etl_layouts.py checks each offset against layouts.py.
+# Hot-path struct layouts; tests/parsers/test_etl_layouts.py checks each offset against layouts.py.
 _BUFFER = struct.Struct("<II32xBBHIIHH16x")       # size, saved, cpu, align, logger, state, filled,
 _PREFIX = struct.Struct("<HBBHH")                 # flag, type  /  w0, type, marker, w2, w3
 _U32 = struct.Struct("<I")

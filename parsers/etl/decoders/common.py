@@ -48,7 +48,7 @@ class PayloadDecoder:
         self.versions = sorted(layouts.items(), reverse=True)   # newest first
         self.fields = fields
         # `fields` over polars columns, for the reader's batch path (see ColumnMap); every
-        # decoder that has one is checked against `fields` by tests/test_etl_decoders_batch.py.
+        # decoder that has one is checked against `fields` by tests/parsers/test_etl_batch.py.
         self.columns = columns
         self.tail = tail          # name of a trailing UTF-16 string field, if any
         self._compiled: dict[int, list] = {}

@@ -36,7 +36,7 @@ def _disk(n: int) -> str:
 
 
 # Each `*_columns` below is the `fields` function above it over polars columns (the reader's
-# batch path); tests/test_etl_decoders_batch.py holds every pair to the same rows.
+# batch path); tests/parsers/test_etl_batch.py holds every pair to the same rows.
 def _disk_column(n: pl.Expr) -> pl.Expr:
     return pl.lit("disk") + n.cast(pl.String)
 

@@ -15,12 +15,14 @@ from typing import Annotated, Optional
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay import render, render_json, whatif
-from fpreplay.replay.app import (
+from fpreplay.replay import whatif
+from fpreplay.replay.render import json as render_json
+from fpreplay.replay.render import terminal as render
+from fpreplay.replay.cli.app import (
     ConfigOpt, Inputs, JsonOpt, MemoryOpt, OutOpt, PolicyOpt, ProviderOpt, QuietOpt, RangeOpt,
     ServiceTimeOpt, TmfOpt, TzOpt, app, print_warnings, stdout_console, write_output,
 )
-from fpreplay.replay.loading import load_irps
+from fpreplay.replay.cli.loading import load_irps
 
 ExplainOpt = Annotated[Optional[str], typer.Option(
     "--explain", metavar="IRP",
@@ -85,7 +87,7 @@ def _duration(text: str | None, option: str) -> int | None:
 
 
 def _incidents(read, irps, gap):
-    from fpreplay.incidents import DEFAULT_GAP_NS, detect_incidents
+    from fpreplay.lifecycles.incidents import DEFAULT_GAP_NS, detect_incidents
 
     gap_ns = _duration(gap, "--gap") if gap else DEFAULT_GAP_NS
     return detect_incidents(read.events, irps, gap_ns=gap_ns)
@@ -328,7 +330,7 @@ def report(
       fpreplay report trace.etl -o report.html
       fpreplay report trace.etl --policy always:8 --policy paging:8 --budget 2ms -o report.html
     """
-    from fpreplay.replay.render_html import render_report
+    from fpreplay.replay.render.html import render_report
 
     if output is None or output.suffix.lower() not in (".html", ".htm"):
         raise FpreplayError("report needs -o FILE.html")

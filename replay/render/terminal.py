@@ -1,6 +1,6 @@
-"""Terminal output: rich tables drawn from the JSON documents (render_json.py), 100 columns wide.
+"""Terminal output: rich tables drawn from the JSON documents (render/json.py), 100 columns wide.
 
-Colour comes from the console (replay/app.py): only on a terminal, never with NO_COLOR.
+Colour comes from the console (replay/cli/app.py): only on a terminal, never with NO_COLOR.
 """
 
 from __future__ import annotations
@@ -515,6 +515,6 @@ def print_next(out: Console, text: str | None) -> None:
 
 
 def stderr_note(message: str) -> None:
-    from fpreplay.replay.app import stderr_console
+    from fpreplay.replay.cli.app import stderr_console
 
     stderr_console().print(message, markup=False)

@@ -6,9 +6,9 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fpreplay.incidents import DEFAULT_GAP_NS, INCIDENT_COLUMNS, detect_incidents
+from fpreplay.lifecycles.incidents import DEFAULT_GAP_NS, INCIDENT_COLUMNS, detect_incidents
 from fpreplay.schema import STATUS_INSUFFICIENT_RESOURCES, conform_events, conform_irps
-from test_whatif_support import MS, T0, scenario_events, scenario_irps
+from scenario_tables import MS, T0, scenario_events, scenario_irps
 
 
 def _events(rows):
@@ -85,7 +85,7 @@ def _faults(n: int, spacing_ns: int, start: int = 0) -> list[dict]:
 
 
 def test_ordinary_paging_is_not_low_memory_but_a_storm_is():
-    from fpreplay.incidents import STORM_SIGNALS
+    from fpreplay.lifecycles.incidents import STORM_SIGNALS
 
     # A machine pages all the time: 1000 hard faults at 100 per second are no incident.
     assert detect_incidents(_events(_faults(1000, 10 * MS)), None).height == 0
@@ -99,7 +99,7 @@ def test_ordinary_paging_is_not_low_memory_but_a_storm_is():
 
 
 def test_available_memory_readings_count_only_when_low():
-    from fpreplay.incidents import LOW_AVAILABLE_BYTES
+    from fpreplay.lifecycles.incidents import LOW_AVAILABLE_BYTES
 
     plenty = [{"ts_ns": k * 500 * MS, "kind": "memory_pressure", "bytes": 4 << 30}
               for k in range(10)]

@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 import polars as pl
 
 from fpreplay import __version__
-from fpreplay.replay import render, whatif
+from fpreplay.replay import whatif
+from fpreplay.replay.render import terminal as render
 from fpreplay.schema import ACTUAL_OUTCOMES
 
 WIDTH, HEIGHT = 1040, 150

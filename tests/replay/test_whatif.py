@@ -10,7 +10,7 @@ from fpreplay.replay import whatif
 from fpreplay.schema import (
     STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_UNSUCCESSFUL, conform_irps,
 )
-from test_whatif_support import MS, T0, scenario_events, scenario_irps
+from scenario_tables import MS, T0, scenario_events, scenario_irps
 
 FIVE_MS = whatif.WhatIfSettings(service_time="5ms")
 

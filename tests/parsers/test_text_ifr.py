@@ -183,7 +183,7 @@ def test_sample_ifr_dump_agrees_with_its_truth():
     import json
     from pathlib import Path
 
-    sample = Path(__file__).resolve().parent.parent / "traces" / "samples" / "c-purge-during-incident"
+    sample = Path(__file__).resolve().parents[2] / "traces" / "samples" / "c-purge-during-incident"
     if not (sample / "ifr.txt").exists():
         pytest.skip("sample c has no IFR dump")
     truth = json.loads((sample / "truth.json").read_text())

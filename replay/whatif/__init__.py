@@ -97,7 +97,7 @@ def _window_incidents(irps: pl.DataFrame, events: pl.DataFrame | None,
     the trace's own; none under the other memory models."""
     if incidents is not None or not settings.memory.startswith("window"):
         return incidents
-    from fpreplay.incidents import detect_incidents
+    from fpreplay.lifecycles.incidents import detect_incidents
 
     return detect_incidents(events, irps)
 
@@ -323,7 +323,7 @@ _STORY = {
 
 
 def _fmt_wait(ns) -> str:
-    from fpreplay.replay.render import fmt_duration
+    from fpreplay.replay.render.terminal import fmt_duration
 
     return f"for {fmt_duration(ns)}" if ns is not None else ""
 

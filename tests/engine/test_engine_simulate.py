@@ -18,7 +18,7 @@ from fpreplay.errors import ConfigError
 from fpreplay.schema import (STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
                              STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, STATUS_UNSUCCESSFUL)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from bench_engine import make_irps  # noqa: E402
 
 MS = 1_000_000

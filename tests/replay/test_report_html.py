@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fpreplay.replay import render
+from fpreplay.replay.render import terminal as render
 from fpreplay.replay.cli import main
-from test_whatif_support import MS, write_scenario
+from scenario_tables import MS, write_scenario
 
 POLICIES = ["--policy", "always:1", "--policy", "paging:1"]
 

@@ -16,7 +16,7 @@ def _progress(quiet: bool):
         return None
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from fpreplay.replay.app import stderr_console
+    from fpreplay.replay.cli.app import stderr_console
 
     progress = Progress("[progress.description]{task.description}", BarColumn(),
                         DownloadColumn(), TimeRemainingColumn(), console=stderr_console(),
@@ -28,7 +28,7 @@ def load_events(inputs: list[Path], *, tmf=None, tz=None, providers=None, range_
                 all_records: bool = False, quiet: bool = False) -> TraceRead:
     """read_inputs with the command's reading options checked first (--tz, --range) and a
     --range that holds nothing refused after."""
-    from fpreplay.replay.app import check_range_result, check_read_options
+    from fpreplay.replay.cli.app import check_range_result, check_read_options
 
     check_read_options(tz, range_s)
     options = ReadOptions(tmf_dirs=list(tmf or []), all_records=all_records,

@@ -12,9 +12,9 @@ import pytest
 from typer.main import get_command
 
 from fpreplay.replay.cli import app, main
-from test_whatif_support import write_scenario
+from scenario_tables import write_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ["--policy", "always:1", "--policy", "paging:1"]
 
 
@@ -134,7 +134,7 @@ def test_incidents_points_at_an_irp_to_explain(capsys, trace):
 def test_healthy_trace_says_how_to_test_a_reserve_anyway(capsys, tmp_path):
     import polars as pl
 
-    from test_whatif_support import scenario_events
+    from scenario_tables import scenario_events
 
     ev = scenario_events()
     ok = ev.filter(~pl.col("kind").is_in(["request_alloc_failed", "memory_pressure",
@@ -255,7 +255,7 @@ def test_a_purge_inside_an_incident_is_named_with_its_time(capsys, tmp_path):
     import polars as pl
 
     from fpreplay.schema import conform_events
-    from test_whatif_support import T0, MS, scenario_events
+    from scenario_tables import T0, MS, scenario_events
 
     ev = scenario_events()
     purge = conform_events(pl.DataFrame({"ts_ns": [T0 + 1050 * MS], "kind": ["queue_purge"]}))
@@ -286,7 +286,7 @@ def test_compare_under_a_stress_model_names_the_clean_policy(capsys, tmp_path):
     never "add --memory fail-all" again."""
     import polars as pl
 
-    from test_whatif_support import scenario_events
+    from scenario_tables import scenario_events
 
     ev = scenario_events()
     ok = ev.filter(~pl.col("kind").is_in(["request_alloc_failed", "memory_pressure",
@@ -306,7 +306,7 @@ def test_a_trace_without_irps_says_what_to_capture(capsys, tmp_path):
     import polars as pl
 
     from fpreplay.schema import conform_events
-    from test_whatif_support import T0
+    from scenario_tables import T0
 
     path = tmp_path / "pressure-only.parquet"
     conform_events(pl.DataFrame({"ts_ns": [T0], "kind": ["memory_pressure"]})).write_parquet(path)

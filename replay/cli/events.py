@@ -9,11 +9,11 @@ from typing import Annotated
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay.app import (
+from fpreplay.replay.cli.app import (
     Inputs, JsonOpt, OutOpt, ProviderOpt, QuietOpt, RangeOpt, TmfOpt, TzOpt, app,
     print_warnings, write_output,
 )
-from fpreplay.replay.loading import load_events, load_irps
+from fpreplay.replay.cli.loading import load_events, load_irps
 
 
 def _require_output(output: Path | None) -> Path:

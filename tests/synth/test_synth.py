@@ -472,7 +472,7 @@ def test_bench_trace_generator_repeats_a_whole_scenario(tmp_path):
     from fpreplay.parsers import read_inputs
 
     spec = importlib.util.spec_from_file_location(
-        "make_gb_trace", Path(__file__).resolve().parent.parent / "bench" / "make_gb_trace.py")
+        "make_gb_trace", Path(__file__).resolve().parents[2] / "bench" / "make_gb_trace.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     scen = _scenario(tmp_path, BASE + SCENARIO_ALL.replace("[[queue_op]]\nat = \"0.8s\"\nop = "

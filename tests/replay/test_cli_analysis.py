@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 
 from fpreplay.replay.cli import main
-from test_whatif_support import MS, T0, write_scenario
+from scenario_tables import MS, T0, write_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
 ANSI = re.compile(r"\x1b\[")
 COLOUR = re.compile(r"\x1b\[[0-9;]*(?:3[0-8]|9[0-7])(?:;[0-9;]*)?m")  # foreground colour SGR
@@ -258,7 +258,7 @@ def _options_in_tests() -> dict[str, set[str]]:
 def test_every_option_of_every_command_is_exercised():
     from typer.main import get_command
 
-    from fpreplay.replay.app import app
+    from fpreplay.replay.cli.app import app
 
     used = _options_in_tests()
     group = get_command(app)

@@ -7,10 +7,10 @@ import sys
 import traceback
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay.app import app
+from fpreplay.replay.cli.app import app
 
 # Each module adds its commands to `app`.
-from fpreplay.replay import cmd_analysis, cmd_events, cmd_synth  # noqa: F401,E402
+from fpreplay.replay.cli import analysis, events, synth  # noqa: F401,E402
 
 
 def _is_usage_error(e: Exception) -> bool:

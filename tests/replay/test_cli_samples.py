@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from fpreplay.replay import cmd_analysis, render
+from fpreplay.replay.cli import analysis as cmd_analysis
+from fpreplay.replay.render import terminal as render
 from fpreplay.replay.cli import main
 from test_report_html import parse
 
-SAMPLES = Path(__file__).resolve().parent.parent / "traces" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "traces" / "samples"
 NAMES = sorted(p.name for p in SAMPLES.iterdir() if (p / "scenario.toml").exists()) \
     if SAMPLES.exists() else []
 _READS: dict = {}

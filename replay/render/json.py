@@ -1,6 +1,6 @@
 """The JSON documents of contract section 7, built once per command.
 
-The terminal tables (render.py) and the HTML report (render_html.py) are drawn from these same
+The terminal tables (render/terminal.py) and the HTML report (render/html.py) are drawn from these same
 dicts, so a number means the same thing, and is the same, wherever a user reads it. Each document
 validates against docs/schemas/<command>.schema.json.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from fpreplay.incidents import FAILING_ACTUALS
+from fpreplay.lifecycles.incidents import FAILING_ACTUALS
 from fpreplay.replay import whatif
 from fpreplay.schema import ACTUAL_OUTCOMES
 
