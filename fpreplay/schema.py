@@ -64,10 +64,38 @@ QUEUE_KINDS = ("queue_start", "queue_stop", "queue_stop_purge", "queue_purge", "
 IRP_FLAGS_PRIORITY_MASK = 0x000E0000
 IRP_PAGING_IO = 0x2
 IRP_MJ_CREATE = 0x00
+IRP_MJ_CLOSE = 0x02
 IRP_MJ_READ = 0x03
 IRP_MJ_WRITE = 0x04
 IRP_MJ_FLUSH_BUFFERS = 0x09
 IRP_MJ_FILE_SYSTEM_CONTROL = 0x0D
+IRP_MJ_DEVICE_CONTROL = 0x0E
+IRP_MJ_INTERNAL_DEVICE_CONTROL = 0x0F
+IRP_MJ_SHUTDOWN = 0x10
+IRP_MJ_CLEANUP = 0x12
+
+# IRP_MJ_* names without the prefix, index = major function code (wdm.h).
+IRP_MJ_NAMES = (
+    "CREATE", "CREATE_NAMED_PIPE", "CLOSE", "READ", "WRITE", "QUERY_INFORMATION",
+    "SET_INFORMATION", "QUERY_EA", "SET_EA", "FLUSH_BUFFERS", "QUERY_VOLUME_INFORMATION",
+    "SET_VOLUME_INFORMATION", "DIRECTORY_CONTROL", "FILE_SYSTEM_CONTROL", "DEVICE_CONTROL",
+    "INTERNAL_DEVICE_CONTROL", "SHUTDOWN", "LOCK_CONTROL", "CLEANUP", "CREATE_MAILSLOT",
+    "QUERY_SECURITY", "SET_SECURITY", "POWER", "SYSTEM_CONTROL", "DEVICE_CHANGE", "QUERY_QUOTA",
+    "SET_QUOTA", "PNP",
+)
+
+# The majors KMDF hands to its I/O package and so to an I/O queue (FxDevice::GetDispatchPackage;
+# forward-progress.md 3.7): only these can meet a reserved request. CREATE/CLOSE/CLEANUP/SHUTDOWN
+# go to the general package, PNP/POWER/SYSTEM_CONTROL elsewhere, the rest to the default handler.
+IO_QUEUE_MAJORS = (IRP_MJ_READ, IRP_MJ_WRITE, IRP_MJ_DEVICE_CONTROL,
+                   IRP_MJ_INTERNAL_DEVICE_CONTROL)
+
+
+def major_name(major: int | None) -> str:
+    """'READ' for 3; '0x1C' for a code outside the table; '-' for unknown."""
+    if major is None:
+        return "-"
+    return IRP_MJ_NAMES[major] if 0 <= major < len(IRP_MJ_NAMES) else f"0x{major:02X}"
 
 
 def paging_expr() -> pl.Expr:
@@ -85,6 +113,21 @@ STATUS_INSUFFICIENT_RESOURCES = 0xC000009A
 STATUS_CANCELLED = 0xC0000120
 STATUS_INVALID_DEVICE_STATE = 0xC0000184
 STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
+
+
+def nt_success(status: int) -> bool:
+    """NT_SUCCESS: the top bit clear (success and informational codes; warnings 0x8... fail)."""
+    return (status & 0x80000000) == 0
+
+
+def nt_error(status: int | None) -> bool:
+    """NT_ERROR: severity "error", the top two bits set (unknown status: not an error)."""
+    return status is not None and status >= 0xC0000000
+
+
+def nt_error_expr(status: pl.Expr) -> pl.Expr:
+    """nt_error over a column (null: not an error)."""
+    return status.fill_null(0) >= 0xC0000000
 
 # --- section 4: the IRP lifecycle table -----------------------------------------------------------
 IRP_COLUMNS: dict[str, pl.DataType] = {
@@ -132,6 +175,10 @@ ACTUAL_OUTCOMES = (
     "incomplete",
     "ok",
 )
+# The outcomes where the trace saw the framework short of a request object (memory ran out)...
+STARVED_ACTUALS = ("alloc_failed", "refused", "reserved")
+# ... and those of them where the IRP failed for it (the reserve did not save it).
+FAILED_ACTUALS = ("alloc_failed", "refused")
 
 
 def _conform(df: pl.DataFrame, columns: dict[str, pl.DataType], required: tuple[str, ...],
