@@ -35,13 +35,6 @@ def compress(data: bytes) -> bytes:
     pack_into = struct.pack_into
 
     while i < n:
-        # The next flag word goes after the data of the 32 items the previous one announced.
-        if flag_count == 32:
-            pack_into("<I", out, flag_pos, flags)
-            flag_pos = len(out)
-            out.extend(b"\0\0\0\0")
-            flags = 0
-            flag_count = 0
         best_len = 0
         best_off = 0
         if i + MIN_MATCH <= n:
@@ -121,12 +114,14 @@ def compress(data: bytes) -> bytes:
             flag_count += 1
             out.append(data[i])
             i += 1
-    if flag_count == 32:
-        pack_into("<I", out, flag_pos, flags)
-        flag_pos = len(out)
-        out.extend(b"\0\0\0\0")
-        flags = 0
-        flag_count = 0
+        if flag_count == 32:
+            # The word is full: the next one goes after the data of the 32 items it announced
+            # (also after the last item, where it announces only the terminator).
+            pack_into("<I", out, flag_pos, flags)
+            flag_pos = len(out)
+            out.extend(b"\0\0\0\0")
+            flags = 0
+            flag_count = 0
     # Pad the last flag word with 1 bits (the spec's terminator).
     pad = 32 - flag_count
     flags = ((flags << pad) | ((1 << pad) - 1)) & 0xFFFFFFFF
