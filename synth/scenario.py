@@ -19,8 +19,11 @@
     [truth]      policies: the policies whose `fpreplay compare` result truth.json states;
                  sweep = { kind = "always", max = N }: the `fpreplay sweep --max N` rows too
 
-Durations are "2ms", "1.5s", "250us", "10ns" or plain seconds. Every problem is a ConfigError
-naming the scenario file and the key.
+Durations are strings with a unit, "2ms", "1.5s", "250us", "10ns" (fpreplay.units, the one grammar
+of every duration fpreplay reads; a bare number is refused). IRP major functions are written as
+their IRP_MJ names ("read", "IRP_MJ_FLUSH_BUFFERS", any case), a few short names ("flush", "fsctl",
+"ioctl", "internal_ioctl", "scsi") or numbers. Every problem is a ConfigError naming the scenario
+file and the key.
 """
 
 from __future__ import annotations
@@ -32,37 +35,32 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fpreplay.errors import ConfigError
+from fpreplay.schema import IRP_MJ_NAMES
+from fpreplay.units import parse_duration_ns
 
-MAJOR_NAMES = {"create": 0x00, "close": 0x02, "read": 0x03, "write": 0x04, "flush": 0x09,
-               "fsctl": 0x0D, "ioctl": 0x0E, "device_control": 0x0E, "internal_ioctl": 0x0F,
-               "scsi": 0x0F, "cleanup": 0x12}
+# Short names scenarios may use for a few majors, beside the IRP_MJ names themselves.
+MAJOR_ALIASES = {"flush": "FLUSH_BUFFERS", "fsctl": "FILE_SYSTEM_CONTROL",
+                 "ioctl": "DEVICE_CONTROL", "internal_ioctl": "INTERNAL_DEVICE_CONTROL",
+                 "scsi": "INTERNAL_DEVICE_CONTROL"}
+_MAJOR_BY_NAME = {name.lower(): code for code, name in enumerate(IRP_MJ_NAMES)}
+_MAJOR_BY_NAME.update({a: _MAJOR_BY_NAME[n.lower()] for a, n in MAJOR_ALIASES.items()})
+_MAX_MAJOR = len(IRP_MJ_NAMES) - 1
 QUEUE_OPS = ("purge", "stop", "stop_purge", "drain", "start")
 KERNEL_FAMILIES = ("diskio", "driver", "fileio")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-
-
-def parse_duration(value, where: str) -> int:
-    """A duration in nanoseconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(round(value * 1e9))
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ns|us|µs|ms|s)\s*", str(value))
-    if not m:
-        raise ConfigError(f"{where}: {value!r} is not a duration (e.g. 2ms, 1.5s, 250us)")
-    return int(round(float(m.group(1)) * _UNITS[m.group(2)]))
 
 
 def parse_major(value, where: str) -> int:
-    if isinstance(value, int) and 0 <= value <= 0x1B:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_MAJOR:
         return value
     key = str(value).lower().removeprefix("irp_mj_")
-    if key in MAJOR_NAMES:
-        return MAJOR_NAMES[key]
+    if key in _MAJOR_BY_NAME:
+        return _MAJOR_BY_NAME[key]
     try:
         n = int(str(value), 0)
     except ValueError:
         raise ConfigError(f"{where}: unknown IRP major function {value!r}") from None
-    if not 0 <= n <= 0x1B:
-        raise ConfigError(f"{where}: IRP major function {value!r} out of range 0..0x1B")
+    if not 0 <= n <= _MAX_MAJOR:
+        raise ConfigError(f"{where}: IRP major function {value!r} out of range 0..0x{_MAX_MAJOR:X}")
     return n
 
 
@@ -275,7 +273,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         path=path,
         seed=_num(seed if seed is not None else _get(t, "seed", tw, 1), f"{tw} seed", int),
         start_unix_ns=start_ns,
-        duration_ns=parse_duration(_get(t, "duration", tw, required=True), f"{tw} duration"),
+        duration_ns=parse_duration_ns(_get(t, "duration", tw, required=True), f"{tw} duration"),
         cpus=cpus, buffer_size=buffer_size,
         compressed=bool(_get(t, "compressed", tw, False)),
         provider=str(_get(t, "provider", tw, "Contoso.StorDrv")),
@@ -320,8 +318,8 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
             raise ConfigError(f"{aw}: mix needs a positive weight")
         service = str(_get(a, "service", aw, "2ms"))
         fixed = service.startswith("fixed:")
-        a_start = parse_duration(_get(a, "start", aw, 0), f"{aw} start")
-        a_end = parse_duration(_get(a, "end", aw, sc.duration_ns / 1e9), f"{aw} end")
+        a_start = parse_duration_ns(a["start"], f"{aw} start") if "start" in a else 0
+        a_end = parse_duration_ns(a["end"], f"{aw} end") if "end" in a else sc.duration_ns
         if a_end <= a_start:
             raise ConfigError(f"{aw}: end must be after start")
         sizes = [_num(s, f"{aw} sizes", int) for s in _get(a, "sizes", aw, [4096])]
@@ -333,7 +331,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
             device=dev, start_ns=a_start, end_ns=a_end,
             rate=_num(_get(a, "rate", aw, required=True), f"{aw} rate"), mix=mix, sizes=sizes,
             paging=_probability(_get(a, "paging", aw, 0.0), f"{aw} paging"),
-            service_ns=parse_duration(service.removeprefix("fixed:"), f"{aw} service"),
+            service_ns=parse_duration_ns(service.removeprefix("fixed:"), f"{aw} service"),
             service_fixed=fixed,
             priority=_num(_get(a, "priority", aw, 2), f"{aw} priority", int) & 7))
     for i, p in enumerate(doc.get("pressure", [])):
@@ -351,8 +349,8 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         else:
             raise ConfigError(f"{pw}: fail must be 'always', 'random:P' or a table of majors")
         sc.pressure.append(Pressure(
-            start_ns=parse_duration(_get(p, "start", pw, required=True), f"{pw} start"),
-            end_ns=parse_duration(_get(p, "end", pw, required=True), f"{pw} end"),
+            start_ns=parse_duration_ns(_get(p, "start", pw, required=True), f"{pw} start"),
+            end_ns=parse_duration_ns(_get(p, "end", pw, required=True), f"{pw} end"),
             fail_all=fail_all, fail_by_major=by_major,
             available_mb=_num(_get(p, "available_mb", pw, 24), f"{pw} available_mb", int)))
     for p in sc.pressure:
@@ -368,7 +366,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         qname = str(_get(o, "queue", ow, dev.queues[0].name))
         if qname not in {q.name for q in dev.queues}:
             raise ConfigError(f"{ow}: device {dev.name!r} has no queue {qname!r}")
-        sc.queue_ops.append(QueueOp(parse_duration(_get(o, "at", ow, required=True), f"{ow} at"),
+        sc.queue_ops.append(QueueOp(parse_duration_ns(_get(o, "at", ow, required=True), f"{ow} at"),
                                     dev.name, qname, op))
     truth = doc.get("truth", {})
     _check_keys(truth, {"policies", "sweep"}, f"{where} [truth]")
