@@ -98,6 +98,11 @@ def major_name(major: int | None) -> str:
     return IRP_MJ_NAMES[major] if 0 <= major < len(IRP_MJ_NAMES) else f"0x{major:02X}"
 
 
+def is_paging(irp_flags: int, major: int) -> bool:
+    """`paging` of one IRP: the test paging_expr() applies to a frame, for a single IRP."""
+    return bool(irp_flags & IRP_PAGING_IO) and major != IRP_MJ_FILE_SYSTEM_CONTROL
+
+
 def paging_expr() -> pl.Expr:
     """The `paging` column from `irp_flags` and `major`: the framework's own test (paging flag set,
     not IRP_MJ_FILE_SYSTEM_CONTROL; forward-progress.md 4.3). False when the flags are unknown."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fpreplay.errors import FpreplayError
-from fpreplay.schema import ACTUAL_OUTCOMES
+from fpreplay.schema import ACTUAL_OUTCOMES, STARVED_ACTUALS, is_paging, nt_error
 
 TRUTH_SCHEMA = "fpreplay.synth-truth/1"
 DISPATCH_WHATS = ("diskio_init", "drv_call", "tl:IrpDispatch")
@@ -113,12 +113,12 @@ def _fs_row(irp, start: int, disk_arrive: int) -> dict:
         actual = "cancelled"
     elif st == STATUS_INVALID_DEVICE_STATE:
         actual = "invalid_state"
-    elif st & 0xC0000000 == 0xC0000000:
+    elif nt_error(st):
         actual = "failed"
     else:
         actual = "ok"
     return {"irp": irp.fs_addr, "device": None, "major": irp.major, "minor": 0,
-            "irp_flags": irp.flags, "bytes": irp.size, "paging": bool(irp.flags & 0x2),
+            "irp_flags": irp.flags, "bytes": irp.size, "paging": is_paging(irp.flags, irp.major),
             "arrive_ns": a, "complete_ns": c, "deliver_ns": None, "status": st,
             "service_ns": (c - a) if (c is not None and actual == "ok") else None,
             "actual": actual, "fate": "fs_layer"}
@@ -148,7 +148,7 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
     incidents = []
     for p in sc.pressure:
         lo, hi = sc.start_unix_ns + p.start_ns, sc.start_unix_ns + p.end_ns
-        failing = [r for r in rows if r["actual"] in ("alloc_failed", "refused", "reserved")
+        failing = [r for r in rows if r["actual"] in STARVED_ACTUALS
                    and lo <= r["arrive_ns"] < hi]
         incidents.append({
             "start_ns": sc.start_unix_ns + p.start_ns, "end_ns": sc.start_unix_ns + p.end_ns,

@@ -25,11 +25,10 @@ from collections import deque
 import polars as pl
 
 from fpreplay.schema import (
-    IRP_MJ_CREATE, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, STATUS_UNSUCCESSFUL,
+    FAILED_ACTUALS, IRP_MJ_CREATE, STARVED_ACTUALS, STATUS_CANCELLED,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS,
+    STATUS_UNSUCCESSFUL, nt_error,
 )
-
-FAILING = ("alloc_failed", "refused", "reserved")
 
 
 def nearest_rank(values: list[int]) -> dict:
@@ -174,7 +173,7 @@ def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int
         else:
             i = arg
             r = rows[i]
-            if r["actual"] not in FAILING:
+            if r["actual"] not in STARVED_ACTUALS:
                 deliver(t, i, None)
                 continue
             if r["major"] == IRP_MJ_CREATE or not use[i] or reserve == 0:
@@ -196,9 +195,9 @@ def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int
     waits = []
     for r in rows:
         kind, status = out[id(r)] or ("incomplete", None)
-        error = status is not None and status >= 0xC0000000
+        error = nt_error(status)
         delivered = kind in ("normal", "reserved", "parked_reserved")
-        if r["actual"] in ("alloc_failed", "refused"):
+        if r["actual"] in FAILED_ACTUALS:
             if delivered:
                 rescued += 1
             elif error:

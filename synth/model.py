@@ -19,9 +19,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from fpreplay.schema import (
-    IRP_MJ_CREATE, IRP_MJ_FILE_SYSTEM_CONTROL, IRP_MJ_READ, IRP_MJ_WRITE,
-    IRP_PAGING_IO, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
-    STATUS_SUCCESS, STATUS_UNSUCCESSFUL,
+    IRP_MJ_CREATE, IRP_MJ_READ, IRP_MJ_WRITE, IRP_PAGING_IO, STATUS_CANCELLED,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS,
+    STATUS_UNSUCCESSFUL, is_paging, nt_error,
 )
 from fpreplay.synth.scenario import Device, Queue, Scenario
 
@@ -63,7 +63,7 @@ class Irp:
 
     @property
     def paging(self) -> bool:
-        return bool(self.flags & IRP_PAGING_IO) and self.major != IRP_MJ_FILE_SYSTEM_CONTROL
+        return is_paging(self.flags, self.major)
 
     @property
     def driver_received(self) -> bool:
@@ -88,7 +88,7 @@ class Irp:
             return "invalid_state"
         if self.status is None:
             return "incomplete"
-        if seen is not None and seen & 0xC0000000 == 0xC0000000:
+        if nt_error(seen):
             return "failed"
         return "ok"
 
