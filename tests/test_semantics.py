@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import polars as pl
 import pytest
@@ -230,69 +229,7 @@ def test_open_across_a_lost_window_by_time():
     assert not by_irp[0x100].endswith("open") and not by_irp[0x103].endswith("open")
 
 
-# --- binary WPP: the same rows as the IFR text -------------------------------------------------
-STOP_PURGE_START = """
-[trace]
-seed = 5
-duration = "1s"
-cpus = 2
-buffer_size = 8192
-wpp = true
-ifr = true
-instrumentation = false
-kernel = ["driver"]
-[[device]]
-name = "d"
-[[device.queue]]
-name = "q"
-policy = "always:1"
-[[arrivals]]
-rate = 400
-service = "fixed:2ms"
-[[queue_op]]
-at = "0.3s"
-queue = "q"
-op = "stop"
-[[queue_op]]
-at = "0.4s"
-queue = "q"
-op = "purge"
-[[queue_op]]
-at = "0.5s"
-queue = "q"
-op = "start"
-"""
-
-
-def test_binary_wpp_yields_the_implied_queue_rows_of_the_ifr_text(tmp_path):
-    # The purge shows only as "Cancelling WDFREQUEST" lines; the queue_purge row they imply must
-    # come out of the .etl's WPP records as it does out of the IFR dump, once, at its time (the
-    # per-CPU buffers put later Cancelling lines before earlier Queuing lines in the file).
-    from fpreplay.parsers import ReadOptions, read_inputs
-    from fpreplay.synth import synthesize
-
-    scen = tmp_path / "s.toml"
-    scen.write_text(STOP_PURGE_START, encoding="utf-8")
-    r = synthesize(scen, tmp_path / "trace.etl")
-    binary = read_inputs([r.trace], ReadOptions(tmf_dirs=[r.tmf_dir])).events
-    text = read_inputs([r.ifr]).events
-
-    def queue_rows(ev):
-        return ev.filter(pl.col("kind").str.starts_with("queue_")).select("ts_ns", "kind").rows()
-
-    purge_ns = r.truth["start_ns"] + 400_000_000
-    assert queue_rows(binary) == queue_rows(text)
-    assert [k for _, k in queue_rows(binary)] == ["queue_purge", "queue_start"]
-    assert queue_rows(binary)[0][0] == purge_ns
-    # ... and every other framework row too (the text reader keeps no `other` rows)
-    ifr_binary = binary.filter(pl.col("event_name").str.starts_with("IFR/")
-                               & (pl.col("kind") != "other"))
-    assert Counter(ifr_binary["kind"].to_list()) == Counter(text["kind"].to_list())
-    lc = build_lifecycles(binary)
-    assert dict(lc.group_by("actual").len().iter_rows()) == {
-        k: v for k, v in r.truth["actual"].items() if v}
-
-
+# --- the framework messages of several threads ---------------------------------------------
 def test_thread_streams_share_the_drivers_parked_irps():
     from fpreplay.parsers.kmdf_messages import KmdfMessageStream
 
@@ -339,26 +276,6 @@ def test_a_bad_tmf_dir_is_one_line_even_for_text_inputs(tmp_path, capsys, make, 
                      str(tmp_path / "out.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(tmf) in err[0] and "Traceback" not in err[0]
-
-
-def test_a_good_tmf_dir_is_loaded_once_and_used(tmp_path):
-    from fpreplay.parsers import ReadOptions, read_inputs
-    from fpreplay.parsers.wpp import tmf as T
-    from fpreplay.synth import synthesize
-
-    scen = tmp_path / "s.toml"
-    scen.write_text(STOP_PURGE_START, encoding="utf-8")
-    r = synthesize(scen, tmp_path / "trace.etl")
-    loaded = []
-    real = T.load_tmf_file
-    T.load_tmf_file = lambda path, catalog=None: (loaded.append(path), real(path, catalog))[1]
-    try:
-        T._LOADED.clear()
-        read = read_inputs([r.trace, r.ifr], ReadOptions(tmf_dirs=[r.tmf_dir]))
-    finally:
-        T.load_tmf_file = real
-    assert sorted(loaded) == sorted(r.tmf_dir.glob("*.tmf"))     # each file once
-    assert read.events.filter(pl.col("event_name") == "IFR/Dispatch").height == 2 * r.truth["irps"]
 
 
 # --- one declaration per layout / name table --------------------------------------------------

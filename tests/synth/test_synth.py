@@ -9,11 +9,13 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import polars as pl
 import pyfwnt
 import pytest
 from hypothesis import given, strategies as st
 
 from fpreplay.errors import ConfigError
+from fpreplay.lifecycles import build_lifecycles
 from fpreplay.replay.cli import main as cli_main
 from fpreplay.schema import (
     STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
@@ -95,6 +97,22 @@ def _run(tmp_path, body, **kw):
     return synthesize(scen, tmp_path / "trace.etl", **kw)
 
 
+def _one_queue(policy: str, arrivals: str, *, queue: str = "default",
+               fail: tuple[str, str] | None = ("0s", "1s"), then: str = "") -> str:
+    """A scenario body: device "d" with one queue under `policy`, one [[arrivals]] table, every
+    request allocation failing in the `fail` window (start, end), then more tables."""
+    body = (f'[[device]]\nname = "d"\n[[device.queue]]\nname = "{queue}"\npolicy = "{policy}"\n'
+            f"[[arrivals]]\n{arrivals}\n")
+    if fail:
+        body += f'[[pressure]]\nstart = "{fail[0]}"\nend = "{fail[1]}"\nfail = "always"\n'
+    return body + then
+
+
+def _queue_ops(queue: str, *ops: tuple[str, str]) -> str:
+    """[[queue_op]] tables: (at, op) on `queue` of device "d"."""
+    return "".join(f'[[queue_op]]\nat = "{at}"\nqueue = "{queue}"\nop = "{op}"\n' for at, op in ops)
+
+
 def _by_fate(truth):
     cols = truth["per_irp_columns"]
     rows = [dict(zip(cols, r)) for r in truth["per_irp"]]
@@ -102,18 +120,7 @@ def _by_fate(truth):
 
 
 def test_non_fp_queue_completes_alloc_failures_with_insufficient_resources(tmp_path):
-    r = _run(tmp_path, """
-[[device]]
-name = "d"
-[[device.queue]]
-policy = "none"
-[[arrivals]]
-rate = 300
-[[pressure]]
-start = "0.2s"
-end = "0.6s"
-fail = "always"
-""")
+    r = _run(tmp_path, _one_queue("none", "rate = 300", fail=("0.2s", "0.6s")))
     rows = _by_fate(r.truth)
     inside = [x for x in rows if r.truth["start_ns"] + 200_000_000 <= x["arrive_ns"]
               < r.truth["start_ns"] + 600_000_000]
@@ -125,20 +132,7 @@ fail = "always"
 
 
 def test_paging_policy_refuses_non_paging_and_reserves_paging(tmp_path):
-    r = _run(tmp_path, """
-[[device]]
-name = "d"
-[[device.queue]]
-policy = "paging:64"
-[[arrivals]]
-rate = 300
-paging = 0.5
-mix = { read = 1.0 }
-[[pressure]]
-start = "0s"
-end = "1s"
-fail = "always"
-""")
+    r = _run(tmp_path, _one_queue("paging:64", "rate = 300\npaging = 0.5\nmix = { read = 1.0 }"))
     rows = _by_fate(r.truth)
     paging = [x for x in rows if x["irp_flags"] & 0x2]
     other = [x for x in rows if not x["irp_flags"] & 0x2]
@@ -149,20 +143,7 @@ fail = "always"
 
 
 def test_exhausted_pool_parks_fifo_and_recycles(tmp_path):
-    r = _run(tmp_path, """
-[[device]]
-name = "d"
-[[device.queue]]
-policy = "always:1"
-[[arrivals]]
-rate = 2000
-end = "0.05s"
-service = "fixed:2ms"
-[[pressure]]
-start = "0s"
-end = "1s"
-fail = "always"
-""")
+    r = _run(tmp_path, _one_queue("always:1", 'rate = 2000\nend = "0.05s"\nservice = "fixed:2ms"'))
     rows = [x for x in _by_fate(r.truth)]
     assert r.truth["parked"] > 10 and r.truth["fate"]["parked_then_reserved"] == r.truth["parked"]
     # One reserved request: deliveries never overlap, and parked IRPs are served in arrival order.
@@ -173,24 +154,8 @@ fail = "always"
 
 
 def test_purge_cancels_parked_and_refuses_later_arrivals(tmp_path):
-    r = _run(tmp_path, """
-[[device]]
-name = "d"
-[[device.queue]]
-name = "q"
-policy = "always:1"
-[[arrivals]]
-rate = 800
-service = "fixed:5ms"
-[[pressure]]
-start = "0s"
-end = "1s"
-fail = "always"
-[[queue_op]]
-at = "0.3s"
-queue = "q"
-op = "purge"
-""")
+    r = _run(tmp_path, _one_queue("always:1", 'rate = 800\nservice = "fixed:5ms"', queue="q",
+                                  then=_queue_ops("q", ("0.3s", "purge"))))
     fate = r.truth["fate"]
     assert fate["cancelled_parked"] > 0 and fate["invalid_state"] > 0
     rows = _by_fate(r.truth)
@@ -207,10 +172,27 @@ op = "purge"
     ("[[device]]\nname='d'\n[[queue_op]]\nat='1s'\nop='explode'\n", "op"),
     ("[[device]]\nname='d'\nbogus=1\n", "bogus"),
     ("", "device"),
+    # one duration grammar (fpreplay.units): a bare number is no duration, even in seconds
+    ("[[device]]\nname='d'\n[[arrivals]]\nrate=5\nend=1\n", r"\[\[arrivals\]\] #1 end 1: .*unit"),
+    ("[[device]]\nname='d'\n[[pressure]]\nstart=0\nend='1s'\n", r"\[\[pressure\]\] #1 start"),
+    ("[[device]]\nname='d'\n[[arrivals]]\nrate=5\nservice='fixed:2'\n", "service '2'"),
+    ("[[device]]\nname='d'\n[[arrivals]]\nrate=5\nmix={ pnp2 = 1 }\n", "pnp2"),
+    ("[[device]]\nname='d'\n[[arrivals]]\nrate=5\nmix={ 0x1C = 1 }\n", "0x1C.*0..0x1B"),
 ])
 def test_bad_scenarios_are_config_errors(tmp_path, body, words):
     with pytest.raises(ConfigError, match=words):
         _run(tmp_path, body)
+
+
+@pytest.mark.parametrize("name, major", [
+    ("read", 3), ("IRP_MJ_FLUSH_BUFFERS", 9), ("flush", 9), ("Device_Control", 14),
+    ("ioctl", 14), ("scsi", 15), ("internal_ioctl", 15), ("cleanup", 0x12), ("pnp", 0x1B),
+    ("0x0E", 14), (4, 4),
+])
+def test_scenario_majors_are_the_irp_mj_names_and_a_few_short_ones(name, major):
+    from fpreplay.synth.scenario import parse_major
+
+    assert parse_major(name, "mix") == major
 
 
 def test_cli_synth_writes_trace_and_exits_2_on_bad_input(tmp_path, capsys):
@@ -313,7 +295,6 @@ def test_etl_parser_decodes_tracelogging_names_and_fields(tmp_path):
 
 
 def test_file_order_is_not_time_order_and_project_reader_agrees(tmp_path):
-    from fpreplay.lifecycles import build_lifecycles
     from fpreplay.parsers import read_inputs
 
     r = _run(tmp_path, SCENARIO_ALL)
@@ -359,7 +340,6 @@ def test_lost_events_are_counted_in_header_and_buffer_flags(tmp_path):
 def test_fileio_family_adds_the_file_system_irp_with_its_status(tmp_path):
     from dissect.etl.etl import ETL
 
-    from fpreplay.lifecycles import build_lifecycles
     from fpreplay.parsers import read_inputs
 
     r = _run(tmp_path, 'kernel = ["diskio", "driver", "fileio"]\n' + SCENARIO_ALL)
@@ -380,7 +360,6 @@ def test_fileio_family_adds_the_file_system_irp_with_its_status(tmp_path):
 def test_wpp_messages_and_tmf_agree_with_the_ifr_text(tmp_path):
     from dissect.etl.etl import ETL
 
-    from fpreplay.lifecycles import build_lifecycles
     from fpreplay.parsers import ReadOptions, read_inputs
     from fpreplay.parsers.wpp import load_tmf_dir
     from fpreplay.synth import wpp as W
@@ -411,6 +390,54 @@ def test_wpp_messages_and_tmf_agree_with_the_ifr_text(tmp_path):
         k: v for k, v in r.truth["actual"].items() if v}
 
 
+# --- binary WPP: the same rows as the IFR text -------------------------------------------------
+STOP_PURGE_START = BASE + 'wpp = true\nifr = true\ninstrumentation = false\nkernel = ["driver"]\n' \
+    + _one_queue("always:1", 'rate = 400\nservice = "fixed:2ms"', queue="q", fail=None,
+                 then=_queue_ops("q", ("0.3s", "stop"), ("0.4s", "purge"), ("0.5s", "start")))
+
+def test_binary_wpp_yields_the_implied_queue_rows_of_the_ifr_text(tmp_path):
+    # The purge shows only as "Cancelling WDFREQUEST" lines; the queue_purge row they imply must
+    # come out of the .etl's WPP records as it does out of the IFR dump, once, at its time (the
+    # per-CPU buffers put later Cancelling lines before earlier Queuing lines in the file).
+    from fpreplay.parsers import ReadOptions, read_inputs
+
+    r = synthesize(_scenario(tmp_path, STOP_PURGE_START), tmp_path / "trace.etl")
+    binary = read_inputs([r.trace], ReadOptions(tmf_dirs=[r.tmf_dir])).events
+    text = read_inputs([r.ifr]).events
+
+    def queue_rows(ev):
+        return ev.filter(pl.col("kind").str.starts_with("queue_")).select("ts_ns", "kind").rows()
+
+    purge_ns = r.truth["start_ns"] + 400_000_000
+    assert queue_rows(binary) == queue_rows(text)
+    assert [k for _, k in queue_rows(binary)] == ["queue_purge", "queue_start"]
+    assert queue_rows(binary)[0][0] == purge_ns
+    # ... and every other framework row too (the text reader keeps no `other` rows)
+    ifr_binary = binary.filter(pl.col("event_name").str.starts_with("IFR/")
+                               & (pl.col("kind") != "other"))
+    assert Counter(ifr_binary["kind"].to_list()) == Counter(text["kind"].to_list())
+    lc = build_lifecycles(binary)
+    assert dict(lc.group_by("actual").len().iter_rows()) == {
+        k: v for k, v in r.truth["actual"].items() if v}
+
+
+def test_a_good_tmf_dir_is_loaded_once_and_used(tmp_path):
+    from fpreplay.parsers import ReadOptions, read_inputs
+    from fpreplay.parsers.wpp import tmf as T
+
+    r = synthesize(_scenario(tmp_path, STOP_PURGE_START), tmp_path / "trace.etl")
+    loaded = []
+    real = T.load_tmf_file
+    T.load_tmf_file = lambda path, catalog=None: (loaded.append(path), real(path, catalog))[1]
+    try:
+        T._LOADED.clear()
+        read = read_inputs([r.trace, r.ifr], ReadOptions(tmf_dirs=[r.tmf_dir]))
+    finally:
+        T.load_tmf_file = real
+    assert sorted(loaded) == sorted(r.tmf_dir.glob("*.tmf"))     # each file once
+    assert read.events.filter(pl.col("event_name") == "IFR/Dispatch").height == 2 * r.truth["irps"]
+
+
 @pytest.mark.parametrize("trace_opts, policy", [
     ('instrumentation = false\nifr = true\n', "paging:4"),
     ('instrumentation = false\nkernel = ["diskio"]\n', "always:2"),
@@ -419,7 +446,6 @@ def test_wpp_messages_and_tmf_agree_with_the_ifr_text(tmp_path):
 ])
 def test_truth_is_what_the_written_sources_show(tmp_path, trace_opts, policy):
     """`actual` in truth.json counts only evidence the written files carry (contract 4)."""
-    from fpreplay.lifecycles import build_lifecycles
     from fpreplay.parsers import ReadOptions, read_inputs
 
     body = SCENARIO_ALL.replace('policy = "always:2"', f'policy = "{policy}"')
@@ -432,22 +458,9 @@ def test_truth_is_what_the_written_sources_show(tmp_path, trace_opts, policy):
 
 
 def test_examine_policy_follows_the_drivers_rule(tmp_path):
-    r = _run(tmp_path, """
-[[device]]
-name = "d"
-[[device.queue]]
-policy = "examine:64:major = 4 AND bytes >= 65536"
-[[arrivals]]
-rate = 300
-mix = { read = 0.5, write = 0.5 }
-sizes = [4096, 65536]
-[[pressure]]
-start = "0s"
-end = "1s"
-fail = "always"
-[truth]
-policies = ["examine:64:major = 4 AND bytes >= 65536"]
-""")
+    rule = "examine:64:major = 4 AND bytes >= 65536"
+    r = _run(tmp_path, _one_queue(rule, "rate = 300\nmix = { read = 0.5, write = 0.5 }\n"
+                                        "sizes = [4096, 65536]", then=f'[truth]\npolicies = ["{rule}"]\n'))
     cols = r.truth["per_irp_columns"]
     rows = [dict(zip(cols, x)) for x in r.truth["per_irp"]]
     assert {x["actual"] for x in rows} == {"reserved", "refused"}
