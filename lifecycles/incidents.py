@@ -19,22 +19,24 @@ from __future__ import annotations
 
 import polars as pl
 
-from fpreplay.schema import STATUS_INSUFFICIENT_RESOURCES
+from fpreplay.schema import STARVED_ACTUALS, STATUS_INSUFFICIENT_RESOURCES
+from fpreplay.units import parse_duration_ns
 
 # Signals this close together belong to one incident. Low-memory stretches on a real machine last
 # from milliseconds to seconds; half a second keeps a storm together without merging two storms
 # separated by a quiet second.
-DEFAULT_GAP_NS = 500_000_000
+DEFAULT_GAP_NS = parse_duration_ns("500ms")
 
 # Windows signals LowMemoryResourceNotification at about 32 MB of available memory per 4 GB, at
 # most 64 MB: below that the memory manager itself says memory is low.
 LOW_AVAILABLE_BYTES = 64 * 1024 * 1024
 # Hard faults / out-swaps at this rate are a storm, not ordinary paging.
 STORM_SIGNALS = 500
-STORM_WINDOW_NS = 1_000_000_000
+STORM_WINDOW_NS = parse_duration_ns("1s")
 
-# IRP outcomes that are themselves evidence of low memory.
-FAILING_ACTUALS = ("alloc_failed", "refused", "reserved")
+# IRP outcomes that are themselves evidence of low memory: fpreplay.schema.STARVED_ACTUALS (the
+# name FAILING_ACTUALS stays for replay/render/json.py, which still imports it from here).
+FAILING_ACTUALS = STARVED_ACTUALS
 
 _SIGNAL_EVENT_KINDS = ("request_alloc_failed", "request_resources_failed", "fp_policy_refused",
                        "reserved_request_used", "memory_pressure")
@@ -81,7 +83,7 @@ def _signals(events: pl.DataFrame | None, irps: pl.DataFrame | None) -> pl.DataF
             pl.when(pl.col("kind") == "memory_pressure").then(pl.col("bytes"))
             .otherwise(None).cast(pl.UInt64).alias("bytes")))
     if irps is not None and irps.height:
-        frames.append(irps.lazy().filter(pl.col("actual").is_in(FAILING_ACTUALS)).select(
+        frames.append(irps.lazy().filter(pl.col("actual").is_in(STARVED_ACTUALS)).select(
             pl.col("arrive_ns").alias("ts_ns"), pl.lit("irp").alias("what"),
             pl.col("device").cast(pl.String), pl.col("queue").cast(pl.String),
             pl.lit(None, dtype=pl.UInt64).alias("bytes")))
@@ -115,6 +117,36 @@ def _real_pressure(sig: pl.DataFrame) -> pl.Series:
                     .then(pl.col("bytes") < LOW_AVAILABLE_BYTES)
                     .otherwise(pl.col("_stormy").fill_null(False)))
             .to_series())
+
+
+def _with_irp_counts(base: pl.DataFrame, irps: pl.DataFrame | None) -> pl.DataFrame:
+    """The incidents' IRP counts: IRPs attached to the incident whose [start, end] holds their
+    arrival."""
+    if irps is not None and irps.height:
+        inside = (irps.lazy().select("arrive_ns", "actual", "paging", "device", "queue")
+                  .filter(pl.col("arrive_ns").is_not_null()).sort("arrive_ns")
+                  .join_asof(base.lazy().select("incident", "start_ns", "end_ns")
+                             .sort("start_ns"),
+                             left_on="arrive_ns", right_on="start_ns", strategy="backward")
+                  .filter(pl.col("arrive_ns") <= pl.col("end_ns")).collect())
+        failing = pl.col("actual").is_in(STARVED_ACTUALS)
+        per = inside.group_by("incident").agg(
+            pl.len().cast(pl.UInt32).alias("irps"),
+            failing.sum().cast(pl.UInt32).alias("failed_irps"),
+            (pl.col("actual") == "alloc_failed").sum().cast(pl.UInt32).alias("alloc_failed"),
+            (pl.col("actual") == "refused").sum().cast(pl.UInt32).alias("refused"),
+            (pl.col("actual") == "reserved").sum().cast(pl.UInt32).alias("reserved"),
+            (failing & pl.col("paging").fill_null(False)).sum().alias("_paging_failed"),
+            pl.col("device").filter(failing).drop_nulls().unique().alias("irp_devices"),
+            pl.col("queue").filter(failing).drop_nulls().unique().alias("irp_queues"),
+        )
+        return base.join(per, on="incident", how="left")
+    return base.with_columns(
+        *[pl.lit(0, dtype=pl.UInt32).alias(c) for c in
+          ("irps", "failed_irps", "alloc_failed", "refused", "reserved")],
+        pl.lit(0).alias("_paging_failed"),
+        pl.lit(None, dtype=pl.List(pl.String)).alias("irp_devices"),
+        pl.lit(None, dtype=pl.List(pl.String)).alias("irp_queues"))
 
 
 def detect_incidents(events: pl.DataFrame | None, irps: pl.DataFrame | None,
@@ -154,33 +186,7 @@ def detect_incidents(events: pl.DataFrame | None, irps: pl.DataFrame | None,
         pl.col("device").drop_nulls().unique().sort().alias("sig_devices"),
         pl.col("queue").drop_nulls().unique().sort().alias("sig_queues"),
     )
-    if irps is not None and irps.height:
-        # Attach each IRP to the incident whose [start, end] holds its arrival.
-        inside = (irps.lazy().select("arrive_ns", "actual", "paging", "device", "queue")
-                  .filter(pl.col("arrive_ns").is_not_null()).sort("arrive_ns")
-                  .join_asof(base.lazy().select("incident", "start_ns", "end_ns")
-                             .sort("start_ns"),
-                             left_on="arrive_ns", right_on="start_ns", strategy="backward")
-                  .filter(pl.col("arrive_ns") <= pl.col("end_ns")).collect())
-        failing = pl.col("actual").is_in(FAILING_ACTUALS)
-        per = inside.group_by("incident").agg(
-            pl.len().cast(pl.UInt32).alias("irps"),
-            failing.sum().cast(pl.UInt32).alias("failed_irps"),
-            (pl.col("actual") == "alloc_failed").sum().cast(pl.UInt32).alias("alloc_failed"),
-            (pl.col("actual") == "refused").sum().cast(pl.UInt32).alias("refused"),
-            (pl.col("actual") == "reserved").sum().cast(pl.UInt32).alias("reserved"),
-            (failing & pl.col("paging").fill_null(False)).sum().alias("_paging_failed"),
-            pl.col("device").filter(failing).drop_nulls().unique().alias("irp_devices"),
-            pl.col("queue").filter(failing).drop_nulls().unique().alias("irp_queues"),
-        )
-        base = base.join(per, on="incident", how="left")
-    else:
-        base = base.with_columns(
-            *[pl.lit(0, dtype=pl.UInt32).alias(c) for c in
-              ("irps", "failed_irps", "alloc_failed", "refused", "reserved")],
-            pl.lit(0).alias("_paging_failed"),
-            pl.lit(None, dtype=pl.List(pl.String)).alias("irp_devices"),
-            pl.lit(None, dtype=pl.List(pl.String)).alias("irp_queues"))
+    base = _with_irp_counts(base, irps)
     zero = pl.lit(0, dtype=pl.UInt32)
     out = base.with_columns(
         *[pl.col(c).fill_null(zero) for c in

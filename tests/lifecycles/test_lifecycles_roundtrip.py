@@ -4,7 +4,6 @@ table written by `fpreplay events -o x.parquet` gives the same lifecycles as the
 
 from __future__ import annotations
 
-import struct
 import uuid
 
 import polars as pl
@@ -18,6 +17,7 @@ from fpreplay.parsers.etl.decoders.tracelogging import (
 )
 from fpreplay.replay.cli import main
 from fpreplay.synth.etlwriter import EtlWriter
+from fpreplay.synth.wpp import wpp_record, write_tmf_dir
 
 START_NS = 1_750_000_000 * 10**9
 T0 = 1_000_000            # raw QPC ticks at the trace start; 10 MHz: one tick = 100 ns
@@ -205,49 +205,24 @@ def test_real_trace_event_table_gives_the_same_lifecycles(real, tmp_path):
 
 
 # --- WPP (KMDF framework messages) in an .etl, formatted through a TMF --------------------------
-WDF_GUID = uuid.UUID("8a1d2c3b-0000-4000-8000-00000000beef")
-WDF_TMF = f"""// PDB:  Wdf01000.pdb
-{WDF_GUID} Wdf01000 // SRC=fxpkgio.cpp MJ= MN=
-#typev fxpkgio_cpp400 11 "%0WDFDEVICE 0x%10!p! !devobj 0x%11!p! %12!s!, IRP_MN %13!x!, IRP 0x%14!p!" //   LEVEL=TRACE_LEVEL_VERBOSE FLAGS=TRACINGIO FUNC=FxPkgIo::Dispatch
-{{
-device, ItemPtr -- 10
-devobj, ItemPtr -- 11
-major, ItemString -- 12
-minor, ItemLong -- 13
-irp, ItemPtr -- 14
-}}
-#typev fxpkgio_cpp421 12 "%0Could not create WDFREQUEST, %10!s!" //   LEVEL=TRACE_LEVEL_ERROR FLAGS=TRACINGIO FUNC=FxPkgIo::DispatchStep2
-{{
-status, ItemNTSTATUS -- 10
-}}
-"""
+# The synthesizer's KMDF messages and the TMF it writes for them (synth/wpp.py).
 
-
-def wpp(number: int, ts: int, args: bytes, seq: int) -> bytes:
-    flags = (L.TRACE_MESSAGE_SEQUENCE | L.TRACE_MESSAGE_GUID | L.TRACE_MESSAGE_TIMESTAMP
-             | L.TRACE_MESSAGE_SYSTEMINFO | L.TRACE_MESSAGE_POINTER64)
-    fields = struct.pack("<I", seq) + WDF_GUID.bytes_le + struct.pack("<qII", ts, 100, 4)
-    size = 8 + len(fields) + len(args)
-    return L.MESSAGE_TRACE_HEADER.build(dict(Size=size, Reserved=0, MarkerFlags=0x90,
-                                             MessageNumber=number, OptionFlags=flags)) \
-        + fields + args
+def wdf(key: str, ts: int, args: tuple, seq: int) -> bytes:
+    return wpp_record(key, args, ts_raw=ts, sequence=seq, tid=100, pid=4)
 
 
 def test_kmdf_wpp_messages_round_trip_to_lifecycles(tmp_path):
     K, K2, DEVOBJ = 0xFFFFFA800000B000, 0xFFFFFA800000C000, 0xFFFFFA80DEAD0000
-    dispatch = lambda irp, major: struct.pack("<QQ", 0x7FF0, DEVOBJ) + major + \
-        struct.pack("<iQ", 0, irp)  # noqa: E731
     trace = tmp_path / "wpp.etl"
     with open(trace, "wb") as fh:
         w = EtlWriter(fh, start_unix_ns=START_NS, t0_raw=T0, ncpu=1, buffer_size=0x1000)
-        w.write(0, 1000, wpp(11, 1000, dispatch(K, b"IRP_MJ_READ\0"), 1))
-        w.write(0, 1010, wpp(12, 1010, struct.pack("<I", 0xC000009A), 2))
-        w.write(0, 2000, wpp(11, 2000, dispatch(K2, b"IRP_MJ_WRITE\0"), 3))
+        w.write(0, 1000, wdf("dispatch", 1000, (0x7FF0, DEVOBJ, 3, 0, K), 1))
+        w.write(0, 1010, wdf("could_not_create", 1010, (0xC000009A,), 2))
+        w.write(0, 2000, wdf("dispatch", 2000, (0x7FF0, DEVOBJ, 4, 0, K2), 3))
         w.write(0, 2100, system(1, 52, 2100, layout("DrvRoutineIrp", 8).build(dict(
             Routine=1, Irp=K2, UniqMatchId=1))))
         w.close()
-    (tmp_path / "tmf").mkdir()
-    (tmp_path / "tmf" / f"{WDF_GUID}.tmf").write_text(WDF_TMF)
+    write_tmf_dir(tmp_path / "tmf")
     out = tmp_path / "irps.parquet"
     assert main(["irps", str(trace), "--tmf", str(tmp_path / "tmf"), "-o", str(out),
                  "--quiet"]) == 0
