@@ -166,6 +166,10 @@ IRP_EXTENSION_COLUMNS: dict[str, pl.DataType] = {
     # with STATUS_INSUFFICIENT_RESOURCES and no request), "resources" (the driver's
     # EvtIoAllocateRequestResources failed: request_resources_failed), or null.
     "alloc_failure": pl.String,
+    # The file object the IRP was sent for, from the first of its events that names one (FileIo,
+    # DrvMjFnCall, DiskIo); null if none does. IRP_MJ_CLEANUP flushes the parked IRPs of its file
+    # object (forward-progress.md 3.7, edge case 62): the replay matches them by this column.
+    "file_object": pl.UInt64,
 }
 ALLOC_FAILURE_KINDS = ("request", "resources")
 

@@ -35,7 +35,7 @@ ALLOC_KINDS = ("request_alloc_failed", "request_resources_failed")
 # `other` rows that mark the driver receiving the IRP (the IFR presentation line, VERBOSE).
 DELIVERY_NAMES = ("IFR/Calling driver",)
 _EVENT_COLUMNS = ("ts_ns", "kind", "irp", "request", "queue", "device", "major", "minor",
-                  "irp_flags", "status", "bytes", "event_name")
+                  "irp_flags", "status", "bytes", "file_object", "event_name")
 
 
 def _irp_events(events: pl.DataFrame) -> pl.DataFrame:
@@ -52,7 +52,8 @@ def _irp_events(events: pl.DataFrame) -> pl.DataFrame:
         (pl.col("kind").is_in(list(KIND_CODES)) & (pl.col("kind") != "other"))
         | ((pl.col("kind") == "other")
            & (pl.col("irp").is_not_null() | pl.col("request").is_not_null()))))
-    return ev.with_columns(pl.when(pl.col("irp") != 0).then(pl.col("irp")).alias("irp"))
+    return ev.with_columns(pl.when(pl.col(c) != 0).then(pl.col(c)).alias(c)
+                           for c in ("irp", "file_object"))
 
 
 def _fill_irp_from_request(ev: pl.DataFrame) -> pl.DataFrame:
@@ -102,7 +103,8 @@ def _one_row_per_instance(ev: pl.DataFrame) -> pl.DataFrame:
     is_complete = pl.col("_code") == COMPLETE
     lc = ev.group_by("_inst", maintain_order=True).agg(
         pl.col("irp").first(),
-        *[_first(c) for c in ("device", "queue", "major", "minor", "irp_flags", "bytes")],
+        *[_first(c) for c in ("device", "queue", "major", "minor", "irp_flags", "bytes",
+                              "file_object")],
         pl.col("ts_ns").filter(~is_complete).min().alias("_arrive"),
         pl.col("ts_ns").filter(pl.col("_closes")).first().alias("complete_ns"),
         pl.col("status").filter(is_complete).drop_nulls().first().alias("status"),

@@ -139,6 +139,17 @@ def test_inputs_share_one_timeline_by_absolute_time():
     assert lc["evidence"][0] == "alloc_failed: IFR/Could not create WDFREQUEST"
 
 
+
+def test_file_object_comes_from_the_first_event_that_names_one():
+    # The engine flushes a file object's parked IRPs on its IRP_MJ_CLEANUP (edge case 62).
+    lc, _ = build(D(0, 0xA, "DiskIo/DrvMjFnCall", major=3, file_object=0),   # 0: names none
+                  D(1, 0xA, "FileIo/Read", major=3, file_object=0xF1),
+                  D(2, 0xA, "DiskIo/DrvMjFnCall", major=3, file_object=0xF2),
+                  C(3, 0xA, "FileIo/OpEnd", status=0),
+                  D(4, 0xB, "TL/IrpDispatch"), C(5, 0xB, "TL/IrpComplete", status=0))
+    assert dict(zip(lc["irp"], lc["file_object"])) == {0xA: 0xF1, 0xB: None}
+    assert lc.schema["file_object"] == pl.UInt64
+
 # --- actual, first match wins --------------------------------------------------------------------
 
 @pytest.mark.parametrize("extra,status,handle,actual", [
