@@ -21,7 +21,7 @@ from fpreplay.schema import ACTUAL_OUTCOMES, STARVED_ACTUALS, is_paging, nt_erro
 
 TRUTH_SCHEMA = "fpreplay.synth-truth/1"
 DISPATCH_WHATS = ("diskio_init", "drv_call", "tl:IrpDispatch")
-COMPLETE_WHATS = ("tl:IrpComplete", "drv_compl", "diskio_done")
+COMPLETE_WHATS = ("tl:IrpComplete", "drv_compl", "diskio_done", "opend")
 SWEEP_ROW_KEYS = ("rescued", "still_failed", "regressed", "parked", "reserve_high_water",
                   "park_wait_ns")   # a `fpreplay sweep` row (contract section 7), after `reserved`
 QUEUE_OP_KINDS = {"purge": "queue_purge", "stop": "queue_stop", "stop_purge": "queue_stop_purge",
@@ -40,20 +40,14 @@ class SynthResult:
 def _first_times(sim) -> tuple[dict, dict, dict]:
     """Per IRP, the time of the first dispatch, completion and delivery (ReservedRequestUsed)
     record the trace holds."""
-    from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
+    from fpreplay.synth.model import kernel_record_written
 
     sc = sim.sc
-    disk_major = (IRP_MJ_READ, IRP_MJ_WRITE, IRP_MJ_FLUSH_BUFFERS)
 
     def present(e) -> bool:
-        w = e.what
-        if w.startswith("tl:"):
+        if e.what.startswith("tl:"):
             return sc.instrumentation
-        if w in ("diskio_init", "diskio_done"):
-            return "diskio" in sc.kernel and e.irp.major in disk_major
-        if w in ("drv_call", "drv_compl"):
-            return "driver" in sc.kernel
-        return False
+        return kernel_record_written(e.what, e.irp.major, sc.kernel)
 
     arrive, complete, deliver = {}, {}, {}
     for e in sim.emissions:
@@ -88,7 +82,7 @@ def lifecycle_rows(sim) -> list[dict]:
             "deliver_ns": start + deliver[irp.index] if irp.index in deliver else None,
             "status": None if c is None else irp.status,
             "service_ns": (c - a) if (c is not None and actual in ("ok", "reserved")) else None,
-            "actual": actual, "fate": irp.fate,
+            "actual": actual, "fate": irp.fate, "file_object": irp.file_object,
         })
         if irp.fs_addr is not None:
             rows.append(_fs_row(irp, start, a))
@@ -134,7 +128,8 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
     for r in rows:
         actual[r["actual"]] += 1
         fate[r["fate"]] = fate.get(r["fate"], 0) + 1
-    ops = [(sc.start_unix_ns + op.at_ns, QUEUE_OP_KINDS[op.op]) for op in sc.queue_ops]
+    ops = [(sc.start_unix_ns + op.at_ns, QUEUE_OP_KINDS[op.op], op.device)
+           for op in sc.queue_ops]
     policies = [compare_expectation(rows, p, ops) for p in sc.truth_policies]
     sweep = None
     if sc.truth_sweep is not None:
@@ -185,7 +180,7 @@ def build_truth(sim, counts: dict, trace: Path, ifr_lines: int | None) -> dict:
         "park_wait_ns": nearest_rank(waits),
         "queues": queues,
         "incidents": incidents,
-        "queue_ops": [{"ts_ns": t, "kind": k} for t, k in ops],
+        "queue_ops": [{"ts_ns": t, "kind": k} for t, k, _ in ops],
         "compare": {"memory": "observed", "policies": policies},
         "sweep": sweep,
         "per_irp_columns": ["irp", "arrive_ns", "complete_ns", "major", "irp_flags", "status",

@@ -6,7 +6,8 @@ event with the major function); completion = DrvComplReq + DiskIo Read/Write/Flu
 (PERFINFO header, IrpFlags with the priority bits, response time). The driver's TraceLogging
 events come between them. With the "fileio" family, each read/write also has the file system's
 IRP above it (its own address): FileIo Read/Write when issued, FileIo OpEnd with the NTSTATUS
-the disk IRP's failure or success propagated up - the only kernel event carrying a status.
+the disk IRP's failure or success propagated up - the only kernel event carrying a status. With
+the "opend" family, an OpEnd names the driver's IRP itself.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE
+from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_WRITE
 from fpreplay.synth import records as R
 from fpreplay.synth import wpp as W
 from fpreplay.synth.etlwriter import EtlWriter
-from fpreplay.synth.model import Emission, Simulation
+from fpreplay.synth.model import Emission, Simulation, kernel_record_written
 
 T0_RAW = 0x0000_0028_84D0_BFA2     # QPC ticks since boot at the trace start (about 4.8 hours)
 PERF_FREQ = 10_000_000
-COMPLETION_WHATS = {"drv_compl", "diskio_done", "fileio_end", "tl:IrpComplete"}
+COMPLETION_WHATS = {"drv_compl", "diskio_done", "fileio_end", "opend", "tl:IrpComplete"}
 
 
 def raw(ts_ns: int) -> int:
@@ -36,33 +37,24 @@ def _record(e: Emission, provider: str, kernel: set[str]) -> bytes | None:
     if w.startswith("tl:"):
         return R.tracelogging_event(ts, irp.tid if irp else 4, irp.pid if irp else 4,
                                     provider=provider, name=w[3:], values=e.values)
+    if not kernel_record_written(w, irp.major, kernel):
+        return None
     if w == "diskio_init":
-        if "diskio" not in kernel or irp.major not in (IRP_MJ_READ, IRP_MJ_WRITE,
-                                                       IRP_MJ_FLUSH_BUFFERS):
-            return None
         return R.diskio_init(ts, irp.tid, irp.pid, write=irp.major == IRP_MJ_WRITE, irp=irp.addr,
                              flush=irp.major == IRP_MJ_FLUSH_BUFFERS)
     if w == "drv_call":
-        if "driver" not in kernel:
-            return None
         return R.drv_mj_fn_call(ts, irp.tid, irp.pid, major=irp.major, minor=irp.minor,
                                 routine=irp.device.dispatch_routine, file_object=irp.file_object,
                                 irp=irp.addr, match_id=irp.match_id)
     if w == "drv_compl":
-        if "driver" not in kernel:
-            return None
         return R.drv_compl_req(ts, 0, 0, routine=irp.device.dispatch_routine, irp=irp.addr,
                                match_id=irp.match_id)
     if w == "diskio_done":
-        if "diskio" not in kernel:
-            return None
         ticks = max(1, raw(e.ts_ns) - raw(irp.arrive_ns))
         flags = irp.flags | (irp.priority << 17)
         if irp.major == IRP_MJ_FLUSH_BUFFERS:
             return R.diskio_flush_complete(ts, irp=irp.addr, disk=irp.device.disk,
                                            irp_flags=flags, response_ticks=ticks, tid=irp.tid)
-        if irp.major not in (IRP_MJ_READ, IRP_MJ_WRITE):
-            return None
         return R.diskio_complete(ts, write=irp.major == IRP_MJ_WRITE, irp=irp.addr,
                                  disk=irp.device.disk, irp_flags=flags, size=irp.size,
                                  offset=irp.offset, file_object=irp.file_object,
@@ -71,9 +63,11 @@ def _record(e: Emission, provider: str, kernel: set[str]) -> bytes | None:
         return R.fileio_rw(ts, irp.tid, irp.pid, write=irp.major == IRP_MJ_WRITE, irp=irp.fs_addr,
                            file_object=irp.file_object, file_key=irp.file_object,
                            offset=irp.offset, size=irp.size, io_flags=irp.flags)
-    if w == "fileio_end":
+    if w in ("fileio_end", "opend"):
+        # OpEnd of the file system's IRP above ("fileio"), or naming the driver's IRP ("opend")
         info = irp.size if irp.status == 0 else 0
-        return R.fileio_opend(ts, 0, 0, irp=irp.fs_addr, info=info, status=irp.status)
+        return R.fileio_opend(ts, 0, 0, irp=irp.fs_addr if w == "fileio_end" else irp.addr,
+                              info=info, status=irp.status)
     raise ValueError(f"unknown emission {w}")
 
 

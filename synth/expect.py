@@ -2,15 +2,19 @@
 what-if under the contract's defaults (contract sections 5-7), computed from the truth.
 
 Defaults only: memory `observed` (the allocations that fail are those of IRPs whose actual is
-alloc_failed, refused or reserved, at their arrival), one default queue with parallel dispatch
-receiving every IRP, no resource callbacks, IRP_MJ_CREATE never uses the pool, queue operations
-replayed at their times. IRPs the trace saw served (ok, reserved) hold the driver for what the
+alloc_failed, refused or reserved, at their arrival), each device with its own default queue
+(parallel dispatch, no resource callbacks), its own reserved pool, parked list and queue state
+(forward-progress.md 3.7), queue operations replayed at their times on their device's queue. Only
+READ, WRITE, DEVICE_CONTROL and INTERNAL_DEVICE_CONTROL reach the queue; every other major
+(creates included) keeps its observed outcome, except that an IRP_MJ_CLEANUP cancels the parked
+IRPs of its file object at its arrival. IRPs the trace saw served (ok, reserved) hold the driver for what the
 trace shows of it: from their delivery (deliver_ns, a ReservedRequestUsed) to their completion
 where the delivery is seen, else their observed service time; others for the median of those
 holds over served IRPs of the same major function, else of all served IRPs, else 1 ms. KMDF
 rules from forward-progress.md 4.2-4.4, 5.3, 6.5-6.7: free list FIFO, parked FIFO, a recycled
 request serves the oldest parked IRP, a purge cancels the parked IRPs, a queue that does not
-accept fails what is offered with STATUS_INVALID_DEVICE_STATE.
+accept fails what is offered with STATUS_INVALID_DEVICE_STATE. The devices' figures add up;
+reserve_high_water is the most reserved requests in use at once in any one device's pool.
 
 Written independently of fpreplay.engine on purpose: two models agreeing is the test.
 """
@@ -25,7 +29,7 @@ from collections import deque
 import polars as pl
 
 from fpreplay.schema import (
-    FAILED_ACTUALS, IRP_MJ_CREATE, STARVED_ACTUALS, STATUS_CANCELLED,
+    FAILED_ACTUALS, IO_QUEUE_MAJORS, IRP_MJ_CLEANUP, STARVED_ACTUALS, STATUS_CANCELLED,
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS,
     STATUS_UNSUCCESSFUL, nt_error,
 )
@@ -62,15 +66,8 @@ def _use_reserved(policy: str, rows: list[dict]) -> list[bool]:
     return df.select(pl.sql_expr(sql).fill_null(False).alias("v"))["v"].to_list()
 
 
-def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int, str]]) -> dict:
-    """irps: lifecycle rows (irp, major, paging, irp_flags, arrive_ns, complete_ns, deliver_ns,
-    service_ns, actual, ...),
-    queue_ops: (ts_ns, kind) on the default queue. Returns the compare/1 policy row."""
-    m = re.fullmatch(r"(none)|(always|paging|examine):(\d+)(:.+)?", policy)
-    if not m:
-        raise ValueError(f"policy {policy!r}")
-    reserve = 0 if m.group(1) else int(m.group(3))
-    rows = sorted(irps, key=lambda r: r["arrive_ns"])
+def _holds(rows: list[dict]):
+    """How long the driver holds each IRP the replay delivers (contract section 6)."""
     served = [r for r in rows if r["actual"] in ("ok", "reserved") and r["service_ns"] is not None]
 
     def observed_hold(r: dict) -> int:
@@ -90,111 +87,150 @@ def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int
         if by_major.get(r["major"]):
             return _median(by_major[r["major"]])
         return _median(all_served) if all_served else 1_000_000
+    return hold
 
-    use = _use_reserved(policy, rows)
-    free = deque(range(reserve))
-    in_use = 0
-    high = 0
-    parked: deque = deque()
-    accept = True
-    dispatching = True
-    held: deque = deque()
-    out = {id(r): None for r in rows}     # outcome, status
-    wait: dict[int, int] = {}
-    parked_ids: set = set()
-    heap: list = []
-    seq = 0
-    # Events: 0 = completion (frees first at equal times), 1 = queue op, 2 = arrival.
-    for t, kind in queue_ops:
-        seq += 1
-        heapq.heappush(heap, (t, 1, seq, "op", kind))
-    for i, r in enumerate(rows):
-        seq += 1
-        heapq.heappush(heap, (r["arrive_ns"], 2, seq, "arrive", i))
 
-    def deliver(t: int, i: int, member):
-        nonlocal seq
-        r = rows[i]
-        if not accept:
-            out[id(r)] = ("invalid_state", STATUS_INVALID_DEVICE_STATE)
-            if member is not None:
-                recycle(t, member)
-            return
-        if not dispatching:
-            held.append((i, member))
-            return
-        present(t, i, member)
+class _DeviceReplay:
+    """One device's default queue and reserved pool, replayed over its IRPs in arrival order."""
 
-    def present(t: int, i: int, member):
-        nonlocal seq
-        r = rows[i]
-        kind = "normal" if member is None else ("parked_reserved" if id(r) in parked_ids
-                                                else "reserved")
-        out[id(r)] = (kind, STATUS_SUCCESS)
-        if id(r) in parked_ids:
-            wait[id(r)] = t - r["arrive_ns"]
-        seq += 1
-        heapq.heappush(heap, (t + hold(r), 0, seq, "done", (i, member)))
+    def __init__(self, reserve: int, hold):
+        self.reserve = reserve
+        self.hold = hold
+        self.free = deque(range(reserve))
+        self.in_use = self.high = 0
+        self.parked: deque = deque()
+        self.accept = self.dispatching = True
+        self.held: deque = deque()
+        self.heap: list = []
+        self.seq = 0
+        self.out: dict = {}            # id(row) -> (outcome, status)
+        self.wait: dict = {}           # id(row) -> park wait of a parked IRP later served
+        self.parked_ids: set = set()
 
-    def recycle(t: int, member):
-        nonlocal in_use
-        if parked:
-            deliver(t, parked.popleft(), member)
-        else:
-            in_use -= 1
-            free.append(member)
+    def _push(self, t: int, order: int, what: str, arg) -> None:
+        # order at equal times: 0 completion (frees first), 1 queue op, 2 arrival
+        self.seq += 1
+        heapq.heappush(self.heap, (t, order, self.seq, what, arg))
 
-    while heap:
-        t, _, _, what, arg = heapq.heappop(heap)
-        if what == "done":
-            i, member = arg
-            if member is not None:
-                recycle(t, member)
-        elif what == "op":
-            if arg == "queue_start":
-                accept = dispatching = True
-                while held:
-                    i, member = held.popleft()
-                    present(t, i, member)
-                continue
-            if arg in ("queue_purge", "queue_drain"):
-                accept = False
-            if arg in ("queue_stop", "queue_stop_purge"):
-                accept, dispatching = True, False
-            if arg in ("queue_purge", "queue_stop_purge"):
-                while held:
-                    i, member = held.popleft()
-                    out[id(rows[i])] = ("cancelled", STATUS_CANCELLED)
-                    if member is not None:
-                        recycle(t, member)
-            if arg in ("queue_purge", "queue_drain", "queue_stop_purge"):
-                while parked:
-                    out[id(rows[parked.popleft()])] = ("cancelled", STATUS_CANCELLED)
-        else:
-            i = arg
-            r = rows[i]
-            if r["actual"] not in STARVED_ACTUALS:
-                deliver(t, i, None)
-                continue
-            if r["major"] == IRP_MJ_CREATE or not use[i] or reserve == 0:
-                if reserve == 0 or r["major"] == IRP_MJ_CREATE:
-                    out[id(r)] = ("failed", STATUS_INSUFFICIENT_RESOURCES)
-                else:
-                    out[id(r)] = ("refused", STATUS_UNSUCCESSFUL)
-                continue
-            if free:
-                member = free.popleft()
-                in_use += 1
-                high = max(high, in_use)
-                deliver(t, i, member)
+    def run(self, rows: list[dict], use: list[bool], ops: list[tuple[int, str]]) -> "_DeviceReplay":
+        self.rows = rows
+        for t, kind in ops:
+            self._push(t, 1, "op", kind)
+        for i, r in enumerate(rows):
+            self._push(r["arrive_ns"], 2, "arrive", i)
+        while self.heap:
+            t, _, _, what, arg = heapq.heappop(self.heap)
+            if what == "done":
+                if arg[1] is not None:
+                    self._recycle(t, arg[1])
+            elif what == "op":
+                self._queue_op(t, arg)
             else:
-                parked_ids.add(id(r))
-                parked.append(i)
+                self._arrive(t, arg, use[arg])
+        return self
 
+    def _arrive(self, t: int, i: int, use: bool) -> None:
+        r = self.rows[i]
+        if r["major"] not in IO_QUEUE_MAJORS:
+            # Never reaches a queue: its observed outcome stands (3.7).
+            self.out[id(r)] = ("observed", r["status"])
+            if r["major"] == IRP_MJ_CLEANUP and r.get("file_object") is not None:
+                self._flush_file_object(r["file_object"])
+            return
+        if r["actual"] not in STARVED_ACTUALS:
+            self._deliver(t, i, None)
+        elif not use or self.reserve == 0:
+            self.out[id(r)] = (("failed", STATUS_INSUFFICIENT_RESOURCES) if self.reserve == 0
+                               else ("refused", STATUS_UNSUCCESSFUL))
+        elif self.free:
+            member = self.free.popleft()
+            self.in_use += 1
+            self.high = max(self.high, self.in_use)
+            self._deliver(t, i, member)
+        else:
+            self.parked_ids.add(id(r))
+            self.parked.append(i)
+
+    def _flush_file_object(self, file_object: int) -> None:
+        keep = deque()
+        for i in self.parked:
+            if self.rows[i].get("file_object") == file_object:
+                self.out[id(self.rows[i])] = ("cancelled", STATUS_CANCELLED)
+            else:
+                keep.append(i)
+        self.parked = keep
+
+    def _deliver(self, t: int, i: int, member) -> None:
+        if not self.accept:
+            self.out[id(self.rows[i])] = ("invalid_state", STATUS_INVALID_DEVICE_STATE)
+            if member is not None:
+                self._recycle(t, member)
+        elif not self.dispatching:
+            self.held.append((i, member))
+        else:
+            self._present(t, i, member)
+
+    def _present(self, t: int, i: int, member) -> None:
+        r = self.rows[i]
+        parked = id(r) in self.parked_ids
+        self.out[id(r)] = ("normal" if member is None else
+                           "parked_reserved" if parked else "reserved", STATUS_SUCCESS)
+        if parked:
+            self.wait[id(r)] = t - r["arrive_ns"]
+        self._push(t + self.hold(r), 0, "done", (i, member))
+
+    def _recycle(self, t: int, member) -> None:
+        if self.parked:
+            self._deliver(t, self.parked.popleft(), member)
+        else:
+            self.in_use -= 1
+            self.free.append(member)
+
+    def _queue_op(self, t: int, kind: str) -> None:
+        if kind == "queue_start":
+            self.accept = self.dispatching = True
+            while self.held:
+                self._present(t, *self.held.popleft())
+            return
+        if kind in ("queue_purge", "queue_drain"):
+            self.accept = False
+        if kind in ("queue_stop", "queue_stop_purge"):
+            self.accept, self.dispatching = True, False
+        if kind in ("queue_purge", "queue_stop_purge"):
+            while self.held:
+                i, member = self.held.popleft()
+                self.out[id(self.rows[i])] = ("cancelled", STATUS_CANCELLED)
+                if member is not None:
+                    self._recycle(t, member)
+        if kind in ("queue_purge", "queue_drain", "queue_stop_purge"):
+            while self.parked:
+                self.out[id(self.rows[self.parked.popleft()])] = ("cancelled", STATUS_CANCELLED)
+
+
+def compare_expectation(irps: list[dict], policy: str,
+                        queue_ops: list[tuple[int, str, str]]) -> dict:
+    """irps: lifecycle rows (irp, device, major, paging, irp_flags, arrive_ns, complete_ns,
+    deliver_ns, service_ns, status, actual, file_object, ...), queue_ops: (ts_ns, kind, device)
+    on that device's default queue. Returns the compare/1 policy row."""
+    m = re.fullmatch(r"(none)|(always|paging|examine):(\d+)(:.+)?", policy)
+    if not m:
+        raise ValueError(f"policy {policy!r}")
+    reserve = 0 if m.group(1) else int(m.group(3))
+    rows = sorted(irps, key=lambda r: r["arrive_ns"])
+    hold = _holds(rows)
+    use = _use_reserved(policy, rows)
+    replays = []
+    for device in dict.fromkeys(r["device"] for r in rows):
+        mine = [i for i, r in enumerate(rows) if r["device"] == device]
+        replays.append(_DeviceReplay(reserve, hold).run(
+            [rows[i] for i in mine], [use[i] for i in mine],
+            [(t, kind) for t, kind, d in queue_ops if d == device]))
+    out = {k: v for rp in replays for k, v in rp.out.items()}
+    wait = {k: v for rp in replays for k, v in rp.wait.items()}
     rescued = still = regressed = cancelled = invalid = 0
     waits = []
     for r in rows:
-        kind, status = out[id(r)] or ("incomplete", None)
+        kind, status = out.get(id(r)) or ("incomplete", None)
         error = nt_error(status)
         delivered = kind in ("normal", "reserved", "parked_reserved")
         if r["actual"] in FAILED_ACTUALS:
@@ -209,7 +245,7 @@ def compare_expectation(irps: list[dict], policy: str, queue_ops: list[tuple[int
         if kind == "parked_reserved":
             waits.append(wait[id(r)])
     return {"policy": policy, "rescued": rescued, "still_failed": still, "regressed": regressed,
-            "parked": len(parked_ids), "park_wait_ns": nearest_rank(waits),
+            "parked": sum(len(rp.parked_ids) for rp in replays),
+            "park_wait_ns": nearest_rank(waits),
             "cancelled": int(cancelled), "invalid_state": int(invalid),
-            "reserve_high_water": high}
-
+            "reserve_high_water": max((rp.high for rp in replays), default=0)}

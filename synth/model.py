@@ -2,7 +2,8 @@
 each, applies the forward-progress policy the driver really had, parks, recycles, purges — and
 every observable effect becomes an Emission (one ETW record or IFR line) at its time.
 
-KMDF behaviour follows forward-progress.md: section 4 (arrival: allocation, policy verdict, free
+KMDF behaviour follows forward-progress.md: section 3.7 (only READ, WRITE, DEVICE_CONTROL and
+INTERNAL_DEVICE_CONTROL reach a queue; each device has its own queues and pools), section 4 (arrival: allocation, policy verdict, free
 reserved request or parking), 5.3 (recycling a completed reserved request into the oldest parked
 IRP), 6.5-6.7 (purge, stop-and-purge, drain, start), 8.2 (IFR message texts) and 8.3 (what is not
 traced). The queues dispatch in parallel and the driver never marks requests cancelable, so a
@@ -19,13 +20,25 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from fpreplay.schema import (
-    IRP_MJ_CREATE, IRP_MJ_READ, IRP_MJ_WRITE, IRP_PAGING_IO, STATUS_CANCELLED,
+    IO_QUEUE_MAJORS, IRP_MJ_CLEANUP, IRP_MJ_CREATE, IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ,
+    IRP_MJ_WRITE, IRP_PAGING_IO, STATUS_CANCELLED,
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS,
     STATUS_UNSUCCESSFUL, is_paging, nt_error,
 )
 from fpreplay.synth.scenario import Device, Queue, Scenario
 
 US = 1_000
+DISK_MAJORS = (IRP_MJ_READ, IRP_MJ_WRITE, IRP_MJ_FLUSH_BUFFERS)     # the ones DiskIo logs
+
+
+def kernel_record_written(what: str, major: int, kernel: set[str]) -> bool:
+    """Does the kernel record `what` of an IRP reach the .etl with these kernel families? (The
+    FileIo records are only emitted when their family is on.)"""
+    if what in ("diskio_init", "diskio_done"):
+        return "diskio" in kernel and major in DISK_MAJORS
+    if what in ("drv_call", "drv_compl"):
+        return "driver" in kernel
+    return True
 
 
 @dataclass
@@ -101,7 +114,7 @@ class Emission:
     seq: int
     cpu: int
     what: str                # diskio_init, drv_call, fileio_op, tl:<EventName>, drv_compl,
-                             # diskio_done, fileio_end, ifr
+                             # diskio_done, fileio_end, opend, ifr
     irp: Irp | None = None
     values: dict | None = None   # TraceLogging fields; for ifr: {"key", "args"} (synth.wpp)
 
@@ -128,6 +141,9 @@ class Simulation:
     def __init__(self, sc: Scenario):
         self.sc = sc
         self.rng = random.Random(sc.seed)
+        # Its own generator, so that one-instant completions leave every other draw as it was.
+        self._spread = random.Random(f"{sc.seed}/completions")
+        self._one_instant = sc.completions == "one-instant"
         self.emissions: list[Emission] = []
         self.irps: list[Irp] = []
         self._seq = 0
@@ -226,7 +242,8 @@ class Simulation:
                     offset=rng.randrange(0, 1 << 30) & ~0xFFF, service=service,
                     cpu=rng.randrange(self.sc.cpus),
                     pid=4 if (paging and major == IRP_MJ_WRITE) else rng.choice((4, 1812, 2644)),
-                    tid=rng.randrange(0x100, 0x4000, 4)))
+                    tid=rng.randrange(0x100, 0x4000 if a.threads is None else 0x100 + 4 * a.threads,
+                                      4)))
 
     def _fails(self, t: int, major: int) -> bool:
         for p in self.sc.pressure:
@@ -291,7 +308,17 @@ class Simulation:
                   (dev.handle, dev.devobj, irp.major, irp.minor, addr), irp)
         t3 = t + 3 * US
         fp = q.policy.kind != "none"
-        if not self._fails(t, irp.major):
+        fails = self._fails(t, irp.major)
+        if irp.major not in IO_QUEUE_MAJORS and irp.major != IRP_MJ_CREATE:
+            # 3.7: no queue, no request object to allocate, so nothing memory could fail; the
+            # driver's preprocess callback serves it. (The handle its IrpComplete names comes
+            # from the same lookaside as before, so that older traces keep their bytes.)
+            irp.request = self._alloc(self._free_handles, t, "_next_handle", 0x120)
+            if irp.major == IRP_MJ_CLEANUP:
+                self._flush_file_object(t3, irp)
+            self._present(t3, st, irp)
+            return
+        if not fails:
             irp.request = self._alloc(self._free_handles, t, "_next_handle", 0x120)
             self._offer(t3, st, irp, in_dispatch=True)
             return
@@ -390,12 +417,12 @@ class Simulation:
             # open lifecycle cannot be confused with a later IRP.
             irp.completion_lost = True
             self._lose_left -= 1
-        # The driver completes the request it was presented (EvtIo* -> WdfRequestComplete).
-        self._tl(t, irp.cpu, "IrpComplete", irp, Irp=irp.addr, Request=irp.request,
-                 Status=STATUS_SUCCESS, Bytes=irp.size)
-        self._ifr(t, irp.cpu, "completing", (irp.request, irp.addr, irp.size, STATUS_SUCCESS),
-                  irp)
-        self._complete(t + 1 * US, irp, STATUS_SUCCESS, by_driver=True)
+        if self._one_instant:
+            self._complete(t, irp, STATUS_SUCCESS, by_driver=True)
+        else:
+            for what, values in self._driver_completion(irp):
+                self._record(t, irp.cpu, irp, what, values)
+            self._complete(t + 1 * US, irp, STATUS_SUCCESS, by_driver=True)
         if irp.reserved:
             self._recycle(t + 2 * US, st, irp.request)
         else:
@@ -412,15 +439,44 @@ class Simulation:
         st.in_use.discard(member)
         st.free.append(member)
 
+    def _driver_completion(self, irp: Irp) -> list[tuple[str, dict]]:
+        """What the driver writes when it completes the request it was presented (EvtIo* ->
+        WdfRequestComplete): its IrpComplete, and the framework's "Completing WDFREQUEST" line
+        (an IRP that never reached a queue has no WDFREQUEST)."""
+        out = [("tl:IrpComplete", dict(Irp=irp.addr, Request=irp.request, Status=STATUS_SUCCESS,
+                                       Bytes=irp.size))]
+        if irp.major in IO_QUEUE_MAJORS or irp.major == IRP_MJ_CREATE:
+            out.append(("ifr", dict(key="completing",
+                                    args=(irp.request, irp.addr, irp.size, STATUS_SUCCESS))))
+        return out
+
+    def _in_etl(self, what: str, irp: Irp) -> bool:
+        if what.startswith("tl:"):
+            return self.sc.instrumentation
+        if what == "ifr":
+            return self.sc.wpp
+        return kernel_record_written(what, irp.major, self.sc.kernel)
+
+    def _record(self, t: int, cpu: int, irp: Irp, what: str, values: dict | None) -> None:
+        if what.startswith("tl:"):
+            self._tl(t, cpu, what[3:], irp, **values)
+        elif what == "ifr":
+            self._ifr(t, cpu, values["key"], values["args"], irp)
+        else:
+            self._emit(t, cpu, what, irp)
+
     def _complete(self, t: int, irp: Irp, status: int, *, by_driver: bool,
                   in_dispatch: bool = False) -> None:
         irp.complete_ns = t
         irp.status = status
         irp.evidence.add("irp_complete")
         cpu = (irp.cpu + 1) % self.sc.cpus if by_driver else irp.cpu
+        records: list[tuple[int, str, dict | None]] = []    # (µs after t when staggered, ...)
         if by_driver:
             # TraceLogging IrpComplete, or the IFR's "Completing WDFREQUEST ... STATUS_x".
             irp.status_seen = self.sc.instrumentation or self._framework_messages
+            if self._one_instant:
+                records += [(0, what, values) for what, values in self._driver_completion(irp)]
         elif in_dispatch:
             # KMDF completed the IRP inside the dispatch routine: the driver's preprocess callback
             # (EvtDeviceWdmIrpPreprocess) sees WdfDeviceWdmDispatchPreprocessedIrp return that
@@ -428,16 +484,47 @@ class Simulation:
             # recycled request refused by the queue) happen where the driver cannot see them.
             # The framework's own line for it names the status too (Could not create
             # WDFREQUEST, Forward action ..., not accepting requests ... completing).
-            self._tl(t, cpu, "IrpComplete", irp, Irp=irp.addr, Status=status)
+            records.append((0, "tl:IrpComplete", dict(Irp=irp.addr, Status=status)))
             irp.status_seen = self.sc.instrumentation or self._framework_messages
-        self._emit(t, cpu, "drv_compl", irp)
-        self._emit(t + 1 * US, cpu, "diskio_done", irp)
+        records += [(0, "drv_compl", None), (1, "diskio_done", None)]
         if irp.fs_addr is not None:
-            self._emit(t + 3 * US, cpu, "fileio_end", irp)
+            records.append((3, "fileio_end", None))
+        if "opend" in self.sc.kernel:
+            records.append((3, "opend", None))
+            irp.status_seen = True
+        if self._one_instant:
+            # Every record at the one instant, each on another CPU, in a drawn order.
+            order = self._spread.sample(records, len(records))
+            cpus = self._spread.sample(range(self.sc.cpus), self.sc.cpus)
+            k = 0
+            for _, what, values in order:
+                self._record(t, cpus[k % len(cpus)], irp, what, values)
+                k += self._in_etl(what, irp)
+        else:
+            for dt, what, values in records:
+                self._record(t + dt * US, cpu, irp, what, values)
         if not irp.completion_lost:
             heapq.heappush(self._free_addrs, (t + 5 * US, irp.addr))
             if irp.fs_addr is not None:
                 heapq.heappush(self._free_fs_addrs, (t + 5 * US, irp.fs_addr))
+
+    def _flush_file_object(self, t: int, cleanup: Irp) -> None:
+        """3.7: IRP_MJ_CLEANUP -> FlushAllQueuesByFileObject: the device's parked IRPs of that
+        file object complete with STATUS_CANCELLED (untraced but for their completion) before
+        the cleanup itself completes."""
+        k = 0
+        for st in self.queues.values():
+            if st.device is not cleanup.device:
+                continue
+            keep = deque()
+            for p in st.parked:
+                if p.file_object != cleanup.file_object:
+                    keep.append(p)
+                    continue
+                p.fate = "cancelled_parked"
+                self._complete(t + k * US, p, STATUS_CANCELLED, by_driver=False)
+                k += 1
+            st.parked = keep
 
     # --- queue operations ------------------------------------------------------------------
     def _queue_op(self, t: int, op) -> None:

@@ -2,22 +2,45 @@
 
     [trace]      seed, start (UTC, RFC 3339), duration, cpus, buffer_size, compressed, provider
                  (the driver's TraceLogging provider name), kernel (which kernel event families:
-                 "diskio", "driver", "fileio"), instrumentation (driver TraceLogging events),
-                 ifr (also write the in-flight-recorder text dump), wpp (the framework's messages
-                 also as WPP records in the .etl, TMF files beside it), lost_events
-    [[device]]   name, disk, and its queues as [[device.queue]]: name, policy ("none",
+                 "diskio", "driver", "fileio", "opend"; below), instrumentation (driver
+                 TraceLogging events), ifr (also write the in-flight-recorder text dump), wpp (the
+                 framework's messages also as WPP records in the .etl, TMF files beside it),
+                 lost_events, completions ("staggered" or "one-instant"; below)
+    [[device]]   one table per WDFDEVICE (as many as wanted, each with its own queues, reserved
+                 pools and queue states, forward-progress.md 3.7): name (unique: the Device
+                 field of the driver's events), disk (the DiskIo disk number), and its queues as
+                 [[device.queue]]: name, policy ("none",
                  "always:N", "paging:N", "examine:N:SQL" - the driver's
                  EvtIoWdmIrpForForwardProgress as a rule over major, minor, irp_flags, bytes,
                  offset, paging), majors (which IRP major functions it receives; the first
                  queue without `majors` gets the rest)
-    [[arrivals]] device, start, end, rate (IRPs/s, Poisson), mix ({read = .7, write = .3} or
-                 major numbers), sizes, paging (share of IRPs with IRP_PAGING_IO), service (mean
-                 service time, exponential; "fixed:2ms" for a constant), priority (0-7)
+    [[arrivals]] device, start, end, rate (IRPs/s, Poisson), mix ({read = .7, write = .3}: weights
+                 by major function), sizes, paging (share of IRPs with IRP_PAGING_IO), service (mean
+                 service time, exponential; "fixed:2ms" for a constant), priority (0-7),
+                 threads (how many threads issue them; a thread's IRPs share its file object, so
+                 its IRP_MJ_CLEANUP cancels those of them that are parked; default: thousands)
     [[pressure]] start, end, fail ("always", "random:P", or a table {read = P, write = P}),
-                 available_mb (the memory gauge reported while it lasts)
+                 available_mb (the memory gauge reported while it lasts); memory is the
+                 machine's, so a window fails request allocations on every device
     [[queue_op]] at, device, queue, op ("purge", "stop", "stop_purge", "drain", "start")
-    [truth]      policies: the policies whose `fpreplay compare` result truth.json states;
+    [truth]      policies: the policies whose `fpreplay compare` result truth.json states (each
+                 device with its own instance of the policy, its own pool);
                  sweep = { kind = "always", max = N }: the `fpreplay sweep --max N` rows too
+
+Kernel families: "diskio" (DiskIo Init and completion of reads, writes and flushes), "driver"
+(DrvMjFnCall / DrvComplReq), "fileio" (the file system's own IRP above each read/write, another
+address, with FileIo Read/Write and an OpEnd carrying the status), "opend" (FileIo/OpEnd naming the
+driver's IRP itself, with its final status, as a writer that logs every source per IRP does).
+`completions = "staggered"` (default) writes an IRP's completion records a few microseconds apart
+on one or two CPUs; "one-instant" writes them all at the instant the IRP completes, each on
+another CPU (as far as there are CPUs), in an order drawn from the seed: the DiskIo completion,
+DrvComplReq, the OpEnd, the driver's IrpComplete and the IFR/WPP "Completing" line, whichever the
+trace has. Every IRP then still has exactly one lifecycle.
+
+KMDF routes by major function (forward-progress.md 3.7): only READ, WRITE, DEVICE_CONTROL and
+INTERNAL_DEVICE_CONTROL reach a queue (and so a policy, the reserved pool, parking and the queue's
+state); a create needs an ordinary request; every other major (FLUSH_BUFFERS, CLEANUP, ...) goes
+round the queues, so memory pressure never fails it and a purged queue never refuses it.
 
 Durations are strings with a unit, "2ms", "1.5s", "250us", "10ns" (fpreplay.units, the one grammar
 of every duration fpreplay reads; a bare number is refused). IRP major functions are written as
@@ -46,7 +69,8 @@ _MAJOR_BY_NAME = {name.lower(): code for code, name in enumerate(IRP_MJ_NAMES)}
 _MAJOR_BY_NAME.update({a: _MAJOR_BY_NAME[n.lower()] for a, n in MAJOR_ALIASES.items()})
 _MAX_MAJOR = len(IRP_MJ_NAMES) - 1
 QUEUE_OPS = ("purge", "stop", "stop_purge", "drain", "start")
-KERNEL_FAMILIES = ("diskio", "driver", "fileio")
+KERNEL_FAMILIES = ("diskio", "driver", "fileio", "opend")
+COMPLETIONS = ("staggered", "one-instant")
 
 
 def parse_major(value, where: str) -> int:
@@ -141,6 +165,7 @@ class Arrivals:
     service_ns: int
     service_fixed: bool
     priority: int
+    threads: int | None          # None: any of ~4,000 threads; N: IRPs of N threads share file objects
 
 
 @dataclass
@@ -180,6 +205,7 @@ class Scenario:
     ifr: bool
     wpp: bool
     lost_events: int
+    completions: str
     devices: list[Device]
     arrivals: list[Arrivals]
     pressure: list[Pressure]
@@ -250,7 +276,7 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
     t = doc.get("trace", {})
     tw = f"{where} [trace]"
     _check_keys(t, {"seed", "start", "duration", "cpus", "buffer_size", "compressed", "provider",
-                    "kernel", "instrumentation", "ifr", "wpp", "lost_events"}, tw)
+                    "kernel", "instrumentation", "ifr", "wpp", "lost_events", "completions"}, tw)
     start = _get(t, "start", tw, "2026-11-20T03:00:00Z")
     try:
         dt = start if isinstance(start, datetime) else datetime.fromisoformat(
@@ -260,7 +286,8 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     start_ns = int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
-    kernel = set(_get(t, "kernel", tw, ["diskio", "driver"]))
+    kernel_list = _get(t, "kernel", tw, ["diskio", "driver"])
+    kernel = set(kernel_list) if isinstance(kernel_list, list) else {kernel_list}
     if kernel - set(KERNEL_FAMILIES):
         raise ConfigError(f"{tw}: kernel families must be among {', '.join(KERNEL_FAMILIES)}")
     cpus = _num(_get(t, "cpus", tw, 4), f"{tw} cpus", int)
@@ -282,10 +309,13 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
         ifr=bool(_get(t, "ifr", tw, False)),
         wpp=bool(_get(t, "wpp", tw, False)),
         lost_events=_num(_get(t, "lost_events", tw, 0), f"{tw} lost_events", int),
+        completions=str(_get(t, "completions", tw, "staggered")),
         devices=[], arrivals=[], pressure=[], queue_ops=[],
     )
     if sc.duration_ns <= 0:
         raise ConfigError(f"{tw}: duration must be positive")
+    if sc.completions not in COMPLETIONS:
+        raise ConfigError(f"{tw}: completions must be {' or '.join(map(repr, COMPLETIONS))}")
     for i, d in enumerate(doc.get("device", [])):
         dw = f"{where} [[device]] #{i + 1}"
         _check_keys(d, {"name", "disk", "queue"}, dw)
@@ -304,10 +334,17 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
                                  queues=queues))
     if not sc.devices:
         raise ConfigError(f"{where}: at least one [[device]] is needed")
+    names = [d.name for d in sc.devices]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"{where} [[device]]: two devices named "
+                          f"{next(n for n in names if names.count(n) > 1)!r}")
     for i, a in enumerate(doc.get("arrivals", [])):
         aw = f"{where} [[arrivals]] #{i + 1}"
         _check_keys(a, {"device", "start", "end", "rate", "mix", "sizes", "paging", "service",
-                        "priority"}, aw)
+                        "priority", "threads"}, aw)
+        threads = a.get("threads")
+        if threads is not None and not 1 <= _num(threads, f"{aw} threads", int) <= 0xF00:
+            raise ConfigError(f"{aw}: threads must be 1..3840")
         dev = str(_get(a, "device", aw, sc.devices[0].name))
         sc.device(dev)
         mix_raw = _get(a, "mix", aw, {"read": 1.0})
@@ -333,7 +370,8 @@ def from_dict(doc: dict, path: Path, seed: int | None = None) -> Scenario:
             paging=_probability(_get(a, "paging", aw, 0.0), f"{aw} paging"),
             service_ns=parse_duration_ns(service.removeprefix("fixed:"), f"{aw} service"),
             service_fixed=fixed,
-            priority=_num(_get(a, "priority", aw, 2), f"{aw} priority", int) & 7))
+            priority=_num(_get(a, "priority", aw, 2), f"{aw} priority", int) & 7,
+            threads=None if threads is None else int(threads)))
     for i, p in enumerate(doc.get("pressure", [])):
         pw = f"{where} [[pressure]] #{i + 1}"
         _check_keys(p, {"start", "end", "fail", "available_mb"}, pw)

@@ -178,6 +178,10 @@ def test_purge_cancels_parked_and_refuses_later_arrivals(tmp_path):
     ("[[device]]\nname='d'\n[[arrivals]]\nrate=5\nservice='fixed:2'\n", "service '2'"),
     ("[[device]]\nname='d'\n[[arrivals]]\nrate=5\nmix={ pnp2 = 1 }\n", "pnp2"),
     ("[[device]]\nname='d'\n[[arrivals]]\nrate=5\nmix={ 0x1C = 1 }\n", "0x1C.*0..0x1B"),
+    ("completions = 'sometimes'\n[[device]]\nname = 'd'\n", "completions"),
+    ("kernel = ['diskio', 'etw']\n[[device]]\nname = 'd'\n", "kernel"),
+    ("[[device]]\nname = 'd'\n[[device]]\nname = 'd'\n", "two devices named 'd'"),
+    ("[[device]]\nname = 'd'\n[[arrivals]]\nrate = 5\nthreads = 0\n", "threads"),
 ])
 def test_bad_scenarios_are_config_errors(tmp_path, body, words):
     with pytest.raises(ConfigError, match=words):
