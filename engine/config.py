@@ -49,6 +49,12 @@ NO_POLICY = Policy("none", 0, None, "none")
 
 
 def _sql_predicate(sql: str, text: str) -> pl.Expr:
+    from .examine_rule import vet_examine_rule
+
+    try:
+        sql = vet_examine_rule(sql, IRP_COLUMNS)
+    except ConfigError as e:
+        raise ConfigError(f"policy {text!r}: {e}") from None
     try:
         expr = pl.sql_expr(sql)
         # Dry run over an empty lifecycle table: catches unknown columns and type errors now.
