@@ -31,3 +31,30 @@ def real_trace(relative: str) -> Path:
 @pytest.fixture
 def real():
     return real_trace
+
+
+def etl_parser_tracelogging(path: Path) -> list:
+    """Every TraceLogging event the test-only oracle etl-parser decodes, buffer by buffer (it
+    cannot decompress, so compressed buffers are decompressed with pyfwnt first)."""
+    import pyfwnt
+    from etl.etl import ChunkParser
+    from etl.event import Event
+    from etl.wmi import WmiBufferHeader
+
+    data = path.read_bytes()
+    out, off = [], 0
+    while off + 0x48 <= len(data):
+        head = WmiBufferHeader.parse(data[off:off + 0x48])
+        size, filled = head.wnode.buffer_size, head.offset
+        body = data[off + 0x48:off + size]
+        if head.buffer_flag.ETW_BUFFER_FLAG_COMPRESSED:
+            body = pyfwnt.lzxpress_decompress(body, filled - 0x48)
+        else:
+            body = body[:filled - 0x48]
+        if off:
+            for chunk in ChunkParser.parse(body):
+                if chunk.type == "EventRecord":
+                    tl = Event(chunk.value).parse_tracelogging()
+                    out.append((tl.get_name(), dict(tl)))
+        off += size
+    return out

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import SAMPLES
+from conftest import SAMPLES, etl_parser_tracelogging
 from fpreplay.replay.cli import main as cli_main
 from fpreplay.synth import dump_truth, synthesize
 
@@ -77,10 +77,9 @@ def test_dissect_reads_sample_to_the_end(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_etl_parser_decodes_sample_tracelogging(name):
-    from test_synth import _etl_parser_tracelogging
 
     truth = _truth(name)
-    events = _etl_parser_tracelogging(SAMPLES / name / "trace.etl")
+    events = etl_parser_tracelogging(SAMPLES / name / "trace.etl")
     names = Counter(n for n, _ in events)
     assert names["IrpDispatch"] == truth["irps"]
     a = truth["actual"]

@@ -14,6 +14,7 @@ import pyfwnt
 import pytest
 from hypothesis import given, strategies as st
 
+from conftest import etl_parser_tracelogging
 from fpreplay.errors import ConfigError
 from fpreplay.lifecycles import build_lifecycles
 from fpreplay.replay.cli import main as cli_main
@@ -256,37 +257,11 @@ def test_dissect_reads_whole_trace_and_agrees_on_irps(tmp_path, compressed):
     assert providers == {provider_guid("Contoso.StorDrv")}
 
 
-def _etl_parser_tracelogging(path: Path) -> list:
-    """Every TraceLogging event etl-parser decodes, buffer by buffer (it cannot decompress, so
-    compressed buffers are decompressed with pyfwnt first)."""
-    from etl.etl import ChunkParser
-    from etl.event import Event
-    from etl.wmi import WmiBufferHeader
-
-    data = path.read_bytes()
-    out, off = [], 0
-    while off + 0x48 <= len(data):
-        head = WmiBufferHeader.parse(data[off:off + 0x48])
-        size, filled = head.wnode.buffer_size, head.offset
-        body = data[off + 0x48:off + size]
-        if head.buffer_flag.ETW_BUFFER_FLAG_COMPRESSED:
-            body = pyfwnt.lzxpress_decompress(body, filled - 0x48)
-        else:
-            body = body[:filled - 0x48]
-        if off:
-            for chunk in ChunkParser.parse(body):
-                if chunk.type == "EventRecord":
-                    tl = Event(chunk.value).parse_tracelogging()
-                    out.append((tl.get_name(), dict(tl)))
-        off += size
-    return out
-
-
 def test_etl_parser_decodes_tracelogging_names_and_fields(tmp_path):
     # Uncompressed buffers are covered by the samples (tests/test_samples.py).
     scen = _scenario(tmp_path, BASE + "compressed = true\n" + SCENARIO_ALL)
     r = synthesize(scen, tmp_path / "trace.etl")
-    events = _etl_parser_tracelogging(r.trace)
+    events = etl_parser_tracelogging(r.trace)
     names = Counter(n for n, _ in events)
     assert names["IrpDispatch"] == r.truth["irps"]
     assert names["ReservedRequestUsed"] == r.truth["actual"]["reserved"]
