@@ -78,8 +78,10 @@ Decisions where the contract is silent:
 
 from .config import (DriverModel, MemoryModel, Policy, QueueModel, examine_verdicts,
                      load_driver_model, parse_duration_ns, parse_memory, parse_policy)
+from .inputs import lcg_fail_mask
 from .model import BugCheck, Device, ForwardProgressPolicy, Irp, Queue, Request
-from .simulate import OUTCOMES, SimulationResult, lcg_fail_mask, simulate, simulated_actual
+from .outcomes import OUTCOMES, SimulationResult, simulated_actual
+from .simulation import simulate
 
 __all__ = [
     "Policy", "parse_policy", "MemoryModel", "parse_memory", "DriverModel", "QueueModel",

@@ -395,22 +395,38 @@ def _queued_member_and_parked():
     return dev, q, a, b, p1, p2
 
 
-def test_case_32_purge_recycle_race_gives_invalid_device_state():
+@pytest.mark.parametrize("operation, parked_status", [
+    # Case 32: purge cancels the queued member B first; its recycle binds P1, which the purge
+    # (no longer accepting) fails; that recycles again into P2: STATUS_INVALID_DEVICE_STATE.
+    ("purge", STATUS_INVALID_DEVICE_STATE),
+    # Case 33: stop-and-purge takes the parked IRPs as a snapshot first: all STATUS_CANCELLED.
+    ("stop_and_purge", STATUS_CANCELLED),
+], ids=["case_32_purge_recycle_race", "case_33_stop_and_purge_snapshots_parked_first"])
+def test_case_32_33_parked_irps_under_purge_and_stop_and_purge(operation, parked_status):
     dev, q, a, b, p1, p2 = _queued_member_and_parked()
     member = b.request
-    q.purge()
-    assert completions(dev) == [("B", STATUS_CANCELLED), ("P1", STATUS_INVALID_DEVICE_STATE),
-                                ("P2", STATUS_INVALID_DEVICE_STATE)]
+    getattr(q, operation)()
+    assert completions(dev) == [("B", STATUS_CANCELLED), ("P1", parked_status),
+                                ("P2", parked_status)]
     assert list(q.fp.free) == [member] and not q.fp.parked
 
 
-def test_case_33_stop_and_purge_snapshots_parked_first():
-    dev, q, a, b, p1, p2 = _queued_member_and_parked()
-    member = b.request
-    q.stop_and_purge()
-    assert completions(dev) == [("B", STATUS_CANCELLED), ("P1", STATUS_CANCELLED),
-                                ("P2", STATUS_CANCELLED)]
-    assert list(q.fp.free) == [member]
+def test_completion_callback_slot_busy_or_queue_deleted_bugchecks():
+    """Purge (6.5 step 1) and stop (6.6 step 1) refuse a second completion callback while one is
+    pending, and any of them on a deleted queue: the DDI bugchecks with that status."""
+    for operation in ("purge", "drain", "stop", "stop_and_purge"):
+        dev, q = fp_queue(n=1)
+        q.arrive(Irp("A", READ))                   # held by the driver: nothing completes yet
+        getattr(q, operation)(lambda queue: None)
+        with pytest.raises(BugCheck) as e:
+            getattr(q, operation)(lambda queue: None)
+        assert e.value.status == STATUS_INVALID_DEVICE_REQUEST, operation
+        assert traced(dev, "callback registered"), operation
+    dev, q = fp_queue(n=1)
+    q.delete()
+    with pytest.raises(BugCheck) as e:
+        q.stop()
+    assert e.value.status == STATUS_DELETE_PENDING
 
 
 def test_case_34_drain():

@@ -14,6 +14,7 @@ import fpreplay.engine as engine
 from fpreplay.engine import (load_driver_model, parse_duration_ns, parse_memory, parse_policy,
                              simulate)
 from fpreplay.engine.model import LcgRandom
+from fpreplay.engine.outcomes import OUTCOME_SCHEMA
 from fpreplay.errors import ConfigError
 from fpreplay.schema import (STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES,
                              STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS, STATUS_UNSUCCESSFUL)
@@ -351,7 +352,7 @@ def test_fast_path_agrees_with_reference_on_a_large_stream(tmp_path):
 def test_outcomes_schema_and_input_order():
     rows = [starved(50), ok(0), starved(10)]
     res = run(rows, policy="always:1", service_time_ns=100)
-    assert res.outcomes.schema == pl.Schema(engine.simulate.__globals__["OUTCOME_SCHEMA"])
+    assert res.outcomes.schema == pl.Schema(OUTCOME_SCHEMA)
     assert col(res, "row") == [0, 1, 2]
     assert col(res, "outcome") == ["parked_reserved", "normal", "reserved"]
     assert list(res.timeline.columns) == ["queue", "ts_ns", "reserved_in_use", "reserved_total",

@@ -1,133 +1,25 @@
-"""The event-by-event model of a KMDF device's I/O queues with forward progress.
-
-This is forward-progress.md section 9.5 made executable: a `Device` owns `Queue`s; an `Irp`
-arrives (`Device.dispatch_irp` or `Queue.arrive`); the framework turns it into a `Request`
-(normal, or one of the queue's N reserved requests), parks it, or completes it; driver actions
-(`Device.complete`, `forward`, `requeue`, `send_and_forget`, ...) and queue operations
-(`Queue.purge`, `stop`, `stop_and_purge`, `drain`, `start`, `delete`) drive it from there.
-Every input event is applied to completion, synchronous cascades included, before the next one
-(section 9.7). `Device.log` records every observable effect in order, which is what tests read.
-
-Driver behaviour is plugged in as callables on the queue (`io_handlers`, `io_default`,
-`canceled_on_queue`, `in_caller_context`, `ready_notify`) and on the request (`cancel_routine`).
-"""
+"""A KMDF I/O queue with forward progress: policy assignment (section 3), arrival and the
+reserved path (section 4), the dispatch loop and presentation (section 6.2-6.4), purge, drain,
+stop, start and deletion (section 6.5-6.10)."""
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
-from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from fpreplay.schema import IRP_MJ_CREATE, IRP_MJ_READ, IRP_MJ_WRITE
+from fpreplay.schema import IRP_MJ_CREATE, IRP_MJ_READ, IRP_MJ_WRITE, nt_success
 
-from .policies import ReservePolicy, strategy_for_code
-from .status import (ACTION_FAIL, ACTION_USE_RESERVED, FP_POLICY_STRUCT_SIZE, POLICY_EXAMINE,
-                     STATUS_CANCELLED, STATUS_DELETE_PENDING, STATUS_INFO_LENGTH_MISMATCH,
-                     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST,
-                     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_PENDING,
-                     STATUS_SUCCESS, STATUS_UNSUCCESSFUL, STATUS_WDF_BUSY, WDF_QUEUE_FATAL_ERROR,
-                     WDF_VIOLATION, map_wdf_private, nt_success)
+from ..policies import strategy_for_code
+from ..status import (ACTION_FAIL, ACTION_USE_RESERVED, FP_POLICY_STRUCT_SIZE, POLICY_EXAMINE,
+                      STATUS_CANCELLED, STATUS_DELETE_PENDING, STATUS_INFO_LENGTH_MISMATCH,
+                      STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_REQUEST,
+                      STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_PENDING,
+                      STATUS_SUCCESS, STATUS_UNSUCCESSFUL)
+from .objects import (MANUAL, PARALLEL, SEQUENTIAL, UNLIMITED, BugCheck, ForwardProgressPolicy,
+                      FpContext, Irp, Request)
 
-SEQUENTIAL, PARALLEL, MANUAL = "sequential", "parallel", "manual"
-UNLIMITED = 0xFFFFFFFF
-
-
-class BugCheck(Exception):
-    """WDF_VIOLATION (0x10D) with parameter 1 = WDF_QUEUE_FATAL_ERROR: a failed Stop/Purge/Drain."""
-
-    def __init__(self, status: int):
-        self.code, self.parameter1, self.status = WDF_VIOLATION, WDF_QUEUE_FATAL_ERROR, status
-        super().__init__(f"bugcheck 0x{WDF_VIOLATION:X} param1 0x{WDF_QUEUE_FATAL_ERROR:X} "
-                         f"status 0x{status:08X}")
-
-
-class Irp:
-    """One IRP instance plus the replay inputs the model needs (section 9.2 ARRIVE)."""
-
-    __slots__ = ("id", "major", "minor", "flags", "file", "length", "cancel", "alloc_ok",
-                 "verdict", "status", "done", "fate", "location", "request", "parked",
-                 "row", "payload")
-
-    def __init__(self, id, major=IRP_MJ_READ, *, minor=0, flags=0, file=None, length=None,
-                 cancel=False, alloc_ok=True, verdict=ACTION_USE_RESERVED, row=-1, payload=None):
-        self.id = id
-        self.major, self.minor, self.flags = major, minor, flags
-        self.file, self.length = file, length
-        self.cancel = cancel
-        self.alloc_ok = alloc_ok
-        self.verdict = verdict          # Examine value when a VerdictPolicy is in use
-        self.status = None              # final completion status
-        self.done = False
-        self.fate = None                # who completed it: "driver", "refused", "cancelled", ...
-        self.location = None            # ("parked", Q) | ("main", Q) | None
-        self.request = None
-        self.parked = False             # was parked at some time
-        self.row = row                  # replay: row in the input table
-        self.payload = payload          # replay: whatever the driver model needs
-
-    def __repr__(self):
-        return f"Irp({self.id!r})"
-
-
-class Request:
-    """A framework request object; `reserved` ones are pool members (never change)."""
-
-    __slots__ = ("id", "reserved", "owner", "current_queue", "presented", "completed",
-                 "canceled", "owned", "irp", "in_presentation", "recycle_deferred",
-                 "cancelable", "cancel_routine", "index")
-
-    def __init__(self, id, reserved, owner, queue, irp=None, index=None):
-        self.id = id
-        self.reserved = reserved
-        self.owner = owner              # fp_owner: the queue whose pool it belongs to
-        self.current_queue = queue
-        self.presented = False
-        self.completed = False
-        self.canceled = False
-        self.owned = False              # completion state QUEUE: driver-owned on current_queue
-        self.irp = irp
-        self.in_presentation = False
-        self.recycle_deferred = False
-        self.cancelable = False
-        self.cancel_routine = None
-        self.index = index              # pool index (creation order) for reserved requests
-
-    @property
-    def is_reserved(self) -> bool:      # WdfRequestIsReserved
-        return self.reserved
-
-    def __repr__(self):
-        return f"Request({self.id!r}{', reserved' if self.reserved else ''})"
-
-
-@dataclass
-class ForwardProgressPolicy:
-    """WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY as the driver fills it in."""
-
-    total: int
-    policy: int = 1
-    examine: Callable | None = None                 # EvtIoWdmIrpForForwardProgress
-    reserved_resources: Callable | None = None      # EvtIoAllocateResourcesForReservedRequest
-    request_resources: Callable | None = None       # EvtIoAllocateRequestResources
-    size: int = FP_POLICY_STRUCT_SIZE
-    strategy: ReservePolicy | None = None           # overrides the enum-derived strategy
-
-
-class FpContext:
-    __slots__ = ("n", "strategy", "req_res_cb", "reserved_res_cb", "free", "in_use", "parked",
-                 "members", "high_water")
-
-    def __init__(self, n, strategy, req_res_cb, reserved_res_cb):
-        self.n = n
-        self.strategy = strategy
-        self.req_res_cb = req_res_cb
-        self.reserved_res_cb = reserved_res_cb
-        self.free: deque[Request] = deque()
-        self.in_use: dict[Request, None] = {}       # insertion-ordered set
-        self.parked: deque[Irp] = deque()
-        self.members: list[Request] = []
-        self.high_water = 0                          # most members in use at once
+if TYPE_CHECKING:
+    from .device import Device
 
 
 class Queue:
@@ -448,17 +340,28 @@ class Queue:
             if self.depth == 0:
                 self._dispatch_loop()
 
-    def _purge(self, cancel_queued: bool, cancel_driver: bool, cb, what: str) -> int:
-        dev = self.device
+    def _begin(self, what: str, slot: str, cb, refusal: str) -> int | None:
+        """What purge (6.5) and stop (6.6) do alike before they differ: a deleted queue refuses,
+        a completion callback takes its slot unless one is pending (`refusal` is the trace
+        line then), the operation is logged. None: go on."""
         if self.deleted:
             return STATUS_DELETE_PENDING
         if cb is not None:
-            if self.purge_cb is not None:
-                dev.trace(f"WDFQUEUE {self.name} already has a PurgeComplete callback registered "
-                          "STATUS_INVALID_DEVICE_REQUEST")
+            if getattr(self, slot) is not None:
+                self.device.trace(f"WDFQUEUE {self.name} already has a {refusal}")
                 return STATUS_INVALID_DEVICE_REQUEST
-            self.purge_cb = cb
-        dev.log.append((what, self.name))
+            setattr(self, slot, cb)
+        self.device.log.append((what, self.name))
+        return None
+
+    def _purge(self, cancel_queued: bool, cancel_driver: bool, cb, what: str) -> int:
+        """Purge and drain (6.5): stop accepting, cancel, then cancel the parked IRPs one by one
+        (a member recycled meanwhile can take one first: case 32)."""
+        dev = self.device
+        refused = self._begin(what, "purge_cb", cb, "PurgeComplete callback registered "
+                                                    "STATUS_INVALID_DEVICE_REQUEST")
+        if refused is not None:
+            return refused
         self.accept = False
         if cancel_queued and cancel_driver and dev.bound_version >= (1, 11):
             self.cancel_dispatched = True
@@ -476,16 +379,13 @@ class Queue:
         return STATUS_SUCCESS
 
     def _idle(self, cancel: bool, cb, what: str) -> int:
+        """Stop and stop-and-purge (6.6): keep accepting, stop dispatching; with cancel, take the
+        parked IRPs as a snapshot first, so all of them complete STATUS_CANCELLED (case 33)."""
         dev = self.device
-        if self.deleted:
-            return STATUS_DELETE_PENDING
-        if cb is not None:
-            if self.idle_cb is not None:
-                dev.trace(f"WDFQUEUE {self.name} already has a IdleComplete callback registered, "
-                          "STATUS_INVALID_DEVICE_REQUEST")
-                return STATUS_INVALID_DEVICE_REQUEST
-            self.idle_cb = cb
-        dev.log.append((what, self.name))
+        refused = self._begin(what, "idle_cb", cb, "IdleComplete callback registered, "
+                                                   "STATUS_INVALID_DEVICE_REQUEST")
+        if refused is not None:
+            return refused
         self._set_accept()
         self.dispatching = False
         snapshot = []
@@ -595,309 +495,3 @@ class Queue:
 def _default_cancel(r: Request) -> None:
     """A driver that marks requests cancelable completes them STATUS_CANCELLED on cancel."""
     r.current_queue.device.complete(r, STATUS_CANCELLED, fate="driver")
-
-
-class LcgRandom:
-    """The framework's per-device generator (FxRandom) behind ForwardProgressFailRandom (4.7)."""
-
-    A, C = 1103515245, 12345
-
-    def __init__(self, seed: int):
-        self.seed = seed & 0xFFFFFFFF
-
-    def next_value(self) -> int:
-        self.seed = (self.seed * self.A + self.C) & 0xFFFFFFFF
-        return (self.seed >> 16) & 0x7FFF
-
-    def next_fail(self) -> bool:
-        return self.next_value() % 17 == 0
-
-
-class Device:
-    """One KMDF device: its queues, its dispatch table, verifier knobs and the effect log."""
-
-    def __init__(self, *, bound_version: tuple[int, int] = (1, 33), kmdf_verifier: bool = False,
-                 fault_injection: str | None = None, seed: int = 0, lost_wakeup: bool = False,
-                 race_delete_vs_completion: bool = False, legacy_requeue_diagnostic: bool = True):
-        self.bound_version = bound_version
-        self.kmdf_verifier = kmdf_verifier
-        self.fault_injection = fault_injection       # None | "all" | "random"
-        self.rng = LcgRandom(seed)
-        self.lost_wakeup = lost_wakeup
-        self.race_delete_vs_completion = race_delete_vs_completion
-        self.legacy_requeue_diagnostic = legacy_requeue_diagnostic
-        self.queues: list[Queue] = []
-        self.dispatch_table: dict[int, Queue] = {}
-        self.default_queue: Queue | None = None
-        self.log: list[tuple] = []
-        self.traces: list[str] = []
-        self.tracing = True             # the replay turns the IFR text off: nobody reads it
-        self.diagnostics: list[tuple[str, str]] = []
-        self.concurrent_arrival: tuple[Queue, Irp] | None = None
-        self._ids = itertools.count(1)
-        self.alloc_failures: set[tuple[str, int]] = set()   # ("reserved", k), ("fp_context", 0)
-        # Replay hooks (no-ops for the low-level API).
-        self.on_present = _noop2
-        self.on_park = _noop2
-        self.on_irp_complete = _noop1
-
-    # --- construction -------------------------------------------------------------------------
-    def create_queue(self, name: str, dispatch: str = PARALLEL, limit: int | None = None, *,
-                     default: bool = False, majors: tuple[int, ...] = ()) -> Queue:
-        q = Queue(self, name, dispatch, limit)
-        self.queues.append(q)
-        if default:
-            self.default_queue = q
-        for m in majors:
-            self.dispatch_table[m] = q
-        return q
-
-    def is_top_level(self, q: Queue) -> bool:
-        return q is self.default_queue or q in self.dispatch_table.values()
-
-    def route(self, major: int) -> Queue:
-        return self.dispatch_table.get(major) or self.default_queue
-
-    def new_request_id(self, queue: Queue, reserved: bool = False, index: int | None = None):
-        if reserved:
-            return f"{queue.name}.R{index + 1}"
-        return next(self._ids)
-
-    def allocation_ok(self, what: str, index: int) -> bool:
-        return (what, index) not in self.alloc_failures
-
-    def inject_failure(self) -> bool:
-        if self.fault_injection == "all":
-            return True
-        if self.fault_injection == "random":
-            return self.rng.next_fail()
-        return False
-
-    def trace(self, text: str) -> None:
-        if self.tracing:
-            self.traces.append(text)
-            self.log.append(("trace", text))
-
-    def diagnostic(self, code: str, detail: str) -> None:
-        self.diagnostics.append((code, detail))
-        self.log.append(("diagnostic", code, detail))
-
-    # --- IRP entry points ---------------------------------------------------------------------
-    def dispatch_irp(self, irp: Irp) -> int:
-        return self.route(irp.major).arrive(irp)
-
-    def complete_irp(self, irp: Irp, status: int, fate: str) -> None:
-        if irp.done:
-            raise RuntimeError(f"{irp!r} completed twice")
-        irp.done = True
-        irp.status = status
-        irp.fate = fate
-        irp.request = None
-        self.log.append(("complete", irp.id, status))
-        self.on_irp_complete(irp)
-
-    # --- section 5: completion and recycling --------------------------------------------------
-    def complete(self, r: Request, status: int, fate: str = "driver") -> None:
-        """WdfRequestComplete (fate "driver") or a framework completion of request r."""
-        if r.completed:
-            raise RuntimeError(f"{r!r} completed twice")
-        r.completed = True
-        r.cancelable = False
-        irp, r.irp = r.irp, None
-        self.complete_irp(irp, map_wdf_private(status), fate)
-        if r.owned:
-            r.owned = False
-            c = r.current_queue
-            del c.driver_owned[r]
-            c.driver_count -= 1
-            if c.depth == 0:
-                c._dispatch_loop()                    # bookkeeping before recycling (5.2)
-        if r.reserved:
-            if self.kmdf_verifier and r.in_presentation:
-                r.recycle_deferred = True
-            else:
-                self.recycle(r)
-        else:
-            self.destroy(r)
-
-    def recycle(self, r: Request) -> None:
-        """ReturnReservedRequest on the owner (5.3); iterative so long parked lists are fine."""
-        owner = r.owner
-        fp = owner.fp
-        while True:
-            if owner.deleted and not owner.teardown_pending:
-                self.diagnostic("RECYCLE_INTO_DELETED_QUEUE", f"{r.id} owner {owner.name}")
-                return
-            irp = fp.parked.popleft() if fp.parked else None
-            r.completed = r.canceled = r.cancelable = False
-            r.cancel_routine = None
-            r.current_queue = owner
-            if irp is None:
-                if self.concurrent_arrival is not None:
-                    # Lost wake-up window (5.9): an arrival runs between the parked-list check
-                    # and the put-back, sees an empty free list and parks.
-                    q, a = self.concurrent_arrival
-                    self.concurrent_arrival = None
-                    q.arrive(a)
-                    if a.location is not None and a.location[0] == "parked":
-                        self.diagnostic("LOST_WAKEUP", f"IRP {a.id} parked on {q.name} while "
-                                        f"{r.id} goes to the free list")
-                del fp.in_use[r]
-                fp.free.append(r)
-                self.log.append(("free", owner.name, r.id))
-                if owner.teardown_pending and not fp.in_use:
-                    owner._teardown_pool()
-                return
-            irp.location = None
-            r.irp = irp
-            irp.request = r
-            self.log.append(("bind", owner.name, r.id, irp.id))
-            if owner.accept:
-                owner.queue_request(r)
-                return
-            # Not accepting: completed STATUS_INVALID_DEVICE_STATE, which recycles r again.
-            self.log.append(("not_accepting", owner.name, r.id, irp.id))
-            r.irp = None
-            self.complete_irp(irp, STATUS_INVALID_DEVICE_STATE, "invalid_state")
-
-    def destroy(self, r: Request) -> None:
-        if r.presented:
-            self.log.append(("cleanup", r.id))
-            self.log.append(("destroy", r.id))
-
-    # --- driver actions -----------------------------------------------------------------------
-    def mark_cancelable(self, r: Request, routine: Callable | None = None) -> None:
-        r.cancelable = True
-        r.cancel_routine = routine
-
-    def forward(self, r: Request, dest: Queue) -> int:
-        """WdfRequestForwardToIoQueue: pool ownership never changes."""
-        if not dest.accept:
-            self.trace(f"WDFQUEUE {dest.name} is not accepting requests, WDFREQUEST {r.id} "
-                       "STATUS_WDF_BUSY")
-            return STATUS_WDF_BUSY
-        c = r.current_queue
-        r.owned = False
-        r.cancelable = False
-        del c.driver_owned[r]
-        self.log.append(("forward", r.id, c.name, dest.name))
-        if r.irp.cancel:
-            r.current_queue = dest
-            dest._cancel_for_queue(r)
-        else:
-            dest._insert_new(r)
-            dest._dispatch_loop()
-        c.driver_count -= 1
-        if c.depth == 0:
-            c._dispatch_loop()
-        return STATUS_SUCCESS
-
-    def requeue(self, r: Request) -> int:
-        """WdfRequestRequeue (section 6.12)."""
-        q = r.current_queue
-        if q.dispatch != MANUAL:
-            self.trace(f"Requeue is allowed only for a manual queue, WDFREQUEST {r.id} "
-                       "STATUS_INVALID_DEVICE_REQUEST")
-            return STATUS_INVALID_DEVICE_REQUEST
-        r.owned = False
-        r.cancelable = False
-        del q.driver_owned[r]
-        q.driver_count -= 1
-        if q.cancel_dispatched or r.irp.cancel:
-            q._cancel_for_queue(r)
-        else:
-            q.main.appendleft(r)
-            r.irp.location = ("main", q)
-            if (self.legacy_requeue_diagnostic and self.bound_version < (1, 11)
-                    and not q.accept):
-                self.diagnostic("LEGACY_REQUEUE_AFTER_PURGE", f"{r.id} on {q.name}")
-            if len(q.main) == 1:
-                q.transition_from_empty = True
-        q._dispatch_loop()
-        return STATUS_SUCCESS
-
-    def send_and_forget(self, r: Request) -> None:
-        """The IRP leaves WDF; a pool member recycles right after the send."""
-        irp, r.irp = r.irp, None
-        irp.request = None
-        r.completed = True
-        self.log.append(("send_and_forget", r.id, irp.id))
-        if r.owned:
-            r.owned = False
-            c = r.current_queue
-            del c.driver_owned[r]
-            c.driver_count -= 1
-            if c.depth == 0:
-                c._dispatch_loop()
-        if r.reserved:
-            self.recycle(r)
-
-    def enqueue(self, r: Request) -> int:
-        """WdfDeviceEnqueueRequest from EvtIoInCallerContext."""
-        return r.current_queue.queue_request(r)
-
-    # --- I/O manager and PnP ------------------------------------------------------------------
-    def cancel_irp(self, irp: Irp) -> None:
-        """IoCancelIrp (section 6.8)."""
-        irp.cancel = True
-        loc = irp.location
-        if loc is None:
-            r = irp.request
-            if r is not None and r.owned and r.cancelable:
-                q = r.current_queue
-                r.cancelable = False
-                r.canceled = True
-                q.cancelled_driver.append(r)
-                if q.depth == 0:
-                    q._dispatch_loop()
-            return
-        where, q = loc
-        if where == "parked":
-            q.fp.parked.remove(irp)
-            irp.location = None
-            self.complete_irp(irp, STATUS_CANCELLED, "cancelled")
-        else:
-            r = irp.request
-            q.main.remove(r)
-            irp.location = None
-            q._cancel_for_queue(r)
-
-    def cleanup(self, file) -> None:
-        """IRP_MJ_CLEANUP for a file object: every queue, in the device's queue-list order."""
-        self.log.append(("cleanup_file", file))
-        for q in list(self.queues):
-            if q.fp is not None:
-                for irp in [i for i in q.fp.parked if i.file == file]:
-                    q.fp.parked.remove(irp)
-                    irp.location = None
-                    self.complete_irp(irp, STATUS_CANCELLED, "cancelled")
-            for r in [r for r in q.main if r.irp.file == file]:
-                if r in q.main:
-                    q.main.remove(r)
-                    r.irp.location = None
-                    q._cancel_for_queue(r)
-            q._dispatch_loop()
-
-    def power_hold(self) -> None:
-        """Device leaving D0: power-managed queues accept but do not dispatch (section 6.13)."""
-        for q in self.queues:
-            q.power_off = True
-
-    def power_resume(self) -> None:
-        for q in list(self.queues):
-            q.power_off = False
-            q._dispatch_loop()
-
-    def power_purge(self) -> None:
-        """Surprise removal: SHUTDOWN, then purge every queue (section 6.13)."""
-        for q in list(self.queues):
-            q.shutdown = True
-            q._purge(True, True, None, "power_purge")
-
-
-def _noop1(a):
-    return None
-
-
-def _noop2(a, b):
-    return None

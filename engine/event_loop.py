@@ -1,0 +1,228 @@
+"""The event-by-event part of a replay: the IRPs that can interact (through the reserved pool, a
+dispatch limit, a sequential or manual queue, queue operations) driven through the queue model
+(fpreplay.engine.model) in time order, and each one's outcome read back off it."""
+
+from __future__ import annotations
+
+import heapq
+from typing import NamedTuple
+
+from fpreplay.diagnostics import Diagnostics
+
+from .config import DriverModel
+from .model import Device, ForwardProgressPolicy, Irp
+from .policies import Precomputed
+from .status import (POLICY_ALWAYS, POLICY_EXAMINE, POLICY_PAGING, STATUS_INSUFFICIENT_RESOURCES,
+                     STATUS_SUCCESS)
+
+_POLICY_CODE = {"always": POLICY_ALWAYS, "paging": POLICY_PAGING, "examine": POLICY_EXAMINE}
+_FATE_OUTCOME = {"alloc_failed": "alloc_failed", "refused": "refused", "cancelled": "cancelled",
+                 "invalid_state": "invalid_state"}
+
+
+class ReplayIrp(Irp):
+    """An IRP of the trace as the replay drives it: the model's IRP plus the replay's inputs
+    (row, arrival, queue, hold, the status the driver completes it with, whether its
+    EvtIoAllocateRequestResources fails) and what the replay reads back (delivery, reserved
+    request, completion)."""
+
+    __slots__ = ("row", "arrive_ns", "queue_name", "hold_ns", "driver_status",
+                 "resources_fail", "deliver_ns", "reserved", "reserved_index", "complete_ns")
+
+    def __init__(self, row: int, major: int, minor: int, flags: int, length: int | None,
+                 alloc_ok: bool, verdict: int, arrive_ns: int, queue_name: str,
+                 hold_ns: int | None, driver_status: int, resources_fail: bool):
+        Irp.__init__(self, row, major, minor=minor, flags=flags, length=length,
+                     alloc_ok=alloc_ok, verdict=verdict)
+        self.row = row
+        self.arrive_ns = arrive_ns
+        self.queue_name = queue_name
+        self.hold_ns = hold_ns              # None: the driver never completes it
+        self.driver_status = driver_status
+        self.resources_fail = resources_fail   # the allocation itself succeeded
+        self.deliver_ns = None
+        self.reserved = False
+        self.reserved_index = None
+        self.complete_ns = None
+
+
+class _NullLog:
+    """The replay reads outcomes off the IRPs; the effect log would only cost memory."""
+
+    __slots__ = ()
+
+    def append(self, item) -> None:
+        pass
+
+
+def _request_resources(queue, request) -> int:
+    """The driver's EvtIoAllocateRequestResources: fails where the trace saw it fail."""
+    return STATUS_INSUFFICIENT_RESOURCES if request.irp.resources_fail else STATUS_SUCCESS
+
+
+class Replay:
+    """Drives a model Device with the rows that need event-by-event simulation."""
+
+    def __init__(self, driver: DriverModel, fp_queues: dict, race_windows: bool,
+                 diag: Diagnostics, pool_caps: dict[str, int]):
+        self.diag = diag
+        self.race = race_windows
+        dev = self.device = Device(bound_version=driver.bound_version)
+        dev.tracing = False
+        dev.log = _NullLog()
+        self.queues = {}
+        self.cancelable = {}
+        for qm in driver.queues:
+            q = dev.create_queue(qm.name, qm.dispatch, qm.limit, default=qm.default,
+                                 majors=qm.majors)
+            q.allow_zero_length = True     # the trace shows what the driver did with them
+            q.ready_notify = self._retrieve_all
+            self.queues[qm.name] = q
+            self.cancelable[qm.name] = qm.cancelable
+            pol = fp_queues[qm.name]
+            if pol is not None:
+                fail_at = qm.reserved_resources_fail_at
+                res_cb = None
+                if qm.reserved_resources:
+                    calls = [0]
+
+                    def res_cb(queue, request, calls=calls, fail_at=fail_at):
+                        calls[0] += 1
+                        return STATUS_INSUFFICIENT_RESOURCES if calls[0] == fail_at \
+                            else STATUS_SUCCESS
+                code = _POLICY_CODE[pol.kind]
+                status = q.assign_forward_progress(ForwardProgressPolicy(
+                    total=min(pol.reserved, pool_caps.get(qm.name, pol.reserved)), policy=code,
+                    reserved_resources=res_cb,
+                    request_resources=_request_resources if qm.request_resources else None,
+                    strategy=Precomputed(code, pol.kind)))
+                assert status == STATUS_SUCCESS   # failing pre-allocations were found earlier
+        dev.on_present = self._on_present
+        dev.on_irp_complete = self._on_complete
+        self.now = 0
+        self.heap: list = []
+        self.seq = 0
+        self.snapshots: list[tuple] = []
+        self.last_state: dict[str, tuple] = {}
+
+    def _retrieve_all(self, q):
+        # A manual queue's driver retrieves whatever is ready when notified.
+        while q.retrieve_next() is not None:
+            pass
+
+    def _on_present(self, q, r):
+        irp = r.irp
+        irp.deliver_ns = self.now
+        irp.reserved = r.reserved
+        irp.reserved_index = r.index
+        if self.cancelable[q.name]:
+            self.device.mark_cancelable(r)
+        hold = irp.hold_ns
+        if hold is not None:
+            self.seq += 1
+            heapq.heappush(self.heap, (self.now + hold, 0, self.seq, r, irp))
+
+    def _on_complete(self, irp):
+        irp.complete_ns = self.now
+
+    def snapshot(self, q) -> None:
+        fp = q.fp
+        state = (len(fp.in_use) if fp else 0, len(fp.parked) if fp else 0, q.driver_count)
+        if self.last_state.get(q.name) != state:
+            self.last_state[q.name] = state
+            self.snapshots.append((q.name, self.now, *state))
+
+    def run(self, arrivals: list[tuple], ops: list[tuple]) -> None:
+        """arrivals: (ts, irp) sorted; ops: (ts, method, queue) sorted."""
+        dev, heap = self.device, self.heap
+        ai, oi, na, no = 0, 0, len(arrivals), len(ops)
+        inf = float("inf")
+        while True:
+            ta = arrivals[ai][0] if ai < na else inf
+            to = ops[oi][0] if oi < no else inf
+            tc = heap[0][0] if heap else inf
+            if tc <= ta and tc <= to:
+                if tc == inf:
+                    break
+                t, _, _, r, irp = heapq.heappop(heap)
+                self.now = t
+                if irp.done or r.irp is not irp:
+                    continue                          # already completed (cancelled) earlier
+                if self.race and ai < na and arrivals[ai][0] == t:
+                    a = arrivals[ai][1]
+                    qa = self.queues[a.queue_name]
+                    if qa is r.owner and not a.alloc_ok and not r.owner.fp.free:
+                        # Lost wake-up (5.9): this arrival races the last member's recycle.
+                        dev.concurrent_arrival = (qa, a)
+                        ai += 1
+                q = r.current_queue
+                owner = r.owner
+                dev.complete(r, irp.driver_status)
+                if dev.concurrent_arrival is not None:   # the race did not open: arrive normally
+                    qa, a = dev.concurrent_arrival
+                    dev.concurrent_arrival = None
+                    qa.arrive(a)
+                self.snapshot(q)
+                if owner is not None and owner is not q:
+                    self.snapshot(owner)
+            elif to <= ta:
+                t, method, q = ops[oi]
+                oi += 1
+                self.now = t
+                try:
+                    getattr(q, method)()
+                except Exception as e:               # a bugcheck in the real system
+                    self.diag.warn(f"queue {q.name}: {method} at {t} failed: {e}")
+                self.snapshot(q)
+            else:
+                t, irp = arrivals[ai]
+                ai += 1
+                self.now = t
+                q = self.queues[irp.queue_name]
+                q.arrive(irp)
+                self.snapshot(q)
+
+
+def run_slow(slow, arrivals, irp_objs, replay, ops) -> None:
+    """Build a ReplayIrp per row of `slow` (see simulate) and run them with `ops` through `replay`."""
+    for row, arrive, major, minor, flags, nbytes, qname, fail, verdict, hold, dstatus, res in \
+            slow.iter_rows():
+        irp = ReplayIrp(row, major if major is not None else 0xFF, minor or 0, flags or 0, nbytes,
+                        not fail or res, int(verdict), arrive, qname, hold, dstatus, res)
+        arrivals.append((arrive, irp))
+        irp_objs.append(irp)
+    replay.run(arrivals, ops)
+
+
+class IrpOutcome(NamedTuple):
+    """One IRP's fate in the simulation: a row of SimulationResult.outcomes, field for field."""
+
+    row: int
+    queue: str
+    outcome: str
+    status: int | None
+    alloc_failed: bool
+    parked: bool
+    deliver_ns: int | None
+    complete_ns: int | None
+    park_wait_ns: int | None
+    reserved_id: int | None
+
+
+def record(irp: ReplayIrp) -> IrpOutcome:
+    """Read the model's verdict off an IRP the event loop ran."""
+    deliver, reserved = irp.deliver_ns, irp.reserved
+    if deliver is not None:
+        outcome = "parked_reserved" if irp.parked else ("reserved" if reserved else "normal")
+    elif irp.done:
+        outcome = _FATE_OUTCOME.get(irp.fate, "normal")
+    elif irp.location is not None and irp.location[0] == "parked":
+        outcome = "parked_at_end"
+    else:        # bound to a request, waiting in a queue that never dispatched it
+        r = irp.request
+        outcome = ("parked_reserved" if irp.parked else "reserved") \
+            if r is not None and r.reserved else "normal"
+    return IrpOutcome(irp.row, irp.queue_name, outcome, irp.status, not irp.alloc_ok,
+                      irp.parked, deliver, irp.complete_ns,
+                      deliver - irp.arrive_ns if deliver is not None and irp.parked else None,
+                      irp.reserved_index if reserved else None)
