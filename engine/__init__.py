@@ -76,8 +76,10 @@ Decisions where the contract is silent:
   trace saw it fail, see above).
 """
 
+from fpreplay.units import parse_duration_ns  # the one duration grammar; callers import it here
+
 from .config import (DriverModel, MemoryModel, Policy, QueueModel, examine_verdicts,
-                     load_driver_model, parse_duration_ns, parse_memory, parse_policy)
+                     load_driver_model, parse_memory, parse_policy)
 from .inputs import lcg_fail_mask
 from .model import BugCheck, Device, ForwardProgressPolicy, Irp, Queue, Request
 from .outcomes import OUTCOMES, SimulationResult, simulated_actual

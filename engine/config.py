@@ -1,4 +1,4 @@
-"""What the user tells the engine: policies, memory models, durations and the driver model.
+"""What the user tells the engine: policies, memory models and the driver model.
 
 Every bad string or config raises fpreplay.errors.ConfigError with one clear line.
 """
@@ -13,20 +13,11 @@ from pathlib import Path
 import polars as pl
 
 from fpreplay.errors import ConfigError
-from fpreplay.schema import IRP_COLUMNS
+from fpreplay.schema import IRP_COLUMNS, IRP_MJ_NAMES
 
 POLICY_KINDS = ("none", "always", "paging", "examine")
 
-# IRP_MJ_* names, index = major code (wdm.h).
-MAJOR_NAMES = (
-    "CREATE", "CREATE_NAMED_PIPE", "CLOSE", "READ", "WRITE", "QUERY_INFORMATION",
-    "SET_INFORMATION", "QUERY_EA", "SET_EA", "FLUSH_BUFFERS", "QUERY_VOLUME_INFORMATION",
-    "SET_VOLUME_INFORMATION", "DIRECTORY_CONTROL", "FILE_SYSTEM_CONTROL", "DEVICE_CONTROL",
-    "INTERNAL_DEVICE_CONTROL", "SHUTDOWN", "LOCK_CONTROL", "CLEANUP", "CREATE_MAILSLOT",
-    "QUERY_SECURITY", "SET_SECURITY", "POWER", "SYSTEM_CONTROL", "DEVICE_CHANGE", "QUERY_QUOTA",
-    "SET_QUOTA", "PNP",
-)
-_MAJOR_BY_NAME = {n: i for i, n in enumerate(MAJOR_NAMES)}
+_MAJOR_BY_NAME = {n: i for i, n in enumerate(IRP_MJ_NAMES)}
 _MAJOR_BY_NAME["SCSI"] = _MAJOR_BY_NAME["INTERNAL_DEVICE_CONTROL"]
 
 
@@ -166,19 +157,6 @@ def parse_memory(text: str) -> MemoryModel:
                            seed=_seed(parts[2], s) if len(parts) == 3 else None, text=s)
     raise ConfigError(f"memory model {text!r}: expected observed, fail-all, "
                       "verifier-random[:SEED], random:P[:SEED] or window")
-
-
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ns|us|µs|ms|s)\s*$", re.I)
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-
-
-def parse_duration_ns(text: str) -> int:
-    """'2ms' -> 2_000_000. Units: ns, us, ms, s (a unit is required)."""
-    m = _DURATION.match(text or "")
-    if not m:
-        raise ConfigError(f"duration {text!r}: expected a number and a unit (ns, us, ms, s), "
-                          "e.g. 2ms")
-    return round(float(m.group(1)) * _UNIT_NS[m.group(2).lower()])
 
 
 # --- the driver model --------------------------------------------------------------------------

@@ -42,11 +42,6 @@ WDF_VIOLATION = 0x10D
 WDF_QUEUE_FATAL_ERROR = 0xA
 
 
-def nt_success(status: int) -> bool:
-    """NT_SUCCESS: the top bit clear (success and informational codes; warnings 0x8... fail)."""
-    return (status & 0x80000000) == 0
-
-
 def map_wdf_private(status: int) -> int:
     """What a WDF-private status becomes when a driver completes an IRP with it (section 5.2)."""
     if status in (STATUS_WDF_BUSY, STATUS_WDF_PAUSED):
