@@ -121,13 +121,7 @@ class Device:
         r.cancelable = False
         irp, r.irp = r.irp, None
         self.complete_irp(irp, map_wdf_private(status), fate)
-        if r.owned:
-            r.owned = False
-            c = r.current_queue
-            del c.driver_owned[r]
-            c.driver_count -= 1
-            if c.depth == 0:
-                c._dispatch_loop()                    # bookkeeping before recycling (5.2)
+        self._release(r)
         if r.reserved:
             if self.kmdf_verifier and r.in_presentation:
                 r.recycle_deferred = True
@@ -135,6 +129,17 @@ class Device:
                 self.recycle(r)
         else:
             self.destroy(r)
+
+    def _release(self, r: Request) -> None:
+        """A request the driver owned leaves it: its queue counts one fewer and may dispatch
+        (this bookkeeping comes before recycling a pool member, 5.2)."""
+        if r.owned:
+            r.owned = False
+            c = r.current_queue
+            del c.driver_owned[r]
+            c.driver_count -= 1
+            if c.depth == 0:
+                c._dispatch_loop()
 
     def recycle(self, r: Request) -> None:
         """ReturnReservedRequest on the owner (5.3); iterative so long parked lists are fine."""
@@ -238,13 +243,7 @@ class Device:
         irp.request = None
         r.completed = True
         self.log.append(("send_and_forget", r.id, irp.id))
-        if r.owned:
-            r.owned = False
-            c = r.current_queue
-            del c.driver_owned[r]
-            c.driver_count -= 1
-            if c.depth == 0:
-                c._dispatch_loop()
+        self._release(r)
         if r.reserved:
             self.recycle(r)
 
