@@ -191,6 +191,11 @@ class DriverModel:
             return self.default_queue
         return next((q for q in self.queues if q.name == name), None)
 
+    def with_policy(self, policy: Policy) -> "DriverModel":
+        """The model with `policy` (a --policy) on every queue whose `fp_capable` is true."""
+        return replace(self, queues=tuple(replace(q, policy=policy) if q.fp_capable else q
+                                          for q in self.queues))
+
     def routing(self) -> dict[int, str]:
         """major -> queue name for every major code 0..255."""
         table = {m: self.default_queue.name for m in range(256)}
@@ -341,7 +346,4 @@ def load_driver_model(path: Path | None, policy: Policy | None = None) -> Driver
         bv = data.get("bound_version", data.get("driver", {}).get("bound_version", "1.33"))
         model = DriverModel(queues=tuple(queues), bound_version=_bound_version(bv, where),
                             source=where, instrumentation=dict(data.get("instrumentation", {})))
-    if policy is not None:
-        model = replace(model, queues=tuple(replace(q, policy=policy) if q.fp_capable else q
-                                            for q in model.queues))
-    return model
+    return model if policy is None else model.with_policy(policy)
