@@ -1,6 +1,7 @@
-"""The typer application and the options every command shares (contract section 1).
+"""The typer application, its consoles and the endings every command shares (contract section 1).
 
-Commands live in cmd_*.py modules, each adding itself to `app`; cli.py imports them all.
+Commands live in analysis.py, events.py and synth.py, each adding itself to `app`; __init__.py
+imports them all. The options they share are in options.py.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -66,40 +67,6 @@ def _main(version: Annotated[bool, typer.Option(
     forward-progress policy."""
 
 
-# --- shared options -------------------------------------------------------------------------
-Inputs = Annotated[list[Path], typer.Argument(
-    metavar="INPUT", show_default=False,
-    help="Traces: .etl/.etl.zip/.etl.gz, IFR or tracefmt text, tracerpt CSV/XML, xperf dumper "
-         "text, or fpreplay event tables.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-OutOpt = Annotated[Optional[Path], typer.Option(
-    "-o", "--output", metavar="FILE", help="Write a table: .parquet, .csv, .ndjson or .jsonl.")]
-ConfigOpt = Annotated[Optional[Path], typer.Option(
-    "--config", metavar="FILE.toml",
-    help="Driver model (TOML): queues, routing, dispatch types, policies.")]
-MemoryOpt = Annotated[str, typer.Option(
-    "--memory", metavar="MODEL",
-    help="What fails in the what-if: observed, fail-all, verifier-random[:SEED], "
-         "random:P[:SEED], window.")]
-ServiceTimeOpt = Annotated[Optional[str], typer.Option(
-    "--service-time", metavar="DURATION",
-    help="How long the driver holds an IRP the trace never saw served, e.g. 2ms.")]
-RangeOpt = Annotated[Optional[tuple[float, float]], typer.Option(
-    "--range", metavar="T1 T2",
-    help="Only events between T1 and T2 seconds after the trace start.")]
-TmfOpt = Annotated[Optional[list[Path]], typer.Option(
-    "--tmf", metavar="DIR", help="Directory of TMF files for WPP messages.")]
-TzOpt = Annotated[Optional[str], typer.Option(
-    "--tz", metavar="ZONE",
-    help="Time zone of text inputs whose clock is local time (e.g. Europe/Berlin, +02:00).")]
-ProviderOpt = Annotated[Optional[list[str]], typer.Option(
-    "--provider", metavar="NAME", help="Also decode this TraceLogging provider by name.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no notes on "
-                                        "stderr.")]
-PolicyOpt = Annotated[Optional[list[str]], typer.Option(
-    "--policy", metavar="P", help="none, always:N, paging:N or examine:N:SQL; repeatable.")]
-
-
 def stderr_console() -> Console:
     """Messages and progress go to stderr; colour only on a terminal and never with NO_COLOR."""
     no_color = bool(os.environ.get("NO_COLOR")) or not sys.stderr.isatty()
@@ -127,35 +94,6 @@ def print_warnings(warnings: list[str], quiet: bool) -> None:
     err = stderr_console()
     for w in warnings:
         err.print(f"warning: {w}", markup=False)
-
-
-def check_read_options(tz: str | None, range_) -> None:
-    """Options about reading, checked before a byte is read: a user who mistyped --tz hears about
-    it even when no input needs it (it would otherwise be ignored silently). read_inputs checks
-    --tmf itself."""
-    from fpreplay.errors import ConfigError
-
-    if tz is not None:
-        from fpreplay.parsers.text.common import parse_tz
-
-        parse_tz(tz)
-    if range_ is not None:
-        t1, t2 = range_
-        if t1 < 0 or t2 <= t1:
-            raise ConfigError(f"--range {t1:g} {t2:g}: expected 0 <= T1 < T2, seconds after the "
-                              "trace start")
-
-
-def check_range_result(read, range_) -> None:
-    """A --range that holds nothing is a mistake, not an empty answer (one line, exit 2)."""
-    from fpreplay.errors import ConfigError
-
-    if range_ is None or read.events.height or not read.records:
-        return
-    t1, t2 = range_
-    raise ConfigError(f"--range {t1:g} {t2:g}: no IRP, queue or memory event between {t1:g} s "
-                      f"and {t2:g} s after the trace start; run without --range to see the whole "
-                      "trace")
 
 
 def write_output(write, path: Path) -> None:

@@ -9,32 +9,35 @@ from typing import Annotated
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay.cli.app import (
-    Inputs, JsonOpt, OutOpt, ProviderOpt, QuietOpt, RangeOpt, TmfOpt, TzOpt, app,
-    print_warnings, write_output,
-)
+from fpreplay.replay.cli.app import app, print_warnings, write_output
 from fpreplay.replay.cli.loading import load_events, load_irps
+from fpreplay.replay.cli.options import Answer, Trace, option_groups
 
 
-def _require_output(output: Path | None) -> Path:
-    if output is None:
+def _require_output(answer: Answer) -> Path:
+    if answer.output is None:
         raise FpreplayError("-o FILE is required (.parquet, .csv, .ndjson or .jsonl)")
-    return output
+    return answer.output
+
+
+def _write_table(table, answer: Answer, read) -> None:
+    """Both commands' ending: the table to -o, then the warnings on stderr, with --json too
+    (contract section 1), as every command does."""
+    from fpreplay.parsers.table import write_table
+
+    write_output(lambda: write_table(table, answer.output), answer.output)
+    print_warnings(read.diagnostics.warnings, answer.quiet)
 
 
 @app.command(short_help="Decoded, normalized events as a table (-o FILE).")
+@option_groups
 def events(
-    inputs: Inputs,
-    output: OutOpt = None,
     all_records: Annotated[bool, typer.Option("--all", help="Keep every record (kind 'other' "
                                               "for the rest), with provider, id/opcode, version "
                                               "and header kind columns.")] = False,
-    tmf: TmfOpt = None,
-    tz: TzOpt = None,
-    provider: ProviderOpt = None,
-    range_: RangeOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    trace: Trace,
+    answer: Answer,
 ) -> None:
     """Decode inputs into the normalized event table (schema fpreplay.events/1).
 
@@ -44,15 +47,10 @@ def events(
       fpreplay events trace.etl driver-ifr.txt --tz UTC -o events.csv
       fpreplay events trace.etl --all --json -o all.ndjson
     """
-    from fpreplay.parsers.table import write_table
-
-    out = _require_output(output)
-    read = load_events(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_,
-                       all_records=all_records, quiet=quiet)
-    write_output(lambda: write_table(read.events, out), out)
-    # Warnings go to stderr with --json too (contract section 1), as every command does.
-    print_warnings(read.diagnostics.warnings, quiet)
-    if json_:
+    out = _require_output(answer)
+    read = load_events(trace, answer.quiet, all_records=all_records)
+    _write_table(read.events, answer, read)
+    if answer.json:
         print(json.dumps({"schema": "fpreplay.events/1", "inputs": read.inputs,
                           "output": str(out), "rows": read.events.height,
                           "records": read.records, "events_lost": read.events_lost,
@@ -61,15 +59,11 @@ def events(
 
 
 @app.command(short_help="IRP lifecycles as a table (-o FILE).")
+@option_groups
 def irps(
-    inputs: Inputs,
-    output: OutOpt = None,
-    tmf: TmfOpt = None,
-    tz: TzOpt = None,
-    provider: ProviderOpt = None,
-    range_: RangeOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
+    *,
+    trace: Trace,
+    answer: Answer,
 ) -> None:
     """Rebuild one lifecycle per IRP instance (schema fpreplay.irps/1).
 
@@ -78,14 +72,10 @@ def irps(
       fpreplay irps trace.etl -o irps.parquet
       fpreplay irps events.parquet --json -o irps.csv
     """
-    from fpreplay.parsers.table import write_table
-
-    out = _require_output(output)
-    read, lifecycles = load_irps(inputs, tmf=tmf, tz=tz, providers=provider, range_s=range_,
-                                 quiet=quiet)
-    write_output(lambda: write_table(lifecycles, out), out)
-    print_warnings(read.diagnostics.warnings, quiet)
-    if json_:
+    out = _require_output(answer)
+    read, lifecycles = load_irps(trace, answer.quiet)
+    _write_table(lifecycles, answer, read)
+    if answer.json:
         counts = lifecycles.group_by("actual").len().sort("actual")
         print(json.dumps({"schema": "fpreplay.irps/1", "inputs": read.inputs,
                           "output": str(out), "irps": lifecycles.height,

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import polars as pl
 
+from fpreplay.errors import ConfigError
 from fpreplay.parsers import ReadOptions, TraceRead, read_inputs
+from fpreplay.replay.cli.app import stderr_console
+from fpreplay.replay.cli.options import Trace
 
 
 def _progress(quiet: bool):
@@ -16,39 +19,41 @@ def _progress(quiet: bool):
         return None
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    from fpreplay.replay.cli.app import stderr_console
-
-    progress = Progress("[progress.description]{task.description}", BarColumn(),
-                        DownloadColumn(), TimeRemainingColumn(), console=stderr_console(),
-                        transient=True)
-    return progress
+    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                    TimeRemainingColumn(), console=stderr_console(), transient=True)
 
 
-def load_events(inputs: list[Path], *, tmf=None, tz=None, providers=None, range_s=None,
-                all_records: bool = False, quiet: bool = False) -> TraceRead:
-    """read_inputs with the command's reading options checked first (--tz, --range) and a
-    --range that holds nothing refused after."""
-    from fpreplay.replay.cli.app import check_range_result, check_read_options
+def _check_range_result(read: TraceRead, range_s) -> None:
+    """A --range that holds nothing is a mistake, not an empty answer (one line, exit 2)."""
+    if range_s is None or read.events.height or not read.records:
+        return
+    t1, t2 = range_s
+    raise ConfigError(f"--range {t1:g} {t2:g}: no IRP, queue or memory event between {t1:g} s "
+                      f"and {t2:g} s after the trace start; run without --range to see the whole "
+                      "trace")
 
-    check_read_options(tz, range_s)
-    options = ReadOptions(tmf_dirs=list(tmf or []), all_records=all_records,
-                          providers=list(providers or []), tz=tz, range_s=range_s)
+
+def load_events(trace: Trace, quiet: bool = False, all_records: bool = False) -> TraceRead:
+    """read_inputs with the command's reading options (checked when parsed), and a --range that
+    holds nothing refused after."""
+    options = ReadOptions(tmf_dirs=list(trace.tmf), all_records=all_records,
+                          providers=list(trace.providers), tz=trace.tz, range_s=trace.range_s)
     progress = _progress(quiet)
     if progress is None:
-        read = read_inputs(inputs, options)
+        read = read_inputs(trace.inputs, options)
     else:
-        total = sum(Path(p).stat().st_size for p in inputs if Path(p).is_file())
+        total = sum(Path(p).stat().st_size for p in trace.inputs if Path(p).is_file())
         with progress:
             task = progress.add_task("reading", total=total)
             options.progress = lambda n: progress.update(task, completed=n)
-            read = read_inputs(inputs, options)
-    check_range_result(read, range_s)
+            read = read_inputs(trace.inputs, options)
+    _check_range_result(read, trace.range_s)
     return read
 
 
-def load_irps(inputs: list[Path], **kw) -> tuple[TraceRead, pl.DataFrame]:
+def load_irps(trace: Trace, quiet: bool = False) -> tuple[TraceRead, pl.DataFrame]:
     from fpreplay.lifecycles import build_lifecycles
 
-    read = load_events(inputs, **kw)
+    read = load_events(trace, quiet)
     lifecycles = build_lifecycles(read.events, read.diagnostics, read.lost_windows)
     return read, lifecycles

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay.cli.app import JsonOpt, QuietOpt, app, stderr_console
+from fpreplay.replay.cli.app import app, stderr_console
+from fpreplay.replay.cli.options import JsonOpt, QuietOpt
 
 
 @app.command(short_help="A real-format trace (and its truth) from a scenario.")

@@ -19,7 +19,7 @@ import polars as pl
 from fpreplay import __version__
 from fpreplay.replay import whatif
 from fpreplay.replay.render import terminal as render
-from fpreplay.schema import ACTUAL_OUTCOMES
+from fpreplay.schema import ACTUAL_OUTCOMES, nt_error_expr
 
 WIDTH, HEIGHT = 1040, 150
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 10, 34
@@ -184,7 +184,7 @@ def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: s
 
 def _failures_series(outcomes: pl.DataFrame) -> pl.DataFrame:
     """Cumulative IRPs the simulation completed with an error status, by completion time."""
-    f = (outcomes.filter(pl.col("status").fill_null(0) >= 0xC0000000)
+    f = (outcomes.filter(nt_error_expr(pl.col("status")))
          .select(pl.coalesce("complete_ns", "deliver_ns").alias("ts_ns")).drop_nulls()
          .sort("ts_ns").with_row_index("n", offset=1))
     return f

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from fpreplay.lifecycles.incidents import FAILING_ACTUALS
 from fpreplay.replay import whatif
-from fpreplay.schema import ACTUAL_OUTCOMES
+from fpreplay.schema import ACTUAL_OUTCOMES, FAILED_ACTUALS, STARVED_ACTUALS
 
 # How many never-completed IRPs and deciding IRPs a document lists by address.
 LIST_LIMIT = 50
@@ -56,7 +55,7 @@ def incident_dict(inc: dict) -> dict:
 
 def verdict_line(irps: pl.DataFrame, actual: dict, incidents: pl.DataFrame,
                  events_lost: int) -> str:
-    failed = actual["alloc_failed"] + actual["refused"]
+    failed = sum(actual[a] for a in FAILED_ACTUALS)
     n = irps.height
     lost = f"; {events_lost} events lost" if events_lost else ""
     if not n:
@@ -170,7 +169,7 @@ def incident_timeline(inc: dict, irps_inside: pl.DataFrame, totals: dict[str, pl
         out.append({
             "start_ns": lo, "end_ns": hi,
             "arrived": int(arrived.height),
-            "failed": int(arrived["actual"].is_in(FAILING_ACTUALS).sum()) if arrived.height
+            "failed": int(arrived["actual"].is_in(STARVED_ACTUALS).sum()) if arrived.height
             else 0,
             "outstanding": _step_max(actual_tl, "outstanding", lo, hi),
             "policies": {p: {"reserved_in_use": _step_max(tl, "reserved_in_use", lo, hi),

@@ -13,18 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fpreplay import schema
 from fpreplay.schema import ACTUAL_OUTCOMES
+from fpreplay.units import format_duration_ns as fmt_duration
 
-MAJOR_NAMES = {
-    0x00: "CREATE", 0x01: "CREATE_NAMED_PIPE", 0x02: "CLOSE", 0x03: "READ", 0x04: "WRITE",
-    0x05: "QUERY_INFORMATION", 0x06: "SET_INFORMATION", 0x07: "QUERY_EA", 0x08: "SET_EA",
-    0x09: "FLUSH_BUFFERS", 0x0A: "QUERY_VOLUME_INFORMATION", 0x0B: "SET_VOLUME_INFORMATION",
-    0x0C: "DIRECTORY_CONTROL", 0x0D: "FILE_SYSTEM_CONTROL", 0x0E: "DEVICE_CONTROL",
-    0x0F: "INTERNAL_DEVICE_CONTROL", 0x10: "SHUTDOWN", 0x11: "LOCK_CONTROL", 0x12: "CLEANUP",
-    0x13: "CREATE_MAILSLOT", 0x14: "QUERY_SECURITY", 0x15: "SET_SECURITY", 0x16: "POWER",
-    0x17: "SYSTEM_CONTROL", 0x18: "DEVICE_CHANGE", 0x19: "QUERY_QUOTA", 0x1A: "SET_QUOTA",
-    0x1B: "PNP",
-}
 
 # Short column headings for the actual outcomes, so the breakdown fits 100 columns.
 _ACTUAL_HEAD = {"ok": "ok", "reserved": "resv", "refused": "refus", "alloc_failed": "allocF",
@@ -38,19 +30,7 @@ def major_name(code) -> str:
         n = int(code)
     except (TypeError, ValueError):
         return str(code)
-    return MAJOR_NAMES.get(n, f"0x{n:02X}")
-
-
-def fmt_duration(ns) -> str:
-    if ns is None:
-        return "-"
-    ns = int(ns)
-    if ns == 0:
-        return "0"
-    for unit, scale in (("s", 1_000_000_000), ("ms", 1_000_000), ("µs", 1_000)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.3g} {unit}"
-    return f"{ns} ns"
+    return schema.major_name(n)
 
 
 def fmt_time(ns) -> str:
@@ -513,8 +493,3 @@ def print_next(out: Console, text: str | None) -> None:
     if text:
         out.print(text, markup=False, style="bold")
 
-
-def stderr_note(message: str) -> None:
-    from fpreplay.replay.cli.app import stderr_console
-
-    stderr_console().print(message, markup=False)

@@ -26,15 +26,15 @@ _READS: dict = {}
 def cached_reads(monkeypatch):
     """Read each sample once for the whole file: reading is tested elsewhere, and the commands
     here all start from the same TraceRead."""
-    real = cmd_analysis._read
+    real = cmd_analysis.load_irps
 
-    def read(inputs, tmf, tz, provider, range_, quiet):
-        key = (tuple(map(str, inputs)), range_)
+    def read(trace, quiet=False):
+        key = (tuple(map(str, trace.inputs)), trace.range_s)
         if key not in _READS:
-            _READS[key] = real(inputs, tmf, tz, provider, range_, quiet)
+            _READS[key] = real(trace, quiet)
         return _READS[key]
 
-    monkeypatch.setattr(cmd_analysis, "_read", read)
+    monkeypatch.setattr(cmd_analysis, "load_irps", read)
 
 
 def _sample(name):

@@ -12,7 +12,7 @@ from fpreplay.schema import (
 )
 from scenario_tables import MS, T0, scenario_events, scenario_irps
 
-FIVE_MS = whatif.WhatIfSettings(service_time="5ms")
+FIVE_MS = whatif.WhatIfSettings(service_time_ns=5 * MS)
 
 
 def test_verdicts_classify_each_irp_against_what_happened():
@@ -113,7 +113,7 @@ def test_user_errors_are_config_errors():
         whatif.compare(irps, [])
     with pytest.raises(ConfigError, match="twice"):
         whatif.compare(irps, ["always:2", "always:2"])
-    with pytest.raises(ConfigError, match="--kind"):
+    with pytest.raises(ConfigError, match="sweep kind 'sometimes'"):
         whatif.sweep(irps, "sometimes")
     with pytest.raises(ConfigError):
         whatif.compare(irps, ["examine:4:no_such_column = 1"])

@@ -1,0 +1,114 @@
+"""`compare`: the IRPs replayed under each policy, set against what actually happened; and the
+same comparison cut to each low-memory incident."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from fpreplay.engine import Policy
+from fpreplay.replay.whatif.outcomes import (
+    actual_counts, high_water, observed_row, queue_operations, run_policy, summarize,
+    total_timeline, verdicts, window_high_water, window_incidents,
+)
+from fpreplay.replay.whatif.settings import WhatIfSettings, parse_policies
+from fpreplay.replay.whatif.sizing import peak_demand, sweep_kind
+from fpreplay.schema import FAILED_ACTUALS, STARVED_ACTUALS
+
+
+@dataclass
+class Comparison:
+    policies: list[str]
+    actual: dict[str, int]
+    observed: dict                       # the "what actually happened" row, same keys as a policy
+    summaries: list[dict]
+    per_irp: pl.DataFrame
+    outcomes: dict[str, pl.DataFrame]    # policy -> SimulationResult.outcomes
+    timelines: dict[str, pl.DataFrame]   # policy -> SimulationResult.timeline
+    pool_sizes: dict[str, int]           # policy -> N
+    warnings: list[str] = field(default_factory=list)
+    _totals: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
+
+    def total(self, policy: str) -> pl.DataFrame:
+        """The policy's timeline summed over queues (computed once)."""
+        if policy not in self._totals:
+            self._totals[policy] = total_timeline(self.timelines.get(policy))
+        return self._totals[policy]
+
+
+# The lifecycle columns the per-IRP table starts from, where the lifecycles have them.
+_BASE_COLUMNS = ("irp", "arrive_ns", "complete_ns", "device", "queue", "major", "minor",
+                 "paging", "bytes", "status", "actual", "evidence")
+
+
+def compare(irps: pl.DataFrame, policies: Sequence[Policy | str], *,
+            events: pl.DataFrame | None = None, settings: WhatIfSettings | None = None,
+            incidents: pl.DataFrame | None = None) -> Comparison:
+    """Replay the IRPs under each policy (a Policy or its text) and set each against what
+    actually happened."""
+    settings = settings or WhatIfSettings()
+    parsed = parse_policies(policies)
+    ops = queue_operations(events)
+    incidents = window_incidents(irps, events, settings, incidents)
+    per_irp = irps.select([c for c in _BASE_COLUMNS if c in irps.columns])
+    summaries, outcomes, timelines, sizes, warnings = [], {}, {}, {}, []
+    for policy in parsed:
+        p = policy.text
+        result = run_policy(irps, policy, settings, ops, incidents)
+        v = verdicts(irps, result.outcomes)
+        summaries.append(summarize(p, v, high_water(result)))
+        outcomes[p] = result.outcomes
+        timelines[p] = result.timeline
+        sizes[p] = int(policy.reserved or 0)
+        for w in getattr(result, "warnings", []) or []:
+            if w not in warnings:
+                warnings.append(w)
+        per_irp = per_irp.with_columns(
+            v["outcome"].alias(f"{p}:outcome"), v["sim_status"].alias(f"{p}:status"),
+            v["parked"].alias(f"{p}:parked"), v["park_wait_ns"].alias(f"{p}:park_wait_ns"),
+            v["verdict"].alias(f"{p}:verdict"))
+    return Comparison(policies=[p.text for p in parsed], actual=actual_counts(irps),
+                      observed=observed_row(irps), summaries=summaries, per_irp=per_irp,
+                      outcomes=outcomes, timelines=timelines, pool_sizes=sizes,
+                      warnings=warnings)
+
+
+def default_policies(irps: pl.DataFrame, settings: WhatIfSettings,
+                     events: pl.DataFrame | None = None) -> list[Policy]:
+    """When the user names no policy: no forward progress, and `always` and `paging` with a
+    reserve as large as the trace's peak demand (so the difference shown is the policy's)."""
+    ops = queue_operations(events)
+    incidents = window_incidents(irps, events, settings)
+    peak = max(1, peak_demand(irps, sweep_kind("always"), settings, ops, incidents))
+    return parse_policies(["none", f"always:{peak}", f"paging:{peak}"])
+
+
+def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
+                      irps: pl.DataFrame) -> list[dict]:
+    """Per incident: what happened and, per policy, the compare row over the IRPs that arrived
+    inside it; and the IRPs that decided it (those that failed or used the reserve for real, or
+    whose verdict under some policy is not `same`). irps: the lifecycles `cmp` was made from."""
+    out = []
+    tagged = cmp.per_irp.with_row_index("_row")
+    for inc in incidents.iter_rows(named=True):
+        arrived_inside = pl.col("arrive_ns").is_between(inc["start_ns"], inc["end_ns"])
+        inside = tagged.filter(arrived_inside)
+        per_policy = []
+        for p in cmp.policies:
+            v = inside.select(
+                "actual", pl.col(f"{p}:outcome").alias("outcome"),
+                pl.col(f"{p}:status").alias("sim_status"),
+                pl.col(f"{p}:park_wait_ns").alias("park_wait_ns"),
+                pl.col(f"{p}:verdict").alias("verdict"),
+                pl.col(f"{p}:parked").alias("parked"))
+            hw = window_high_water(cmp.timelines.get(p), inc["start_ns"], inc["end_ns"])
+            per_policy.append(summarize(p, v, hw))
+        deciding = inside.filter(
+            pl.col("actual").is_in(STARVED_ACTUALS)
+            | pl.any_horizontal([pl.col(f"{p}:verdict") != "same" for p in cmp.policies])
+            if cmp.policies else pl.col("actual").is_in(FAILED_ACTUALS))
+        out.append({"incident": inc, "observed": observed_row(irps.filter(arrived_inside)),
+                    "policies": per_policy, "irps": deciding})
+    return out

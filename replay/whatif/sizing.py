@@ -1,0 +1,157 @@
+"""`sweep`: outcomes against reserve sizes, to find how many reserved requests a policy needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import polars as pl
+
+from fpreplay.engine import Policy, examine_verdicts, parse_policy
+from fpreplay.errors import ConfigError
+from fpreplay.replay.whatif.outcomes import (
+    high_water, queue_operations, run_policy, summarize, verdicts, window_incidents,
+)
+from fpreplay.replay.whatif.settings import WhatIfSettings
+from fpreplay.schema import empty_irps
+
+# A sweep tries every size up to this; beyond it a grid plus a bisection for the answers.
+SWEEP_EXHAUSTIVE = 64
+# Upper bound on the pool tried when measuring peak demand: more would never be configured.
+PEAK_PROBE_CAP = 65_536
+
+
+@dataclass(frozen=True)
+class SweepKind:
+    """What a sweep sizes: `always`, `paging` or `examine:SQL`, as the user wrote it, and its
+    policy at one reserved request (an examine rule is checked once, not per size)."""
+
+    text: str
+    policy: Policy
+
+    def at(self, n: int) -> Policy:
+        """The policy with n reserved requests."""
+        head = f"{self.policy.kind}:{n}"
+        return replace(self.policy, reserved=n,
+                       text=f"{head}:{self.policy.sql}" if self.policy.sql else head)
+
+
+def sweep_kind(kind: str | SweepKind) -> SweepKind:
+    """`always`, `paging` or `examine:SQL` (the examine rule's SQL checked now)."""
+    if isinstance(kind, SweepKind):
+        return kind
+    if kind in ("always", "paging"):
+        return SweepKind(kind, parse_policy(f"{kind}:1"))
+    sql = kind[len("examine:"):].strip() if kind.startswith("examine:") else ""
+    if not sql:
+        raise ConfigError(f"sweep kind {kind!r}: expected always, paging or examine:SQL")
+    # The rule's errors name the kind as written: the user never typed `examine:1:SQL`.
+    policy = Policy("examine", 1, sql, kind)
+    examine_verdicts(policy, empty_irps())
+    return SweepKind(kind, policy)
+
+
+@dataclass
+class Sweep:
+    kind: str
+    rows: pl.DataFrame
+    max_reserved: int
+    peak_demand: int | None
+    min_reserved_no_park: int | None
+    budget_ns: int | None
+    min_reserved_within_budget: int | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def peak_demand(irps: pl.DataFrame, kind: SweepKind, settings: WhatIfSettings,
+                queue_ops=None, incidents=None) -> int:
+    """Reserved requests in use at once when the pool never runs out."""
+    cap = max(1, min(irps.height, PEAK_PROBE_CAP))
+    return high_water(run_policy(irps, kind.at(cap), settings, queue_ops, incidents))
+
+
+def _sweep_row(irps, kind: SweepKind, n, settings, ops, incidents) -> dict:
+    policy = kind.at(n)
+    result = run_policy(irps, policy, settings, ops, incidents)
+    s = summarize(policy.text, verdicts(irps, result.outcomes), high_water(result))
+    return {"reserved": n, "rescued": s["rescued"], "still_failed": s["still_failed"],
+            "regressed": s["regressed"], "parked": s["parked"],
+            "park_wait_ns": s["park_wait_ns"], "reserve_high_water": s["reserve_high_water"]}
+
+
+def _sizes(max_reserved: int) -> list[int]:
+    if max_reserved <= SWEEP_EXHAUSTIVE:
+        return list(range(1, max_reserved + 1))
+    # 1..16, then about 24 sizes spaced evenly on a log scale
+    step = (max_reserved / 16) ** (1 / 24)
+    return sorted({*range(1, 17), max_reserved,
+                   *(min(max_reserved, round(16 * step ** k)) for k in range(1, 25))})
+
+
+_ROW_SCHEMA = {"reserved": pl.UInt32, "rescued": pl.UInt32, "still_failed": pl.UInt32,
+               "regressed": pl.UInt32, "parked": pl.UInt32, "reserve_high_water": pl.UInt32,
+               "park_wait_p50_ns": pl.Int64, "park_wait_p99_ns": pl.Int64,
+               "park_wait_max_ns": pl.Int64}
+
+
+def sweep(irps: pl.DataFrame, kind: str | SweepKind = "always", *,
+          max_reserved: int | None = None, budget_ns: int | None = None,
+          events: pl.DataFrame | None = None, settings: WhatIfSettings | None = None) -> Sweep:
+    """Outcomes against reserve sizes 1..max (default: up to the peak demand)."""
+    settings = settings or WhatIfSettings()
+    kind = sweep_kind(kind)   # checked before any work
+    if max_reserved is not None and max_reserved < 1:
+        raise ConfigError(f"largest reserve size {max_reserved}: must be at least 1")
+    ops = queue_operations(events)
+    incidents = window_incidents(irps, events, settings)
+    peak = None
+    if max_reserved is None:
+        peak = peak_demand(irps, kind, settings, ops, incidents)
+        max_reserved = max(1, peak)
+    cache: dict[int, dict] = {}
+
+    def row(n: int) -> dict:
+        if n not in cache:
+            cache[n] = _sweep_row(irps, kind, n, settings, ops, incidents)
+        return cache[n]
+
+    for n in _sizes(max_reserved):
+        row(n)
+
+    def smallest(ok) -> int | None:
+        # Parking and waits only shrink as the pool grows, so bisect between grid points.
+        tried = sorted(cache)
+        first = next((n for n in tried if ok(cache[n])), None)
+        if first is None:
+            return None
+        lo, hi = max([n for n in tried if n < first], default=0), first
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ok(row(mid)):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    no_park = smallest(lambda r: r["parked"] == 0)
+    within = None
+    if budget_ns is not None:
+        within = smallest(lambda r: r["park_wait_ns"]["p99"] <= budget_ns)
+    rows = [cache[n] for n in sorted(cache)]
+    frame = pl.DataFrame([{**{k: v for k, v in r.items() if k != "park_wait_ns"},
+                           "park_wait_p50_ns": r["park_wait_ns"]["p50"],
+                           "park_wait_p99_ns": r["park_wait_ns"]["p99"],
+                           "park_wait_max_ns": r["park_wait_ns"]["max"]} for r in rows],
+                         schema=_ROW_SCHEMA)
+    return Sweep(kind=kind.text, rows=frame, max_reserved=max_reserved, peak_demand=peak,
+                 min_reserved_no_park=no_park, budget_ns=budget_ns,
+                 min_reserved_within_budget=within)
+
+
+def sweep_rows(s: Sweep) -> list[dict]:
+    """The rows of the JSON document (contract 7), park waits nested."""
+    return [{"reserved": r["reserved"], "rescued": r["rescued"],
+             "still_failed": r["still_failed"], "regressed": r["regressed"],
+             "parked": r["parked"], "reserve_high_water": r["reserve_high_water"],
+             "park_wait_ns": {"p50": r["park_wait_p50_ns"], "p99": r["park_wait_p99_ns"],
+                              "max": r["park_wait_max_ns"]}}
+            for r in s.rows.iter_rows(named=True)]
