@@ -131,7 +131,8 @@ def test_incidents_points_at_an_irp_to_explain(capsys, trace):
     assert rc == 0 and "actually:" in out, err
 
 
-def test_healthy_trace_says_how_to_test_a_reserve_anyway(capsys, tmp_path):
+def _healthy_trace(tmp_path) -> Path:
+    """The scenario without its low-memory signals and failed completions: nothing failed."""
     import polars as pl
 
     from scenario_tables import scenario_events
@@ -142,6 +143,11 @@ def test_healthy_trace_says_how_to_test_a_reserve_anyway(capsys, tmp_path):
                    & (pl.col("status").is_null() | (pl.col("status") == 0)))
     path = tmp_path / "healthy.parquet"
     ok.write_parquet(path)
+    return path
+
+
+def test_healthy_trace_says_how_to_test_a_reserve_anyway(capsys, tmp_path):
+    path = _healthy_trace(tmp_path)
     text = " ".join(run(capsys, "analyze", path)[1].split())
     assert f"`fpreplay sweep {path} --memory fail-all`" in text
     text = " ".join(run(capsys, "compare", path, "--policy", "always:2")[1].split())
@@ -286,16 +292,7 @@ def test_deciding_irps_list_those_a_policy_changes_first(capsys, trace):
 def test_compare_under_a_stress_model_names_the_clean_policy(capsys, tmp_path):
     """Nothing failed for real, so under fail-all the advice is about regressions and parking,
     never "add --memory fail-all" again."""
-    import polars as pl
-
-    from scenario_tables import scenario_events
-
-    ev = scenario_events()
-    ok = ev.filter(~pl.col("kind").is_in(["request_alloc_failed", "memory_pressure",
-                                          "reserved_request_used"])
-                   & (pl.col("status").is_null() | (pl.col("status") == 0)))
-    path = tmp_path / "healthy.parquet"
-    ok.write_parquet(path)
+    path = _healthy_trace(tmp_path)
     text = " ".join(run(capsys, "compare", path, "--memory", "fail-all", "--policy", "paging:4",
                         "--policy", "always:4")[1].split())
     # paging:4 refuses the 4 ordinary reads (regressed); always:4 serves them all
