@@ -256,6 +256,7 @@ def report(
                          queue_ops=_queue_operations(read.events),
                          trace_start_ns=read.trace_start_ns)
     write_output(lambda: output.write_text(html, encoding="utf-8"), output)
-    print_warnings(compare_doc["warnings"], quiet)
+    warnings = [*compare_doc["warnings"], *sweep_doc["warnings"], *inc_doc["warnings"]]
+    print_warnings(list(dict.fromkeys(warnings)), quiet)
     if not quiet:
         stderr_console().print(f"wrote {output}", markup=False)

@@ -203,8 +203,10 @@ def simulation_options(
     service_time: Annotated[Optional[str], typer.Option(
         "--service-time", metavar="DURATION",
         help="How long the driver holds an IRP the trace never saw served, e.g. 2ms.")] = None,
-    seed: Annotated[int, typer.Option(
-        "--seed", metavar="N", help="Seed for the simulation's randomness.")] = 0,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", metavar="N",
+        help="Seed for the simulation's randomness (default 0; verifier-random without a seed "
+             "runs seeds 1-5 and reports ranges).")] = None,
 ) -> Simulation:
     settings = whatif.WhatIfSettings(
         driver=option_value("--config", load_driver_model, config),
@@ -219,6 +221,6 @@ def simulation_options(
         words += ["--memory", memory]
     if service_time:
         words += ["--service-time", service_time]
-    if seed:
+    if seed is not None:
         words += ["--seed", str(seed)]
     return Simulation(settings=settings, words=words)

@@ -255,11 +255,23 @@ def _actual_rows(rows: list[dict], names=str) -> list[list]:
 
 
 def _compare_rows(doc: dict) -> list[list]:
+    """The compare rows; with several seeds each figure 'median (min–max)'."""
     out = []
     for r in [doc["observed"], *doc["policies"]]:
-        out.append([r["policy"], r["rescued"], r["still_failed"], r["regressed"], r["parked"],
-                    *render.fmt_waits(r), r["cancelled"], r["invalid_state"],
-                    r["reserve_high_water"]])
+        ranges = r.get("range") or {}
+
+        def fig(key, text=None, fmt=str, r=r, ranges=ranges):
+            spread = render.spread(ranges.get(key), fmt)
+            text = str(r[key]) if text is None else text
+            return f"{text} ({spread})" if spread else text
+
+        waits = ranges.get("park_wait_ns") or {}
+        out.append([r["policy"], fig("rescued"), fig("still_failed"), fig("regressed"),
+                    fig("parked"),
+                    *[f"{t} ({render.spread(waits.get(p), render.fmt_duration)})"
+                      if render.spread(waits.get(p), render.fmt_duration) else t
+                      for p, t in zip(("p50", "p99", "max"), render.fmt_waits(r))],
+                    fig("cancelled"), fig("invalid_state"), fig("reserve_high_water")])
     return out
 
 
@@ -357,10 +369,16 @@ def _sweep_answers(doc: dict) -> str:
         return esc(n if n is not None else f"none up to {doc['max_reserved']}")
 
     text = (f"Smallest reserve at which nothing parks ({esc(doc['kind'])}): "
-            f"<b>{answer(doc['min_reserved_no_park'])}</b>")
+            f"<b>{answer(doc['min_reserved_no_park'])}</b>"
+            f"{esc(render.over_seeds(doc, 'min_reserved_no_park'))}")
     if doc["budget_ns"] is not None:
         text += (f"; smallest whose p99 park wait fits {esc(render.fmt_duration(doc['budget_ns']))}"
-                 f": <b>{answer(doc['min_reserved_within_budget'])}</b>")
+                 f": <b>{answer(doc['min_reserved_within_budget'])}</b>"
+                 f"{esc(render.over_seeds(doc, 'min_reserved_within_budget'))}")
+    if doc.get("seeds"):
+        text += (f". Memory {esc(doc['memory'])}, seeds "
+                 f"{esc(', '.join(map(str, doc['seeds'])))}: each figure is the median over the "
+                 "seeds, min–max in brackets (the verifier's seed is not in the trace)")
     return f"<p>{text}</p>"
 
 

@@ -123,11 +123,17 @@ def compare_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
     }
     if explain is not None:
         doc["explain"] = explain
-    return doc
+    return _seeded(doc, cmp.seeds)
+
+
+def _seeded(doc: dict, seeds: list[int]) -> dict:
+    """With several seeds run (verifier-random without a seed), the document lists them; each
+    figure then is the median over them, with its range beside it."""
+    return {**doc, "seeds": list(seeds)} if seeds else doc
 
 
 def sweep_document(inputs: list[str], memory: str, s: whatif.Sweep, warnings: list[str]) -> dict:
-    return {
+    doc = {
         "schema": "fpreplay.sweep/1",
         "inputs": list(inputs),
         "memory": memory,
@@ -140,6 +146,9 @@ def sweep_document(inputs: list[str], memory: str, s: whatif.Sweep, warnings: li
         "min_reserved_within_budget": s.min_reserved_within_budget,
         "warnings": list(warnings) + [w for w in s.warnings if w not in warnings],
     }
+    if s.seeds:
+        doc["range"] = s.ranges
+    return _seeded(doc, s.seeds)
 
 
 def _step_max(tl: pl.DataFrame | None, col: str, lo: int, hi: int) -> int:
@@ -210,11 +219,11 @@ def incidents_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
                       "policies": entry["policies"],
                       "deciding_irps": int(deciding.height),
                       "irp_list": irps_list})
-    return {
+    return _seeded({
         "schema": "fpreplay.incidents/1",
         "inputs": list(inputs),
         "memory": memory,
         "policies": list(cmp.policies),
         "incidents": items,
         "warnings": list(warnings) + [w for w in cmp.warnings if w not in warnings],
-    }
+    }, cmp.seeds)

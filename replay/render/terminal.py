@@ -62,6 +62,49 @@ def fmt_waits(row: dict) -> list[str]:
     return [fmt_duration(w["p50"]), fmt_duration(w["p99"]), fmt_duration(w["max"])]
 
 
+def spread(r: dict | None, fmt=str) -> str:
+    """A figure's range over the seeds as 'min–max' ('' when it has none or all seeds agree)."""
+    if not r or r["min"] == r["max"]:
+        return ""
+    lo, hi = fmt(r["min"]), fmt(r["max"])
+    if fmt is fmt_duration and lo.split()[-1:] == hi.split()[-1:]:
+        lo = lo.split()[0]   # one unit: '1.1–4.2 ms'
+    return f"{lo}–{hi}"
+
+
+def _figure(text: str, r: dict | None = None, fmt=str, colour: str = "") -> Text:
+    """A table cell: the figure (the median over seeds, when several ran) and, below it, its
+    min–max over the seeds."""
+    cell = Text(text, style=colour)
+    extra = spread(r, fmt)
+    if extra:
+        cell.append("\n" + extra, style="dim")
+    return cell
+
+
+def _row_figures(row: dict, keys, colours: dict | None = None) -> list[Text]:
+    """The cells of a compare or sweep row: counts, then the three park waits where asked."""
+    ranges, colours = row.get("range") or {}, colours or {}
+    cells = []
+    for key in keys:
+        if key == "park_wait_ns":
+            waits = ranges.get("park_wait_ns") or {}
+            cells += [_figure(text, waits.get(p), fmt_duration)
+                      for p, text in zip(("p50", "p99", "max"), fmt_waits(row))]
+        else:
+            colour = colours.get(key, "") if row[key] else ""
+            cells.append(_figure(str(row[key]), ranges.get(key), colour=colour))
+    return cells
+
+
+def seeds_note(doc: dict) -> str:
+    """The title's words for several seeds (verifier-random without a seed)."""
+    seeds = doc.get("seeds")
+    if not seeds:
+        return ""
+    return f", seeds {', '.join(map(str, seeds))}: median, min–max below"
+
+
 def _table(title: str | None = None) -> Table:
     return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
                  show_edge=False,
@@ -185,7 +228,7 @@ def render_analyze(doc: dict, out: Console, args: str = "TRACE") -> None:
 # --- compare ----------------------------------------------------------------------------------
 
 def compare_table(doc: dict) -> Table:
-    t = _table(f"{doc['irps']} IRPs, memory model {doc['memory']}")
+    t = _table(f"{doc['irps']} IRPs, memory model {doc['memory']}{seeds_note(doc)}")
     rows = [doc["observed"], *doc["policies"]]
     # The policy column folds a long examine rule but never shrinks below a short policy name.
     t.add_column("policy", overflow="fold", ratio=1,
@@ -199,17 +242,15 @@ def compare_table(doc: dict) -> Table:
         # Numbers never wrap: the policy column (a long examine rule) folds instead.
         t.add_column(c, justify="right", no_wrap=True)
 
-    def coloured(n: int, colour: str) -> Text:
+    for row in rows:
+        cells = _row_figures(row, ("rescued", "still_failed", "regressed", "parked",
+                                   "park_wait_ns"),
+                             {"rescued": "green", "still_failed": "red", "regressed": "red"})
         # Colour says which way a number cuts, so a zero stays plain; the console drops colour
         # off a terminal and with NO_COLOR.
-        return Text(str(n), style=colour if n else "")
-
-    for row in rows:
-        t.add_row(row["policy"], coloured(row["rescued"], "green"),
-                  coloured(row["still_failed"], "red"), coloured(row["regressed"], "red"),
-                  str(row["parked"]), *fmt_waits(row),
+        t.add_row(row["policy"], *cells,
                   *((f"{row['cancelled']}/{row['invalid_state']}",) if purges else ()),
-                  str(row["reserve_high_water"]))
+                  *_row_figures(row, ("reserve_high_water",)))
     return t
 
 
@@ -267,32 +308,40 @@ def render_compare(doc: dict, out: Console, args: str = "TRACE") -> None:
 
 # --- sweep ------------------------------------------------------------------------------------
 
+def over_seeds(doc: dict, key: str) -> str:
+    """' (seeds: 3–6)' after a sweep answer whose seeds disagree; None is 'none' (not found)."""
+    text = spread((doc.get("range") or {}).get(key),
+                  lambda v: "none" if v is None else str(v))
+    return f" (over the seeds: {text})" if text else ""
+
+
 def render_sweep(doc: dict, out: Console, args: str = "TRACE") -> None:
-    t = _table(f"Reserve size against outcome: {doc['kind']}, memory model {doc['memory']}")
+    t = _table(f"Reserve size against outcome: {doc['kind']}, memory model {doc['memory']}"
+               f"{seeds_note(doc)}")
     for c in ("reserved", "rescued", "still\nfailed", "regress", "parked", "wait\np50", "p99",
               "max", "high\nwater"):
         t.add_column(c, justify="right", no_wrap=True)
     for r in doc["rows"]:
-        t.add_row(str(r["reserved"]), str(r["rescued"]), str(r["still_failed"]),
-                  str(r["regressed"]), str(r["parked"]), *fmt_waits(r),
-                  str(r["reserve_high_water"]))
+        t.add_row(str(r["reserved"]), *_row_figures(r, (
+            "rescued", "still_failed", "regressed", "parked", "park_wait_ns",
+            "reserve_high_water")))
     _show(out, t)
     if doc["peak_demand"] is not None:
         out.print(f"Peak demand (reserved requests in use at once with an unlimited reserve): "
-                  f"{doc['peak_demand']}", markup=False)
+                  f"{doc['peak_demand']}{over_seeds(doc, 'peak_demand')}", markup=False)
     if doc["peak_demand"] == 0 and doc["memory"] == "observed":
         out.print("No allocation failed in the trace, so no reserve was needed. To size one "
                   "for a low-memory event, replay with --memory fail-all or verifier-random.",
                   markup=False)
     n = doc["min_reserved_no_park"]
     out.print("Smallest reserve at which nothing parks: "
-              + (str(n) if n is not None else f"none up to {doc['max_reserved']}"),
-              markup=False)
+              + (str(n) if n is not None else f"none up to {doc['max_reserved']}")
+              + over_seeds(doc, "min_reserved_no_park"), markup=False)
     if doc["budget_ns"] is not None:
         b = doc["min_reserved_within_budget"]
         out.print(f"Smallest reserve whose p99 park wait fits {fmt_duration(doc['budget_ns'])}: "
-                  + (str(b) if b is not None else f"none up to {doc['max_reserved']}"),
-                  markup=False)
+                  + (str(b) if b is not None else f"none up to {doc['max_reserved']}")
+                  + over_seeds(doc, "min_reserved_within_budget"), markup=False)
     print_next(out, next_sweep(doc, args))
 
 
@@ -344,6 +393,7 @@ def render_incidents(doc: dict, out: Console, args: str = "TRACE", queue_ops=())
                         for p in doc["policies"]])
         _show(out, t)
         _show(out, compare_table({"irps": i["irps"], "memory": doc["memory"],
+                                  "seeds": doc.get("seeds"),
                                   "observed": i["observed"], "policies": i["policies"]}))
         if i["irp_list"]:
             t = _table(f"IRPs that decided it ({i['deciding_irps']})")

@@ -4,15 +4,16 @@ same comparison cut to each low-memory incident."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
 from fpreplay.engine import Policy
 from fpreplay.replay.whatif.outcomes import (
-    actual_counts, high_water, observed_row, queue_operations, run_policy, summarize,
-    total_timeline, verdicts, window_high_water, window_incidents,
+    actual_counts, add_warnings, high_water, observed_row, queue_operations, run_policy,
+    summarize, total_timeline, verdicts, window_high_water, window_incidents,
 )
+from fpreplay.replay.whatif.seeds import combine_rows
 from fpreplay.replay.whatif.settings import WhatIfSettings, parse_policies
 from fpreplay.replay.whatif.sizing import peak_demand, sweep_kind
 from fpreplay.schema import FAILED_ACTUALS, STARVED_ACTUALS
@@ -29,6 +30,11 @@ class Comparison:
     timelines: dict[str, pl.DataFrame]   # policy -> SimulationResult.timeline
     pool_sizes: dict[str, int]           # policy -> N
     warnings: list[str] = field(default_factory=list)
+    # Several seeds run (verifier-random without a seed): their seeds, and each seed's own
+    # Comparison. `summaries` are then medians with a `range` per figure (seeds.combine_rows);
+    # per_irp, outcomes and timelines are the first seed's run.
+    seeds: list[int] = field(default_factory=list)
+    runs: list[Comparison] = field(default_factory=list, repr=False)
     _totals: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
 
     def total(self, policy: str) -> pl.DataFrame:
@@ -47,14 +53,27 @@ def compare(irps: pl.DataFrame, policies: Sequence[Policy | str], *,
             events: pl.DataFrame | None = None, settings: WhatIfSettings | None = None,
             incidents: pl.DataFrame | None = None) -> Comparison:
     """Replay the IRPs under each policy (a Policy or its text) and set each against what
-    actually happened."""
+    actually happened; once per seed when the seed is unknowable (WhatIfSettings.runs)."""
     settings = settings or WhatIfSettings()
     parsed = parse_policies(policies)
     ops = queue_operations(events)
     incidents = window_incidents(irps, events, settings, incidents)
+    runs = [_compare_run(irps, parsed, run, ops, incidents) for run in settings.runs()]
+    if len(runs) == 1:
+        return runs[0]
+    warnings: list[str] = []
+    for r in runs:
+        add_warnings(warnings, r)
+    return replace(runs[0], summaries=[combine_rows([r.summaries[i] for r in runs])
+                                       for i in range(len(parsed))],
+                   warnings=warnings, seeds=settings.seeds, runs=runs, _totals={})
+
+
+def _compare_run(irps, policies: list[Policy], settings: WhatIfSettings, ops,
+                 incidents) -> Comparison:
     per_irp = irps.select([c for c in _BASE_COLUMNS if c in irps.columns])
     summaries, outcomes, timelines, sizes, warnings = [], {}, {}, {}, []
-    for policy in parsed:
+    for policy in policies:
         p = policy.text
         result = run_policy(irps, policy, settings, ops, incidents)
         v = verdicts(irps, result.outcomes)
@@ -62,14 +81,12 @@ def compare(irps: pl.DataFrame, policies: Sequence[Policy | str], *,
         outcomes[p] = result.outcomes
         timelines[p] = result.timeline
         sizes[p] = int(policy.reserved or 0)
-        for w in getattr(result, "warnings", []) or []:
-            if w not in warnings:
-                warnings.append(w)
+        add_warnings(warnings, result)
         per_irp = per_irp.with_columns(
             v["outcome"].alias(f"{p}:outcome"), v["sim_status"].alias(f"{p}:status"),
             v["parked"].alias(f"{p}:parked"), v["park_wait_ns"].alias(f"{p}:park_wait_ns"),
             v["verdict"].alias(f"{p}:verdict"))
-    return Comparison(policies=[p.text for p in parsed], actual=actual_counts(irps),
+    return Comparison(policies=[p.text for p in policies], actual=actual_counts(irps),
                       observed=observed_row(irps), summaries=summaries, per_irp=per_irp,
                       outcomes=outcomes, timelines=timelines, pool_sizes=sizes,
                       warnings=warnings)
@@ -81,7 +98,8 @@ def default_policies(irps: pl.DataFrame, settings: WhatIfSettings,
     reserve as large as the trace's peak demand (so the difference shown is the policy's)."""
     ops = queue_operations(events)
     incidents = window_incidents(irps, events, settings)
-    peak = max(1, peak_demand(irps, sweep_kind("always"), settings, ops, incidents))
+    peak = max(1, *(peak_demand(irps, sweep_kind("always"), run, ops, incidents)
+                    for run in settings.runs()))
     return parse_policies(["none", f"always:{peak}", f"paging:{peak}"])
 
 
@@ -89,7 +107,14 @@ def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
                       irps: pl.DataFrame) -> list[dict]:
     """Per incident: what happened and, per policy, the compare row over the IRPs that arrived
     inside it; and the IRPs that decided it (those that failed or used the reserve for real, or
-    whose verdict under some policy is not `same`). irps: the lifecycles `cmp` was made from."""
+    whose verdict under some policy is not `same`). irps: the lifecycles `cmp` was made from.
+    With several seeds each policy's row is the median over them, with ranges; the deciding IRPs
+    are the first seed's."""
+    if cmp.runs:
+        each = [incident_outcomes(r, incidents, irps) for r in cmp.runs]
+        return [{**first, "policies": [combine_rows([e[i]["policies"][j] for e in each])
+                                       for j in range(len(first["policies"]))]}
+                for i, first in enumerate(each[0])]
     out = []
     tagged = cmp.per_irp.with_row_index("_row")
     for inc in incidents.iter_rows(named=True):

@@ -52,10 +52,18 @@ def actual_counts(irps: pl.DataFrame) -> dict[str, int]:
 
 def run_policy(irps: pl.DataFrame, policy: Policy, settings: WhatIfSettings,
                queue_ops: pl.DataFrame | None = None, incidents: pl.DataFrame | None = None):
-    """One simulation of the trace's IRPs under one policy; a SimulationResult."""
+    """One simulation of the trace's IRPs under one policy; a SimulationResult. settings: one
+    of WhatIfSettings.runs() (a seed not given is 0)."""
     return simulate(irps, settings.driver.with_policy(policy), settings.memory,
                     queue_ops=queue_ops, incidents=incidents,
-                    service_time_ns=settings.service_time_ns, seed=settings.seed)
+                    service_time_ns=settings.service_time_ns, seed=settings.seed or 0)
+
+
+def add_warnings(into: list[str], result) -> None:
+    """A simulation's warnings (the engine's Diagnostics), each once."""
+    for w in getattr(result, "warnings", []) or []:
+        if w not in into:
+            into.append(w)
 
 
 def high_water(result) -> int:

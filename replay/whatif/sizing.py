@@ -9,8 +9,10 @@ import polars as pl
 from fpreplay.engine import Policy, examine_verdicts, parse_policy
 from fpreplay.errors import ConfigError
 from fpreplay.replay.whatif.outcomes import (
-    high_water, queue_operations, run_policy, summarize, verdicts, window_incidents,
+    add_warnings, high_water, queue_operations, run_policy, summarize, verdicts,
+    window_incidents,
 )
+from fpreplay.replay.whatif.seeds import combine_rows, figure_range
 from fpreplay.replay.whatif.settings import WhatIfSettings
 from fpreplay.schema import empty_irps
 
@@ -60,22 +62,64 @@ class Sweep:
     budget_ns: int | None
     min_reserved_within_budget: int | None
     warnings: list[str] = field(default_factory=list)
+    # Several seeds run (verifier-random without a seed): their seeds; `rows` and the three
+    # answers above are then medians, each row's ranges in row_ranges and the answers' in ranges.
+    seeds: list[int] = field(default_factory=list)
+    row_ranges: list[dict] = field(default_factory=list)
+    ranges: dict = field(default_factory=dict)
 
 
 def peak_demand(irps: pl.DataFrame, kind: SweepKind, settings: WhatIfSettings,
                 queue_ops=None, incidents=None) -> int:
     """Reserved requests in use at once when the pool never runs out."""
-    cap = max(1, min(irps.height, PEAK_PROBE_CAP))
-    return high_water(run_policy(irps, kind.at(cap), settings, queue_ops, incidents))
+    return _Sizer(irps, kind, settings, queue_ops, incidents).peak()
 
 
-def _sweep_row(irps, kind: SweepKind, n, settings, ops, incidents) -> dict:
-    policy = kind.at(n)
-    result = run_policy(irps, policy, settings, ops, incidents)
-    s = summarize(policy.text, verdicts(irps, result.outcomes), high_water(result))
-    return {"reserved": n, "rescued": s["rescued"], "still_failed": s["still_failed"],
-            "regressed": s["regressed"], "parked": s["parked"],
-            "park_wait_ns": s["park_wait_ns"], "reserve_high_water": s["reserve_high_water"]}
+class _Sizer:
+    """One seed's sweep: each size simulated once, the smallest sizes found by bisection."""
+
+    def __init__(self, irps, kind: SweepKind, settings: WhatIfSettings, ops, incidents):
+        self.irps, self.kind, self.settings = irps, kind, settings
+        self.ops, self.incidents = ops, incidents
+        self.cache: dict[int, dict] = {}
+        self.warnings: list[str] = []
+
+    def _run(self, policy: Policy):
+        result = run_policy(self.irps, policy, self.settings, self.ops, self.incidents)
+        add_warnings(self.warnings, result)
+        return result
+
+    def peak(self) -> int:
+        cap = max(1, min(self.irps.height, PEAK_PROBE_CAP))
+        return high_water(self._run(self.kind.at(cap)))
+
+    def row(self, n: int) -> dict:
+        if n not in self.cache:
+            policy = self.kind.at(n)
+            result = self._run(policy)
+            s = summarize(policy.text, verdicts(self.irps, result.outcomes), high_water(result))
+            self.cache[n] = {"reserved": n} | {k: s[k] for k in _ROW_KEYS}
+        return self.cache[n]
+
+    def smallest(self, ok) -> int | None:
+        """The smallest size whose row is ok. Parking and waits only shrink as the pool grows,
+        so bisect between the grid points tried."""
+        tried = sorted(self.cache)
+        first = next((n for n in tried if ok(self.cache[n])), None)
+        if first is None:
+            return None
+        lo, hi = max([n for n in tried if n < first], default=0), first
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ok(self.row(mid)):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+
+_ROW_KEYS = ("rescued", "still_failed", "regressed", "parked", "park_wait_ns",
+             "reserve_high_water")
 
 
 def _sizes(max_reserved: int) -> list[int]:
@@ -96,62 +140,61 @@ _ROW_SCHEMA = {"reserved": pl.UInt32, "rescued": pl.UInt32, "still_failed": pl.U
 def sweep(irps: pl.DataFrame, kind: str | SweepKind = "always", *,
           max_reserved: int | None = None, budget_ns: int | None = None,
           events: pl.DataFrame | None = None, settings: WhatIfSettings | None = None) -> Sweep:
-    """Outcomes against reserve sizes 1..max (default: up to the peak demand)."""
+    """Outcomes against reserve sizes 1..max (default: up to the peak demand); once per seed
+    when the seed is unknowable (WhatIfSettings.runs), every size any seed tried run for all."""
     settings = settings or WhatIfSettings()
     kind = sweep_kind(kind)   # checked before any work
     if max_reserved is not None and max_reserved < 1:
         raise ConfigError(f"largest reserve size {max_reserved}: must be at least 1")
     ops = queue_operations(events)
     incidents = window_incidents(irps, events, settings)
-    peak = None
+    sizers = [_Sizer(irps, kind, run, ops, incidents) for run in settings.runs()]
+    answers: dict[str, list] = {}
     if max_reserved is None:
-        peak = peak_demand(irps, kind, settings, ops, incidents)
-        max_reserved = max(1, peak)
-    cache: dict[int, dict] = {}
-
-    def row(n: int) -> dict:
-        if n not in cache:
-            cache[n] = _sweep_row(irps, kind, n, settings, ops, incidents)
-        return cache[n]
-
-    for n in _sizes(max_reserved):
-        row(n)
-
-    def smallest(ok) -> int | None:
-        # Parking and waits only shrink as the pool grows, so bisect between grid points.
-        tried = sorted(cache)
-        first = next((n for n in tried if ok(cache[n])), None)
-        if first is None:
-            return None
-        lo, hi = max([n for n in tried if n < first], default=0), first
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if ok(row(mid)):
-                hi = mid
-            else:
-                lo = mid
-        return hi
-
-    no_park = smallest(lambda r: r["parked"] == 0)
-    within = None
+        answers["peak_demand"] = [z.peak() for z in sizers]
+        max_reserved = max(1, *answers["peak_demand"])
+    for z in sizers:
+        for n in _sizes(max_reserved):
+            z.row(n)
+    answers["min_reserved_no_park"] = [z.smallest(lambda r: r["parked"] == 0) for z in sizers]
     if budget_ns is not None:
-        within = smallest(lambda r: r["park_wait_ns"]["p99"] <= budget_ns)
-    rows = [cache[n] for n in sorted(cache)]
+        answers["min_reserved_within_budget"] = [
+            z.smallest(lambda r: r["park_wait_ns"]["p99"] <= budget_ns) for z in sizers]
+    sizes = sorted(set().union(*(z.cache for z in sizers)))
+    warnings: list[str] = []
+    for z in sizers:
+        warnings += [w for w in z.warnings if w not in warnings]
+    if len(sizers) == 1:
+        rows, row_ranges, ranges = [sizers[0].row(n) for n in sizes], [], {}
+        found = {k: v[0] for k, v in answers.items()}
+    else:
+        combined = [combine_rows([z.row(n) for z in sizers]) for n in sizes]
+        rows = [{k: v for k, v in r.items() if k != "range"} for r in combined]
+        row_ranges = [r["range"] for r in combined]
+        ranges = {k: figure_range(v) for k, v in answers.items()}
+        found = {k: r["median"] for k, r in ranges.items()}
     frame = pl.DataFrame([{**{k: v for k, v in r.items() if k != "park_wait_ns"},
                            "park_wait_p50_ns": r["park_wait_ns"]["p50"],
                            "park_wait_p99_ns": r["park_wait_ns"]["p99"],
                            "park_wait_max_ns": r["park_wait_ns"]["max"]} for r in rows],
                          schema=_ROW_SCHEMA)
-    return Sweep(kind=kind.text, rows=frame, max_reserved=max_reserved, peak_demand=peak,
-                 min_reserved_no_park=no_park, budget_ns=budget_ns,
-                 min_reserved_within_budget=within)
+    return Sweep(kind=kind.text, rows=frame, max_reserved=max_reserved,
+                 peak_demand=found.get("peak_demand"),
+                 min_reserved_no_park=found["min_reserved_no_park"], budget_ns=budget_ns,
+                 min_reserved_within_budget=found.get("min_reserved_within_budget"),
+                 warnings=warnings, seeds=settings.seeds, row_ranges=row_ranges,
+                 ranges=ranges)
 
 
 def sweep_rows(s: Sweep) -> list[dict]:
-    """The rows of the JSON document (contract 7), park waits nested."""
-    return [{"reserved": r["reserved"], "rescued": r["rescued"],
+    """The rows of the JSON document (contract 7), park waits nested; with several seeds each
+    row's `range` per figure."""
+    rows = [{"reserved": r["reserved"], "rescued": r["rescued"],
              "still_failed": r["still_failed"], "regressed": r["regressed"],
              "parked": r["parked"], "reserve_high_water": r["reserve_high_water"],
              "park_wait_ns": {"p50": r["park_wait_p50_ns"], "p99": r["park_wait_p99_ns"],
                               "max": r["park_wait_max_ns"]}}
             for r in s.rows.iter_rows(named=True)]
+    for row, ranges in zip(rows, s.row_ranges):
+        row["range"] = {k: v for k, v in ranges.items() if k != "reserved"}
+    return rows
