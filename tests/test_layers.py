@@ -21,7 +21,9 @@ MAY_IMPORT = {
     "synth": {"parsers"},                   # it writes with the parsers' layout declarations
     "replay.whatif": {"lifecycles", "engine"},
     "replay.render": {"lifecycles", "engine", "replay.whatif"},
-    "replay.cli": {"parsers", "lifecycles", "engine", "replay.whatif", "replay.render", "synth"},
+    "replay.batch": {"parsers", "lifecycles", "engine", "replay.whatif"},
+    "replay.cli": {"parsers", "lifecycles", "engine", "replay.whatif", "replay.render",
+                   "replay.batch", "synth"},
 }
 LAYER_FOLDERS = {name: ROOT / name.replace(".", "/") for name in MAY_IMPORT}
 

@@ -10,7 +10,7 @@ from fpreplay.errors import FpreplayError
 from fpreplay.replay.cli.app import app
 
 # Each module adds its commands to `app`.
-from fpreplay.replay.cli import analysis, events, synth  # noqa: F401,E402
+from fpreplay.replay.cli import analysis, batch, events, synth  # noqa: F401,E402
 
 
 def _is_usage_error(e: Exception) -> bool:

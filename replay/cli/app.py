@@ -16,7 +16,8 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 # The order a user meets the commands in: what happened, what a policy would do, then the tables.
-COMMAND_ORDER = ("analyze", "compare", "sweep", "incidents", "report", "events", "irps", "synth")
+COMMAND_ORDER = ("analyze", "compare", "sweep", "incidents", "report", "batch", "events", "irps",
+                 "synth")
 
 
 # typer 0.29 prints a Python type after an argument's name in --help ("INPUT <list[Path]>");

@@ -1,0 +1,64 @@
+"""`fpreplay batch` drawn: one row per trace, then the answer across traces."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from fpreplay.replay.render.terminal import _show, _table
+
+
+def fleet_sentences(doc: dict) -> list[str]:
+    """The answer across traces in words (also in the JSON document's `fleet.statements`)."""
+    fleet = doc["fleet"]
+    kind, lines = fleet["kind"], []
+    for p in fleet["policies"]:
+        others = p["others"]
+        line = (f"{p['policy']} would have been enough (no IRP parked waiting for a reserved "
+                f"request) on {p['sufficed']} of {fleet['analysed']} traces")
+        if others:
+            needs = [f"{kind}:{o['needs']}" if o["needs"] is not None
+                     else "more than the sweep tried" for o in others]
+            line += (f"; the other {len(others)} need " + ", ".join(needs[:-1])
+                     + (" and " if len(needs) > 1 else "") + needs[-1])
+        lines.append(line + ".")
+    n = fleet["recommended_reserved"]
+    if n is not None:
+        lines.append(f"{kind}:{n} is the smallest reserve with which no IRP of any analysed trace "
+                     "would have waited parked" + (" beyond the budget" if doc.get("budget_ns")
+                                                   else "") + ".")
+    if fleet["unsizable"]:
+        lines.append(f"{len(fleet['unsizable'])} trace(s) need more than the sweep tried: "
+                     + ", ".join(fleet["unsizable"][:5]) + ".")
+    if fleet["failed_to_read"]:
+        lines.append(f"{fleet['failed_to_read']} trace(s) could not be analysed (status "
+                     "'error' below).")
+    return lines
+
+
+def render_batch(doc: dict, out: Console) -> None:
+    t = _table(f"{len(doc['traces'])} traces, reserve sized for {doc['fleet']['kind']}"
+               f" (ran {doc['ran']}, already done {doc['skipped']})")
+    t.add_column("trace", overflow="fold")
+    for c in ("IRPs", "failed", "incid", "need"):
+        t.add_column(c, justify="right", no_wrap=True)
+    policies = [s["policy"] for s in next((r["summaries"] for r in doc["traces"]
+                                           if r["status"] == "ok"), [])][1:]
+    for p in policies:
+        t.add_column(f"{p}\nrescued", justify="right", no_wrap=True)
+    for r in doc["traces"]:
+        if r["status"] != "ok":
+            t.add_row(r["trace"], "error", "", "", "", *["" for _ in policies])
+            continue
+        by_policy = {s["policy"]: s for s in r["summaries"]}
+        need = r["sweep"]["needed_reserved"]
+        t.add_row(r["trace"], str(r["irps"]), str(r["failed"]), str(r["incidents"]),
+                  "-" if need is None else str(need),
+                  *(str(by_policy[p]["rescued"]) if p in by_policy else "-" for p in policies))
+    _show(out, t)
+    for r in doc["traces"]:
+        if r["status"] != "ok":
+            out.print(f"error: {r['trace']}: {r['error']}", markup=False)
+    for line in doc["fleet"]["statements"]:
+        out.print(line, markup=False)
+    out.print(f"Dataset: {doc['output']} (irps/trace=NAME/*.parquet, summary.parquet, "
+              "incidents.parquet)", markup=False)
