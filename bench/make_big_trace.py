@@ -17,23 +17,23 @@ from pathlib import Path
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.parsers.etl import layouts as L
-from fpreplay.parsers.etl.reader import _BUFFER, _PREFIX, iter_buffers
+from fpreplay.parsers.etl.headers import KINDS, PREFIX_WORDS, TS
+from fpreplay.parsers.etl.stream import iter_buffers
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT.parent / "shared" / "traces" / "real" / "etl" / "net.4.5.2.x64.etl.zip"
-_TS = struct.Struct("<q")
 
 
 def _timestamp_offsets(events: bytes, start: int, end: int) -> list[int]:
     """Offsets of every record's raw timestamp in one buffer's event bytes."""
     out, off = [], start
     while off + 8 <= end:
-        w0, htype, marker, w2, _ = _PREFIX.unpack_from(events, off)
-        if marker == 0xC0 and htype in L.HEADER_TYPES:
-            kind = L.HEADER_TYPES[htype][0]
-            size = w2 if kind in ("system", "compact", "perfinfo") else w0
-            out.append(off + (8 if kind == "perfinfo" else 0x10))
-        elif marker == 0x90:
+        w0, type_marker, w2, _ = PREFIX_WORDS.unpack_from(events, off)
+        kind = KINDS[type_marker]
+        if kind.ts_at is not None:
+            size = kind.size(w0, w2, type_marker)
+            out.append(off + kind.ts_at)
+        elif kind.name == "wpp":
             size = w0            # WPP timestamps sit behind optional fields: left as they are
         else:
             break
@@ -45,7 +45,8 @@ def _timestamp_offsets(events: bytes, start: int, end: int) -> list[int]:
 
 def _decompressed(data: bytes) -> bytes:
     """The buffer as an uncompressed buffer: header (flag 0x40 cleared) + events."""
-    size, saved, _, _, _, _, filled, flag, _ = _BUFFER.unpack_from(data, 0)
+    head = L.WMI_BUFFER_HEADER.parse(data[:L.BUFFER_HEADER_SIZE])
+    size, filled, flag = head.BufferSize, head.FilledBytes, head.BufferFlag
     if not flag & L.BUFFER_FLAG_COMPRESSED:
         return data[:size]
     from pyfwnt import lzxpress_decompress
@@ -54,8 +55,9 @@ def _decompressed(data: bytes) -> bytes:
     body = events + b"\xff" * (-len(events) % 8)
     head = bytearray(data[:L.BUFFER_HEADER_SIZE])
     total = L.BUFFER_HEADER_SIZE + len(body)
-    struct.pack_into("<I", head, 0x00, total)
-    struct.pack_into("<H", head, 0x34, flag & ~L.BUFFER_FLAG_COMPRESSED)
+    struct.pack_into("<I", head, L.offset_of(L.WMI_BUFFER_HEADER, "BufferSize"), total)
+    struct.pack_into("<H", head, L.offset_of(L.WMI_BUFFER_HEADER, "BufferFlag"),
+                     flag & ~L.BUFFER_FLAG_COMPRESSED)
     return bytes(head) + body
 
 
@@ -64,11 +66,11 @@ def build(source: Path, out: Path, size_mb: int) -> tuple[int, int]:
     header, data_buffers = buffers[0], [bytearray(_decompressed(b)) for b in buffers[1:]]
     patches, first, last = [], None, None
     for buf in data_buffers:
-        filled = _BUFFER.unpack_from(buf, 0)[6]
+        filled = L.WMI_BUFFER_HEADER.parse(bytes(buf[:L.BUFFER_HEADER_SIZE])).FilledBytes
         offs = _timestamp_offsets(buf, L.BUFFER_HEADER_SIZE, min(filled, len(buf)))
         patches.append(offs)
         for o in offs:
-            t = _TS.unpack_from(buf, o)[0]
+            t = TS.unpack_from(buf, o)[0]
             first = t if first is None else min(first, t)
             last = t if last is None else max(last, t)
     span = (last - first) + 1
@@ -77,7 +79,9 @@ def build(source: Path, out: Path, size_mb: int) -> tuple[int, int]:
     out.parent.mkdir(parents=True, exist_ok=True)
     hdr = bytearray(header)
     # BuffersWritten in the logfile header, so the reader does not report the file as cut.
-    struct.pack_into("<I", hdr, L.BUFFER_HEADER_SIZE + 0x20 + 0x24, 1 + copies * len(data_buffers))
+    at = L.BUFFER_HEADER_SIZE + L.SYSTEM_TRACE_HEADER.sizeof() \
+        + L.offset_of(L.TRACE_LOGFILE_HEADER64, "BuffersWritten")
+    struct.pack_into("<I", hdr, at, 1 + copies * len(data_buffers))
     with open(out, "wb") as f:
         f.write(hdr)
         for k in range(copies):
@@ -86,7 +90,7 @@ def build(source: Path, out: Path, size_mb: int) -> tuple[int, int]:
                 if k:
                     chunk = bytearray(buf)
                     for o in offs:
-                        _TS.pack_into(chunk, o, _TS.unpack_from(buf, o)[0] + shift)
+                        TS.pack_into(chunk, o, TS.unpack_from(buf, o)[0] + shift)
                     f.write(chunk)
                 else:
                     f.write(buf)

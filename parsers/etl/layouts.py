@@ -1,7 +1,8 @@
 """Byte layouts of the .etl container and of every ETW record header, declared once with construct.
 
-One declaration per layout serves both directions: the reader checks its hot-path offsets against
-these (tests/parsers/test_etl_layouts.py), the trace synthesizer builds records with `.build()`. Offsets
+One declaration per layout serves both directions: the reader's hot path reads them through
+`struct` formats and offsets derived from these at import (`packed`, `offset_of`), the trace
+synthesizer builds records with `.build()`. Offsets
 and meanings are in ../shared/design/etw-formats.md sections 1.2, 1.6 and 1.8. All little-endian.
 
 Pointer-width-dependent layouts come in pairs (…32 / …64) and through a function taking the
@@ -10,11 +11,12 @@ pointer size, so callers never spell offsets themselves.
 
 from __future__ import annotations
 
+import struct
 import uuid
 
 from construct import (
-    Adapter, Bytes, CString, If, Int8ul, Int16ul, Int32sl, Int32ul, Int64sl,
-    Int64ul, Padding, Struct, this,
+    Adapter, Bytes, CString, FormatField, If, Int8ul, Int16ul, Int32sl, Int32ul, Int64sl,
+    Int64ul, Padding, Renamed, Struct, this,
 )
 
 
@@ -44,15 +46,13 @@ HT_INSTANCE32, HT_INSTANCE64 = 0x0B, 0x15    # EVENT_INSTANCE_GUID_HEADER
 HT_EVENT_HEADER32, HT_EVENT_HEADER64 = 0x12, 0x13
 HT_ERROR, HT_TIMED, HT_WNODE = 0x0D, 0x0C, 0x0E
 
-# header type -> (header kind, fixed header length, payload pointer size)
-HEADER_TYPES: dict[int, tuple[str, int, int]] = {
-    HT_SYSTEM32: ("system", 0x20, 4), HT_SYSTEM64: ("system", 0x20, 8),
-    HT_COMPACT32: ("compact", 0x18, 4), HT_COMPACT64: ("compact", 0x18, 8),
-    HT_PERFINFO32: ("perfinfo", 0x10, 4), HT_PERFINFO64: ("perfinfo", 0x10, 8),
-    HT_FULL32: ("event_trace", 0x30, 4), HT_FULL64: ("event_trace", 0x30, 8),
-    HT_INSTANCE32: ("instance", 0x48, 4), HT_INSTANCE64: ("instance", 0x48, 8),
-    HT_EVENT_HEADER32: ("event_header", 0x50, 4), HT_EVENT_HEADER64: ("event_header", 0x50, 8),
-}
+# --- the 8 bytes every record starts with, as the walk reads them ---------------------------------
+RECORD_PREFIX = Struct(
+    "Word0" / Int16ul,             # size (0xC0 non-kernel headers, WPP) or Version (kernel)
+    "TypeMarker" / Int16ul,        # header type | marker << 8: which header kind this is
+    "Word2" / Int16ul,             # size (kernel headers) or Flags (EVENT_HEADER)
+    "Word3" / Int16ul,             # HookId (kernel headers)
+)
 
 # --- WMI_BUFFER_HEADER (0x48 bytes, same for 32- and 64-bit writers) ------------------------------
 BUFFER_HEADER_SIZE = 0x48
@@ -174,6 +174,20 @@ EVENT_HEADER = Struct(
     "ActivityId" / GUID,
 )
 
+# header type -> (header kind, fixed header length, payload pointer size); the lengths are the
+# declarations' own sizes.
+HEADER_TYPES: dict[int, tuple[str, int, int]] = {
+    ht: (kind, layout.sizeof(), psize)
+    for kind, layout, pair in (
+        ("system", SYSTEM_TRACE_HEADER, (HT_SYSTEM32, HT_SYSTEM64)),
+        ("compact", COMPACT_TRACE_HEADER, (HT_COMPACT32, HT_COMPACT64)),
+        ("perfinfo", PERFINFO_TRACE_HEADER, (HT_PERFINFO32, HT_PERFINFO64)),
+        ("event_trace", EVENT_TRACE_HEADER, (HT_FULL32, HT_FULL64)),
+        ("instance", EVENT_INSTANCE_GUID_HEADER, (HT_INSTANCE32, HT_INSTANCE64)),
+        ("event_header", EVENT_HEADER, (HT_EVENT_HEADER32, HT_EVENT_HEADER64)))
+    for ht, psize in zip(pair, (4, 8))
+}
+
 EXT_TYPE_RELATED_ACTIVITYID = 1
 EXT_TYPE_STACK_TRACE32 = 5
 EXT_TYPE_STACK_TRACE64 = 6
@@ -291,11 +305,46 @@ def trace_header_event(pointer_size: int) -> Struct:
 TRACE_HEADER_EVENT32 = trace_header_event(4)
 TRACE_HEADER_EVENT64 = trace_header_event(8)
 
+# --- the same declarations as `struct` formats, for the reader's hot path ----------------------
+def _code(sc) -> str:
+    """The struct code of one fixed-size field: 'H', 'q', '16s' (GUID and byte strings)."""
+    inner = sc.subcon if isinstance(sc, Renamed) else sc
+    if isinstance(inner, FormatField):
+        return inner.fmtstr[1:]
+    return f"{inner.sizeof()}s"
+
+
+def field_offsets(layout: Struct) -> dict[str, int]:
+    """Field name -> byte offset of a fixed-size layout."""
+    offsets, pos = {}, 0
+    for sc in layout.subcons:
+        if sc.name:
+            offsets[sc.name] = pos
+        pos += sc.sizeof()
+    return offsets
+
+
+def offset_of(layout: Struct, name: str) -> int:
+    return field_offsets(layout)[name]
+
+
+def packed(layout: Struct, first: str | None = None, last: str | None = None) -> struct.Struct:
+    """A precompiled struct reading the fields `first`..`last` (default: all) of a fixed-size
+    layout in declaration order; read it at offset_of(layout, first). Nothing after `last` is
+    required (a record's prefix can sit at the very end of a buffer)."""
+    names = [sc.name for sc in layout.subcons]
+    lo = names.index(first) if first else 0
+    hi = names.index(last) + 1 if last else len(names)
+    return struct.Struct("<" + "".join(_code(sc) if sc.name else f"{sc.sizeof()}x"
+                                       for sc in layout.subcons[lo:hi]))
+
+
 __all__ = [name for name in dir() if name.isupper() or name in (
-    "trace_logfile_header", "trace_header_event", "GUID")]
+    "trace_logfile_header", "trace_header_event", "GUID", "packed", "offset_of",
+    "field_offsets")]
 
 # Sanity: the declared sizes are the documented ones (cheap, runs at import).
-assert WMI_BUFFER_HEADER.sizeof() == BUFFER_HEADER_SIZE
+assert WMI_BUFFER_HEADER.sizeof() == BUFFER_HEADER_SIZE and RECORD_PREFIX.sizeof() == 8
 assert SYSTEM_TRACE_HEADER.sizeof() == 0x20 and COMPACT_TRACE_HEADER.sizeof() == 0x18
 assert PERFINFO_TRACE_HEADER.sizeof() == 0x10 and EVENT_TRACE_HEADER.sizeof() == 0x30
 assert EVENT_INSTANCE_GUID_HEADER.sizeof() == 0x48 and EVENT_HEADER.sizeof() == 0x50

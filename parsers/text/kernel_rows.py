@@ -6,7 +6,7 @@ for Microsoft-Windows-Kernel-File / -Kernel-Disk). Everything a binary decoder a
 from the .etl decoders, so that a text export and the .etl it came from give the same rows:
 event names and kinds (fpreplay.parsers.etl.decoders.kernel / .manifest), payload field orders
 (the construct layouts in fpreplay.parsers.etl.decoders.layouts), class GUIDs
-(fpreplay.parsers.etl.reader.KERNEL_GROUPS) and the major function a FileIo operation implies.
+(fpreplay.parsers.etl.providers.KERNEL_GROUPS) and the major function a FileIo operation implies.
 What is text-only lives here: the several names text tools give one field (MOF, manifest and
 dumper spellings) and the tolerance of a trailing field the layouts do not declare.
 """
@@ -20,7 +20,7 @@ from fpreplay.parsers.etl.decoders.kernel import DISKIO, FILEIO, FILEIO_OPS, IRP
 from fpreplay.parsers.etl.decoders.layouts import layout
 from fpreplay.parsers.etl.decoders.manifest import (KERNEL_DISK, KERNEL_DISK_DECODERS, KERNEL_FILE,
                                                     KERNEL_FILE_DECODERS, KERNEL_FILE_OPS)
-from fpreplay.parsers.etl.reader import KERNEL_GROUPS
+from fpreplay.parsers.etl.providers import KERNEL_GROUPS
 from fpreplay.parsers.text.common import parse_int
 from fpreplay.parsers.wpp.symbols import parse_status
 from fpreplay.schema import IRP_MJ_FLUSH_BUFFERS, IRP_MJ_READ, IRP_MJ_WRITE

@@ -17,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from fpreplay.parsers.api import ReadOptions, read_inputs
-from fpreplay.parsers.etl import reader as R
+from fpreplay.parsers.etl.plans import Plans
 from fpreplay.parsers.etl.decoders import KERNEL, tracelogging as TL
 from fpreplay.parsers.etl.decoders.layouts import fixed
 from fpreplay.parsers.etl.decoders.tl_compiled import PayloadDamage, compile_columns
@@ -31,9 +31,9 @@ def _read_per_record(path, monkeypatch, options=None):
     """read_inputs with the batch paths turned off: every record decoded one by one."""
     with monkeypatch.context() as m:
         def no_plan(self, key, dec, htype, version_word):
-            self.kernel_plans[key] = None
-        m.setattr(R._Reader, "_kernel_plan", no_plan)
-        m.setattr(R._Reader, "_tl_batch", lambda self, *a: False)
+            self.kernel[key] = None
+        m.setattr(Plans, "kernel_plan", no_plan)
+        m.setattr(Plans, "tl_batch", lambda self, *a: False)
         return read_inputs([path], options)
 
 

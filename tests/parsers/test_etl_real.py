@@ -17,7 +17,9 @@ from conftest import real_trace
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.parsers.api import ReadOptions, read_inputs
 from fpreplay.parsers.etl import decoders as D
+from fpreplay.parsers.etl import merge
 from fpreplay.parsers.etl import reader as R
+from fpreplay.parsers.etl.providers import HEADER_SENTINEL, Registry
 from fpreplay.replay.cli import main
 
 # Totals from SOURCES.md: every record of every header kind, the trace header included.
@@ -76,17 +78,17 @@ def _spy_everything(monkeypatch):
         def __bool__(self):
             return True
 
-    original = R._Registry.__init__
+    original = Registry.__init__
 
     def init(self):
         original(self)
-        self.kernel = Every({0: R._HEADER_SENTINEL})
-        self.kernel.get = lambda key, default=None: R._HEADER_SENTINEL if key == 0 else spy
+        self.kernel = Every({0: HEADER_SENTINEL})
+        self.kernel.get = lambda key, default=None: HEADER_SENTINEL if key == 0 else spy
         self.manifest = Every()
         self.classic = Every()
         self.wpp = spy
 
-    monkeypatch.setattr(R._Registry, "__init__", init)
+    monkeypatch.setattr(Registry, "__init__", init)
     return seen
 
 
@@ -262,7 +264,7 @@ def test_progress_is_reported_in_input_file_bytes(name):
 def test_merge_releases_rows_in_time_order_while_reading(monkeypatch, all_records):
     """Bounded merge: with a small flush size, batches come out long before the end of the
     file, each and all together in time order, although per-CPU buffers are interleaved."""
-    monkeypatch.setattr(R, "PENDING_FLUSH_ROWS", 200)
+    monkeypatch.setattr(merge, "PENDING_FLUSH_ROWS", 200)
     path = real_trace("etl/net.4.5.2.x64.etl.zip")
     consumed = []
     opts = ReadOptions(all_records=all_records, progress=consumed.append)

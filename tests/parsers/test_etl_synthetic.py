@@ -15,7 +15,8 @@ from fpreplay.errors import InputError
 from fpreplay.parsers.api import ReadOptions, read_inputs
 from fpreplay.parsers.etl import decoders as D
 from fpreplay.parsers.etl import layouts as L
-from fpreplay.parsers.etl.reader import FILETIME_UNIX_EPOCH, read_events
+from fpreplay.parsers.etl.clock import FILETIME_UNIX_EPOCH
+from fpreplay.parsers.etl.reader import read_events
 
 START_FT = 133_000_000_000_000_000           # 2022-06-18, a FILETIME
 START_NS = (START_FT - FILETIME_UNIX_EPOCH) * 100
@@ -363,10 +364,10 @@ def test_decoder_values_out_of_range_become_null(tmp_path, monkeypatch):
 def test_merge_stops_waiting_for_a_quiet_cpu_past_its_bound(tmp_path, monkeypatch):
     """CPU 1 logs once, early, then never again: the merge may not hold every later row for
     it forever. Past PENDING_MAX_ROWS it releases rows anyway and counts that."""
-    from fpreplay.parsers.etl import reader as R
+    from fpreplay.parsers.etl import merge
 
-    monkeypatch.setattr(R, "PENDING_FLUSH_ROWS", 10)
-    monkeypatch.setattr(R, "PENDING_MAX_ROWS", 40)
+    monkeypatch.setattr(merge, "PENDING_FLUSH_ROWS", 10)
+    monkeypatch.setattr(merge, "PENDING_MAX_ROWS", 40)
     bufs = [buffer([header_record()], flags=0x01, btype=4),
             buffer([perfinfo_record(0x010A, 1_000_100)], cpu=1)]
     ts = 1_000_200

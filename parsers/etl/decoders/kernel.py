@@ -123,34 +123,35 @@ DISKIO_RW = {2: "DiskIo_RW_v2", 3: "DiskIo_RW_v3"}
 DISKIO_INIT = {2: "DiskIo_Init_v2", 3: "DiskIo_Init_v3"}
 DISKIO_FLUSH = {2: "DiskIo_Flush_v2", 3: "DiskIo_Flush_v3"}
 
+
+def _rw(name: str, major: int) -> PayloadDecoder:
+    """A completed read or write: disk, size, offset; the major follows from the opcode."""
+    return _diskio(f"DiskIo/{name}", "irp_complete", DISKIO_RW,
+                   (_rw_fields(major), _rw_columns(major)))
+
+
+def _init(name: str, major: int) -> PayloadDecoder:
+    """An Init (the IRP sent down): only the IRP; the major follows from the opcode."""
+    return _diskio(f"DiskIo/{name}", "irp_dispatch", DISKIO_INIT,
+                   (_init_fields(major), _init_columns(major)))
+
+
+def _flush(name: str) -> PayloadDecoder:
+    return _diskio(f"DiskIo/{name}", "irp_complete", DISKIO_FLUSH,
+                   (_flush_fields, _flush_columns))
+
+
 # opcode -> decoder
 DISKIO: dict[int, PayloadDecoder] = {
-    10: _diskio("DiskIo/Read", "irp_complete", DISKIO_RW,
-                (_rw_fields(IRP_MJ_READ), _rw_columns(IRP_MJ_READ))),
-    11: _diskio("DiskIo/Write", "irp_complete", DISKIO_RW,
-                (_rw_fields(IRP_MJ_WRITE), _rw_columns(IRP_MJ_WRITE))),
-    12: _diskio("DiskIo/ReadInit", "irp_dispatch", DISKIO_INIT,
-                (_init_fields(IRP_MJ_READ), _init_columns(IRP_MJ_READ))),
-    13: _diskio("DiskIo/WriteInit", "irp_dispatch", DISKIO_INIT,
-                (_init_fields(IRP_MJ_WRITE), _init_columns(IRP_MJ_WRITE))),
-    14: _diskio("DiskIo/FlushBuffers", "irp_complete", DISKIO_FLUSH,
-                (_flush_fields, _flush_columns)),
-    15: _diskio("DiskIo/FlushInit", "irp_dispatch", DISKIO_INIT,
-                (_init_fields(IRP_MJ_FLUSH_BUFFERS), _init_columns(IRP_MJ_FLUSH_BUFFERS))),
+    10: _rw("Read", IRP_MJ_READ), 11: _rw("Write", IRP_MJ_WRITE),
+    12: _init("ReadInit", IRP_MJ_READ), 13: _init("WriteInit", IRP_MJ_WRITE),
+    14: _flush("FlushBuffers"), 15: _init("FlushInit", IRP_MJ_FLUSH_BUFFERS),
     16: _diskio("DiskIo/IoRedirectedInit", "irp_dispatch", {0: "DiskIo_RedirectedInit"},
                 (_redirected_fields, _redirected_columns)),
-    55: _diskio("DiskIo/OpticalRead", "irp_complete", DISKIO_RW,
-                (_rw_fields(IRP_MJ_READ), _rw_columns(IRP_MJ_READ))),
-    56: _diskio("DiskIo/OpticalWrite", "irp_complete", DISKIO_RW,
-                (_rw_fields(IRP_MJ_WRITE), _rw_columns(IRP_MJ_WRITE))),
-    57: _diskio("DiskIo/OpticalFlushBuffers", "irp_complete", DISKIO_FLUSH,
-                (_flush_fields, _flush_columns)),
-    58: _diskio("DiskIo/OpticalReadInit", "irp_dispatch", DISKIO_INIT,
-                (_init_fields(IRP_MJ_READ), _init_columns(IRP_MJ_READ))),
-    59: _diskio("DiskIo/OpticalWriteInit", "irp_dispatch", DISKIO_INIT,
-                (_init_fields(IRP_MJ_WRITE), _init_columns(IRP_MJ_WRITE))),
-    60: _diskio("DiskIo/OpticalFlushInit", "irp_dispatch", DISKIO_INIT,
-                (_init_fields(IRP_MJ_FLUSH_BUFFERS), _init_columns(IRP_MJ_FLUSH_BUFFERS))),
+    55: _rw("OpticalRead", IRP_MJ_READ), 56: _rw("OpticalWrite", IRP_MJ_WRITE),
+    57: _flush("OpticalFlushBuffers"),
+    58: _init("OpticalReadInit", IRP_MJ_READ), 59: _init("OpticalWriteInit", IRP_MJ_WRITE),
+    60: _init("OpticalFlushInit", IRP_MJ_FLUSH_BUFFERS),
     # Driver delay events (flag DRIVER). Only DrvMjFnCall knows the major/minor function.
     34: _diskio("DiskIo/DrvMjFnCall", "irp_dispatch", {0: "DrvMjFnCall"},
                 (_drv_call_fields, _drv_call_columns)),
@@ -167,32 +168,29 @@ IRP_MJ = {"Create": 0x00, "Cleanup": 0x12, "Close": 0x02, "Read": 0x03, "Write":
           "QueryInfo": 0x05, "FSControl": 0x0D, "DirNotify": 0x0C, "CreateNew": 0x00}
 
 
-def fileio_fields(op: str):
+def _fileio_row(op: str, flags):
+    """The row of a FileIo operation from its fields (values or polars columns); `flags` maps
+    IoFlags to irp_flags in the same form."""
     major = IRP_MJ[op]
 
-    def fields(v, rec):
+    def row_of(v):
         row = {"irp": v["IrpPtr"], "major": major, "file_object": v["FileObject"],
                "tid": v["TTID"] & 0xFFFFFFFF}
         if "IoSize" in v:
             row["bytes"] = v["IoSize"]
             row["offset"] = v["Offset"]
-            row["irp_flags"] = irp_flags(v["IoFlags"])
+            row["irp_flags"] = flags(v["IoFlags"])
         return row
-    return fields
+    return row_of
+
+
+def fileio_fields(op: str):
+    row_of = _fileio_row(op, irp_flags)
+    return lambda v, rec: row_of(v)
 
 
 def _fileio_columns(op: str):
-    major = IRP_MJ[op]
-
-    def columns(v):
-        row = {"irp": v["IrpPtr"], "major": major, "file_object": v["FileObject"],
-               "tid": v["TTID"] & 0xFFFFFFFF}
-        if "IoSize" in v:
-            row["bytes"] = v["IoSize"]
-            row["offset"] = v["Offset"]
-            row["irp_flags"] = _flags_column(v["IoFlags"])
-        return row
-    return columns
+    return _fileio_row(op, _flags_column)
 
 
 def opend_fields(v, rec):

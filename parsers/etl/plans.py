@@ -1,0 +1,228 @@
+"""Batch plans: records whose every instance decodes the same way, decoded a flush at a time.
+
+  * a kernel event (HookId, header type, Version word) whose decoder has a column form: the
+    walk only copies each record's fixed part into the plan; the flush reads them all as one
+    numpy record array and maps the fields with polars (the decoder's `columns`);
+  * a TraceLogging metadata blob (with its provider): its payload -> columns function is
+    compiled once (decoders/tl_compiled.py) and run per event into plain tuples.
+
+Anything a plan cannot read exactly as the per-record decoders would goes the per-record way:
+tests/parsers/test_etl_batch.py holds both paths to the same rows.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import polars as pl
+
+from fpreplay.parsers.etl import layouts as L
+from fpreplay.parsers.etl.headers import (
+    EVENT_PAYLOAD_AT, EVENT_PROVIDER, EXT_ITEM, KINDS, TID_PID_TS, TID_PID_TS_AT,
+    kernel_header_length,
+)
+from fpreplay.schema import EVENT_COLUMNS
+
+_NP_FORMAT = {"b": "i1", "B": "u1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4",
+              "l": "<i4", "L": "<u4", "q": "<i8", "Q": "<u8"}
+_TS_FORMAT = _NP_FORMAT[L.packed(L.SYSTEM_TRACE_HEADER, "SystemTime", "SystemTime").format[1:]]
+_U32_FORMAT = _NP_FORMAT[L.packed(L.SYSTEM_TRACE_HEADER, "ThreadId", "ThreadId").format[1:]]
+_CONSTANT_ITEMS_KEPT = 16          # distinct extended-data prefixes remembered per provider
+
+
+class KernelPlan:
+    """How to decode every record of one kernel event (HookId, header type, version word) whose
+    decoder has a column form: the walker only copies each record's fixed part (header and
+    payload layout) into `raw`; the flush reads all of them at once as a numpy record array and
+    maps the fields with polars. A record too short for the layout goes the per-record way
+    (which falls back to older layouts or warns)."""
+
+    __slots__ = ("dec", "need", "dtype", "names", "system", "raw", "keys")
+
+    def __init__(self, dec, htype: int, version_word: int):
+        kind = KINDS[(L.MARKER_TRACE_HEADER << 8) | htype]
+        hlen = kernel_header_length(kind.min_size, version_word)
+        st, names = dec.layout_for(version_word & 0xFF, kind.pointer_size)
+        self.dec = dec
+        self.need = hlen + st.size                 # smallest record size that fits the layout
+        self.system = kind.tid_at is not None      # PERFINFO headers carry no thread/process
+        fields = {"_ts_raw": (_TS_FORMAT, kind.ts_at)}
+        if self.system:
+            fields.update(tid=(_U32_FORMAT, kind.tid_at), pid=(_U32_FORMAT, kind.pid_at))
+        pos = hlen
+        for name, code in zip(names, st.format[1:]):
+            fields[f"f_{name}"] = (_NP_FORMAT[code], pos)
+            pos += struct.calcsize("<" + code)
+        self.names = names
+        self.dtype = np.dtype({"names": list(fields), "formats": [f for f, _ in fields.values()],
+                               "offsets": [o for _, o in fields.values()],
+                               "itemsize": self.need})
+        self.raw = bytearray()                     # `need` bytes per record
+        self.keys: list[int] = []                  # record sequence number << 16 | cpu
+
+    def frame(self, source: str) -> pl.DataFrame:
+        recs = np.frombuffer(self.raw, dtype=self.dtype)
+        keys = np.array(self.keys, dtype=np.int64)
+        data = {name: np.ascontiguousarray(recs[name]) for name in self.dtype.names}
+        data["_seq"] = keys >> 16
+        data["cpu"] = (keys & 0xFFFF).astype(np.uint16)
+        df = pl.DataFrame(data)
+        del recs
+        self.raw, self.keys = bytearray(), []
+        # The row a decoder's `fields` would give, then what the walker fills in when absent.
+        row = self.dec.columns({n: pl.col(f"f_{n}") for n in self.names})
+        if row.get("irp") is not None:
+            irp = row["irp"]
+            row["irp"] = pl.when(irp != 0).then(irp)   # a null IRP pointer: no IRP
+        base = {"cpu": pl.col("cpu"),
+                "pid": pl.col("pid") if self.system else None,
+                "tid": pl.col("tid") if self.system else None,
+                "source": source, "kind": self.dec.kind, "event_name": self.dec.event_name}
+        base.update(row)
+        exprs = [pl.col("_ts_raw"), pl.col("_seq")]
+        for name, value in base.items():
+            dtype = EVENT_COLUMNS[name]
+            expr = value if isinstance(value, pl.Expr) else pl.lit(value)
+            exprs.append(expr.cast(dtype, strict=False).alias(name))
+        return df.select(exprs)
+
+
+class TlPlan:
+    """One TraceLogging metadata blob (with its provider): the kind and name of its events and,
+    when its fields are wanted, the compiled payload -> instrumentation columns function."""
+
+    __slots__ = ("kind", "event_name", "names", "columns", "rows")
+
+    def __init__(self, kind: str, event_name: str, names: tuple, columns):
+        self.kind, self.event_name, self.names, self.columns = kind, event_name, names, columns
+        self.rows: list[tuple] = []       # (tid, pid, ts, seq, cpu, *column values)
+
+    def frame(self, source: str) -> pl.DataFrame:
+        names = ("tid", "pid", "_ts_raw", "_seq", "cpu", *self.names)
+        dtypes = {**EVENT_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
+        series = [pl.Series(n, c, dtype=dtypes[n], strict=False)
+                  for n, c in zip(names, zip(*self.rows))]
+        self.rows = []
+        return pl.DataFrame([s for s in series if s.null_count() < s.len()]).with_columns(
+            source=pl.lit(source), kind=pl.lit(self.kind), event_name=pl.lit(self.event_name))
+
+
+class Plans:
+    """The plans of one read, found or made as the walk meets their events. `kernel` and `tl`
+    map a key to its plan, or to None where the per-record path must decode."""
+
+    def __init__(self, reg, ctx):
+        self.reg, self.ctx = reg, ctx
+        self.kernel: dict[int, KernelPlan | None] = {}
+        self.tl: dict[tuple, TlPlan | None] = {}
+        # provider GUID bytes -> header type -> [(extended-data bytes, plan)]: the extended data
+        # of a provider's events repeats (metadata and traits only), so one comparison in place
+        # of walking and copying it finds the plan.
+        self.tl_recent: dict[bytes, dict[int, list]] = {}
+
+    def kernel_plan(self, key: int, dec, htype: int, version_word: int):
+        """The plan for a kernel event key (Version word << 32 | type << 16 | HookId), made and
+        remembered at its first record."""
+        plan = None
+        if getattr(dec, "columns", None) is not None \
+                and dec.layout_for(version_word & 0xFF, L.HEADER_TYPES[htype][2]) is not None:
+            plan = KernelPlan(dec, htype, version_word)
+        self.kernel[key] = plan
+        return plan
+
+    def tl_batch(self, data, off: int, size: int, htype: int, cpu: int, seq: int) -> bool:
+        """A TraceLogging event decoded by its metadata's compiled plan into the plan's rows;
+        False (nothing done) for anything the reference path must see: no or unreadable
+        metadata, damaged items or payload, field types the plan does not read."""
+        end = off + size
+        start = p = off + EVENT_PAYLOAD_AT
+        guid = data[off + EVENT_PROVIDER.start:off + EVENT_PROVIDER.stop]
+        recent = self.tl_recent.get(guid)
+        seen = recent.get(htype) if recent is not None else None
+        plan = None
+        if seen:
+            for ext, known in seen:
+                if data.startswith(ext, start, end):
+                    plan, p = known, start + len(ext)
+                    break
+        if plan is None:
+            plan, p = self._tl_plan_of(data, guid, htype, start, end)
+            if plan is None:
+                return False
+        if plan.columns is None:
+            plan.rows.append((*TID_PID_TS.unpack_from(data, off + TID_PID_TS_AT), seq, cpu))
+            return True
+        try:
+            values = plan.columns(bytes(data[p:end]))
+        except (ValueError, struct.error):
+            return False
+        plan.rows.append((*TID_PID_TS.unpack_from(data, off + TID_PID_TS_AT), seq, cpu,
+                          *values))
+        return True
+
+    def _tl_plan_of(self, data, guid, htype: int, start: int, end: int):
+        """(plan or None, payload offset) from an event's extended items: its metadata and
+        traits pick the plan; a chain of nothing but those is remembered for the next event."""
+        meta = traits = None
+        only_constant = True       # nothing but metadata and traits (same every event)
+        linked = True
+        p = start
+        while p + 8 <= end:
+            item_size, ext_type, linkage, data_size = EXT_ITEM.unpack_from(data, p)
+            if item_size < 8 or p + item_size > end:
+                return None, p
+            if ext_type == L.EXT_TYPE_EVENT_SCHEMA_TL:
+                meta = bytes(data[p + 8:p + 8 + min(data_size, item_size - 8)])
+            elif ext_type == L.EXT_TYPE_PROV_TRAITS:
+                traits = bytes(data[p + 8:p + 8 + min(data_size, item_size - 8)])
+            else:
+                only_constant = False
+            p += item_size
+            if not linkage & 1:
+                linked = False
+                break
+        if meta is None:
+            return None, p
+        key = (meta, traits, bytes(guid), htype)
+        plan = self.tl.get(key, 0)
+        if plan == 0:
+            plan = self._tl_plan(key)
+        if plan is not None and only_constant and not linked:   # the chain ended by itself
+            seen = self.tl_recent.setdefault(bytes(guid), {}).setdefault(htype, [])
+            if len(seen) < _CONSTANT_ITEMS_KEPT:
+                seen.append((bytes(data[start:p]), plan))
+        return plan, p
+
+    def _tl_plan(self, key: tuple):
+        """(kind, event name, payload -> columns or None) for one metadata blob, as
+        tracelogging.decode decides them; None when the reference path must decode."""
+        from fpreplay.parsers.etl.decoders import tracelogging as TL
+        from fpreplay.parsers.etl.decoders.tl_compiled import compile_columns
+
+        meta, traits, guid, htype = key
+        plan = None
+        try:
+            event = TL.parse_metadata(meta)
+        except (TL.TlFormatError, struct.error, RecursionError):
+            event = None
+        if event is not None:
+            guid_text = self.reg.guid(guid)
+            provider = TL.provider_name(traits, guid_text)
+            kind = TL.INSTRUMENTATION_KINDS.get(event.name.lower())
+            wanted = TL.fields_wanted(self.ctx, kind, provider, guid_text)
+            compiled = compile_columns(event, L.HEADER_TYPES[htype][2]) if wanted else ((), None)
+            if compiled is not None:
+                plan = TlPlan(kind or "other", f"{provider}/{event.name}", *compiled)
+        self.tl[key] = plan
+        return plan
+
+    def frames(self, source: str) -> list[pl.DataFrame]:
+        """Everything the plans hold, as frames; empties them."""
+        return [p.frame(source) for p in self.kernel.values() if p is not None and p.keys] \
+            + [p.frame(source) for p in self.tl.values() if p is not None and p.rows]
+
+    def pending(self) -> int:
+        """Rows the plans hold."""
+        return sum(len(p.keys) for p in self.kernel.values() if p is not None) \
+            + sum(len(p.rows) for p in self.tl.values() if p is not None)

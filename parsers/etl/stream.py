@@ -1,0 +1,171 @@
+"""The stream of buffers: a trace file (.etl, its .gz body or a .zip's .etl member) read one
+buffer at a time, each advanced by its own BufferSize, and each buffer unpacked (LZ77 Xpress
+through libfwnt when compressed) into its CPU, flags and event bytes
+(etw-formats.md sections 1.2-1.4). Damage ends the stream with a warning naming the byte offset.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyfwnt import lzxpress_decompress
+
+from fpreplay.diagnostics import Diagnostics
+from fpreplay.errors import InputError
+from fpreplay.parsers.etl import layouts as L
+from fpreplay.parsers.formats import zip_member
+
+MAX_BUFFER_SIZE = 64 << 20                         # ETW caps buffers far below this
+
+_BUFFER = L.packed(L.WMI_BUFFER_HEADER, last="BufferType")
+_BUFFER_SIZE = L.packed(L.WMI_BUFFER_HEADER, last="BufferSize")
+
+
+class _Stream:
+    """A read-only stream that closes every layer under it (member, archive, file)."""
+
+    def __init__(self, stream, *under):
+        self.read = stream.read
+        self._layers = (stream, *under)
+        self.raw = (under or (stream,))[-1]       # the file itself: its position is progress
+
+    def close(self) -> None:
+        for layer in self._layers:
+            layer.close()
+
+
+def open_trace_stream(path: Path) -> _Stream:
+    """A binary stream of the .etl bytes: the file itself, its gzip body, or a zip's .etl member
+    (the one parsers/formats.py sniffs)."""
+    f = open(path, "rb")
+    magic = f.read(4)
+    f.seek(0)
+    if magic[:2] == b"\x1f\x8b":
+        return _Stream(gzip.GzipFile(fileobj=f, mode="rb"), f)
+    if magic == b"PK\x03\x04":
+        try:
+            z = zipfile.ZipFile(f)
+            return _Stream(z.open(zip_member(path, z)), z, f)
+        except (zipfile.BadZipFile, NotImplementedError, OSError) as e:
+            f.close()
+            raise InputError(path, f"damaged zip archive: {e}", 0) from None
+        except InputError:
+            f.close()
+            raise
+    return _Stream(f)
+
+
+def _read_exactly(stream, n: int) -> bytes:
+    """Up to n bytes; short only at the end of the stream. Stream damage ends the stream."""
+    parts, got = [], 0
+    while got < n:
+        chunk = stream.read(n - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+_STREAM_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError)
+
+
+class _Damage(Exception):
+    """The stream itself is damaged (bad gzip/zip data) at a known decompressed offset."""
+
+
+def iter_buffers(path: Path, diagnostics: Diagnostics,
+                 progress=None) -> Iterator[tuple[int, int, bytes]]:
+    """(file offset, buffer index, buffer bytes) for every buffer, in file order. Offsets are
+    in the .etl bytes (inside a .zip/.gz: the decompressed stream); `progress`, if given, is
+    called now and then with the bytes of the input file consumed so far.
+
+    Stops with a warning (naming the byte offset) at a buffer that cannot be right: size zero or
+    below the header size, larger than any ETW buffer, or cut short by the end of the file.
+    """
+    stream = open_trace_stream(path)
+    offset = index = 0
+    try:
+        while True:
+            try:
+                head = _read_exactly(stream, L.BUFFER_HEADER_SIZE)
+            except _STREAM_ERRORS as e:
+                raise _Damage(f"{offset}:{e}") from None
+            if len(head) == 0:
+                return
+            if len(head) < L.BUFFER_HEADER_SIZE:
+                diagnostics.warn(f"{path}: byte {offset}: trace cut inside a buffer header "
+                                 f"({len(head)} of {L.BUFFER_HEADER_SIZE} bytes); stopped there")
+                diagnostics.count("etl_truncated")
+                return
+            size = _BUFFER_SIZE.unpack_from(head, 0)[0]
+            if size < L.BUFFER_HEADER_SIZE + 8 or size > MAX_BUFFER_SIZE:
+                if size == 0xFFFFFFFF or (size == 0 and not head.strip(b"\0")):
+                    return             # padding after the last buffer
+                msg = f"buffer size {size:#x} is impossible"
+                if index == 0:
+                    raise InputError(path, f"not a readable ETW trace: {msg}", offset)
+                diagnostics.warn(f"{path}: byte {offset}: {msg}; stopped reading there")
+                diagnostics.count("etl_bad_buffers")
+                return
+            try:
+                body = _read_exactly(stream, size - L.BUFFER_HEADER_SIZE)
+            except _STREAM_ERRORS as e:
+                raise _Damage(f"{offset}:{e}") from None
+            data = head + body
+            if len(data) < size:
+                diagnostics.warn(f"{path}: byte {offset}: trace cut inside a buffer ({len(data)} "
+                                 f"of {size} bytes present); read what was there")
+                diagnostics.count("etl_truncated")
+                yield offset, index, data
+                return
+            yield offset, index, data
+            offset += size
+            index += 1
+            if progress is not None and index % 16 == 0:
+                progress(stream.raw.tell())
+    except _Damage as e:
+        at, _, why = str(e).partition(":")
+        if int(at) == 0 and index == 0:
+            raise InputError(path, f"damaged compressed stream: {why}", 0) from None
+        diagnostics.warn(f"{path}: byte {at} (decompressed): damaged compressed stream ({why}); "
+                         "read what came before")
+        diagnostics.count("etl_truncated")
+    finally:
+        stream.close()
+
+
+def unpack_buffer(path: Path, file_offset: int, data: bytes, diagnostics: Diagnostics):
+    """(cpu, BufferFlag, event bytes, start, end, base) of one buffer, decompressed if it is;
+    None (with a warning) if it cannot be read. `base` + offset = a record's position."""
+    (_size, saved, _current, _refs, _flushed, _sequence, _frequency, cpu_lo, cpu_hi, _logger,
+     _state, filled, flag, _btype) = _BUFFER.unpack_from(data, 0)
+    cpu = ((cpu_hi << 8) | cpu_lo) & 0x7FF if flag & L.BUFFER_FLAG_PROC_INDEX else cpu_lo
+    if filled < L.BUFFER_HEADER_SIZE:
+        filled = saved
+    if not flag & L.BUFFER_FLAG_COMPRESSED:
+        if filled > len(data):
+            diagnostics.count("etl_short_buffers")
+        return cpu, flag, data, L.BUFFER_HEADER_SIZE, min(filled, len(data)), file_offset
+    want = filled - L.BUFFER_HEADER_SIZE
+    why = None
+    if want <= 0 or want > MAX_BUFFER_SIZE:
+        why = f"compressed buffer claims {filled:#x} bytes"
+    else:
+        try:
+            events = lzxpress_decompress(data[L.BUFFER_HEADER_SIZE:], want)
+        except Exception as e:  # noqa: BLE001 - libfwnt raises IOError/ValueError/...
+            why = f"compressed buffer does not decompress ({e})"
+    if why is not None:
+        diagnostics.warn(f"{path}: byte {file_offset}: {why}; buffer skipped")
+        diagnostics.count("etl_bad_buffers")
+        return None
+    if len(events) < want:
+        diagnostics.warn(f"{path}: byte {file_offset}: compressed buffer decompressed to "
+                         f"{len(events)} of {want} bytes; read what was there")
+        diagnostics.count("etl_short_buffers")
+    return cpu, flag, events, 0, len(events), file_offset + L.BUFFER_HEADER_SIZE

@@ -1,0 +1,360 @@
+"""The walk: every record of every buffer, counted, and the ones a decoder wants decoded.
+
+Per record the walk reads one 8-byte prefix and looks its header kind up in `headers.WALK`
+(type | marker << 8 -> the HeaderKind, its smallest valid size, and which registry holds its
+decoders). Hits go to a batch plan (plans.py) or to their decoder with the EtlRecord their kind
+reads; misses cost nothing more. With --all every record also becomes a row from its kind's
+header fields. Decoded rows wait in the walker until the merge (merge.py) takes them as a frame.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import polars as pl
+
+from fpreplay.diagnostics import Diagnostics
+from fpreplay.parsers.etl import layouts as L
+from fpreplay.parsers.etl.clock import FILETIME_UNIX_EPOCH, Clock
+from fpreplay.parsers.etl.headers import (
+    BY_CLASS, BY_HOOK, BY_MESSAGE, BY_PROVIDER, CLASSIC_GUID, CLASSIC_TYPE_AT, HEADER_SENTINEL,
+    MANIFEST_KEY, NO_MARKER, PREFIX_WORDS, SYSTEM, WALK, has_tl_schema, record_ts,
+)
+from fpreplay.parsers.etl.plans import Plans
+from fpreplay.parsers.etl.providers import KERNEL_GROUPS, Registry
+from fpreplay.parsers.etl.record import EtlRecord
+from fpreplay.parsers.etl.stream import unpack_buffer
+from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
+
+_ALL_COLUMNS = ("_ts_raw", "_seq", "cpu", "pid", "tid", "provider", "event_id", "opcode",
+                "version", "header_kind", "event_name")
+_LOGFILE_AT = L.SYSTEM_TRACE_HEADER.sizeof()        # TRACE_LOGFILE_HEADER follows the header
+
+
+class Walker:
+    """The records of one trace, buffer by buffer: the clock from its EventTrace/Header,
+    decoded rows (per record, in batch plans, or every record with --all), per-CPU progress for
+    the merge, and what was counted on the way."""
+
+    def __init__(self, path: Path, options, diagnostics: Diagnostics, stats: dict):
+        from fpreplay.parsers.etl.decoders import DecodeContext
+
+        self.path = path
+        self.source = str(path)
+        self.all = bool(options.all_records)
+        self.diag = diagnostics
+        self.stats = stats
+        self.reg = Registry()
+        self.ctx = DecodeContext(source=self.source, diagnostics=diagnostics,
+                                 tmf_dirs=list(options.tmf_dirs),
+                                 providers=list(options.providers))
+        self.plans = Plans(self.reg, self.ctx)
+        self.clock: Clock | None = None
+        self.logfile = None
+        self.records = 0
+        self.seq = 0
+        self.rows: list[dict] = []                 # decoded rows of the current flush window
+        self.cols: dict[str, list] | None = self._new_cols() if self.all else None
+        self.cpu_last_ts: dict[int, int] = {}      # cpu -> newest raw ts seen on it
+        self.cpu_expired: set[int] = set()         # quiet CPUs the merge stopped waiting for,
+                                                   # until they log again
+        self.decoder_failures: dict[str, int] = {}
+        self.buffer_max_ts: int | None = None
+        self.last_ts: int | None = None            # an untimed WPP message's time
+
+    @staticmethod
+    def _new_cols() -> dict[str, list]:
+        return {k: [] for k in _ALL_COLUMNS}
+
+    # --- one buffer ----------------------------------------------------------------------------
+    def buffer(self, file_offset: int, data: bytes, unpacked=None) -> None:
+        """Walk one buffer; `unpacked` is what unpack_buffer() made of it (else done here)."""
+        if unpacked is None:
+            unpacked = unpack_buffer(self.path, file_offset, data, self.diag)
+        if unpacked is None:
+            return
+        cpu, flag, events, start, end, base = unpacked
+        if flag & L.BUFFER_FLAG_EVENTS_LOST:
+            self.stats["events_lost_buffers"] = self.stats.get("events_lost_buffers", 0) + 1
+        if flag & L.BUFFER_FLAG_BUFFER_LOST:
+            self.stats["buffers_lost_flagged"] = self.stats.get("buffers_lost_flagged", 0) + 1
+        before = self.cpu_last_ts.get(cpu)
+        self.buffer_max_ts = None
+        if self.all:
+            self._walk_all(events, start, end, cpu, base)
+        else:
+            self._walk(events, start, end, cpu, base)
+        self.cpu_expired.discard(cpu)
+        ts = self.buffer_max_ts        # how far this CPU has logged
+        if ts is not None and ts > self.cpu_last_ts.get(cpu, ts - 1):
+            self.cpu_last_ts[cpu] = ts
+        if flag & L.BUFFER_FLAG_EVENTS_LOST and self.clock is not None:
+            # The events were lost while this buffer was the CPU's current one: after the CPU's
+            # previous buffer, up to this buffer's last record (None: unknown bound).
+            self.stats.setdefault("lost_windows", []).append(
+                (self.clock.to_ns(before) if before is not None else None,
+                 self.clock.to_ns(ts) if ts is not None else None))
+
+    def _walk(self, data, off: int, end: int, cpu: int, base: int) -> None:
+        """Every record of one buffer, decoding what a decoder wants. `base` + offset = the
+        record's position for messages. This is the hot loop (~0.5 us a record): locals only,
+        and no call unless a decoder wants the record."""
+        prefix = PREFIX_WORDS.unpack_from
+        walk = WALK
+        by_hook, by_provider, by_class, by_message, no_marker = \
+            BY_HOOK, BY_PROVIDER, BY_CLASS, BY_MESSAGE, NO_MARKER
+        reg = self.reg
+        kernel = reg.kernel.get
+        manifest, classic, tracelogging = reg.manifest, reg.classic, reg.tracelogging
+        key_at, key_end = MANIFEST_KEY.start, MANIFEST_KEY.stop
+        guid_at, guid_end, type_at = CLASSIC_GUID.start, CLASSIC_GUID.stop, CLASSIC_TYPE_AT
+        extended, has_tl = L.EVENT_HEADER_FLAG_EXTENDED_INFO, has_tl_schema
+        plans = self.plans.kernel
+        n = 0
+        prev = None
+        limit = end - 8
+        while off <= limit:
+            w0, type_marker, w2, w3 = prefix(data, off)
+            kind, smallest, lookup = walk[type_marker]
+            if lookup is by_hook:                             # size in word 2, HookId in word 3
+                size = w2
+                if size < smallest or off + size > end:
+                    self._bad_record(base + off, size, end - off)
+                    break
+                dec = kernel(w3)
+                if dec is not None:
+                    plan = None
+                    if dec is HEADER_SENTINEL:
+                        self._trace_header(data, off, size, type_marker & 0xFF, base + off)
+                        dec = reg.kernel_user_header
+                    else:
+                        key = (w0 << 32) | ((type_marker & 0xFF) << 16) | w3
+                        plan = plans.get(key, 0)
+                        if plan == 0:
+                            plan = self.plans.kernel_plan(key, dec, type_marker & 0xFF, w0)
+                    if plan is not None and size >= plan.need:
+                        plan.raw += data[off:off + plan.need]
+                        plan.keys.append((self.records + n) << 16 | cpu)
+                    elif dec is not None:
+                        self.seq = self.records + n
+                        self.decode(dec, kind, data, off, size, cpu, base + off)
+            else:
+                size = kind.size(w0, w2, type_marker) if lookup is no_marker else w0
+                if size is None:
+                    break                  # 0xFFFFFFFF or zero fill: end of the buffer's data
+                if size < smallest or off + size > end:
+                    self._bad_record(base + off, size, end - off)
+                    break
+                # The registry lookups of HeaderKind.row, inline: a call per record would cost
+                # a tenth of the walk. Word 2 of an EVENT_HEADER is its Flags.
+                if lookup is by_provider:
+                    dec = manifest.get(data[off + key_at:off + key_end])
+                    if dec is None and tracelogging is not None and w2 & extended \
+                            and has_tl(data, off, size):
+                        batched = self.plans.tl_batch(data, off, size, type_marker & 0xFF, cpu,
+                                                      self.records + n)
+                        dec = None if batched else tracelogging
+                elif lookup is by_class:
+                    dec = classic.get((data[off + guid_at:off + guid_end], data[off + type_at])) \
+                        if classic else None
+                elif lookup is by_message:
+                    dec = reg.wpp
+                    if dec is not None:
+                        self.last_ts = record_ts(data, prev) if prev is not None else None
+                else:
+                    dec = None             # ERROR / TIMED / WNODE and unknown types: skipped
+                if dec is not None:
+                    self.seq = self.records + n
+                    self.decode(dec, kind, data, off, size, cpu, base + off)
+            n += 1
+            prev = off
+            off += (size + 7) & ~7
+        self.records += n
+        # Records of a buffer are (nearly) in time order: its last one tells how far the CPU got.
+        self.buffer_max_ts = record_ts(data, prev) if prev is not None else None
+
+    def _walk_all(self, data, off: int, end: int, cpu: int, base: int) -> None:
+        """--all: every record becomes a row (its kind's header fields), decoded where a
+        decoder exists."""
+        prefix = PREFIX_WORDS.unpack_from
+        walk, no_marker, by_hook = WALK, NO_MARKER, BY_HOOK
+        reg, diag = self.reg, self.diag
+        c = self.cols
+        c_ts, c_seq, c_cpu, c_pid, c_tid = c["_ts_raw"], c["_seq"], c["cpu"], c["pid"], c["tid"]
+        c_prov, c_id, c_op, c_ver, c_kind = (c["provider"], c["event_id"], c["opcode"],
+                                             c["version"], c["header_kind"])
+        c_name = c["event_name"]
+        n = 0
+        last_ts = None
+        max_ts = self.buffer_max_ts
+        limit = end - 8
+        while off <= limit:
+            w0, type_marker, w2, _ = prefix(data, off)
+            kind, smallest, lookup = walk[type_marker]
+            size = w2 if lookup is by_hook else w0 if lookup is not no_marker \
+                else kind.size(w0, w2, type_marker)
+            if size is None:
+                break
+            if size < smallest or off + size > end:
+                self._bad_record(base + off, size, end - off)
+                break
+            try:
+                ts, pid, tid, prov, event_id, opcode, version, name, dec = \
+                    kind.row(data, off, size, reg, diag)
+            except (ValueError, struct.error):
+                self._bad_record(base + off, size, end - off)
+                break
+            if dec is HEADER_SENTINEL:
+                self._trace_header(data, off, size, type_marker & 0xFF, base + off)
+                dec = reg.kernel_user_header
+            n += 1
+            self.seq += 1
+            if ts is None:
+                ts = last_ts               # untimed kinds: the time of the record before
+            else:
+                last_ts = ts
+                if max_ts is None or ts > max_ts:
+                    max_ts = ts
+            self.last_ts = last_ts
+            if dec is None or not self.decode(dec, kind, data, off, size, cpu, base + off):
+                c_ts.append(ts)
+                c_seq.append(self.seq)
+                c_cpu.append(cpu)
+                c_pid.append(pid)
+                c_tid.append(tid)
+                c_prov.append(prov)
+                c_id.append(event_id)
+                c_op.append(opcode)
+                c_ver.append(version)
+                c_kind.append(kind.name)
+                c_name.append(name)
+            off += (size + 7) & ~7
+        self.records += n
+        self.buffer_max_ts = max_ts
+
+    def _bad_record(self, at: int, size: int, room: int) -> None:
+        self.diag.warn(f"{self.path}: byte {at}: record size {size} does not fit the {room} "
+                       "bytes left in its buffer; rest of that buffer skipped")
+        self.diag.count("etl_bad_records")
+
+    # --- decoding one record -------------------------------------------------------------------
+    def decode(self, dec, kind, data, off, size, cpu, file_offset) -> int:
+        """Run one decoder; returns how many rows it added. A payload that breaks a decoder is
+        counted and named in a warning, never a traceback: the bytes are untrusted."""
+        try:
+            rec = kind.record(self, data, off, size, cpu, file_offset)
+            rows = dec(rec, self.ctx)
+        except Exception as e:  # noqa: BLE001 - decoders parse untrusted bytes
+            name = getattr(dec, "__qualname__", repr(dec))
+            n = self.decoder_failures.get(name, 0)
+            self.decoder_failures[name] = n + 1
+            self.diag.count("etl_undecodable_records")
+            if n == 0:
+                self.diag.warn(f"{self.path}: byte {file_offset}: record could not be decoded "
+                               f"({name}: {e}); such records are counted, not decoded")
+            return 0
+        if not rows:
+            return 0
+        for row in rows:
+            row["_seq"] = self.seq
+            row["_ts_raw"] = rec.ts_raw
+            if row.get("ts_ns") is None and rec.ts_ns is not None:
+                row["ts_ns"] = rec.ts_ns
+            row.setdefault("cpu", cpu)
+            row.setdefault("pid", rec.pid)
+            row.setdefault("tid", rec.tid)
+            row.setdefault("source", self.source)
+            row.setdefault("kind", "other")
+            if row.get("event_name") is None:
+                row["event_name"] = default_name(rec)
+            if self.all:
+                row.setdefault("provider", str(rec.provider) if rec.provider else None)
+                row.setdefault("event_id", rec.event_id)
+                row.setdefault("opcode", rec.opcode)
+                row.setdefault("version", rec.version)
+                row.setdefault("header_kind", rec.header_kind)
+        self.rows.extend(rows)
+        return len(rows)
+
+    # --- the trace header ----------------------------------------------------------------------
+    def _trace_header(self, data, off: int, size: int, htype: int, file_offset: int) -> None:
+        """EventTrace/Header: the first one sets the clock; merged files repeat it (ignored)."""
+        if self.clock is not None or htype not in (L.HT_SYSTEM32, L.HT_SYSTEM64):
+            return
+        layout = L.TRACE_LOGFILE_HEADER64 if htype == L.HT_SYSTEM64 else L.TRACE_LOGFILE_HEADER32
+        if size < _LOGFILE_AT + layout.sizeof():
+            self.diag.warn(f"{self.path}: byte {file_offset}: trace header record too short "
+                           f"({size} bytes)")
+            return
+        lf = layout.parse(bytes(data[off + _LOGFILE_AT: off + _LOGFILE_AT + layout.sizeof()]))
+        t0 = SYSTEM.unpack_from(data, off)[-1]     # SystemTime
+        try:
+            self.clock = Clock(lf.ReservedFlags, lf.StartTime, t0, lf.PerfFreq, lf.CpuSpeedInMHz)
+        except ValueError as e:
+            self.diag.warn(f"{self.path}: byte {file_offset}: trace header: {e}; "
+                           "timestamps treated as 10 MHz ticks from the header's time")
+            try:
+                self.clock = Clock(L.CLOCK_QPC, lf.StartTime, t0, 10_000_000, 0)
+            except ValueError:
+                self.clock = Clock(L.CLOCK_QPC, FILETIME_UNIX_EPOCH, t0, 10_000_000, 0)
+        self.logfile = lf
+        self.ctx.state["clock"] = self.clock
+        self.ctx.state["logfile_header"] = lf
+        self.stats["trace_start_ns"] = self.clock.start_ns
+        if lf.ReservedFlags not in (L.CLOCK_QPC, L.CLOCK_SYSTEM_TIME, L.CLOCK_CPU_CYCLES):
+            self.diag.warn(f"{self.path}: clock type {lf.ReservedFlags} unknown; treated as QPC")
+
+    # --- what the merge takes ------------------------------------------------------------------
+    def rows_waiting(self) -> int:
+        return len(self.rows) + (len(self.cols["_seq"]) if self.cols is not None else 0) \
+            + self.plans.pending()
+
+    def take_frame(self) -> pl.DataFrame | None:
+        """Rows collected since the last call as one frame with _ts_raw/_seq/ts_ns."""
+        frames = []
+        if self.rows:
+            schema = dict(EVENT_COLUMNS)
+            if self.all:
+                schema.update(ALL_RECORD_COLUMNS)
+            schema["_ts_raw"] = pl.Int64
+            schema["_seq"] = pl.Int64
+            rows = self.rows
+            # Column by column, not strict: a value a damaged payload pushed out of its dtype's
+            # range becomes null instead of failing the whole read. Unknown keys are dropped.
+            frames.append(pl.DataFrame([
+                pl.Series(name, [r.get(name) for r in rows], dtype=dtype, strict=False)
+                for name, dtype in schema.items()]))
+            self.rows = []
+        frames += self.plans.frames(self.source)
+        if self.cols is not None and self.cols["_seq"]:
+            data = {k: pl.Series(k, v, dtype=(pl.Int64 if k in ("_ts_raw", "_seq")
+                                              else ALL_RECORD_COLUMNS.get(k)
+                                              or EVENT_COLUMNS.get(k)), strict=False)
+                    for k, v in self.cols.items()}
+            frames.append(pl.DataFrame(data).with_columns(kind=pl.lit("other"),
+                                                          source=pl.lit(self.source)))
+            self.cols = self._new_cols()
+        if not frames:
+            return None
+        df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+        if "ts_ns" not in df.columns:
+            df = df.with_columns(ts_ns=pl.lit(None, dtype=pl.Int64))
+        if self.clock is not None:
+            df = df.with_columns(ts_ns=pl.coalesce(pl.col("ts_ns"),
+                                                   self.clock.expr(pl.col("_ts_raw"))))
+        return df
+
+
+def default_name(rec: EtlRecord) -> str:
+    """A decoded row's event name when its decoder gives none."""
+    if rec.group is not None:
+        name = KERNEL_GROUPS.get(rec.group, (f"Kernel{rec.group:#04x}",))[0]
+        return f"{name}/{rec.opcode}"
+    if rec.header_kind == "wpp":
+        return f"WPP/{rec.provider}/{rec.event_id}"
+    if rec.event_id is not None:
+        return f"{rec.provider}/{rec.event_id}"
+    return f"{rec.provider}/{rec.opcode}"
+
+
