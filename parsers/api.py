@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import InputError
+from fpreplay.perf import cyclic_gc_paused
 from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS, conform_events
 
 
@@ -69,9 +69,7 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
     totals = {"records": 0, "events_lost": 0, "buffers_lost": 0}
     start_ns: int | None = None
     lost_windows: list = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()    # decoding builds millions of short-lived rows, no cycles: the cyclic
-    try:            # collector would only walk them again and again
+    with cyclic_gc_paused():    # decoding builds millions of short-lived rows, no cycles
         for p in paths:
             stats: dict = {}
             for batch in iter_input_batches(Path(p), options, diagnostics, stats):
@@ -82,9 +80,6 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
             s = stats.get("trace_start_ns")
             if s is not None and (start_ns is None or s < start_ns):
                 start_ns = s
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     cols = dict(EVENT_COLUMNS)
     if options.all_records:
         cols.update(ALL_RECORD_COLUMNS)
