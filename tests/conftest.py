@@ -58,3 +58,29 @@ def etl_parser_tracelogging(path: Path) -> list:
                     out.append((tl.get_name(), dict(tl)))
         off += size
     return out
+
+
+def build_fields(layout, values: dict) -> bytes:
+    """A payload built with a construct layout from those of `values` it has fields for."""
+    names = {sc.name for sc in layout.subcons}
+    return layout.build({k: v for k, v in values.items() if k in names})
+
+
+def kmdf_tmf(guid) -> str:
+    """A KMDF framework (Wdf01000) TMF with two messages under `guid`: 11, FxPkgIo::Dispatch
+    (device, devobj, major as text, minor, IRP) and 12, the WDFREQUEST allocation failure."""
+    return f"""// PDB:  Wdf01000.pdb
+{guid} Wdf01000 // SRC=fxpkgio.cpp MJ= MN=
+#typev fxpkgio_cpp400 11 "%0WDFDEVICE 0x%10!p! !devobj 0x%11!p! %12!s!, IRP_MN %13!x!, IRP 0x%14!p!" //   LEVEL=TRACE_LEVEL_VERBOSE FLAGS=TRACINGIO FUNC=FxPkgIo::Dispatch
+{{
+device, ItemPtr -- 10
+devobj, ItemPtr -- 11
+major, ItemString -- 12
+minor, ItemLong -- 13
+irp, ItemPtr -- 14
+}}
+#typev fxpkgio_cpp421 12 "%0Could not create WDFREQUEST, %10!s!" //   LEVEL=TRACE_LEVEL_ERROR FLAGS=TRACINGIO FUNC=FxPkgIo::DispatchStep2
+{{
+status, ItemNTSTATUS -- 10
+}}
+"""

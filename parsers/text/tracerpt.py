@@ -62,6 +62,32 @@ def _hex_id(text: str) -> int | None:
     return None if v is None or v == 0xFFFFFFFF else v
 
 
+def _event_row(cls: str, type_name: str, opcode, version, payload: list[str],
+               event_id_of) -> tuple[dict | None, str]:
+    """The row of one event from its class and payload fields: a manifest provider's (by
+    event id), a kernel class's (by opcode and version), or an undecoded `other` row;
+    (None, why) when a decoded event's payload fits none of its layouts."""
+    if cls in MANIFEST_BY_NAME:
+        guid = MANIFEST_BY_NAME[cls]
+        event_id = event_id_of()
+        if event_id not in MANIFEST_DECODERS[guid]:
+            return {"kind": "other", "event_name": f"{cls}/{event_id}", "event_id": event_id,
+                    "provider": guid}, ""
+        names = manifest_payload_names(guid, event_id, len(payload))
+        what, layouts = f"{cls} event {event_id}", "template"
+    elif cls in OPCODE_NAMES and known_payload(cls, opcode):
+        names = payload_names(cls, opcode, version or 0, len(payload))
+        what, layouts = f"{cls}/{type_name} v{version}", "layout"
+    else:
+        return {"kind": "other", "event_name": f"{cls}/{type_name}", "opcode": opcode}, ""
+    if names is None:
+        return None, f"{what}: {len(payload)} payload fields fit no known {layouts}"
+    values = dict(zip(names, payload))
+    if cls in MANIFEST_BY_NAME:
+        return {**manifest_row(guid, event_id, values), "provider": guid}, ""
+    return kernel_row(cls, opcode, values), ""
+
+
 # --- CSV ------------------------------------------------------------------------------------------
 def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:
     path = Path(path)
@@ -115,29 +141,12 @@ def read_csv_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
         payload = fields[user:]
         while payload and payload[-1] == "" and len(payload) > 1:
             payload = payload[:-1]
-        row: dict | None
-        if cls in MANIFEST_BY_NAME:
-            guid = MANIFEST_BY_NAME[cls]
-            event_id = parse_int(fields[header["Event ID"]]) if "Event ID" in header else None
-            if event_id in MANIFEST_DECODERS[guid]:     # decoded: its payload must fit
-                names = manifest_payload_names(guid, event_id, len(payload))
-                if names is None:
-                    bad.add(lineno, f"{cls} event {event_id}: {len(payload)} payload fields fit "
-                                    "no known template")
-                    continue
-                row = manifest_row(guid, event_id, dict(zip(names, payload)))
-            else:
-                row = {"kind": "other", "event_name": f"{cls}/{event_id}", "event_id": event_id}
-            row["provider"] = guid
-        elif cls in OPCODE_NAMES and known_payload(cls, opcode):
-            names = payload_names(cls, opcode, version or 0, len(payload))
-            if names is None:
-                bad.add(lineno, f"{cls}/{type_name} v{version}: {len(payload)} payload fields "
-                                "fit no known layout")
-                continue
-            row = kernel_row(cls, opcode, dict(zip(names, payload)))
-        else:
-            row = {"kind": "other", "event_name": f"{cls}/{type_name}", "opcode": opcode}
+        row, why = _event_row(cls, type_name, opcode, version, payload,
+                              lambda: parse_int(fields[header["Event ID"]])
+                              if "Event ID" in header else None)
+        if row is None:
+            bad.add(lineno, why)
+            continue
         row["ts_ns"] = ts
         row["version"] = version
         row["header_kind"] = "tracerpt_csv"

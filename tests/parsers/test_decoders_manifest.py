@@ -14,6 +14,8 @@ from fpreplay.parsers.etl.decoders import manifest as M
 from fpreplay.parsers.etl.decoders.layouts import layout
 from fpreplay.parsers.etl.record import EtlRecord
 
+from conftest import build_fields, kmdf_tmf
+
 
 def manifest_record(provider: str, event_id: int, payload: bytes, psize: int = 8,
                     version: int = 1) -> EtlRecord:
@@ -47,15 +49,15 @@ KF = dict(IrpPtr=0xA000, FileObject=0xB000, FileKey=0xC000, TTID=99, Offset=6553
 ])
 def test_kernel_file_operations(psize, event_id, base, major, name):
     s = layout(f"{base}_v3", psize)
-    payload = s.build({k: v for k, v in KF.items() if k in {c.name for c in s.subcons}})
+    payload = build_fields(s, KF)
     if base == "FileIo_RW":
         payload += struct.pack("<I", 0)          # v1 adds ExtraFlags: ignored, still decodes
     (row,), _ = run(M.KERNEL_FILE, event_id, payload, psize)
-    assert (row["kind"], row["event_name"], row["irp"], row["major"]) == \
-        ("irp_dispatch", name, 0xA000, major)
-    assert (row["file_object"], row["tid"]) == (0xB000, 99)
+    expect = dict(kind="irp_dispatch", event_name=name, irp=0xA000, major=major,
+                  file_object=0xB000, tid=99)
     if base == "FileIo_RW":
-        assert (row["bytes"], row["offset"], row["irp_flags"]) == (8192, 65536, 0x43)
+        expect.update(bytes=8192, offset=65536, irp_flags=0x43)
+    assert {k: row[k] for k in expect} == expect
 
 
 @pytest.mark.parametrize("psize", [4, 8])
@@ -97,21 +99,7 @@ def test_kernel_memory_meminfo_is_available_memory(psize):
 # --- WPP through TMF --------------------------------------------------------------------------
 
 KMDF_GUID = "8a1d2c3b-0000-4000-8000-00000000f00d"
-KMDF_TMF = f"""// PDB:  Wdf01000.pdb
-{KMDF_GUID} Wdf01000 // SRC=fxpkgio.cpp MJ= MN=
-#typev fxpkgio_cpp400 11 "%0WDFDEVICE 0x%10!p! !devobj 0x%11!p! %12!s!, IRP_MN %13!x!, IRP 0x%14!p!" //   LEVEL=TRACE_LEVEL_VERBOSE FLAGS=TRACINGIO FUNC=FxPkgIo::Dispatch
-{{
-device, ItemPtr -- 10
-devobj, ItemPtr -- 11
-major, ItemString -- 12
-minor, ItemLong -- 13
-irp, ItemPtr -- 14
-}}
-#typev fxpkgio_cpp421 12 "%0Could not create WDFREQUEST, %10!s!" //   LEVEL=TRACE_LEVEL_ERROR FLAGS=TRACINGIO FUNC=FxPkgIo::DispatchStep2
-{{
-status, ItemNTSTATUS -- 10
-}}
-"""
+KMDF_TMF = kmdf_tmf(KMDF_GUID)
 
 
 def wpp_record(guid: str, number: int, args: bytes) -> EtlRecord:
