@@ -54,6 +54,50 @@ def layer_expr() -> pl.Expr:
             .cast(pl.Int8).alias("_layer"))
 
 
+def _names_with(names, code):
+    """A per-instance set of event-name codes, kept as a bare code until a second one arrives."""
+    if type(names) is set:
+        names.add(code)
+        return names
+    return names if names == code else {names, code}
+
+
+def _has_name(names, code) -> bool:
+    return code in names if type(names) is set else code == names
+
+
+def _completes_at_same_instant(r: int, ts: list, irps: list, kinds: list, layers: list,
+                               layer: int) -> bool:
+    """Does another completion of row r's IRP at row r's instant (later rows of the same ts_ns)
+    come from a source of `layer` or of no layer? Then row r, of the other layer, is one more
+    source's word on the open instance, not a reuse of its address."""
+    t, a = ts[r], irps[r]
+    for j in range(r + 1, len(ts)):
+        if ts[j] != t:
+            return False
+        if irps[j] == a:
+            if kinds[j] == DISPATCH:
+                return False
+            if kinds[j] == COMPLETE and layers[j] in (0, layer):
+                return True
+    return False
+
+
+def _per_row(ev: pl.DataFrame) -> tuple[list, list, list, list, list, list, set]:
+    """The pass's inputs as Python lists: ts_ns, irp, kind code, layer, event-name code, device
+    code (0: no device named), and the codes of REPEATABLE_DISPATCH names."""
+    # Codes only need to tell names apart: a categorical's physical codes (hashing) instead of a
+    # dense rank (a sort of millions of strings).
+    coded = ev.select(pl.col("event_name").fill_null("").cast(pl.Categorical).to_physical()
+                      .alias("c"),
+                      pl.col("event_name").is_in(list(REPEATABLE_DISPATCH)).alias("rep"),
+                      (pl.col("device").cast(pl.Categorical).to_physical().cast(pl.Int64) + 1)
+                      .fill_null(0).alias("d"))
+    repeatable = set(coded.filter(pl.col("rep"))["c"].unique().to_list())
+    return (ev["ts_ns"].to_list(), ev["irp"].to_list(), ev["_code"].to_list(),
+            ev["_layer"].to_list(), coded["c"].to_list(), coded["d"].to_list(), repeatable)
+
+
 def assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
     """The one sorted pass over IRP-bearing events (state per address).
 
@@ -62,28 +106,22 @@ def assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
     (instance -> "redispatched" | "reused" | "open_at_end"). Event names travel as integer
     codes; a per-instance set of names is only built when a second name arrives.
 
-    One function of ~90 lines on purpose: the loop runs once per event (millions on a big trace)
+    One IRP's completions at one instant are one completion, whatever their sources, layers and
+    order (a writer may log DrvComplReq, DiskIo/Read and FileIo/OpEnd of one IRP at one tick on
+    different CPUs): the first closes the instance, the others join it. A completion at another
+    instant joins the instance just closed only as a second source's word (a name not seen yet,
+    no other layer); an address reused needs a new dispatch, at the same tick or later.
+
+    One function of ~80 lines on purpose: the loop runs once per event (millions on a big trace)
     on local names; a helper call per event would add its cost to every one."""
-    # Codes only need to tell names apart: a categorical's physical codes (hashing) instead of a
-    # dense rank (a sort of millions of strings).
-    coded = ev.select(pl.col("event_name").fill_null("").cast(pl.Categorical).to_physical()
-                      .alias("c"),
-                      pl.col("event_name").is_in(list(REPEATABLE_DISPATCH)).alias("rep"),
-                      (pl.col("device").cast(pl.Categorical).to_physical().cast(pl.Int64) + 1)
-                      .fill_null(0).alias("d"))
-    codes = coded["c"].to_list()
-    devices = coded["d"].to_list()      # 0: no device named
-    repeatable = set(coded.filter(pl.col("rep"))["c"].unique().to_list())
-    irps = ev["irp"].to_list()
-    kinds = ev["_code"].to_list()
-    layers = ev["_layer"].to_list()
+    ts, irps, kinds, layers, codes, devices, repeatable = _per_row(ev)
     n = len(irps)
     inst_of = [0] * n
     closes = [False] * n
     note: dict = {}
     open_: dict = {}     # irp -> [instance, layer, names (code or set), has a layer's dispatch,
     #                            devices its dispatches named (None or a set of codes)]
-    closed: dict = {}    # irp -> [instance, layer, completion names (code or set)]
+    closed: dict = {}    # irp -> [instance, layer, completion names (code or set), its instant]
     nxt = 0
     for r in range(n):
         a = irps[r]
@@ -99,8 +137,7 @@ def assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
                 if lay and o[1] and lay != o[1]:
                     note[o[0]] = "reused"
                 elif k == DISPATCH and nm not in repeatable and (
-                        (nm in o[2] if type(o[2]) is set else nm == o[2])
-                        or (lay and lay == o[1] and o[3])) and not (
+                        _has_name(o[2], nm) or (lay and lay == o[1] and o[3])) and not (
                         devices[r] and o[4] and devices[r] not in o[4]):
                     # (the same dispatch line from another device is the IRP going down
                     # the stack, not a re-dispatch)
@@ -108,17 +145,11 @@ def assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
                 else:
                     inst_of[r] = o[0]
                     if k == DISPATCH:
-                        seen = o[2]
-                        if type(seen) is set:
-                            seen.add(nm)
-                        elif seen != nm:
-                            o[2] = {seen, nm}
-                        if lay:
-                            o[3] = True
-                    if devices[r] and k == DISPATCH:
-                        o[4] = (o[4] or frozenset()) | {devices[r]}
-                    if not o[1]:
-                        o[1] = lay
+                        o[2] = _names_with(o[2], nm)
+                        o[3] = o[3] or bool(lay)
+                        if devices[r]:
+                            o[4] = (o[4] or frozenset()) | {devices[r]}
+                    o[1] = o[1] or lay
                     continue
             open_[a] = [nxt, lay, nm, bool(lay) and k == DISPATCH,
                         frozenset((devices[r],)) if devices[r] and k == DISPATCH else None]
@@ -128,24 +159,23 @@ def assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
             continue
         # a completion
         if o is not None:
-            if not (lay and o[1] and lay != o[1]):
+            del open_[a]
+            if not (lay and o[1] and lay != o[1]) or _completes_at_same_instant(
+                    r, ts, irps, kinds, layers, o[1]):
                 inst_of[r] = o[0]
                 closes[r] = True
-                del open_[a]
-                closed[a] = [o[0], lay or o[1], nm]
+                closed[a] = [o[0], o[1] or lay, nm, ts[r]]
                 continue
             note[o[0]] = "reused"
-            del open_[a]
         c = closed.get(a)
-        if c is not None and not (lay and c[1] and lay != c[1]):
-            seen = c[2]
-            if (nm not in seen) if type(seen) is set else (nm != seen):
-                inst_of[r] = c[0]       # a second source's word on the instance just closed
-                c[2] = (seen | {nm}) if type(seen) is set else {seen, nm}
-                continue
+        if c is not None and (ts[r] == c[3] or not (
+                (lay and c[1] and lay != c[1]) or _has_name(c[2], nm))):
+            inst_of[r] = c[0]           # the same instant, or a second source's word
+            c[2] = _names_with(c[2], nm)
+            continue
         inst_of[r] = nxt                # an orphan completion: its own instance
         closes[r] = True
-        closed[a] = [nxt, lay, nm]
+        closed[a] = [nxt, lay, nm, ts[r]]
         nxt += 1
     for o in open_.values():
         note.setdefault(o[0], "open_at_end")
