@@ -170,6 +170,10 @@ IRP_EXTENSION_COLUMNS: dict[str, pl.DataType] = {
     # DrvMjFnCall, DiskIo); null if none does. IRP_MJ_CLEANUP flushes the parked IRPs of its file
     # object (forward-progress.md 3.7, edge case 62): the replay matches them by this column.
     "file_object": pl.UInt64,
+    # The other names the IRP's sources gave its device ("disk0, 0xffffe0012345a000"), comma
+    # separated; `device` is the one name every IRP of that device shares (lifecycles/devices.py:
+    # the driver's own name first, then a \Device path, a device object, a disk number).
+    "device_alias": pl.String,
 }
 ALLOC_FAILURE_KINDS = ("request", "resources")
 

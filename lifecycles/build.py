@@ -7,6 +7,7 @@ The steps, each its own module or function:
    completion, DrvMjFnCall, FileIo, IFR lines, driver instrumentation) merges by polars group-bys,
    each attribute from the first event of the instance that knows it (here);
 4. broken lifecycles counted and reported, never dropped (broken.py);
+   one device, one name: the sources' names for one device unified (devices.py);
 5. what happened: `actual`, `evidence`, `alloc_failure`, service time (outcome.py).
 
 Several inputs share one timeline by absolute time, so their events simply interleave. Request-only
@@ -20,6 +21,7 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.lifecycles.broken import report_broken, report_lost
+from fpreplay.lifecycles.devices import alias_map, kind_columns, unify_devices
 from fpreplay.lifecycles.instances import (
     ALLOC, COMPLETE, DISPATCH, KIND_CODES, REFUSED, RESERVED, RESOURCES, assign_instances,
     layer_expr,
@@ -101,10 +103,11 @@ def _one_row_per_instance(ev: pl.DataFrame) -> pl.DataFrame:
     instance (_inst -1) form one group that is dropped after the aggregation: cheaper than a copy
     of the event rows without them."""
     is_complete = pl.col("_code") == COMPLETE
+    device_kinds = kind_columns(ev)      # several kinds of device name: one column each
     lc = ev.group_by("_inst", maintain_order=True).agg(
         pl.col("irp").first(),
-        *[_first(c) for c in ("device", "queue", "major", "minor", "irp_flags", "bytes",
-                              "file_object")],
+        *(device_kinds or [_first("device")]),
+        *[_first(c) for c in ("queue", "major", "minor", "irp_flags", "bytes", "file_object")],
         pl.col("ts_ns").filter(~is_complete).min().alias("_arrive"),
         pl.col("ts_ns").filter(pl.col("_closes")).first().alias("complete_ns"),
         pl.col("status").filter(is_complete).drop_nulls().first().alias("status"),
@@ -185,7 +188,9 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
             tie_irpless_failures(empty_irps().with_columns(pl.lit(0).alias("_inst")), loose,
                                  diagnostics)
         return _empty_lifecycles()
-    lc = _instances(ev, diagnostics)
+    lc = unify_devices(_instances(ev, diagnostics), diagnostics)
+    # A message names its device as its source does: in the lifecycles' words for the tie.
+    loose = loose.with_columns(pl.col("device").replace(alias_map(lc)))
     lc = decide_outcomes(tie_irpless_failures(lc, loose, diagnostics))
     if lost_windows:
         lc = report_lost(lc, lost_windows, diagnostics)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from fpreplay.lifecycles.devices import alias_map
 from fpreplay.schema import STARVED_ACTUALS, STATUS_INSUFFICIENT_RESOURCES
 from fpreplay.units import parse_duration_ns
 
@@ -68,6 +69,7 @@ def _signals(events: pl.DataFrame | None, irps: pl.DataFrame | None) -> pl.DataF
     """One row per low-memory signal: ts_ns, what, device, queue, bytes."""
     frames = []
     cols = ["ts_ns", "what", "device", "queue", "bytes"]
+    aliases = alias_map(irps) if irps is not None else {}
     if events is not None and events.height:
         ev = events.lazy().filter(
             pl.col("kind").is_in(_SIGNAL_EVENT_KINDS)
@@ -79,7 +81,8 @@ def _signals(events: pl.DataFrame | None, irps: pl.DataFrame | None) -> pl.DataF
             .when(pl.col("kind").is_in(["request_alloc_failed", "request_resources_failed"]))
             .then(pl.lit("alloc_event"))
             .otherwise(pl.col("kind")).alias("what"),
-            pl.col("device").cast(pl.String), pl.col("queue").cast(pl.String),
+            # a device in its source's words -> the lifecycles' name for it (devices.py)
+            pl.col("device").cast(pl.String).replace(aliases), pl.col("queue").cast(pl.String),
             pl.when(pl.col("kind") == "memory_pressure").then(pl.col("bytes"))
             .otherwise(None).cast(pl.UInt64).alias("bytes")))
     if irps is not None and irps.height:

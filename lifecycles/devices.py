@@ -1,0 +1,114 @@
+"""One device, one name: the sources name a device in their own words, and the lifecycles use one.
+
+The driver's instrumentation names its device as its author does ("stordrv"), the kernel by a
+`\\Device\\...` path, the framework's IFR/WPP lines by the device object ("0xffffe0012345a000",
+from "!devobj 0x..."), DiskIo by the disk number ("disk0"). When one IRP's events give names of
+different kinds, they are names of one device (two names of one kind, say a filter's and the
+FDO's device objects, are two devices of the stack and stay apart). The best kind wins, in the
+order of NAME_KINDS: the driver's own name (what its author and the driver model know), then the
+`\\Device` path (stable across boots), then the device object (a pointer, new at every boot), then
+the disk number (the whole disk stack, not the driver's device). The other names stay in the
+`device_alias` column, and the choice holds for every IRP of that device: an IRP that only the
+disk saw is reported under the driver's name too, unless that disk number was seen with several
+devices (then it keeps its own name, and a warning says so).
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from fpreplay.diagnostics import Diagnostics
+
+NAME_KINDS = ("driver", "device path", "device object", "disk")
+_PATTERNS = ((1, re.compile(r"^\\device\\", re.I)), (2, re.compile(r"^0x[0-9a-f]+$", re.I)),
+             (3, re.compile(r"^disk\d+$")))
+
+
+def name_kind(name: str) -> int:
+    """The index in NAME_KINDS of a device name's kind."""
+    for kind, pattern in _PATTERNS:
+        if pattern.match(name):
+            return kind
+    return 0
+
+
+def kind_columns(ev: pl.DataFrame) -> list[pl.Expr] | None:
+    """Aggregations `_dev0` .. `_dev3`: each instance's first device name of each kind; None when
+    the events name devices of one kind only (then the first name is the device, as before)."""
+    names = ev["device"].drop_nulls().unique().to_list()
+    kinds = [name_kind(n) for n in names]
+    if len(set(kinds)) < 2:
+        return None
+    kind = pl.col("device").replace_strict(names, kinds, default=None, return_dtype=pl.Int8)
+    return [pl.col("device").filter(kind == k).first().alias(f"_dev{k}")
+            for k in range(len(NAME_KINDS))]
+
+
+def _better_names(lc: pl.DataFrame, devs: list[str]) -> dict[str, set[str]]:
+    """Each name -> the names of better kinds that one of its IRPs also gave."""
+    pairs = pl.concat([lc.select(pl.col(devs[j]).alias("_a"), pl.col(devs[i]).alias("_b"))
+                       for i in range(len(devs)) for j in range(i + 1, len(devs))])
+    better: dict[str, set[str]] = {}
+    for alias, name in pairs.drop_nulls().unique().iter_rows():
+        better.setdefault(alias, set()).add(name)
+    return better
+
+
+def _resolve(better: dict[str, set[str]]) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """Each alias -> the one best name it leads to, following better names (a device object seen
+    beside the driver's name, a disk number beside that device object); an alias that leads to
+    several (a disk holding two drivers' devices) is ambiguous and maps nowhere. Kinds only
+    improve along a link, so the recursion is at most len(NAME_KINDS) deep."""
+    roots: dict[str, set[str]] = {}
+
+    def of(name: str) -> set[str]:
+        if name not in roots:
+            roots[name] = set().union(*map(of, better[name])) if name in better else {name}
+        return roots[name]
+
+    final = {a: next(iter(of(a))) for a in better if len(of(a)) == 1}
+    return final, {a: of(a) for a in better if len(of(a)) > 1}
+
+
+def unify_devices(lc: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
+    """`device` and `device_alias` from the `_dev*` columns of kind_columns (dropped here)."""
+    devs = [f"_dev{k}" for k in range(len(NAME_KINDS))]
+    if devs[0] not in lc.columns:
+        return lc.with_columns(pl.lit(None, dtype=pl.String).alias("device_alias"))
+    final, ambiguous = _resolve(_better_names(lc, devs))
+    lc = lc.with_columns(pl.coalesce(devs).replace(final).alias("device"))
+    others = [pl.when(pl.col(d) != pl.col("device")).then(pl.col(d)) for d in devs]
+    lc = lc.with_columns(pl.concat_str(others, separator=", ", ignore_nulls=True)
+                         .replace("", None).alias("device_alias"))
+    _report(lc, final, ambiguous, diagnostics)
+    return lc.drop(devs)
+
+
+def _report(lc: pl.DataFrame, final: dict[str, str], ambiguous: dict[str, set[str]],
+            diagnostics: Diagnostics) -> None:
+    renamed = lc.filter(pl.col("device_alias").is_not_null())
+    if renamed.height:
+        diagnostics.count("device_names_unified", renamed.height)
+        pairs = ", ".join(f"{a} -> {w}" for a, w in sorted(final.items())[:6])
+        diagnostics.warn(f"{renamed.height} IRP(s) name their device in more than one "
+                         f"source's words ({pairs}): each device is reported under one name (the "
+                         f"driver's own, else a \\Device path, a device object, a disk number), "
+                         f"the other names in device_alias")
+    if ambiguous:
+        diagnostics.count("device_names_ambiguous", len(ambiguous))
+        said = "; ".join(f"{a} with {', '.join(sorted(w))}" for a, w in sorted(ambiguous.items()))
+        diagnostics.warn(f"{len(ambiguous)} device name(s) were seen beside several devices "
+                         f"({said}): IRPs named only so keep that name")
+
+
+def alias_map(irps: pl.DataFrame) -> dict[str, str]:
+    """Each alias in an IRP table's `device_alias` -> the device it names (one device only), for
+    events that name a device in another source's words (incident signals, queue operations)."""
+    if "device_alias" not in irps.columns:
+        return {}
+    pairs = (irps.select("device", pl.col("device_alias").str.split(", ").alias("_a"))
+             .explode("_a").filter(pl.col("_a").is_not_null())
+             .group_by("_a").agg(pl.col("device").unique()))
+    return {a: d[0] for a, d in pairs.iter_rows() if len(d) == 1}
