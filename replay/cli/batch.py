@@ -12,12 +12,14 @@ import typer
 
 from fpreplay.errors import FpreplayError
 from fpreplay.replay import batch, whatif
-from fpreplay.replay.cli.app import app, print_warnings, stderr_console, stdout_console
+from fpreplay.replay.cli.app import (
+    app, print_warnings, stderr_console, stdout_console, write_output,
+)
 from fpreplay.replay.cli.options import (
     BudgetOpt, GapOpt, JsonOpt, KindOpt, PolicyOpt, QuietOpt, Simulation, Trace, option_groups,
     option_value,
 )
-from fpreplay.replay.render.batch import fleet_sentences, render_batch
+from fpreplay.replay.render.batch import fleet_sentences, render_batch, render_batch_html
 
 BATCH_SCHEMA = "fpreplay.batch/1"
 
@@ -60,6 +62,9 @@ def batch_command(
         "--scheduler", metavar="ADDRESS",
         help="Run on a Dask cluster: its scheduler's address, or 'local' for a LocalCluster of "
              "--jobs workers (needs the 'cluster' extra).")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", metavar="FILE.html",
+        help="Also write one self-contained HTML page across the traces.")] = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     *,
@@ -102,6 +107,9 @@ def batch_command(
     doc = batch_document(result, output, spec)
     warnings = [f"{r['trace']}: {w}" for r in result.records for w in r.get("warnings", [])]
     print_warnings(warnings, quiet)
+    if report is not None:
+        page = render_batch_html(doc)
+        write_output(lambda: report.write_text(page, encoding="utf-8"), report)
     if json_:
         print(json.dumps(doc, indent=2, default=str))
     else:

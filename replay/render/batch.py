@@ -62,3 +62,54 @@ def render_batch(doc: dict, out: Console) -> None:
         out.print(line, markup=False)
     out.print(f"Dataset: {doc['output']} (irps/trace=NAME/*.parquet, summary.parquet, "
               "incidents.parquet)", markup=False)
+
+
+def coverage(doc: dict) -> list[tuple[int, int]]:
+    """(N, traces for which a reserve of N is enough), N from 0 to the largest need."""
+    needs = [n for n in doc["fleet"]["needs"].values() if n is not None]
+    top = max(needs, default=0)
+    return [(n, sum(1 for m in needs if m <= n)) for n in range(0, top + 1)]
+
+
+def render_batch_html(doc: dict) -> str:
+    """One self-contained page across traces: the answer in words, how many traces each reserve
+    size serves, and one row per trace (the numbers of the --json document)."""
+    from fpreplay import __version__
+    from fpreplay.replay.render.html import CSS, _table, esc, step_chart
+
+    fleet = doc["fleet"]
+    points = coverage(doc)
+    chart = (step_chart([("traces served without parking", points)], 0,
+                         max(1, points[-1][0]), f"Traces a reserve of N ({fleet['kind']}) "
+                         "is enough for", x_label="reserved requests N", x_is_time=False)
+             if len(points) > 1 else "")
+    ok = [r for r in doc["traces"] if r["status"] == "ok"]
+    policies = [s["policy"] for s in (ok[0]["summaries"] if ok else [])][1:]
+    rows = []
+    for r in doc["traces"]:
+        if r["status"] != "ok":
+            rows.append([r["trace"], "error: " + (r["error"] or ""), "", "", "", "",
+                         *["" for _ in policies]])
+            continue
+        by_policy = {s["policy"]: s for s in r["summaries"]}
+        rows.append([r["trace"], ", ".join(r["inputs"]), r["irps"], r["failed"],
+                     r["incidents"], r["sweep"]["needed_reserved"],
+                     *(f"{by_policy[p]['rescued']} / {by_policy[p]['still_failed']} / "
+                       f"{by_policy[p]['parked']}" if p in by_policy else "-"
+                       for p in policies)])
+    body = [
+        f"<h1>fpreplay batch</h1><p class=\"muted\">{len(doc['traces'])} traces · memory model "
+        f"{esc(doc['memory'])} · dataset {esc(doc['output'])} · fpreplay {esc(__version__)}</p>",
+        "".join(f'<p class="verdict">{esc(s)}</p>' for s in fleet["statements"]),
+        chart,
+        "<h2>Traces</h2>",
+        _table(["trace", "files", "IRPs", "failed", "incidents", f"needs ({fleet['kind']})",
+                *(f"{p}: rescued / still failed / parked" for p in policies)], rows, left=2),
+        '<p class="muted">needs: the smallest reserve with which no IRP of the trace would have '
+        "waited parked (with --budget: whose p99 park wait fits it); 0 where nothing starved. "
+        "The per-IRP tables are in the dataset, one partition per trace.</p>",
+    ]
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width\">"
+            f"<title>fpreplay batch: {esc(doc['output'])}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

@@ -129,15 +129,24 @@ def test_each_trace_gets_what_the_single_trace_commands_give(tmp_path, capsys):
     assert json.loads(text)["ran"] == 1
 
 
-def test_terminal_answer_across_traces(tmp_path, capsys):
+def test_terminal_and_html_answer_across_traces(tmp_path, capsys):
     lab = _lab(tmp_path, samples=("a-paging-storm", "d-healthy"), real=False, damaged=False)
-    code, text, err = run(["batch", lab, "-o", tmp_path / "out", *POLICIES, "-q"], capsys)
+    (lab / "<script>x").mkdir()
+    os.symlink(SAMPLES / "b-pool-ran-dry" / "trace.etl", lab / "<script>x" / "trace.etl")
+    page = tmp_path / "fleet.html"
+    code, text, err = run(["batch", lab, "-o", tmp_path / "out", *POLICIES, "-q",
+                           "--report", page], capsys)
     assert code == 0, err
+    html = page.read_text(encoding="utf-8")
+    assert "<script" not in html and "&lt;script&gt;x/trace.etl" in html   # paths escaped
+    assert "a-paging-storm__trace.etl" in html and "<svg" in html
+    assert "always:8 would have been enough" in html
     assert "a-paging-storm__trace.etl" in text and "d-healthy__trace.etl" in text
-    # a needs 3 without parking, d nothing: always:2 is short on one trace, always:8 on none.
+    # a needs 3 without parking, d nothing, b 6: always:2 is short on two, always:8 on none.
+    words = " ".join(text.split())
     assert ("always:2 would have been enough (no IRP parked waiting for a reserved request) "
-            "on 1 of 2 traces; the other 1 need always:3.") in " ".join(text.split())
-    assert "always:8 would have been enough" in text and "on 2 of 2 traces" in text
+            "on 1 of 3 traces; the other 2 need always:3 and always:6.") in words, words
+    assert "always:8 would have been enough" in words and "on 3 of 3 traces" in words
 
 
 def test_process_pool_and_dask_local_cluster_give_the_same_dataset(tmp_path, capsys):
