@@ -317,9 +317,20 @@ def load_driver_model(path: Path | None, policy: Policy | None = None) -> Driver
             raise ConfigError(f"{where}: cannot read driver config: {e.strerror or e}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{where}: not valid TOML: {e}") from None
+        except RecursionError:
+            raise ConfigError(f"{where}: not valid TOML: arrays or tables nested too deeply") \
+                from None
         unknown = set(data) - {"queues", "queue", "bound_version", "instrumentation", "driver"}
         if unknown:
             raise ConfigError(f"{where}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+        for key in ("driver", "instrumentation"):
+            if not isinstance(data.get(key, {}), dict):
+                raise ConfigError(f"{where}: '{key}' must be a table ([{key}])")
+        unknown = set(data.get("driver", {})) - {"bound_version"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) in [driver]: "
+                              f"{', '.join(sorted(unknown))} (queues are [[queues]] tables at "
+                              "the top level)")
         raw = data.get("queues", data.get("queue", []))
         if isinstance(raw, dict):      # [queues.NAME] tables
             raw = [{"name": k, **v} if isinstance(v, dict) else v for k, v in raw.items()]
