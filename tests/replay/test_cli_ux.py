@@ -379,3 +379,36 @@ def test_bad_sweep_rule_is_reported_in_the_words_of_kind(capsys, trace):
     err = _one_line_exit_2(capsys, "sweep", trace, "--kind", "examine:nosuch = 1")
     assert err.startswith("fpreplay: --kind: policy 'examine:nosuch = 1': bad examine SQL")
     assert "examine:1" not in err and "examine:10" not in err   # no N the user never typed
+
+
+# --- options parsed once ----------------------------------------------------------------------
+
+def test_the_driver_config_is_read_once_per_command(capsys, trace, tmp_path, monkeypatch):
+    """A sweep simulates many sizes; the driver model is parsed once and each size puts its
+    policy on it, not one TOML read per simulation."""
+    import fpreplay.engine.config as engine_config
+
+    config = tmp_path / "driver.toml"
+    config.write_text('[[queues]]\nname = "io"\ndefault = true\ndispatch = "parallel"\n')
+    reads = []
+    real = engine_config.tomllib.loads
+    monkeypatch.setattr(engine_config.tomllib, "loads", lambda text: reads.append(1) or real(text))
+    for cmd in (["sweep", "--max", "6"], ["compare", "--policy", "always:1", "--policy",
+                                           "paging:2"], ["incidents"]):
+        reads.clear()
+        rc, _, err = run(capsys, cmd[0], trace, *cmd[1:], "--config", config, "--json")
+        assert rc == 0, err
+        assert len(reads) == 1, cmd
+
+
+@pytest.mark.parametrize("option, value", [("--memory", "sometimes"), ("--service-time", "2"),
+                                           ("--config", "{d}/missing.toml"),
+                                           ("--policy", "always:0"), ("--kind", "sizes")])
+def test_option_values_are_refused_before_any_input_is_read(capsys, tmp_path, option, value):
+    """Every option is parsed before reading starts: a mistyped value costs no read of a large
+    trace, and the one line names the option (the input here does not even exist)."""
+    command = "sweep" if option == "--kind" else "compare"
+    extra = [] if option in ("--policy", "--kind") else ["--policy", "always:1"]
+    err = _one_line_exit_2(capsys, command, tmp_path / "absent.etl", *extra, option,
+                           value.format(d=tmp_path))
+    assert err.startswith(f"fpreplay: {option}: ") and "absent.etl" not in err

@@ -137,3 +137,18 @@ def test_engine_warnings_reach_stderr_and_json(capsys, trace, tmp_path, command)
         d = json.loads(run(capsys, args[0], trace, *args[1:], "--json")[1])
         assert any(w.startswith("queue io: EvtIoAllocateResourcesForReservedRequest")
                    for w in d["warnings"])
+
+
+def test_the_report_shows_each_figure_with_its_spread(capsys, tmp_path):
+    if not HEALTHY.is_file():
+        pytest.skip("sample d-healthy is absent")
+    out = tmp_path / "r.html"
+    rc, _, err = run(capsys, "report", HEALTHY, "--policy", "paging:4", "--memory",
+                     "verifier-random", "-o", out, "-q")
+    assert rc == 0, err
+    html = out.read_text()
+    assert "seeds 1, 2, 3, 4, 5: each figure is the median over the seeds" in html
+    d = doc_of(capsys, "compare", HEALTHY, "--policy", "paging:4", "--memory", "verifier-random")
+    regressed = d["policies"][0]["range"]["regressed"]
+    assert regressed["min"] < regressed["max"]
+    assert f">{regressed['median']} ({regressed['min']}–{regressed['max']})<" in html
