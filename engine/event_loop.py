@@ -31,8 +31,9 @@ class ReplayIrp(Irp):
 
     def __init__(self, row: int, major: int, minor: int, flags: int, length: int | None,
                  alloc_ok: bool, verdict: int, arrive_ns: int, queue_name: str,
-                 hold_ns: int | None, driver_status: int, resources_fail: bool):
-        Irp.__init__(self, row, major, minor=minor, flags=flags, length=length,
+                 hold_ns: int | None, driver_status: int, resources_fail: bool,
+                 file_object: int | None = None):
+        Irp.__init__(self, row, major, minor=minor, flags=flags, file=file_object, length=length,
                      alloc_ok=alloc_ok, verdict=verdict)
         self.row = row
         self.arrive_ns = arrive_ns
@@ -60,43 +61,86 @@ def _request_resources(queue, request) -> int:
     return STATUS_INSUFFICIENT_RESOURCES if request.irp.resources_fail else STATUS_SUCCESS
 
 
+def build_device(driver: DriverModel, fp_queues: dict, pool_sizes: dict[str, int],
+                 ready_notify=None):
+    """A model Device with the driver model's queues, each forward-progress queue's policy
+    assigned with a pool of pool_sizes[name] (default: the policy's N) reserved requests.
+    Returns the device and {queue name: the assignment's NTSTATUS} for those queues."""
+    dev = Device(bound_version=driver.bound_version)
+    statuses = {}
+    for qm in driver.queues:
+        q = dev.create_queue(qm.name, qm.dispatch, qm.limit, default=qm.default,
+                             majors=qm.majors)
+        q.allow_zero_length = True     # the trace shows what the driver did with them
+        q.ready_notify = ready_notify
+        pol = fp_queues[qm.name]
+        if pol is None:
+            continue
+        res_cb = None
+        if qm.reserved_resources:
+            calls = [0]
+
+            def res_cb(queue, request, calls=calls, fail_at=qm.reserved_resources_fail_at):
+                calls[0] += 1
+                return STATUS_INSUFFICIENT_RESOURCES if calls[0] == fail_at else STATUS_SUCCESS
+        code = _POLICY_CODE[pol.kind]
+        statuses[qm.name] = q.assign_forward_progress(ForwardProgressPolicy(
+            total=pool_sizes.get(qm.name, pol.reserved), policy=code, reserved_resources=res_cb,
+            request_resources=_request_resources if qm.request_resources else None,
+            strategy=Precomputed(code, pol.kind)))
+    return dev, statuses
+
+
+def assignable_policies(driver: DriverModel, diag: Diagnostics) -> dict:
+    """{queue name: its policy, or None where the queue has no forward progress}.
+
+    The framework itself decides: each policy is assigned on a trial device (a pool just big
+    enough to meet a failing EvtIoAllocateResourcesForReservedRequest). Where the assignment
+    fails (a KMDF 1.9 driver's queue outside the dispatch table: STATUS_INVALID_PARAMETER,
+    case 63; that callback failing during the pre-allocation, 3.4) the queue runs without
+    forward progress, with a warning naming it."""
+    fp_queues = {q.name: (q.policy if q.policy.forward_progress else None) for q in driver.queues}
+    trial = {qm.name: qm.reserved_resources_fail_at or 1 for qm in driver.queues
+             if fp_queues[qm.name] is not None}
+    trial = {name: min(n, fp_queues[name].reserved) for name, n in trial.items()}
+    dev, statuses = build_device(driver, fp_queues, trial)
+    for name, status in statuses.items():
+        if status == STATUS_SUCCESS:
+            continue
+        fp_queues[name] = None
+        diag.count("fp_policy_not_assigned")
+        fail_at = driver.queue(name).reserved_resources_fail_at
+        if fail_at is not None and status == STATUS_INSUFFICIENT_RESOURCES:
+            # Section 3.4: the failing callback rolls the pool back to zero.
+            diag.warn(f"queue {name}: EvtIoAllocateResourcesForReservedRequest fails on call "
+                      f"{fail_at} of the pre-allocation; the queue has no reserved requests")
+        else:
+            diag.warn(f"queue {name}: WdfIoQueueAssignForwardProgressPolicy fails "
+                      f"(0x{status:08X}, KMDF {driver.bound_version[0]}.{driver.bound_version[1]}: "
+                      f"\"{dev.traces[-1] if dev.traces else '?'}\"); the queue runs without "
+                      "forward progress")
+    return fp_queues
+
+
 class Replay:
-    """Drives a model Device with the rows that need event-by-event simulation."""
+    """Drives one model Device (one device of the trace: its own queues, pools, parked lists and
+    queue states) with the rows that need event-by-event simulation. Snapshots are keyed
+    `key_base` + the queue's index in the driver model."""
 
     def __init__(self, driver: DriverModel, fp_queues: dict, race_windows: bool,
-                 diag: Diagnostics, pool_caps: dict[str, int]):
+                 diag: Diagnostics, pool_sizes: dict[str, int], key_base: int = 0):
         self.diag = diag
         self.race = race_windows
-        dev = self.device = Device(bound_version=driver.bound_version)
+        dev, statuses = build_device(driver, fp_queues, pool_sizes, self._retrieve_all)
+        for name, status in statuses.items():     # assignable_policies found the refusals
+            if status != STATUS_SUCCESS:
+                diag.warn(f"queue {name}: forward-progress policy not assigned (0x{status:08X})")
+        self.device = dev
         dev.tracing = False
         dev.log = _NullLog()
-        self.queues = {}
-        self.cancelable = {}
-        for qm in driver.queues:
-            q = dev.create_queue(qm.name, qm.dispatch, qm.limit, default=qm.default,
-                                 majors=qm.majors)
-            q.allow_zero_length = True     # the trace shows what the driver did with them
-            q.ready_notify = self._retrieve_all
-            self.queues[qm.name] = q
-            self.cancelable[qm.name] = qm.cancelable
-            pol = fp_queues[qm.name]
-            if pol is not None:
-                fail_at = qm.reserved_resources_fail_at
-                res_cb = None
-                if qm.reserved_resources:
-                    calls = [0]
-
-                    def res_cb(queue, request, calls=calls, fail_at=fail_at):
-                        calls[0] += 1
-                        return STATUS_INSUFFICIENT_RESOURCES if calls[0] == fail_at \
-                            else STATUS_SUCCESS
-                code = _POLICY_CODE[pol.kind]
-                status = q.assign_forward_progress(ForwardProgressPolicy(
-                    total=min(pol.reserved, pool_caps.get(qm.name, pol.reserved)), policy=code,
-                    reserved_resources=res_cb,
-                    request_resources=_request_resources if qm.request_resources else None,
-                    strategy=Precomputed(code, pol.kind)))
-                assert status == STATUS_SUCCESS   # failing pre-allocations were found earlier
+        self.queues = {q.name: q for q in dev.queues}
+        self.cancelable = {qm.name: qm.cancelable for qm in driver.queues}
+        self.key = {qm.name: key_base + i for i, qm in enumerate(driver.queues)}
         dev.on_present = self._on_present
         dev.on_irp_complete = self._on_complete
         self.now = 0
@@ -130,10 +174,12 @@ class Replay:
         state = (len(fp.in_use) if fp else 0, len(fp.parked) if fp else 0, q.driver_count)
         if self.last_state.get(q.name) != state:
             self.last_state[q.name] = state
-            self.snapshots.append((q.name, self.now, *state))
+            self.snapshots.append((self.key[q.name], self.now, *state))
 
     def run(self, arrivals: list[tuple], ops: list[tuple]) -> None:
-        """arrivals: (ts, irp) sorted; ops: (ts, method, queue) sorted."""
+        """arrivals: (ts, irp) sorted; ops: (ts, method, queue) sorted. An arrival without a
+        queue is an IRP_MJ_CLEANUP: it flushes its file object's IRPs from every queue
+        (FlushAllQueuesByFileObject: parked ones and queued ones complete STATUS_CANCELLED)."""
         dev, heap = self.device, self.heap
         ai, oi, na, no = 0, 0, len(arrivals), len(ops)
         inf = float("inf")
@@ -148,7 +194,8 @@ class Replay:
                 self.now = t
                 if irp.done or r.irp is not irp:
                     continue                          # already completed (cancelled) earlier
-                if self.race and ai < na and arrivals[ai][0] == t:
+                if self.race and ai < na and arrivals[ai][0] == t \
+                        and arrivals[ai][1].queue_name is not None:
                     a = arrivals[ai][1]
                     qa = self.queues[a.queue_name]
                     if qa is r.owner and not a.alloc_ok and not r.owner.fp.free:
@@ -178,20 +225,35 @@ class Replay:
                 t, irp = arrivals[ai]
                 ai += 1
                 self.now = t
-                q = self.queues[irp.queue_name]
+                qname = irp.queue_name
+                if qname is None:
+                    dev.cleanup(irp.file)
+                    for q in self.queues.values():
+                        self.snapshot(q)
+                    continue
+                q = self.queues[qname]
                 q.arrive(irp)
                 self.snapshot(q)
 
 
-def run_slow(slow, arrivals, irp_objs, replay, ops) -> None:
-    """Build a ReplayIrp per row of `slow` (see simulate) and run them with `ops` through `replay`."""
-    for row, arrive, major, minor, flags, nbytes, qname, fail, verdict, hold, dstatus, res in \
-            slow.iter_rows():
+def run_slow(slow, replay: Replay, ops: list[tuple]) -> list[ReplayIrp]:
+    """Build a ReplayIrp per row of `slow` (see simulate) and run them with `ops` through
+    `replay`; the IRPs that reached a queue, whose outcomes the model decided. A row that does
+    not reach a queue is an IRP_MJ_CLEANUP flushing its file object at its arrival."""
+    arrivals, irp_objs = [], []
+    for row, arrive, major, minor, flags, nbytes, qname, fail, verdict, hold, dstatus, res, \
+            file_object, io in slow.iter_rows():
+        if not io:
+            arrivals.append((arrive, ReplayIrp(row, major, minor or 0, flags or 0, nbytes, True,
+                                               0, arrive, None, None, 0, False, file_object)))
+            continue
         irp = ReplayIrp(row, major if major is not None else 0xFF, minor or 0, flags or 0, nbytes,
-                        not fail or res, int(verdict), arrive, qname, hold, dstatus, res)
+                        not fail or res, int(verdict), arrive, qname, hold, dstatus, res,
+                        file_object)
         arrivals.append((arrive, irp))
         irp_objs.append(irp)
     replay.run(arrivals, ops)
+    return irp_objs
 
 
 class IrpOutcome(NamedTuple):

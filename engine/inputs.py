@@ -10,7 +10,7 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import ConfigError
-from fpreplay.schema import (FAILED_ACTUALS, IRP_EXTENSION_COLUMNS, IRP_MJ_CREATE, QUEUE_KINDS,
+from fpreplay.schema import (FAILED_ACTUALS, IO_QUEUE_MAJORS, IRP_EXTENSION_COLUMNS, QUEUE_KINDS,
                              STARVED_ACTUALS, conform_irps, paging_expr)
 
 from .config import DriverModel, MemoryModel, examine_verdicts
@@ -52,9 +52,9 @@ def _hold_and_status(df: pl.DataFrame, service_time_ns: int | None) -> pl.DataFr
     Otherwise served in the trace (service_ns known): observed service and status. Completed in
     the trace without a service time and not failed by the framework: complete_ns - arrive_ns,
     observed status. Never completed in the trace (actual incomplete): never completes. IRPs the
-    trace never saw served (alloc_failed, refused): median observed hold (as above) of served
-    IRPs with the same major, else of all served IRPs, else 1 ms, or --service-time; they
-    complete STATUS_SUCCESS.
+    trace never saw served (alloc_failed, refused): median observed hold (as above) of the same
+    device's served IRPs with the same major, else of all its served IRPs, else 1 ms, or
+    --service-time; they complete STATUS_SUCCESS.
     """
     failed_in_trace = pl.col("actual").is_in(FAILED_ACTUALS).fill_null(False)
     observed = (pl.when(pl.col("deliver_ns").is_not_null() & pl.col("complete_ns").is_not_null()
@@ -63,17 +63,19 @@ def _hold_and_status(df: pl.DataFrame, service_time_ns: int | None) -> pl.DataFr
                 .otherwise(pl.col("service_ns")))
     df = df.with_columns(observed.alias("_observed_hold"))
     served = df.filter(pl.col("service_ns").is_not_null())
-    overall = served["_observed_hold"].median() if served.height else None
-    overall = DEFAULT_SERVICE_NS if overall is None else int(overall)
-    by_major = served.filter(pl.col("major").is_not_null()).group_by("major").agg(
+    # Each device's own served IRPs: devices are independent (another disk's speed says nothing).
+    overall = served.group_by("_dev").agg(
+        pl.col("_observed_hold").median().cast(pl.Int64).alias("_all"))
+    by_major = served.filter(pl.col("major").is_not_null()).group_by("_dev", "major").agg(
+        (pl.col("_dev").cast(pl.Int64) * 256 + pl.col("major")).first().alias("_key"),
         pl.col("_observed_hold").median().round(0).cast(pl.Int64).alias("_med"))
     if service_time_ns is not None:
         estimate = pl.lit(service_time_ns, dtype=pl.Int64)
-    elif by_major.height:
-        estimate = pl.col("major").replace_strict(by_major["major"], by_major["_med"],
-                                                  default=overall, return_dtype=pl.Int64)
     else:
-        estimate = pl.lit(overall, dtype=pl.Int64)
+        device_wide = pl.col("_dev").replace_strict(
+            overall["_dev"], overall["_all"], default=DEFAULT_SERVICE_NS, return_dtype=pl.Int64)
+        estimate = (pl.col("_dev").cast(pl.Int64) * 256 + pl.col("major")).replace_strict(
+            by_major["_key"], by_major["_med"], default=device_wide, return_dtype=pl.Int64)
     hold = (pl.when(pl.col("_observed_hold").is_not_null()).then(pl.col("_observed_hold"))
             .when(pl.col("complete_ns").is_not_null() & ~failed_in_trace)
             .then(pl.col("complete_ns") - pl.col("arrive_ns"))
@@ -98,7 +100,13 @@ def _route(df: pl.DataFrame, driver: DriverModel) -> pl.Series:
 
 
 def prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_queues: dict,
-             incidents, service_time_ns, seed, diag: Diagnostics) -> pl.DataFrame:
+            incidents, service_time_ns, seed, diag: Diagnostics) -> tuple[pl.DataFrame, list]:
+    """The table the replay runs on, in processing order (arrival, then input order), and the
+    trace's devices (`device` values in order of first arrival; None is the unnamed device).
+
+    Columns added: _dev (index into the devices), _queue, _io (the IRP reaches an I/O queue),
+    _fpq (that queue has forward progress), _hold, _dstatus, _fail (no ordinary request),
+    _res (EvtIoAllocateRequestResources fails), _verdict (the policy's action)."""
     df = conform_irps(irps).with_row_index("row").with_columns(
         (irps[c].cast(t, strict=False) if c in irps.columns else pl.lit(None, t)).alias(c)
         for c, t in IRP_EXTENSION_COLUMNS.items())   # the extensions where the table has them
@@ -106,20 +114,54 @@ def prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_que
         diag.warn(f"{df['arrive_ns'].null_count()} IRP(s) without arrive_ns were simulated at the "
                   "first arrival time")
         df = df.with_columns(pl.col("arrive_ns").fill_null(pl.col("arrive_ns").min()).fill_null(0))
-    # `paging` is the framework's own test; fill it where the table does not say.
-    df = df.with_columns(_route(df, driver), pl.col("paging").fill_null(paging_expr()))
-    df = _hold_and_status(df, service_time_ns)
     # Processing order: arrival time, then input order.
     if not df["arrive_ns"].is_sorted():    # lifecycle tables usually come in arrival order
         df = df.sort(["arrive_ns", "row"])
+    devices = df["device"].unique(maintain_order=True).to_list()
+    dev = (pl.lit(0, pl.UInt32) if len(devices) <= 1 else
+           pl.col("device").replace_strict(devices, list(range(len(devices))),
+                                           return_dtype=pl.UInt32))
+    # `paging` is the framework's own test; fill it where the table does not say.
+    df = df.with_columns(dev.alias("_dev"), _route(df, driver),
+                         pl.col("paging").fill_null(paging_expr()), _reaches_queue(df, diag))
+    df = _hold_and_status(df, service_time_ns)
     is_fp = pl.col("_queue").is_in([q for q, p in fp_queues.items() if p is not None])
-    not_create = pl.col("major").fill_null(0xFF) != IRP_MJ_CREATE
-    injectable = is_fp & not_create
+    injectable = is_fp & pl.col("_io")
     actual_failed = pl.col("actual").is_in(STARVED_ACTUALS).fill_null(False)
     # A failed EvtIoAllocateRequestResources is not a failed allocation: the request object was
     # created (so the verifier's injection still draws for it), then the driver's callback failed.
     observed_resources = actual_failed & (pl.col("alloc_failure") == "resources").fill_null(False)
+    df = _allocation_failures(df, memory, actual_failed & ~observed_resources, injectable,
+                              incidents, seed, len(devices))
+    df = _resources_failures(df, driver, fp_queues, memory, observed_resources & pl.col("_io"),
+                             diag)
+    return df.with_columns(_verdicts(df, fp_queues).alias("_verdict"),
+                           is_fp.alias("_fpq")), devices
+
+
+def _reaches_queue(df: pl.DataFrame, diag: Diagnostics) -> pl.Expr:
+    """`_io`: only READ, WRITE, DEVICE_CONTROL and INTERNAL_DEVICE_CONTROL reach an I/O queue
+    (FxDevice::GetDispatchPackage; forward-progress.md 3.7): every other major passes by the
+    queues at its observed times. An IRP whose major the trace does not tell is taken as
+    reaching its queue (counted and warned)."""
+    unknown = df["major"].null_count()
+    if unknown:
+        diag.count("major_unknown_replayed_as_io", unknown)
+        diag.warn(f"{unknown} IRP(s) without a major function were replayed as I/O-queue "
+                  "requests (READ, WRITE or DEVICE_CONTROL would reach the queue; other majors "
+                  "would not)")
+    return pl.col("major").is_in(IO_QUEUE_MAJORS).fill_null(True).alias("_io")
+
+
+def _allocation_failures(df: pl.DataFrame, memory: MemoryModel, observed: pl.Expr,
+                         injectable: pl.Expr, incidents, seed: int, n_devices: int):
+    """`_fail`: the IRP gets no ordinary request object under the memory model. `observed`
+    replays the trace's failures; fail-all and verifier-random inject on top, only where the
+    framework would (an IRP reaching a forward-progress queue); `random` and `window` replace
+    them, again only for IRPs that reach a queue. Every random draw is per device, so that a
+    device replays the same alone or with others."""
     kind = memory.kind
+    seed = memory.seed if memory.seed is not None else seed
     if kind == "window":
         if incidents is None:
             raise ConfigError("memory model 'window' needs the detected low-memory incidents")
@@ -128,26 +170,37 @@ def prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_que
         in_window = pl.lit(False)
         for start, end in incidents:
             in_window = in_window | pl.col("arrive_ns").is_between(int(start), int(end))
-        df = df.with_columns(in_window.alias("_fail"))
-    elif kind == "random":
-        rng = np.random.default_rng(memory.seed if memory.seed is not None else seed)
-        df = df.with_columns(pl.Series("_fail", rng.random(df.height) < memory.probability))
-    else:
-        df = df.with_columns((actual_failed & ~observed_resources).alias("_fail"))
-        if kind == "fail-all":
-            df = df.with_columns((pl.col("_fail") | injectable).alias("_fail"))
-        elif kind == "verifier-random":
-            # Draws happen only after a real allocation succeeded on a forward-progress queue,
-            # in arrival order, from one generator shared by the device's queues (4.7).
-            draw = injectable & ~pl.col("_fail")
-            k = df.select(draw.sum()).item()
-            fails = lcg_fail_mask(k, memory.seed if memory.seed is not None else seed)
-            idx = df.select(pl.arg_where(draw)).to_series().to_numpy()
-            mask = np.zeros(df.height, dtype=bool)
-            mask[idx] = fails
-            df = df.with_columns((pl.col("_fail") | pl.Series(mask)).alias("_fail"))
-    df = _resources_failures(df, driver, fp_queues, memory, observed_resources & not_create, diag)
-    # The policy's action for every IRP, per queue (evaluated even where unused: it is cheap).
+        return df.with_columns((in_window & pl.col("_io")).alias("_fail"))
+    if kind == "random":
+        return df.with_columns(pl.Series("_fail", _per_device(
+            df, pl.col("_io"), n_devices,
+            lambda k: np.random.default_rng(seed).random(k) < memory.probability)))
+    df = df.with_columns((observed & pl.col("_io")).alias("_fail"))
+    if kind == "fail-all":
+        return df.with_columns((pl.col("_fail") | injectable).alias("_fail"))
+    if kind == "verifier-random":
+        # Draws happen only after a real allocation succeeded on a forward-progress queue, in
+        # arrival order, from the device's one generator shared by its queues (4.7).
+        drawn = _per_device(df, injectable & ~pl.col("_fail"), n_devices,
+                            lambda k: lcg_fail_mask(k, seed))
+        return df.with_columns((pl.col("_fail") | pl.Series(drawn)).alias("_fail"))
+    return df
+
+
+def _per_device(df: pl.DataFrame, where: pl.Expr, n_devices: int, draws) -> np.ndarray:
+    """A boolean per row: `draws(k)` (k draws in order) spread over each device's rows where
+    `where` holds, in processing order; False elsewhere."""
+    mask = np.zeros(df.height, dtype=bool)
+    picked = df.select(where.fill_null(False).alias("w"), "_dev")
+    for d in range(max(n_devices, 1)):
+        sel = pl.col("w") & (pl.col("_dev") == d) if n_devices > 1 else pl.col("w")
+        idx = picked.select(pl.arg_where(sel)).to_series().to_numpy()
+        mask[idx] = draws(len(idx))
+    return mask
+
+
+def _verdicts(df: pl.DataFrame, fp_queues: dict) -> pl.Expr:
+    """The policy's action for every IRP, per queue (evaluated even where unused: cheap)."""
     paging = pl.when(pl.col("irp_flags").is_null()).then(pl.col("paging")) \
         .otherwise(paging_expr())
     verdict = pl.lit(ACTION_USE_RESERVED, dtype=pl.Int8)
@@ -161,8 +214,7 @@ def prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_que
         verdict = pl.when(pl.col("_queue") == qname).then(
             pl.when(use).then(ACTION_USE_RESERVED).otherwise(ACTION_FAIL).cast(pl.Int8)
         ).otherwise(verdict)
-    return df.with_columns(verdict.alias("_verdict"), is_fp.alias("_fpq"),
-                           not_create.alias("_not_create"))
+    return verdict
 
 
 def _resources_failures(df: pl.DataFrame, driver: DriverModel, fp_queues: dict,
@@ -190,23 +242,30 @@ def _resources_failures(df: pl.DataFrame, driver: DriverModel, fp_queues: dict,
     return df.with_columns((pl.col("_fail") | pl.col("_res")).alias("_fail"))
 
 
-def queue_operations(queue_ops: pl.DataFrame | None, driver: DriverModel,
-               diag: Diagnostics) -> list[tuple]:
-    """(ts, method, queue name) of every queue operation the model can replay, in time order."""
+def queue_operations(queue_ops: pl.DataFrame | None, driver: DriverModel, devices: list,
+                     diag: Diagnostics) -> list[tuple]:
+    """(ts, method, queue name, device index) of every queue operation the model can replay, in
+    time order. An operation acts on its own device's queue only; one that names no device goes
+    to the unnamed device, or to the only device of the trace; with several named devices it
+    cannot be placed and is ignored (counted and warned). Operations on a device without IRPs
+    change nothing and are dropped."""
     if queue_ops is None or queue_ops.height == 0:
         return []
     cols = queue_ops.columns
     ops = queue_ops.select(
         pl.col("ts_ns").cast(pl.Int64),
         pl.col("kind").cast(pl.String),
-        (pl.col("queue").cast(pl.String) if "queue" in cols else pl.lit(None, pl.String))
-        .alias("queue"),
+        *[(pl.col(c).cast(pl.String) if c in cols else pl.lit(None, pl.String)).alias(c)
+          for c in ("queue", "device")],
     ).with_row_index("_i").filter(pl.col("kind").is_in(QUEUE_KINDS) & pl.col("ts_ns").is_not_null())
     ops = ops.sort(["ts_ns", "_i"])
     single = len(driver.queues) == 1
     queues = {q.name for q in driver.queues}
-    out, unknown = [], 0
-    for ts, kind, qname in ops.select("ts_ns", "kind", "queue").iter_rows():
+    index = {d: i for i, d in enumerate(devices)}
+    if None not in index and len(devices) == 1:
+        index[None] = 0
+    out, unknown, unplaced = [], 0, 0
+    for ts, kind, qname, device in ops.select("ts_ns", "kind", "queue", "device").iter_rows():
         if qname is None:
             qname = driver.default_queue.name
         elif qname not in queues:
@@ -214,9 +273,16 @@ def queue_operations(queue_ops: pl.DataFrame | None, driver: DriverModel,
                 unknown += 1
                 continue
             qname = driver.queues[0].name
-        out.append((ts, _OP_METHOD[kind], qname))
+        if device not in index:
+            unplaced += device is None
+            continue
+        out.append((ts, _OP_METHOD[kind], qname, index[device]))
     if unknown:
         diag.warn(f"{unknown} queue operation(s) name a queue the driver model does not have; "
                   "ignored")
         diag.count("queue_ops_unknown_queue", unknown)
+    if unplaced:
+        diag.warn(f"{unplaced} queue operation(s) name no device while the trace has "
+                  f"{len(devices)} devices: ignored (a queue operation acts on one device only)")
+        diag.count("queue_ops_without_device", unplaced)
     return out

@@ -12,7 +12,7 @@ from fpreplay.schema import nt_error_expr
 from .config import DriverModel
 from .event_loop import Replay, record
 from .status import (STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
-                     STATUS_UNSUCCESSFUL)
+                     STATUS_SUCCESS, STATUS_UNSUCCESSFUL)
 
 OUTCOMES = ("normal", "reserved", "parked_reserved", "refused", "cancelled", "invalid_state",
             "alloc_failed", "parked_at_end")
@@ -21,6 +21,8 @@ OUTCOME_SCHEMA = {
     "alloc_failed": pl.Boolean, "parked": pl.Boolean, "deliver_ns": pl.Int64,
     "complete_ns": pl.Int64, "park_wait_ns": pl.Int64, "reserved_id": pl.Int32,
 }
+# The `actual` values a request that reaches no queue keeps as its outcome (others: normal).
+_OBSERVED_OUTCOMES = ("reserved", "refused", "alloc_failed", "cancelled", "invalid_state")
 TIMELINE_SCHEMA = {
     "queue": pl.String, "ts_ns": pl.Int64, "reserved_in_use": pl.Int64,
     "reserved_total": pl.Int64, "parked": pl.Int64, "outstanding": pl.Int64,
@@ -52,46 +54,29 @@ def simulated_actual() -> pl.Expr:
             .otherwise(pl.lit("ok")).alias("actual"))
 
 
-def collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
-
+def collect(df: pl.DataFrame, irp_objs: list, replays: list[Replay], devices: list,
+            driver: DriverModel, fp_queues: dict, diag) -> SimulationResult:
+    """The result tables: the event loop's IRPs read off the model, the rest vectorized."""
     # Column by column (a row-wise frame of NamedTuples costs more than the records do).
     records = [record(irp) for irp in irp_objs]
     columns = zip(*records) if records else ([] for _ in OUTCOME_SCHEMA)
     slow_out = pl.DataFrame([pl.Series(name, values, dtype=dtype)
                              for (name, dtype), values in zip(OUTCOME_SCHEMA.items(), columns)])
     del records
-
-    # Fast rows, vectorized: normal delivery, refusal, or a non-FP allocation failure.
-    refused = pl.col("_fpq") & pl.col("_not_create") & pl.col("_fail")
-    fast_cols = df.filter(~pl.col("_slow")).select(
-        pl.col("row"),
-        pl.col("_queue").alias("queue"),
-        pl.when(~pl.col("_fail")).then(pl.lit("normal"))
-        .when(refused).then(pl.lit("refused")).otherwise(pl.lit("alloc_failed")).alias("outcome"),
-        pl.when(~pl.col("_fail")).then(pl.when(pl.col("_hold").is_not_null())
-                                       .then(pl.col("_dstatus")))
-        .when(refused).then(pl.lit(STATUS_UNSUCCESSFUL, pl.UInt32))
-        .otherwise(pl.lit(STATUS_INSUFFICIENT_RESOURCES, pl.UInt32)).cast(pl.UInt32)
-        .alias("status"),
-        (pl.col("_fail") & ~pl.col("_res")).alias("alloc_failed"),
-        pl.lit(False).alias("parked"),
-        pl.when(~pl.col("_fail")).then(pl.col("arrive_ns")).cast(pl.Int64).alias("deliver_ns"),
-        pl.when(~pl.col("_fail")).then(pl.col("arrive_ns") + pl.col("_hold"))
-        .otherwise(pl.col("arrive_ns")).cast(pl.Int64).alias("complete_ns"),
-        pl.lit(None, pl.Int64).alias("park_wait_ns"),
-        pl.lit(None, pl.Int32).alias("reserved_id"),
-    )
-    outcomes = pl.concat([fast_cols.cast(OUTCOME_SCHEMA), slow_out]).sort("row")
-
-    timeline = _timeline(replay, df, driver, fp_queues)
-    high = {name: (q.fp.high_water if q.fp is not None else 0)
-            for name, q in replay.queues.items()}
-    lost = sum(1 for code, _ in replay.device.diagnostics if code == "LOST_WAKEUP")
+    outcomes = pl.concat([_vectorized_outcomes(df).cast(OUTCOME_SCHEMA), slow_out]).sort("row")
+    labels = pool_labels(driver, devices)
+    timeline = _timeline(replays, df, labels, driver, fp_queues)
+    high = {}
+    for replay in replays:
+        for name, q in replay.queues.items():
+            high[labels[replay.key[name]]] = q.fp.high_water if q.fp is not None else 0
+    diagnostics = [d for replay in replays for d in replay.device.diagnostics]
+    lost = sum(1 for code, _ in diagnostics if code == "LOST_WAKEUP")
     if lost:
         diag.warn(f"race window: {lost} IRP(s) parked while a reserved request went back to the "
                   "free list (lost wake-up); they wait for the next recycle")
         diag.count("lost_wakeup", lost)
-    for code, detail in replay.device.diagnostics:
+    for code, detail in diagnostics:
         if code != "LOST_WAKEUP":
             diag.warn(f"{code}: {detail}")
     counts = outcomes["outcome"].value_counts()
@@ -101,22 +86,64 @@ def collect(df, irp_objs, replay, driver, fp_queues, diag) -> SimulationResult:
                             warnings=list(diag.warnings), counters=dict(diag.counters))
 
 
-def _timeline(replay: Replay, df: pl.DataFrame, driver: DriverModel, fp_queues) -> pl.DataFrame:
-    """One row per (queue, time) at which a count changed, from the model's snapshots plus the
-    vectorized rows' deliveries (+1 outstanding) and completions (-1)."""
+def pool_labels(driver: DriverModel, devices: list) -> list[str]:
+    """The timeline's and reserve_high_water's key for each (device, queue) pool, indexed
+    device * queues + queue: the queue's name when the trace has one device, else
+    "DEVICE/QUEUE" ("(unnamed)/QUEUE" for IRPs without a device)."""
     names = [q.name for q in driver.queues]
-    qid = {n: i for i, n in enumerate(names)}
-    snaps = pl.DataFrame(replay.snapshots, schema={"queue": pl.String, "ts_ns": pl.Int64,
-                                                   "in_use": pl.Int64, "parked": pl.Int64,
-                                                   "out": pl.Int64}, orient="row")
-    snaps = snaps.select(pl.col("queue").replace_strict(qid, return_dtype=pl.UInt32).alias("q"),
-                         "ts_ns", "in_use", "parked", "out")
+    if len(devices) <= 1:
+        return names
+    return [f"{'(unnamed)' if d is None else d}/{n}" for d in devices for n in names]
+
+
+def _vectorized_outcomes(df: pl.DataFrame) -> pl.DataFrame:
+    """Outcomes of the IRPs outside the event loop. Those reaching a queue: normal delivery,
+    refusal, or a non-forward-progress allocation failure. Those reaching none (majors other
+    than READ, WRITE, DEVICE_CONTROL, INTERNAL_DEVICE_CONTROL): what the trace saw, under any
+    policy and memory model (forward-progress.md 3.7), with no queue."""
+    fail, io = pl.col("_fail"), pl.col("_io")
+    refused = pl.col("_fpq") & fail
+    actual = pl.col("actual")
+    observed = pl.when(actual.is_in(_OBSERVED_OUTCOMES)).then(actual).otherwise(pl.lit("normal"))
+    served = ~actual.is_in(_OBSERVED_OUTCOMES) | actual.is_in(["reserved"])
+    return df.filter(~pl.col("_slow")).select(
+        pl.col("row"),
+        pl.when(io).then(pl.col("_queue")).alias("queue"),
+        pl.when(~io).then(observed)
+        .when(~fail).then(pl.lit("normal"))
+        .when(refused).then(pl.lit("refused")).otherwise(pl.lit("alloc_failed")).alias("outcome"),
+        pl.when(~io).then(pl.when(pl.col("complete_ns").is_not_null())
+                          .then(pl.col("status").fill_null(STATUS_SUCCESS)))
+        .when(~fail).then(pl.when(pl.col("_hold").is_not_null()).then(pl.col("_dstatus")))
+        .when(refused).then(pl.lit(STATUS_UNSUCCESSFUL, pl.UInt32))
+        .otherwise(pl.lit(STATUS_INSUFFICIENT_RESOURCES, pl.UInt32)).cast(pl.UInt32)
+        .alias("status"),
+        pl.when(~io).then(actual == "alloc_failed").otherwise(fail & ~pl.col("_res"))
+        .fill_null(False).alias("alloc_failed"),
+        pl.lit(False).alias("parked"),
+        pl.when(~io).then(pl.when(served).then(pl.coalesce("deliver_ns", "arrive_ns")))
+        .when(~fail).then(pl.col("arrive_ns")).cast(pl.Int64).alias("deliver_ns"),
+        pl.when(~io).then(pl.col("complete_ns"))
+        .when(~fail).then(pl.col("arrive_ns") + pl.col("_hold"))
+        .otherwise(pl.col("arrive_ns")).cast(pl.Int64).alias("complete_ns"),
+        pl.lit(None, pl.Int64).alias("park_wait_ns"),
+        pl.lit(None, pl.Int32).alias("reserved_id"),
+    )
+
+
+def _timeline(replays: list[Replay], df: pl.DataFrame, labels: list[str], driver: DriverModel,
+              fp_queues) -> pl.DataFrame:
+    """One row per (pool, time) at which a count changed, from the model's snapshots plus the
+    vectorized rows' deliveries (+1 outstanding) and completions (-1); a pool is one device's
+    queue (pool_labels). IRPs that reach no queue are not counted."""
+    snaps = pl.DataFrame([s for replay in replays for s in replay.snapshots],
+                         schema={"q": pl.UInt32, "ts_ns": pl.Int64, "in_use": pl.Int64,
+                                 "parked": pl.Int64, "out": pl.Int64}, orient="row")
     deltas = snaps.with_columns(
         (pl.col(c) - pl.col(c).shift(1, fill_value=0).over("q")).alias(c)
         for c in ("in_use", "parked", "out"))
-    fast = df.filter(~pl.col("_slow") & ~pl.col("_fail")).select(
-        pl.col("_queue").replace_strict(qid, return_dtype=pl.UInt32).alias("q"),
-        "arrive_ns", "_hold")
+    fast = df.filter(~pl.col("_slow") & ~pl.col("_fail") & pl.col("_io")).select(
+        pl.col("_qkey").alias("q"), "arrive_ns", "_hold")
     zero = pl.lit(0, pl.Int64)
     # Each part is already in time order per queue (snapshots are taken as the loop runs, df is
     # sorted by arrival) except the completions: sort those, then merge instead of a full sort.
@@ -126,10 +153,10 @@ def _timeline(replay: Replay, df: pl.DataFrame, driver: DriverModel, fp_queues) 
         "q", (pl.col("arrive_ns") + pl.col("_hold")).alias("ts_ns"), zero.alias("in_use"),
         zero.alias("parked"), pl.lit(-1, pl.Int64).alias("out")).sort("ts_ns")
     parts = []
-    for i in range(len(names)):
+    for i in range(len(labels)):
         merged = None
         for part in (deltas, plus, minus):
-            p = part.filter(pl.col("q") == i) if len(names) > 1 else part
+            p = part.filter(pl.col("q") == i) if len(labels) > 1 else part
             merged = p if merged is None else merged.merge_sorted(p, key="ts_ns")
         parts.append(merged.with_columns(pl.col(c).cum_sum()
                                          for c in ("in_use", "parked", "out")))
@@ -142,11 +169,12 @@ def _timeline(replay: Replay, df: pl.DataFrame, driver: DriverModel, fp_queues) 
     for c in ("in_use", "parked", "out"):
         changed = changed | (pl.col(c) != pl.col(c).shift(1, fill_value=0).over("q"))
     tl = tl.filter(changed)
-    totals = [fp_queues[n].reserved if fp_queues[n] is not None else 0 for n in names]
+    names = [q.name for q in driver.queues]
+    totals = [fp_queues[names[i % len(names)]] for i in range(len(labels))]
+    totals = [p.reserved if p is not None else 0 for p in totals]
+    keys = list(range(len(labels)))
     return tl.select(
-        pl.col("q").replace_strict(list(range(len(names))), names, return_dtype=pl.String)
-        .alias("queue"),
+        pl.col("q").replace_strict(keys, labels, return_dtype=pl.String).alias("queue"),
         "ts_ns", pl.col("in_use").alias("reserved_in_use"),
-        pl.col("q").replace_strict(list(range(len(names))), totals, return_dtype=pl.Int64)
-        .alias("reserved_total"),
+        pl.col("q").replace_strict(keys, totals, return_dtype=pl.Int64).alias("reserved_total"),
         "parked", pl.col("out").alias("outstanding")).cast(TIMELINE_SCHEMA)

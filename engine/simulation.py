@@ -25,9 +25,10 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.perf import cyclic_gc_paused
+from fpreplay.schema import IRP_MJ_CLEANUP
 
 from .config import DriverModel, MemoryModel
-from .event_loop import Replay, run_slow
+from .event_loop import Replay, assignable_policies, run_slow
 from .inputs import prepare, queue_operations
 from .outcomes import SimulationResult, collect
 from .status import ACTION_USE_RESERVED
@@ -45,52 +46,83 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
     incidents: [start_ns, end_ns] windows (or a frame with those columns) for memory `window`.
     """
     diag = Diagnostics()
-    fp_queues = {q.name: (q.policy if q.policy.forward_progress else None) for q in driver.queues}
-    for qm in driver.queues:
-        pol, fail_at = fp_queues[qm.name], qm.reserved_resources_fail_at
-        if pol is not None and fail_at is not None and fail_at <= pol.reserved:
-            # Section 3.4: the failing callback rolls the pool back to zero: not an FP queue.
-            diag.warn(f"queue {qm.name}: EvtIoAllocateResourcesForReservedRequest fails on call "
-                      f"{fail_at} of the pre-allocation; the queue has no reserved requests")
-            fp_queues[qm.name] = None
-    op_list = queue_operations(queue_ops, driver, diag)
-    df = prepare(irps, driver, memory, fp_queues, incidents, service_time_ns, seed, diag)
-
-    # Which rows need the event loop: pool users; everything on a queue that can make requests
-    # wait (sequential, manual, a parallel limit); on a queue with operations, every IRP not
-    # entirely over (arrived and completed) before the first operation reaches it.
-    busy = [q.name for q in driver.queues if q.dispatch != "parallel" or q.limit is not None]
-    first_op: dict[str, int] = {}
-    for ts, _, name in op_list:
-        first_op.setdefault(name, ts)
-    needs_pool = pl.col("_fpq") & pl.col("_not_create") & pl.col("_fail") & \
+    fp_queues = assignable_policies(driver, diag)
+    df, devices = prepare(irps, driver, memory, fp_queues, incidents, service_time_ns, seed, diag)
+    op_list = queue_operations(queue_ops, driver, devices, diag)
+    nq = len(driver.queues)
+    qindex = {q.name: i for i, q in enumerate(driver.queues)}
+    df = df.with_columns(
+        (pl.col("_dev") * nq + pl.col("_queue").replace_strict(qindex, return_dtype=pl.UInt32))
+        .alias("_qkey"))
+    needs_pool = pl.col("_fpq") & pl.col("_io") & pl.col("_fail") & \
         (pl.col("_verdict") == ACTION_USE_RESERVED)
-    slow_expr = needs_pool | pl.col("_queue").is_in(busy)
+    df = df.with_columns(_needs_event_loop(driver, op_list, needs_pool, nq, fast).alias("_slow"))
+    users = dict(df.group_by("_qkey").agg(needs_pool.sum()).iter_rows())
+    # An IRP_MJ_CLEANUP of a known file object flushes that file object's IRPs on its device.
+    cleanup = (pl.col("major") == IRP_MJ_CLEANUP) & pl.col("file_object").is_not_null()
+    slow = df.filter((pl.col("_slow") & pl.col("_io")) | cleanup.fill_null(False)).select(
+        "_dev", "row", "arrive_ns", "major", "minor", "irp_flags", "bytes", "_queue", "_fail",
+        "_verdict", "_hold", "_dstatus", "_res", "file_object", "_io")
+    replays, irp_objs = [], []
+    # Many small long-lived objects (and the outcome tuples read off them): pause the collector.
+    with cyclic_gc_paused():
+        for d, rows in enumerate(_per_device(slow, len(devices))):
+            sizes = _pool_sizes(fp_queues, {name: int(users.get(d * nq + i) or 0)
+                                            for name, i in qindex.items()})
+            replay = Replay(driver, fp_queues, race_windows, diag, sizes, key_base=d * nq)
+            ops = [(ts, method, replay.queues[name]) for ts, method, name, dev in op_list
+                   if dev == d]
+            if rows.height and rows["_io"].any():
+                irp_objs += run_slow(rows.drop("_dev"), replay, ops)
+            replays.append(replay)
+        return collect(df, irp_objs, replays, devices, driver, fp_queues, diag)
+
+
+def _needs_event_loop(driver: DriverModel, op_list: list[tuple], needs_pool: pl.Expr, nq: int,
+                      fast: bool) -> pl.Expr:
+    """Which IRPs need the event loop: pool users; everything on a queue that can make requests
+    wait (sequential, manual, a parallel limit); on a queue with operations, every IRP not
+    entirely over (arrived and completed) before the first operation reaches it. IRPs that
+    reach no queue never do: they pass by at their observed times."""
+    if not fast:
+        return pl.col("_io")
+    busy = [q.name for q in driver.queues if q.dispatch != "parallel" or q.limit is not None]
+    qindex = {q.name: i for i, q in enumerate(driver.queues)}
+    first_op: dict[int, int] = {}
+    for ts, _, name, dev in op_list:
+        first_op.setdefault(dev * nq + qindex[name], ts)
+    slow = needs_pool | pl.col("_queue").is_in(busy)
     if first_op:
-        t_op = pl.col("_queue").replace_strict(first_op, default=None, return_dtype=pl.Int64)
+        t_op = pl.col("_qkey").replace_strict(first_op, default=None, return_dtype=pl.Int64)
         # A failed allocation that does not use the pool completes at arrival.
         ends = pl.when(pl.col("_fail")).then(pl.col("arrive_ns")) \
             .otherwise(pl.col("arrive_ns") + pl.col("_hold"))
         over_before = (pl.col("arrive_ns") < t_op) & (ends <= t_op)   # completions go first
-        slow_expr = slow_expr | (t_op.is_not_null() & ~over_before.fill_null(False))
-    if not fast:
-        slow_expr = pl.lit(True)
-    # A pool larger than the IRPs that could ever use it never runs out: build only what can be
-    # used (a huge N would otherwise allocate N objects); reserved_total still reports N.
-    users = dict(df.group_by("_queue").agg(needs_pool.sum()).iter_rows())
-    caps = {}
-    for name, pol in fp_queues.items():
-        if pol is not None and pol.reserved > POOL_BUILD_LIMIT:
-            caps[name] = max(POOL_BUILD_LIMIT, int(users.get(name) or 0) + 1)
-    replay = Replay(driver, fp_queues, race_windows, diag, caps)
-    ops = [(ts, method, replay.queues[name]) for ts, method, name in op_list]
-    df = df.with_columns(slow_expr.alias("_slow"))
+        slow = slow | (t_op.is_not_null() & ~over_before.fill_null(False))
+    return slow & pl.col("_io")
 
-    slow = df.filter(pl.col("_slow")).select(
-        "row", "arrive_ns", "major", "minor", "irp_flags", "bytes", "_queue", "_fail",
-        "_verdict", "_hold", "_dstatus", "_res")
-    arrivals, irp_objs = [], []
-    # Many small long-lived objects (and the outcome tuples read off them): pause the collector.
-    with cyclic_gc_paused():
-        run_slow(slow, arrivals, irp_objs, replay, ops)
-        return collect(df, irp_objs, replay, driver, fp_queues, diag)
+
+def _per_device(slow: pl.DataFrame, n_devices: int) -> list[pl.DataFrame]:
+    """The event-loop rows of each device, in processing order."""
+    if n_devices <= 1:
+        return [slow]
+    parts = slow.partition_by("_dev", as_dict=True, maintain_order=True)
+    empty = slow.clear()
+    return [parts.get((d,), empty) for d in range(n_devices)]
+
+
+def _pool_sizes(fp_queues: dict, users: dict[str, int]) -> dict[str, int]:
+    """How many reserved requests to build per queue of one device. A pool larger than the
+    IRPs that could ever use it never runs out: beyond POOL_BUILD_LIMIT build only what can be
+    used (a huge N would otherwise allocate N objects), and one where no IRP of the device can
+    use it (it is never taken from, so its size changes nothing); reserved_total still
+    reports N."""
+    sizes = {}
+    for name, pol in fp_queues.items():
+        if pol is None:
+            continue
+        if not users[name]:
+            sizes[name] = 1
+        elif pol.reserved > POOL_BUILD_LIMIT:
+            sizes[name] = max(POOL_BUILD_LIMIT, users[name] + 1)
+    return sizes

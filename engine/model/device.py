@@ -5,10 +5,13 @@ completion and recycling (section 5), driver actions, the I/O manager's cancel a
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from typing import Callable
 
+from fpreplay.schema import IO_QUEUE_MAJORS, IRP_MJ_CLEANUP, IRP_MJ_CREATE
+
 from ..status import (STATUS_CANCELLED, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE,
-                      STATUS_SUCCESS, STATUS_WDF_BUSY, map_wdf_private)
+                      STATUS_PENDING, STATUS_SUCCESS, STATUS_WDF_BUSY, map_wdf_private)
 from .objects import MANUAL, PARALLEL, Irp, Request
 from .queue import Queue
 
@@ -100,7 +103,19 @@ class Device:
 
     # --- IRP entry points ---------------------------------------------------------------------
     def dispatch_irp(self, irp: Irp) -> int:
-        return self.route(irp.major).arrive(irp)
+        """The framework's dispatch by major code (FxDevice::GetDispatchPackage, 3.7). READ,
+        WRITE, DEVICE_CONTROL and INTERNAL_DEVICE_CONTROL go to the I/O package and a queue; a
+        CREATE to the general package, which hands it to its queue with an ordinary request.
+        Every other major reaches no queue (no request, no reserved pool, no fault injection):
+        an IRP_MJ_CLEANUP first flushes its file object's IRPs (OnCleanup ->
+        FlushAllQueuesByFileObject); completing it is the other handlers' business (the
+        caller's), so it stays pending here."""
+        if irp.major in IO_QUEUE_MAJORS or irp.major == IRP_MJ_CREATE:
+            return self.route(irp.major).arrive(irp)
+        self.log.append(("no_queue", irp.id, irp.major))
+        if irp.major == IRP_MJ_CLEANUP and irp.file is not None:
+            self.cleanup(irp.file)
+        return STATUS_PENDING
 
     def complete_irp(self, irp: Irp, status: int, fate: str) -> None:
         if irp.done:
@@ -281,9 +296,11 @@ class Device:
         """IRP_MJ_CLEANUP for a file object: every queue, in the device's queue-list order."""
         self.log.append(("cleanup_file", file))
         for q in list(self.queues):
-            if q.fp is not None:
-                for irp in [i for i in q.fp.parked if i.file == file]:
-                    q.fp.parked.remove(irp)
+            fp = q.fp
+            flushed = [i for i in fp.parked if i.file == file] if fp is not None else ()
+            if flushed:                      # PurgeForwardProgressIrps(FileObject), then the rest
+                fp.parked = deque(i for i in fp.parked if i.file != file)
+                for irp in flushed:
                     irp.location = None
                     self.complete_irp(irp, STATUS_CANCELLED, "cancelled")
             for r in [r for r in q.main if r.irp.file == file]:

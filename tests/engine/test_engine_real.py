@@ -41,6 +41,12 @@ def test_fail_all_on_real_lifecycles_fast_equals_reference(filtrace_irps, policy
     assert fast.outcomes.equals(ref.outcomes) and fast.timeline.equals(ref.timeline)
     out = fast.outcomes
     n = parse_policy(policy).reserved
-    assert fast.reserve_high_water["default"] == n          # every allocation fails: pool full
+    # Three devices (disk6, disk9 and IRPs without one), each with its own pool; disk6's fills.
+    hw = fast.reserve_high_water
+    assert set(hw) == {"disk6/default", "disk9/default", "(unnamed)/default"}
+    assert hw["disk6/default"] == n                            # every allocation fails
+    # disk9's one READ takes its own device's reserved request, unless the policy refuses it.
+    assert hw["disk9/default"] == (1 if policy.startswith("always") else 0)
+    assert hw["(unnamed)/default"] == 0                        # FLUSH_BUFFERS reach no queue
     assert out.filter(pl.col("alloc_failed")).height == out.filter(
         pl.col("outcome") != "normal").height

@@ -176,20 +176,22 @@ def test_without_policy_allocation_failures_stay_failed():
     assert col(res, "alloc_failed") == [True, False]
 
 
-def test_paging_policy_refuses_non_paging_and_creates_never_use_the_pool():
+def test_paging_policy_refuses_non_paging_and_other_majors_never_use_the_pool():
+    # FSCTL and CREATE never reach an I/O queue (3.7): they keep what the trace saw.
     rows = [starved(0, irp_flags=0x43), starved(1, irp_flags=0x40), starved(2, major=0x0D,
                                                                           irp_flags=2),
             starved(3, major=0, irp_flags=2)]
     res = run(rows, policy="paging:4")
-    assert col(res, "outcome") == ["reserved", "refused", "refused", "alloc_failed"]
-    assert col(res, "status")[1:] == [STATUS_UNSUCCESSFUL, STATUS_UNSUCCESSFUL,
+    assert col(res, "outcome") == ["reserved", "refused", "alloc_failed", "alloc_failed"]
+    assert col(res, "status")[1:] == [STATUS_UNSUCCESSFUL, STATUS_INSUFFICIENT_RESOURCES,
                                       STATUS_INSUFFICIENT_RESOURCES]
+    assert col(res, "queue") == ["default", "default", None, None]
 
 
 def test_examine_rule_is_sql_over_lifecycle_columns():
     rows = [starved(0, major=4), starved(1, major=3), starved(2, major=3, irp_flags=2),
-            starved(3, major=3, paging=True), starved(4, major=5, queue="x"),
-            starved(5, major=5, queue="y")]
+            starved(3, major=3, paging=True), starved(4, major=0x0E, queue="x"),
+            starved(5, major=0x0E, queue="y")]
     table_ = table(rows).with_columns(pl.Series("paging", [False, False, None, True, False,
                                                            False]))
     driver = load_driver_model(None, parse_policy("examine:9:paging OR major = 4 OR queue = 'x'"))
@@ -302,14 +304,16 @@ def test_stop_queues_and_start_dispatches():
 
 def test_several_queues_routing_and_named_operations(tmp_path):
     config = write(tmp_path, CONFIG)
-    rows = [starved(0, major=3), starved(1, major=0x0E), starved(2, major=9),
-            starved(3, major=9, queue="io")]
+    rows = [starved(0, major=3), starved(1, major=0x0E), starved(2, major=0x0F),
+            starved(3, major=0x0F, queue="io"), starved(4, major=9)]
     res = run(rows, policy=None, config=config)
-    assert col(res, "queue") == ["io", "ctl", "default", "io"]
-    assert col(res, "outcome") == ["refused", "alloc_failed", "alloc_failed", "refused"]
+    assert col(res, "queue") == ["io", "ctl", "default", "io", None]    # FLUSH: no queue (3.7)
+    assert col(res, "outcome") == ["refused", "alloc_failed", "alloc_failed", "refused",
+                                   "alloc_failed"]
     res = run(rows, policy="always:1", config=config,
               queue_ops=ops((0, "queue_purge", "ctl"), (0, "queue_drain", "nosuch")))
-    assert col(res, "outcome") == ["reserved", "alloc_failed", "reserved", "parked_reserved"]
+    assert col(res, "outcome") == ["reserved", "alloc_failed", "reserved", "parked_reserved",
+                                   "alloc_failed"]
     assert any("do not have" in w or "does not have" in w for w in res.warnings)
 
 
