@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -11,6 +12,9 @@ from fpreplay.replay.cli.app import app
 
 # Each module adds its commands to `app`.
 from fpreplay.replay.cli import analysis, batch, events, synth  # noqa: F401,E402
+
+
+_FULL_OR_BROKEN_DEVICE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
 
 
 def _is_usage_error(e: Exception) -> bool:
@@ -38,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if isinstance(e, BrokenPipeError):
             return 0
+        if isinstance(e, OSError) and e.errno in _FULL_OR_BROKEN_DEVICE:
+            # Writing the answer failed for want of room (stdout on a full disk, /dev/full):
+            # the user's to fix, like any other output that cannot be written.
+            where = "stdout" if e.filename is None else e.filename
+            print(f"fpreplay: {where}: cannot write: {e.strerror}", file=sys.stderr)
+            return 2
         print(f"fpreplay: internal error: {type(e).__name__}: {e} "
               "(a bug; set FPREPLAY_DEBUG=1 for the traceback)", file=sys.stderr)
         if os.environ.get("FPREPLAY_DEBUG"):

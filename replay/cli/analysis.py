@@ -57,7 +57,7 @@ def _reader_went_away() -> None:
 def _answer(doc: dict, table, answer: Answer, draw) -> None:
     """Every answering command's ending: the table to -o, warnings on stderr, then the document
     printed (--json) or drawn."""
-    _write(table, answer.output)
+    _write(table, answer.output, doc.get("inputs", ()))
     print_warnings(doc["warnings"], answer.quiet)
     try:
         if answer.json:
@@ -70,7 +70,7 @@ def _answer(doc: dict, table, answer: Answer, draw) -> None:
         _reader_went_away()
 
 
-def _write(df, output: Path | None) -> None:
+def _write(df, output: Path | None, inputs=()) -> None:
     if output is not None:
         import polars as pl
 
@@ -79,7 +79,7 @@ def _write(df, output: Path | None) -> None:
         if output.suffix.lower() == ".csv":   # CSV has no lists: devices "a;b", as a cell
             df = df.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join(";")
                                  for c, t in df.schema.items() if isinstance(t, pl.List))
-        write_output(lambda: write_table(df, output), output)
+        write_output(lambda tmp: write_table(df, tmp), output, inputs)
 
 
 @app.command(short_help="What actually happened: outcomes, low-memory incidents.")
@@ -255,7 +255,7 @@ def report(
                          args=shell_words(trace, simulation),
                          queue_ops=_queue_operations(read.events),
                          trace_start_ns=read.trace_start_ns)
-    write_output(lambda: output.write_text(html, encoding="utf-8"), output)
+    write_output(lambda tmp: tmp.write_text(html, encoding="utf-8"), output, trace.inputs)
     warnings = [*compare_doc["warnings"], *sweep_doc["warnings"], *inc_doc["warnings"]]
     print_warnings(list(dict.fromkeys(warnings)), quiet)
     if not quiet:

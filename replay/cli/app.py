@@ -97,13 +97,45 @@ def print_warnings(warnings: list[str], quiet: bool) -> None:
         err.print(f"warning: {w}", markup=False)
 
 
-def write_output(write, path: Path) -> None:
-    """Write an output file; a path that cannot be written is the user's to fix (exit 2)."""
+def refuse_overwriting_inputs(output: Path | None, inputs) -> None:
+    """No command writes over a file it reads (`synth sc.toml -o sc.toml`, `events t.csv -o
+    t.csv`): the user's input would be gone before it was read."""
     from fpreplay.errors import FpreplayError
 
+    if output is None or not Path(output).exists():
+        return
+    for given in inputs:
+        try:
+            same = Path(given).exists() and Path(output).samefile(given)
+        except OSError:
+            same = False
+        if same:
+            raise FpreplayError(f"{output}: is one of the inputs; write the output elsewhere")
+
+
+def write_output(write, path: Path, inputs=()) -> None:
+    """write(tmp) into a temporary file beside `path`, renamed to `path` when complete: a full
+    disk or an interruption leaves no truncated output behind, and an existing file stays as it
+    was. A path that cannot be written is the user's to fix (exit 2); so is an input."""
+    import os
+
+    from fpreplay.errors import FpreplayError
+
+    path = Path(path)
+    refuse_overwriting_inputs(path, inputs)
+    # The temporary file keeps the suffix: writers choose the format by it.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        write()
+        write(tmp)
+        os.replace(tmp, path)
     except OSError as e:
         # polars raises OSErrors without strerror, their text ending in "(os error N): PATH".
         reason = e.strerror or str(e).split(" (os error")[0]
         raise FpreplayError(f"{path}: cannot write: {reason}") from None
+    except Exception as e:  # polars reports some write failures as its own errors
+        if type(e).__module__.startswith("polars"):
+            raise FpreplayError(f"{path}: cannot write: {str(e).splitlines()[0]}") from None
+        raise
+    finally:
+        if tmp.exists():
+            tmp.unlink()

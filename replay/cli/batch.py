@@ -109,7 +109,7 @@ def batch_command(
     print_warnings(warnings, quiet)
     if report is not None:
         page = render_batch_html(doc)
-        write_output(lambda: report.write_text(page, encoding="utf-8"), report)
+        write_output(lambda tmp: tmp.write_text(page, encoding="utf-8"), report, trace.inputs)
     if json_:
         print(json.dumps(doc, indent=2, default=str))
     else:

@@ -25,7 +25,7 @@ def _write_table(table, answer: Answer, read) -> None:
     (contract section 1), as every command does."""
     from fpreplay.parsers.table import write_table
 
-    write_output(lambda: write_table(table, answer.output), answer.output)
+    write_output(lambda tmp: write_table(table, tmp), answer.output, read.inputs)
     print_warnings(read.diagnostics.warnings, answer.quiet)
 
 

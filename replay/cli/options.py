@@ -161,9 +161,10 @@ def trace_options(
     provider: Annotated[Optional[list[str]], typer.Option(
         "--provider", metavar="NAME",
         help="Also decode this TraceLogging provider by name.")] = None,
-    range_: Annotated[Optional[tuple[float, float]], typer.Option(
+    range_: Annotated[Optional[tuple[str, str]], typer.Option(
         "--range", metavar="T1 T2",
-        help="Only events between T1 and T2 seconds after the trace start.")] = None,
+        help="Only events between T1 and T2 after the trace start: seconds (1.5) or a "
+             "duration with its unit (1500ms).")] = None,
 ) -> Trace:
     """Checked before a byte is read: a user who mistyped --tz hears about it even when no input
     needs it (it would otherwise be ignored silently). read_inputs checks --tmf itself."""
@@ -171,13 +172,31 @@ def trace_options(
         from fpreplay.parsers.text.common import parse_tz
 
         parse_tz(tz)   # its error names --tz already
+    range_s = None
     if range_ is not None:
-        t1, t2 = range_
+        t1, t2 = (_range_bound(t, range_) for t in range_)
         if t1 < 0 or t2 <= t1:
             raise ConfigError(f"--range {t1:g} {t2:g}: expected 0 <= T1 < T2, seconds after "
                               "the trace start")
+        range_s = (t1, t2)
     return Trace(inputs=list(inputs), tmf=list(tmf or []), tz=tz, providers=list(provider or []),
-                 range_s=tuple(range_) if range_ is not None else None)
+                 range_s=range_s)
+
+
+def _range_bound(text: str, both: tuple[str, str]) -> float:
+    """A --range bound in seconds: a bare number is seconds (as the option always took), else a
+    duration in the one grammar (1500ms, 2s)."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            return parse_duration_ns(text) / 1e9
+        except ConfigError:
+            raise ConfigError(f"--range {' '.join(both)}: {text!r} is neither seconds (1.5) nor "
+                              "a duration with its unit (1500ms)") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"--range {' '.join(both)}: {text!r} is not a time")
+    return value
 
 
 # What every simulation of the command shares (contract sections 5 and 6), parsed once.

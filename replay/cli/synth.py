@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay.cli.app import app, stderr_console
+from fpreplay.replay.cli.app import app, refuse_overwriting_inputs, stderr_console
 from fpreplay.replay.cli.options import JsonOpt, QuietOpt
 
 
@@ -44,6 +44,12 @@ def synth(
 
     if output is None:
         raise FpreplayError("-o FILE.etl is required")
+    # Nothing it writes may be the scenario it reads (the truth and IFR dump land beside the
+    # trace unless named).
+    beside = output.with_name if output.stem == "trace" else (
+        lambda name: output.with_name(f"{output.stem}.{name}"))
+    for path in (output, ifr or beside("ifr.txt"), truth or beside("truth.json")):
+        refuse_overwriting_inputs(path, [scenario])
     # `-o out/trace.etl` as the samples README shows it: make the folder rather than refuse.
     for path in (output, ifr, truth):
         if path is not None:
