@@ -48,10 +48,29 @@ Decisions where the contract is silent:
 * Routing: with one queue it receives every IRP; with several, an IRP whose `queue` names a
   configured queue goes there, else the major-function table, else the default queue. Queue
   operations naming an unknown queue are ignored with a warning (one-queue model: applied to it).
+* Devices: every value of the lifecycle table's `device` column (null: one unnamed device) is one
+  KMDF device with its own instance of the driver model's queues, reserved pools, parked lists,
+  queue states and verifier generator (forward-progress.md 3.7). Each device's generator (and
+  `random:P`'s) starts from the same seed, so a device replays the same alone or with others;
+  IRPs the trace never saw served get the median hold of their own device. With several devices
+  the timeline's `queue` and reserve_high_water's keys are "DEVICE/QUEUE" ("(unnamed)/QUEUE").
+  A queue operation acts on its own device; one naming no device goes to the unnamed or the only
+  device, else is ignored with a warning.
+* Only READ, WRITE, DEVICE_CONTROL and INTERNAL_DEVICE_CONTROL reach a queue: every other major
+  keeps what the trace saw (outcome from `actual`, observed completion and status, queue null)
+  under any policy and memory model, spends no draw and is not counted in the timeline. An IRP
+  without a major is replayed as I/O (warned). An IRP_MJ_CLEANUP with a `file_object` cancels its
+  file object's parked and queued IRPs on its device at its arrival.
+* A policy the framework refuses to assign (a KMDF 1.9 driver's queue outside the dispatch table;
+  a failing pre-allocation callback) leaves the queue without forward progress, with a warning.
 * Memory `observed`: allocation fails for `actual` in alloc_failed/refused/reserved; `fail-all` and
   `verifier-random` inject on top of that, only on forward-progress queues, never for creates
-  (verifier-random draws once per real successful allocation, in arrival order, one generator for
-  the device); `random:P` and `window` replace the observed failures; `window` needs incidents.
+  (verifier-random draws once per real successful allocation, in arrival order, one generator per
+  device); `random:P` and `window` replace the observed failures; `window` needs incidents.
+* An IRP the trace saw cancelled that parks in the replay is cancelled (STATUS_CANCELLED) at its
+  observed completion time if still parked then, as the I/O manager's cancel of a parked IRP.
+  Under `paging:N`, an IRP with neither irp_flags nor paging is taken as non-paging (counted,
+  warned).
 * How long the driver holds a delivered IRP: complete_ns - deliver_ns where the trace shows the
   delivery (lifecycle extension column `deliver_ns`: a reserved_request_used event or the IFR
   presentation line), else its observed service_ns; for an IRP that waited parked in the trace

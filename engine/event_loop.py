@@ -27,12 +27,13 @@ class ReplayIrp(Irp):
     request, completion)."""
 
     __slots__ = ("row", "arrive_ns", "queue_name", "hold_ns", "driver_status",
-                 "resources_fail", "deliver_ns", "reserved", "reserved_index", "complete_ns")
+                 "resources_fail", "cancel_ns", "deliver_ns", "reserved", "reserved_index",
+                 "complete_ns")
 
     def __init__(self, row: int, major: int, minor: int, flags: int, length: int | None,
                  alloc_ok: bool, verdict: int, arrive_ns: int, queue_name: str,
                  hold_ns: int | None, driver_status: int, resources_fail: bool,
-                 file_object: int | None = None):
+                 file_object: int | None = None, cancel_ns: int | None = None):
         Irp.__init__(self, row, major, minor=minor, flags=flags, file=file_object, length=length,
                      alloc_ok=alloc_ok, verdict=verdict)
         self.row = row
@@ -41,6 +42,7 @@ class ReplayIrp(Irp):
         self.hold_ns = hold_ns              # None: the driver never completes it
         self.driver_status = driver_status
         self.resources_fail = resources_fail   # the allocation itself succeeded
+        self.cancel_ns = cancel_ns          # the trace saw the I/O manager cancel it then
         self.deliver_ns = None
         self.reserved = False
         self.reserved_index = None
@@ -143,11 +145,13 @@ class Replay:
         self.key = {qm.name: key_base + i for i, qm in enumerate(driver.queues)}
         dev.on_present = self._on_present
         dev.on_irp_complete = self._on_complete
+        dev.on_park = self._on_park
         self.now = 0
         self.heap: list = []
         self.seq = 0
         self.snapshots: list[tuple] = []
         self.last_state: dict[str, tuple] = {}
+        self.cancelled_parked = 0
 
     def _retrieve_all(self, q):
         # A manual queue's driver retrieves whatever is ready when notified.
@@ -166,8 +170,22 @@ class Replay:
             self.seq += 1
             heapq.heappush(self.heap, (self.now + hold, 0, self.seq, r, irp))
 
+    def _on_park(self, q, irp):
+        # The trace saw this IRP cancelled: the I/O manager cancels it at that time if it is
+        # still parked then (_WdmCancelRoutineForReservedIrp: STATUS_CANCELLED at once).
+        if irp.cancel_ns is not None:
+            self.seq += 1
+            heapq.heappush(self.heap, (max(irp.cancel_ns, self.now), 0, self.seq, None, irp))
+
     def _on_complete(self, irp):
         irp.complete_ns = self.now
+
+    def _cancel_parked(self, irp) -> None:
+        where = irp.location
+        if not irp.done and where is not None and where[0] == "parked":
+            self.device.cancel_irp(irp)
+            self.cancelled_parked += 1
+            self.snapshot(where[1])
 
     def snapshot(self, q) -> None:
         fp = q.fp
@@ -192,6 +210,9 @@ class Replay:
                     break
                 t, _, _, r, irp = heapq.heappop(heap)
                 self.now = t
+                if r is None:                         # a cancel (see _on_park)
+                    self._cancel_parked(irp)
+                    continue
                 if irp.done or r.irp is not irp:
                     continue                          # already completed (cancelled) earlier
                 if self.race and ai < na and arrivals[ai][0] == t \
@@ -242,14 +263,14 @@ def run_slow(slow, replay: Replay, ops: list[tuple]) -> list[ReplayIrp]:
     not reach a queue is an IRP_MJ_CLEANUP flushing its file object at its arrival."""
     arrivals, irp_objs = [], []
     for row, arrive, major, minor, flags, nbytes, qname, fail, verdict, hold, dstatus, res, \
-            file_object, io in slow.iter_rows():
+            file_object, io, cancel_ns in slow.iter_rows():
         if not io:
             arrivals.append((arrive, ReplayIrp(row, major, minor or 0, flags or 0, nbytes, True,
                                                0, arrive, None, None, 0, False, file_object)))
             continue
         irp = ReplayIrp(row, major if major is not None else 0xFF, minor or 0, flags or 0, nbytes,
                         not fail or res, int(verdict), arrive, qname, hold, dstatus, res,
-                        file_object)
+                        file_object, cancel_ns)
         arrivals.append((arrive, irp))
         irp_objs.append(irp)
     replay.run(arrivals, ops)

@@ -123,7 +123,9 @@ def prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_que
                                            return_dtype=pl.UInt32))
     # `paging` is the framework's own test; fill it where the table does not say.
     df = df.with_columns(dev.alias("_dev"), _route(df, driver),
-                         pl.col("paging").fill_null(paging_expr()), _reaches_queue(df, diag))
+                         pl.col("paging").fill_null(paging_expr()), _reaches_queue(df, diag),
+                         (pl.col("paging").is_null() & pl.col("irp_flags").is_null())
+                         .alias("_paging_unknown"))
     df = _hold_and_status(df, service_time_ns)
     is_fp = pl.col("_queue").is_in([q for q, p in fp_queues.items() if p is not None])
     injectable = is_fp & pl.col("_io")
@@ -135,8 +137,24 @@ def prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_que
                               incidents, seed, len(devices))
     df = _resources_failures(df, driver, fp_queues, memory, observed_resources & pl.col("_io"),
                              diag)
+    _warn_paging_unknown(df, fp_queues, diag)
     return df.with_columns(_verdicts(df, fp_queues).alias("_verdict"),
                            is_fp.alias("_fpq")), devices
+
+
+def _warn_paging_unknown(df: pl.DataFrame, fp_queues: dict, diag: Diagnostics) -> None:
+    """A paging:N policy decides by the IRP's paging flag; where the trace gives neither
+    irp_flags nor paging the IRP is taken as non-paging, and so refused: say how many."""
+    paging_queues = [q for q, p in fp_queues.items() if p is not None and p.kind == "paging"]
+    if not paging_queues:
+        return
+    n = df.select((pl.col("_paging_unknown") & pl.col("_io") & pl.col("_fail")
+                   & pl.col("_queue").is_in(paging_queues)).sum()).item()
+    if n:
+        diag.count("paging_unknown_taken_as_non_paging", n)
+        diag.warn(f"{n} IRP(s) without irp_flags (the trace does not say whether they are "
+                  "paging I/O) met a paging policy without an ordinary request: taken as "
+                  "non-paging, so refused")
 
 
 def _reaches_queue(df: pl.DataFrame, diag: Diagnostics) -> pl.Expr:

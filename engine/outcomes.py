@@ -70,6 +70,9 @@ def collect(df: pl.DataFrame, irp_objs: list, replays: list[Replay], devices: li
     for replay in replays:
         for name, q in replay.queues.items():
             high[labels[replay.key[name]]] = q.fp.high_water if q.fp is not None else 0
+    cancelled = sum(replay.cancelled_parked for replay in replays)
+    if cancelled:      # what the trace saw: the I/O manager cancelled them while they waited
+        diag.count("parked_cancelled_as_in_trace", cancelled)
     diagnostics = [d for replay in replays for d in replay.device.diagnostics]
     lost = sum(1 for code, _ in diagnostics if code == "LOST_WAKEUP")
     if lost:

@@ -62,7 +62,8 @@ def simulate(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, *,
     cleanup = (pl.col("major") == IRP_MJ_CLEANUP) & pl.col("file_object").is_not_null()
     slow = df.filter((pl.col("_slow") & pl.col("_io")) | cleanup.fill_null(False)).select(
         "_dev", "row", "arrive_ns", "major", "minor", "irp_flags", "bytes", "_queue", "_fail",
-        "_verdict", "_hold", "_dstatus", "_res", "file_object", "_io")
+        "_verdict", "_hold", "_dstatus", "_res", "file_object", "_io",
+        pl.when(pl.col("actual") == "cancelled").then(pl.col("complete_ns")).alias("_cancel"))
     replays, irp_objs = [], []
     # Many small long-lived objects (and the outcome tuples read off them): pause the collector.
     with cyclic_gc_paused():

@@ -338,3 +338,30 @@ def test_majors_outside_the_io_queue_take_no_draw_and_no_request(irps, policy, m
     without = simulate(irps.filter(io), driver, mem, queue_ops=queue_ops, seed=3,
                        service_time_ns=5000)
     assert res.outcomes.filter(io).drop("row").equals(without.outcomes.drop("row"))
+
+
+# --- what a trace cannot tell, and what it does ----------------------------------------------------
+def test_parked_irp_the_trace_saw_cancelled_is_cancelled_at_that_time():
+    """The I/O manager cancels a parked IRP (_WdmCancelRoutineForReservedIrp): the replay
+    completes it STATUS_CANCELLED at the trace's time instead of serving it later."""
+    cancelled = {"arrive_ns": 1 * MS, "complete_ns": 3 * MS, "status": STATUS_CANCELLED,
+                 "actual": "cancelled", "major": READ}
+    rows = [ok(0, service=10 * MS), cancelled, ok(2 * MS)]
+    for res in both_paths(rows, policy="always:1", memory="fail-all"):
+        assert col(res, "outcome") == ["reserved", "cancelled", "parked_reserved"]
+        assert col(res, "complete_ns")[1] == 3 * MS and col(res, "parked")[1]
+        assert col(res, "status")[1] == STATUS_CANCELLED
+        assert col(res, "deliver_ns")[2] == 10 * MS           # next in line once it is gone
+        assert res.counters["parked_cancelled_as_in_trace"] == 1
+    # Served before the trace's cancel: the driver has it; nothing is cancelled by the replay.
+    res, _ = both_paths(rows, policy="always:2", memory="fail-all")
+    assert col(res, "outcome")[1] == "reserved"
+    assert "parked_cancelled_as_in_trace" not in res.counters
+
+
+def test_paging_policy_counts_irps_without_flags_taken_as_non_paging():
+    rows = [starved(0), starved(1), starved(2, irp_flags=0x43), starved(3, irp_flags=0)]
+    for res in both_paths(rows, policy="paging:4"):
+        assert col(res, "outcome") == ["refused", "refused", "reserved", "refused"]
+        assert res.counters["paging_unknown_taken_as_non_paging"] == 2
+        assert any("without irp_flags" in w for w in res.warnings)
