@@ -379,11 +379,12 @@ class Simulation:
         """FxIoQueue::QueueRequest (6.2): refused if not accepting, else queued/presented."""
         q = st.queue
         if not st.accept:
-            self._ifr(t, irp.cpu, "not_accepting", (q.handle, st.state_name(), "", irp.request,
-                                                    STATUS_INVALID_DEVICE_STATE), irp)
             irp.fate = "invalid_state"
             self._complete(t + 2 * US, irp, STATUS_INVALID_DEVICE_STATE, by_driver=False,
-                           in_dispatch=in_dispatch)
+                           in_dispatch=in_dispatch, line=(
+                               t, irp.cpu, "not_accepting", (q.handle, st.state_name(), "",
+                                                             irp.request,
+                                                             STATUS_INVALID_DEVICE_STATE)))
             if irp.reserved:
                 self._recycle(t + 3 * US, st, irp.request)
             return
@@ -466,12 +467,20 @@ class Simulation:
             self._emit(t, cpu, what, irp)
 
     def _complete(self, t: int, irp: Irp, status: int, *, by_driver: bool,
-                  in_dispatch: bool = False) -> None:
+                  in_dispatch: bool = False, line: tuple | None = None) -> None:
+        """The IRP completes at t: its completion records. `line` is the framework's own
+        message completing it, (time, cpu, key, args): written at its time, or at t with the
+        others when they all share one instant."""
         irp.complete_ns = t
         irp.status = status
         irp.evidence.add("irp_complete")
         cpu = (irp.cpu + 1) % self.sc.cpus if by_driver else irp.cpu
         records: list[tuple[int, str, dict | None]] = []    # (µs after t when staggered, ...)
+        if line is not None:
+            if self._one_instant:
+                records.append((0, "ifr", dict(key=line[2], args=line[3])))
+            else:
+                self._ifr(line[0], line[1], line[2], line[3], irp)
         if by_driver:
             # TraceLogging IrpComplete, or the IFR's "Completing WDFREQUEST ... STATUS_x".
             irp.status_seen = self.sc.instrumentation or self._framework_messages
@@ -550,9 +559,9 @@ class Simulation:
             # Requests waiting in the queue are cancelled (6.5 step 4 / 6.6 step 4).
             while st.held:
                 h = st.held.popleft()
-                self._ifr(t, 0, "cancelling", (h.request, q.handle), h)
                 h.fate = "cancelled_queued"
-                self._complete(t + 1 * US, h, STATUS_CANCELLED, by_driver=False)
+                self._complete(t + 1 * US, h, STATUS_CANCELLED, by_driver=False,
+                               line=(t, 0, "cancelling", (h.request, q.handle)))
                 # the framework's "Cancelling WDFREQUEST" line means STATUS_CANCELLED (6.5)
                 h.status_seen = h.status_seen or self._framework_messages
                 if h.reserved:
