@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from fpreplay.parsers import ReadOptions, read_inputs
 from fpreplay.schema import (
@@ -202,3 +203,29 @@ def test_every_source_reads_back_with_the_project_reader(tmp_path):
     assert sorted(zip(opend["irp"].to_list(), opend["status"].to_list())) == sorted(
         (int(x["irp"], 16), x["status"]) for x in rows if x["complete_ns"] is not None)
     assert set(read.events["device"].drop_nulls().unique()) >= {"d0", "d1"}
+
+
+# --- read back: one lifecycle per IRP ----------------------------------------------------------
+
+@pytest.mark.parametrize("sources", ["", "ifr = true\n"])
+def test_every_irp_is_one_lifecycle_with_the_truths_outcome_status_and_times(tmp_path, sources):
+    """Issue 9: every source sees every IRP, an IRP's completions share one instant on different
+    CPUs in any order, and still each IRP is exactly one lifecycle with the truth's outcome,
+    status, arrival and completion."""
+    from fpreplay.lifecycles import build_lifecycles
+
+    r = synthesize(_write(tmp_path, TRACE + sources + _devices(
+        "always:1", "paging:1", mix="{ read = 0.6, write = 0.3, flush = 0.1 }",
+        more='[[queue_op]]\nat = "0.3s"\ndevice = "d0"\nop = "purge"\n'
+             '[[queue_op]]\nat = "0.35s"\ndevice = "d0"\nop = "start"\n')),
+        tmp_path / "trace.etl")
+    read = read_inputs([r.trace] + ([r.ifr] if r.ifr else []),
+                       ReadOptions(tz="UTC", tmf_dirs=[r.tmf_dir] if r.tmf_dir else []))
+    lc = build_lifecycles(read.events, read.diagnostics)
+    rows = _rows(r.truth)
+    assert r.truth["fate"]["invalid_state"] > 0          # IRPs refused by the purged queue
+    assert lc.height == len(rows) == r.truth["irps"]
+    keys = ("irp", "arrive_ns", "complete_ns", "status", "actual")
+    got = sorted(lc.select(keys).rows())
+    want = sorted((int(x["irp"], 16), *(x[k] for k in keys[1:])) for x in rows)
+    assert got == want
