@@ -502,11 +502,15 @@ class Simulation:
             records.append((3, "opend", None))
             irp.status_seen = True
         if self._one_instant:
-            # Every record at the one instant, each on another CPU, in a drawn order.
+            # Every record at the one instant, each on another CPU, in a drawn order; the
+            # framework's own line stays on the CPU of the call that writes it.
             order = self._spread.sample(records, len(records))
             cpus = self._spread.sample(range(self.sc.cpus), self.sc.cpus)
             k = 0
             for _, what, values in order:
+                if what == "ifr":
+                    self._record(t, irp.cpu, irp, what, values)
+                    continue
                 self._record(t, cpus[k % len(cpus)], irp, what, values)
                 k += self._in_etl(what, irp)
         else:

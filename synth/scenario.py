@@ -32,10 +32,11 @@ Kernel families: "diskio" (DiskIo Init and completion of reads, writes and flush
 address, with FileIo Read/Write and an OpEnd carrying the status), "opend" (FileIo/OpEnd naming the
 driver's IRP itself, with its final status, as a writer that logs every source per IRP does).
 `completions = "staggered"` (default) writes an IRP's completion records a few microseconds apart
-on one or two CPUs; "one-instant" writes them all at the instant the IRP completes, each on
-another CPU (as far as there are CPUs), in an order drawn from the seed: the DiskIo completion,
-DrvComplReq, the OpEnd, the driver's IrpComplete and the IFR/WPP "Completing" line, whichever the
-trace has. Every IRP then still has exactly one lifecycle.
+on one or two CPUs; "one-instant" writes them all at the instant the IRP completes, in an order
+drawn from the seed, each on another CPU (as far as there are CPUs): the DiskIo completion,
+DrvComplReq, the OpEnd and the driver's IrpComplete, whichever the trace has; the framework's own
+completing line (IFR/WPP) joins them at that instant on the CPU of the call that writes it.
+Every IRP then still has exactly one lifecycle.
 
 KMDF routes by major function (forward-progress.md 3.7): only READ, WRITE, DEVICE_CONTROL and
 INTERNAL_DEVICE_CONTROL reach a queue (and so a policy, the reserved pool, parking and the queue's

@@ -207,7 +207,7 @@ def test_every_source_reads_back_with_the_project_reader(tmp_path):
 
 # --- read back: one lifecycle per IRP ----------------------------------------------------------
 
-@pytest.mark.parametrize("sources", ["", "ifr = true\n"])
+@pytest.mark.parametrize("sources", ["", "ifr = true\n", "wpp = true\n"])
 def test_every_irp_is_one_lifecycle_with_the_truths_outcome_status_and_times(tmp_path, sources):
     """Issue 9: every source sees every IRP, an IRP's completions share one instant on different
     CPUs in any order, and still each IRP is exactly one lifecycle with the truth's outcome,
