@@ -5,6 +5,7 @@ each with their own queues and pools; majors that never reach a queue (forward-p
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -12,13 +13,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from conftest import SAMPLES
 from fpreplay.parsers import ReadOptions, read_inputs
 from fpreplay.schema import (
     IRP_MJ_CLEANUP, IRP_MJ_FLUSH_BUFFERS, STATUS_CANCELLED, STATUS_SUCCESS,
 )
-from fpreplay.synth import lifecycle_rows, model, scenario, synthesize
+from fpreplay.synth import dump_truth, lifecycle_rows, model, scenario, synthesize
 from fpreplay.synth.expect import compare_expectation
 
+SAMPLE = SAMPLES / "e-two-disks-every-source"
 MS = 1_000_000
 
 TRACE = """
@@ -111,6 +114,34 @@ def test_same_seed_same_bytes_and_the_order_leaves_the_irps_alone(tmp_path):
         [[x[k] for k in keep] for x in _rows(runs[0].truth)]
 
 
+def test_the_sample_is_what_its_scenario_makes(tmp_path):
+    out = tmp_path / "trace.etl"
+    r = synthesize(SAMPLE / "scenario.toml", out, truth=tmp_path / "truth.json")
+    assert out.read_bytes() == (SAMPLE / "trace.etl").read_bytes()
+    assert dump_truth(r.truth) == (SAMPLE / "truth.json").read_text(encoding="utf-8")
+    assert out.stat().st_size < 700_000
+
+
+def test_the_sample_shows_what_its_readme_says():
+    truth = json.loads((SAMPLE / "truth.json").read_text(encoding="utf-8"))
+    rows = _rows(truth)
+    devices = {d.name: d for d in scenario.load(SAMPLE / "scenario.toml").devices}
+    assert len(devices) == 2 and truth["queues"]["stordrv0/default"]["policy"] == "always:1"
+    assert truth["queues"]["stordrv1/default"]["policy"] == "paging:2"
+    assert truth["actual"]["refused"] == 38
+    # flushes inside the low-memory window are served: they never reach a queue
+    window = [truth["start_ns"] + 400 * MS, truth["start_ns"] + 700 * MS]
+    flushes = [x for x in rows if x["major"] == IRP_MJ_FLUSH_BUFFERS
+               and window[0] <= x["arrive_ns"] < window[1]]
+    assert flushes and all(x["actual"] == "ok" for x in flushes)
+    assert (truth["irps"], truth["actual"]["reserved"], truth["parked"]) == (468, 247, 152)
+    assert sum(1 for x in rows if x["major"] == IRP_MJ_FLUSH_BUFFERS) == 41
+    # the compare rows are those of one pool per device
+    by = {p["policy"]: p for p in truth["compare"]["policies"]}
+    assert by["always:1"]["reserve_high_water"] == 1
+    assert (by["always:1"]["parked"], by["always:2"]["parked"]) == (247, 74)
+
+
 # --- KMDF as the synthesizer models it --------------------------------------------------------
 
 def test_each_device_has_its_own_pool(tmp_path):
@@ -133,6 +164,18 @@ def test_each_device_has_its_own_pool(tmp_path):
     own = compare_expectation(rows, "always:1", [])
     shared = compare_expectation([dict(x, device="one") for x in rows], "always:1", [])
     assert own["parked"] == _parked(sim) < shared["parked"]
+
+
+def test_replaying_each_devices_own_policy_changes_nothing():
+    sc = scenario.load(SAMPLE / "scenario.toml")
+    sim = model.simulate(sc)
+    rows = lifecycle_rows(sim)
+    for d in sc.devices:
+        mine = [x for x in rows if x["device"] == d.name]
+        row = compare_expectation(mine, str(d.queues[0].policy), [])
+        assert row["rescued"] == row["regressed"] == 0
+        assert row["still_failed"] == sum(1 for x in mine if x["actual"] == "refused")
+        assert row["parked"] == _parked(sim, d) > 0
 
 
 def test_majors_that_never_reach_a_queue_are_never_failed(tmp_path):
