@@ -10,7 +10,8 @@ READ, WRITE, DEVICE_CONTROL and INTERNAL_DEVICE_CONTROL reach the queue; every o
 IRPs of its file object at its arrival. IRPs the trace saw served (ok, reserved) hold the driver for what the
 trace shows of it: from their delivery (deliver_ns, a ReservedRequestUsed) to their completion
 where the delivery is seen, else their observed service time; others for the median of those
-holds over served IRPs of the same major function, else of all served IRPs, else 1 ms. KMDF
+holds over the device's served IRPs of the same major function, else of all its served IRPs,
+else 1 ms. KMDF
 rules from forward-progress.md 4.2-4.4, 5.3, 6.5-6.7: free list FIFO, parked FIFO, a recycled
 request serves the oldest parked IRP, a purge cancels the parked IRPs, a queue that does not
 accept fails what is offered with STATUS_INVALID_DEVICE_STATE. The devices' figures add up;
@@ -217,11 +218,12 @@ def compare_expectation(irps: list[dict], policy: str,
         raise ValueError(f"policy {policy!r}")
     reserve = 0 if m.group(1) else int(m.group(3))
     rows = sorted(irps, key=lambda r: r["arrive_ns"])
-    hold = _holds(rows)
     use = _use_reserved(policy, rows)
     replays = []
     for device in dict.fromkeys(r["device"] for r in rows):
         mine = [i for i, r in enumerate(rows) if r["device"] == device]
+        # holds from the device's own served IRPs: another disk's speed says nothing of its own
+        hold = _holds([rows[i] for i in mine])
         replays.append(_DeviceReplay(reserve, hold).run(
             [rows[i] for i in mine], [use[i] for i in mine],
             [(t, kind) for t, kind, d in queue_ops if d == device]))
