@@ -198,17 +198,32 @@ class TmfCatalog:
 
 
 _FORMAT_ITEM = re.compile(r"%%|%!(?P<macro>[A-Z]+)!|%(?P<num>\d+)(?:!(?P<spec>[^!]*)!)?")
-_PRINTF = re.compile(r"(?P<flags>[-+ #0]*)(?P<width>\d*)(?P<prec>\.\d+)?"
+# A width starts with 1-9 (a 0 is a flag): flags and width cannot trade digits, so a long
+# spec is matched in one pass.
+_PRINTF = re.compile(r"(?P<flags>[-+ #0]*)(?P<width>[1-9]\d*)?(?P<prec>\.\d+)?"
                      r"(?P<length>I64|I32|ll|hh|[hlwzLIjt])?(?P<conv>[diuxXopcsSeEfgG])$")
+# Widths and precisions above this are taken as this: a TMF (untrusted, from the customer's
+# driver package) must not make one message gigabytes long. No real trace message comes near.
+MAX_PRINTF_WIDTH = 1024
+
+
+def _bounded(digits: str | None) -> str:
+    if not digits:
+        return ""
+    return digits if len(digits) <= 4 and int(digits) <= MAX_PRINTF_WIDTH \
+        else str(MAX_PRINTF_WIDTH)
 
 
 def format_printf(spec: str, value, size: int = 4) -> str:
-    """One WPP `%N!spec!` item with a printf spec; unknown specs fall back to str()."""
+    """One WPP `%N!spec!` item with a printf spec; unknown specs fall back to str().
+    Widths and precisions are capped at MAX_PRINTF_WIDTH."""
     m = _PRINTF.match(spec)
     if not m:
         return str(value)
     conv = m.group("conv")
-    head = "%" + m.group("flags") + m.group("width") + (m.group("prec") or "")
+    prec = m.group("prec")
+    head = "%" + m.group("flags") + _bounded(m.group("width")) \
+        + ("." + _bounded(prec[1:]) if prec else "")
     if isinstance(value, str):
         return (head + "s") % value if conv in "sS" else value
     if isinstance(value, float):

@@ -1,0 +1,59 @@
+"""A customer's text file cannot hang the readers (issue 12): each case is generated here, run
+through `fpreplay events` in a child process under a time limit and a 4 GiB address-space cap,
+and must end in bounded time with the promised exit status and warning."""
+
+from __future__ import annotations
+
+import resource
+import struct
+import subprocess
+import sys
+import time
+import uuid
+
+from fpreplay.parsers.wpp import load_tmf_dir
+from fpreplay.parsers.wpp.tmf import MAX_PRINTF_WIDTH, format_printf
+
+ADDRESS_SPACE = 4 << 30
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def run_events(path, *args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    """`fpreplay events PATH -o PATH.parquet ARGS` in a child process: (result, seconds)."""
+    t = time.monotonic()
+    out = f"{path}.parquet"
+    proc = subprocess.run([sys.executable, "-m", "fpreplay.replay", "events", str(path), "-o", out,
+                           *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=_cap_memory)
+    return proc, time.monotonic() - t
+
+
+# --- TMF formats ------------------------------------------------------------------------------
+def test_huge_printf_widths_and_precisions_are_capped():
+    for spec, value in (("999999999s", "x"), ("2147483647d", 5), (".99999999x", 255),
+                        ("0" * 5000 + "1" * 5000 + "Z", 1), ("9" * 10_000 + "d", 1)):
+        t = time.monotonic()
+        text = format_printf(spec, value)
+        assert time.monotonic() - t < 0.5 and len(text) <= MAX_PRINTF_WIDTH, spec[:20]
+    assert format_printf("08X", 255) == "000000FF" and format_printf("-5d", 3) == "3    "
+    assert format_printf(".3s", "abcdef") == "abc" and format_printf("2147483647d", 5) \
+        == " " * (MAX_PRINTF_WIDTH - 1) + "5"
+
+
+def test_a_tmf_with_huge_widths_formats_in_bounded_time(tmp_path):
+    guid = uuid.UUID("1f0c3b5e-8a3d-4a52-9c1e-00000000abcd")
+    (tmp_path / f"{guid}.tmf").write_text(
+        f"// PDB:  Wdf01000.pdb\n{guid} Wdf01000 // SRC=x.cpp MJ= MN=\n"
+        '#typev x_cpp1 10 "%0a=%10!999999999s! b=%11!2147483647d! c=%12!.99999999x!" '
+        "//   LEVEL=TRACE_LEVEL_ERROR FLAGS=TRACINGIO FUNC=F\n"
+        "{\na, ItemString -- 10\nb, ItemLong -- 11\nc, ItemLong -- 12\n}\n")
+    catalog = load_tmf_dir([tmp_path])
+    t = time.monotonic()
+    msg = catalog.format(guid, 10, b"hi\0" + struct.pack("<ii", -7, 255), 8)
+    assert time.monotonic() - t < 1
+    assert msg.text.startswith("a=" + " " * (MAX_PRINTF_WIDTH - 2) + "hi b=")
+    assert len(msg.text) < 4 * MAX_PRINTF_WIDTH and msg.text.endswith("ff")
