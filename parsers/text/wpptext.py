@@ -50,7 +50,11 @@ class Layout:
 
 
 def compile_prefix(prefix: str, leading: str = "") -> Layout:
-    """A WPP prefix -> a regex over whole lines with a `message` group."""
+    """A WPP prefix -> a regex over whole lines with a `message` group.
+
+    The prefix comes from the file (`Trace format prefix is:`), so it must not become a regex
+    that backtracks: each item is an atomic group, matched once, greedily (adjacent items like
+    `%5%6` then leave nothing for the second one and the line does not match the prefix)."""
     parts = ["^", leading]
     pos = 0
     seen: set[str] = set()
@@ -61,7 +65,7 @@ def compile_prefix(prefix: str, leading: str = "") -> Layout:
         if key in seen:                     # a repeated item: match it, don't capture twice
             item = re.sub(r"\(\?P<\w+>", "(?:", item)
         seen.add(key)
-        parts.append(item)
+        parts.append(f"(?>{item})")         # atomic: an item never gives back what it matched
         pos = m.end()
     parts.append(_literal(prefix[pos:]))
     parts.append(r"(?P<message>.*)$")

@@ -57,3 +57,19 @@ def test_a_tmf_with_huge_widths_formats_in_bounded_time(tmp_path):
     assert time.monotonic() - t < 1
     assert msg.text.startswith("a=" + " " * (MAX_PRINTF_WIDTH - 2) + "hi b=")
     assert len(msg.text) < 4 * MAX_PRINTF_WIDTH and msg.text.endswith("ff")
+
+
+# --- IFR / tracefmt prefixes ------------------------------------------------------------------
+def test_a_backtracking_prefix_from_the_file_reads_in_bounded_time(tmp_path):
+    """`%5%6` eight times then `Z`: as a backtracking regex each line took minutes."""
+    lines = ["Trace searchpath is: C:\\symbols", "Trace format prefix is: " + "%5%6" * 8 + "Z",
+             "There are 20 log entries", "--- start of log ---"]
+    lines += [("x" * 90) + f" {i}" for i in range(20)]
+    lines += ["---- end of log ----"]
+    path = tmp_path / "dump.txt"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size < 4096
+    proc, seconds = run_events(path)
+    assert seconds < 30, seconds
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert "20 bad line(s) skipped: line 5: no known prefix layout matches" in proc.stderr
