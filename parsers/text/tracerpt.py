@@ -182,27 +182,48 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _iter_event_chunks(path: Path, progress=None,
-                       diagnostics=None) -> Iterator[tuple[int, str | None]]:
-    """(start line, text of one <Event>…</Event>) streamed; (line, None) for a cut last event."""
+def _is_markup(text: str) -> bool:
+    """Whether text outside any <Event> is XML around the events (the prolog, <Events>, a tag
+    continued over lines), not junk appended to the file."""
+    s = text.strip()
+    return not s or s.startswith("<") or s.endswith(">") or '="' in s
+
+
+def _iter_event_chunks(path: Path, progress=None, diagnostics=None,
+                       outside=None) -> Iterator[tuple[int, str | None]]:
+    """(start line, text of one <Event>…</Event>) streamed; (line, None) for a cut last event.
+    `outside(line, text)` hears of text outside any event that is not XML markup.
+
+    Linear in the file: an event still open is searched for its end only in the text added
+    since the last search (an unclosed <Event> must not make every later line rescan it)."""
     buf = ""
+    searched = 0                   # buf[:searched] holds no _EVENT_END
     start_line = 0
     for lineno, line in iter_lines(path, progress, diagnostics):
         if not buf:
             m = _EVENT_START.search(line)
             if not m:
+                if outside is not None and not _is_markup(line):
+                    outside(lineno, line)
                 continue
+            if outside is not None and not _is_markup(line[:m.start()]):
+                outside(lineno, line[:m.start()])
             line = line[m.start():]
             start_line = lineno
+            searched = 0
         buf += line + "\n"
         while True:
-            end = buf.find(_EVENT_END)
+            end = buf.find(_EVENT_END, searched)
             if end < 0:
+                searched = max(0, len(buf) - len(_EVENT_END) + 1)
                 break
             yield start_line, buf[:end + len(_EVENT_END)]
             rest = buf[end + len(_EVENT_END):]
             m = _EVENT_START.search(rest)
+            if outside is not None and not _is_markup(rest[:m.start()] if m else rest):
+                outside(lineno, rest[:m.start()] if m else rest)
             buf = rest[m.start():] if m else ""
+            searched = 0
             start_line = lineno
     if buf.strip():
         yield start_line, None
@@ -215,7 +236,10 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
     clock = LocalClock(path, options.tz, diagnostics)
     records = 0
     first_ns = None
-    for lineno, chunk in _iter_event_chunks(path, options.progress, diagnostics):
+    def junk(lineno: int, text: str) -> None:
+        bad.add(lineno, f"{len(text.strip()):,} characters outside any <Event> are not XML")
+
+    for lineno, chunk in _iter_event_chunks(path, options.progress, diagnostics, junk):
         records += 1
         if chunk is None:
             bad.add(lineno, "event cut off at the end of the file")

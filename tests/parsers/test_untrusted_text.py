@@ -73,3 +73,47 @@ def test_a_backtracking_prefix_from_the_file_reads_in_bounded_time(tmp_path):
     assert seconds < 30, seconds
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     assert "20 bad line(s) skipped: line 5: no known prefix layout matches" in proc.stderr
+
+
+# --- tracerpt XML -----------------------------------------------------------------------------
+EVENT = ('<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event"><System>'
+         '<Provider Guid="{{3d6fa8d4-fe05-11d0-9dda-00c04fd7ba7c}}"/><EventID>0</EventID>'
+         '<Version>3</Version><Level>0</Level><Task>0</Task><Opcode>10</Opcode>'
+         '<TimeCreated SystemTime="2024-11-22T04:49:12.{ms:03d}0000Z"/>'
+         '<Execution ProcessID="4" ThreadID="8" ProcessorID="0"/></System>'
+         '<EventData><Data Name="DiskNumber">0</Data></EventData></Event>')
+
+
+def _xml(tmp_path, body: str, name: str = "t.xml"):
+    path = tmp_path / name
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<Events>\n' + body)
+    return path
+
+
+def test_an_unclosed_event_reads_in_linear_time(tmp_path):
+    """One <Event> never closed, then ~10 MB of lines: each line used to rescan all before it."""
+    filler = "<Data Name=\"x\">" + "y" * 80 + "</Data>\n"
+    body = EVENT.format(ms=1) + "\n" + "<Event><System>\n" + filler * 110_000
+    path = _xml(tmp_path, body)
+    assert path.stat().st_size > 9_000_000
+    proc, seconds = run_events(path, "--all")
+    assert seconds < 30, seconds
+    assert proc.returncode == 0, proc.stderr
+    assert "event cut off at the end of the file" in proc.stderr
+
+
+def test_junk_after_the_events_is_a_warning(tmp_path):
+    body = "".join(EVENT.format(ms=i) + "\n" for i in range(3)) + "</Events>\n" \
+        + "J" * 2_000_000 + "\n"
+    path = _xml(tmp_path, body)
+    proc, seconds = run_events(path, "--all")
+    assert seconds < 30 and proc.returncode == 0, proc.stderr
+    assert "2,000,000 characters outside any <Event> are not XML" in proc.stderr
+    assert str(path) in proc.stderr
+
+
+def test_the_xml_around_the_events_is_no_junk(tmp_path):
+    body = "".join(EVENT.format(ms=i) + "\n" for i in range(3)) + "</Events>\n"
+    path = _xml(tmp_path, body)
+    proc, _ = run_events(path, "--all")
+    assert proc.returncode == 0 and "bad line" not in proc.stderr, proc.stderr
