@@ -161,11 +161,14 @@ def unpack_buffer(path: Path, file_offset: int, data: bytes, diagnostics: Diagno
         except Exception as e:  # noqa: BLE001 - libfwnt raises IOError/ValueError/...
             why = f"compressed buffer does not decompress ({e})"
     if why is not None:
-        diagnostics.warn(f"{path}: byte {file_offset}: {why}; buffer skipped")
+        diagnostics.warn_repeated(f"{path}: buffer skipped", f"byte {file_offset}",
+                                  f"{path}: byte {file_offset}: {why}; buffer skipped")
         diagnostics.count("etl_bad_buffers")
         return None
     if len(events) < want:
-        diagnostics.warn(f"{path}: byte {file_offset}: compressed buffer decompressed to "
-                         f"{len(events)} of {want} bytes; read what was there")
+        diagnostics.warn_repeated(
+            f"{path}: buffer short", f"byte {file_offset}",
+            f"{path}: byte {file_offset}: compressed buffer decompressed to {len(events)} of "
+            f"{want} bytes; read what was there")
         diagnostics.count("etl_short_buffers")
     return cpu, flag, events, 0, len(events), file_offset + L.BUFFER_HEADER_SIZE

@@ -234,8 +234,10 @@ class Walker:
         self.buffer_max_ts = max_ts
 
     def _bad_record(self, at: int, size: int, room: int) -> None:
-        self.diag.warn(f"{self.path}: byte {at}: record size {size} does not fit the {room} "
-                       "bytes left in its buffer; rest of that buffer skipped")
+        self.diag.warn_repeated(
+            f"{self.path}: bad record", f"byte {at}",
+            f"{self.path}: byte {at}: record size {size} does not fit the {room} bytes left in "
+            "its buffer; rest of that buffer skipped")
         self.diag.count("etl_bad_records")
 
     # --- decoding one record -------------------------------------------------------------------

@@ -5,6 +5,7 @@ header), compressed buffers, circular files, buffer-level damage."""
 from __future__ import annotations
 
 import struct
+import time
 import uuid
 from pathlib import Path
 
@@ -379,3 +380,25 @@ def test_merge_stops_waiting_for_a_quiet_cpu_past_its_bound(tmp_path, monkeypatc
     batches = list(read_events(path, ReadOptions(all_records=True), d, stats))
     assert len(batches) > 2 and d.counters["etl_merge_forced"] >= 1
     assert sum(b.height for b in batches) == stats["records"] == 202
+
+
+def test_a_warning_per_damaged_buffer_is_summarised(tmp_path):
+    """20,000 LZ77 buffers each claiming 64 MiB (issue 12): one line per kind of damage, with
+    the count and the first byte offsets, not 20,000 lines; read in bounded time."""
+    bad = bytearray(buffer([perfinfo_record(0x010A, 2_000_000)], compressed=True))
+    struct.pack_into("<I", bad, L.offset_of(L.WMI_BUFFER_HEADER, "FilledBytes"),
+                     L.BUFFER_HEADER_SIZE + (64 << 20))
+    first = 2 * 0x1000
+    path = write(tmp_path, buffer([header_record(buffers_written=20_002)], flags=0x01, btype=4),
+                 buffer([perfinfo_record(0x010A, 1_500_000)]), *([bytes(bad)] * 20_000))
+    t = time.monotonic()
+    read = read_inputs([path], ReadOptions())
+    assert time.monotonic() - t < 60
+    (line,) = [w for w in read.diagnostics.warnings if "compressed buffer" in w]
+    step = len(bad)
+    assert line.startswith(f"{path}: byte {first}: compressed buffer decompressed to ")
+    assert line.endswith(f"[20,000 times: byte {first}, byte {first + step}, "
+                         f"byte {first + 2 * step}, byte {first + 3 * step}, "
+                         f"byte {first + 4 * step}, ...]")
+    assert len(read.diagnostics.warnings) <= 3
+    assert read.diagnostics.counters["etl_short_buffers"] == 20_000

@@ -28,9 +28,10 @@ def irp_flags(value: int | None) -> int | None:
 def short_payload(record, ctx, name: str, need: int) -> list[Row]:
     """A payload too short for its layout: count it, warn once per event name, yield nothing."""
     ctx.diagnostics.count("payload_too_short")
-    ctx.diagnostics.warn(f"{ctx.source}: {name} record(s) with a payload shorter than the "
-                         f"{need}-byte layout were skipped (first at byte {record.file_offset}, "
-                         f"{len(record.payload)} bytes)")
+    ctx.diagnostics.warn_repeated(
+        f"{ctx.source}: short {name}", f"byte {record.file_offset}",
+        f"{ctx.source}: {name} record(s) with a payload shorter than the {need}-byte layout "
+        f"were skipped (first at byte {record.file_offset}, {len(record.payload)} bytes)")
     return []
 
 

@@ -68,8 +68,10 @@ def decode(record, ctx) -> list[dict]:
         return _unformatted(record, ctx)
     if not msg.complete:
         ctx.diagnostics.count("wpp_truncated")
-        ctx.diagnostics.warn(f"{ctx.source}: WPP message(s) shorter than their TMF arguments "
-                             f"(first at byte {record.file_offset}); formatted what was there")
+        ctx.diagnostics.warn_repeated(
+            f"{ctx.source}: short WPP", f"byte {record.file_offset}",
+            f"{ctx.source}: WPP message(s) shorter than their TMF arguments (first at byte "
+            f"{record.file_offset}); formatted what was there")
     # implied rows (queue_drain, ...) first; the time because buffers come out of time order
     rows = _stream(record, ctx).rows(msg.text, record.ts_raw)
     if rows is None:
