@@ -28,10 +28,12 @@ _BUFFER_SIZE = L.packed(L.WMI_BUFFER_HEADER, last="BufferSize")
 class _Stream:
     """A read-only stream that closes every layer under it (member, archive, file)."""
 
-    def __init__(self, stream, *under):
+    def __init__(self, stream, *under, member: str | None = None, unread: list[str] = ()):
         self.read = stream.read
         self._layers = (stream, *under)
         self.raw = (under or (stream,))[-1]       # the file itself: its position is progress
+        self.member = member                      # a zip's member read ...
+        self.unread = list(unread)                # ... and its other .etl members
 
     def close(self) -> None:
         for layer in self._layers:
@@ -49,7 +51,10 @@ def open_trace_stream(path: Path) -> _Stream:
     if magic == b"PK\x03\x04":
         try:
             z = zipfile.ZipFile(f)
-            return _Stream(z.open(zip_member(path, z)), z, f)
+            member = zip_member(path, z)
+            unread = [i.filename for i in z.infolist() if i is not member and not i.is_dir()
+                      and i.filename.lower().endswith(".etl")]
+            return _Stream(z.open(member), z, f, member=member.filename, unread=unread)
         except (zipfile.BadZipFile, NotImplementedError, OSError) as e:
             f.close()
             raise InputError(path, f"damaged zip archive: {e}", 0) from None
@@ -88,6 +93,12 @@ def iter_buffers(path: Path, diagnostics: Diagnostics,
     below the header size, larger than any ETW buffer, or cut short by the end of the file.
     """
     stream = open_trace_stream(path)
+    if stream.unread:
+        others = stream.unread
+        diagnostics.warn(f"{path}: the zip holds {len(others) + 1} .etl files; only "
+                         f"{stream.member} is read ({', '.join(others[:5])}"
+                         f"{', ...' if len(others) > 5 else ''} not: unzip and give each as its "
+                         "own input)")
     offset = index = 0
     try:
         while True:

@@ -137,3 +137,24 @@ def test_corrupt_zip_and_gzip_members(tmp_path):
         assert 0 < stats["records"] < DISKIO_RECORDS
         # Deflate damage shows either as a stream error or as garbage buffers; both are named.
         assert d.warnings and all(str(p) in w and "byte " in w for w in d.warnings), d.warnings
+
+
+def test_a_zips_second_etl_member_is_named_in_a_warning(tmp_path):
+    """Only one .etl of a zip is read; the others are named, not silently ignored."""
+    import zipfile
+
+    src = real_trace("etl/filtrace_diskio.etl").read_bytes()
+    zp = tmp_path / "two.zip"
+    with zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("notes.txt", "not a trace")
+        z.writestr("a.etl", src)
+        z.writestr("b.etl", src)
+    rows, stats, d = _read(zp)
+    assert stats["records"] == DISKIO_RECORDS
+    assert f"{zp}: the zip holds 2 .etl files; only a.etl is read (b.etl not: unzip and " \
+        "give each as its own input)" in d.warnings
+    one = tmp_path / "one.zip"
+    with zipfile.ZipFile(one, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("notes.txt", "not a trace")
+        z.writestr("a.etl", src)
+    assert not any(".etl files" in w for w in _read(one)[2].warnings)
