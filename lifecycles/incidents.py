@@ -35,9 +35,6 @@ LOW_AVAILABLE_BYTES = 64 * 1024 * 1024
 STORM_SIGNALS = 500
 STORM_WINDOW_NS = parse_duration_ns("1s")
 
-# IRP outcomes that are themselves evidence of low memory: fpreplay.schema.STARVED_ACTUALS (the
-# name FAILING_ACTUALS stays for replay/render/json.py, which still imports it from here).
-FAILING_ACTUALS = STARVED_ACTUALS
 
 _SIGNAL_EVENT_KINDS = ("request_alloc_failed", "request_resources_failed", "fp_policy_refused",
                        "reserved_request_used", "memory_pressure")

@@ -211,7 +211,8 @@ def _queue_operations(events) -> list[tuple[int, str, str | None]]:
     ops = whatif.queue_operations(events)
     if ops is None:
         return []
-    return [(int(t), k, None if q is None else str(q)) for t, k, q in ops.iter_rows()]
+    return [(int(t), k, None if q is None else str(q))
+            for t, k, q in ops.select("ts_ns", "kind", "queue").iter_rows()]
 
 
 @app.command(short_help="One self-contained HTML page to hand on (-o FILE.html).")

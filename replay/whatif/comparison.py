@@ -56,7 +56,7 @@ def compare(irps: pl.DataFrame, policies: Sequence[Policy | str], *,
     actually happened; once per seed when the seed is unknowable (WhatIfSettings.runs)."""
     settings = settings or WhatIfSettings()
     parsed = parse_policies(policies)
-    ops = queue_operations(events)
+    ops = queue_operations(events, irps)
     incidents = window_incidents(irps, events, settings, incidents)
     runs = [_compare_run(irps, parsed, run, ops, incidents) for run in settings.runs()]
     if len(runs) == 1:
@@ -96,7 +96,7 @@ def default_policies(irps: pl.DataFrame, settings: WhatIfSettings,
                      events: pl.DataFrame | None = None) -> list[Policy]:
     """When the user names no policy: no forward progress, and `always` and `paging` with a
     reserve as large as the trace's peak demand (so the difference shown is the policy's)."""
-    ops = queue_operations(events)
+    ops = queue_operations(events, irps)
     incidents = window_incidents(irps, events, settings)
     peak = max(1, *(peak_demand(irps, sweep_kind("always"), run, ops, incidents)
                     for run in settings.runs()))

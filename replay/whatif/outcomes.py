@@ -8,6 +8,7 @@ import math
 import polars as pl
 
 from fpreplay.engine import Policy, simulate
+from fpreplay.lifecycles.devices import alias_map
 from fpreplay.replay.whatif.settings import WhatIfSettings
 from fpreplay.schema import (
     ACTUAL_OUTCOMES, FAILED_ACTUALS, QUEUE_KINDS, STATUS_CANCELLED, STATUS_INVALID_DEVICE_STATE,
@@ -22,12 +23,21 @@ DELIVERED_OUTCOMES = ("normal", "reserved", "parked_reserved")
 
 # --- inputs shared by every simulation --------------------------------------------------------
 
-def queue_operations(events: pl.DataFrame | None) -> pl.DataFrame | None:
-    """Queue state changes seen in the trace, replayed at their observed times (contract 6)."""
+def queue_operations(events: pl.DataFrame | None,
+                     irps: pl.DataFrame | None = None) -> pl.DataFrame | None:
+    """Queue state changes seen in the trace, replayed at their observed times (contract 6), each
+    on its own device: named as the lifecycles name it (an alias another source used for that
+    device maps to the device's name), so the replay acts on that device's queue only."""
     if events is None:
         return None
-    ops = events.filter(pl.col("kind").is_in(QUEUE_KINDS)).select("ts_ns", "kind", "queue")
-    return ops if ops.height else None
+    ops = events.filter(pl.col("kind").is_in(QUEUE_KINDS)).select("ts_ns", "kind", "queue",
+                                                                   "device")
+    if not ops.height:
+        return None
+    aliases = alias_map(irps) if irps is not None else {}
+    if aliases:
+        ops = ops.with_columns(pl.col("device").replace(aliases))
+    return ops
 
 
 def window_incidents(irps: pl.DataFrame, events: pl.DataFrame | None,

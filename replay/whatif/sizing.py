@@ -146,7 +146,7 @@ def sweep(irps: pl.DataFrame, kind: str | SweepKind = "always", *,
     kind = sweep_kind(kind)   # checked before any work
     if max_reserved is not None and max_reserved < 1:
         raise ConfigError(f"largest reserve size {max_reserved}: must be at least 1")
-    ops = queue_operations(events)
+    ops = queue_operations(events, irps)
     incidents = window_incidents(irps, events, settings)
     sizers = [_Sizer(irps, kind, run, ops, incidents) for run in settings.runs()]
     answers: dict[str, list] = {}

@@ -144,3 +144,26 @@ def test_explain_tells_every_instance_of_a_reused_address():
     assert [p["outcome"] for p in first["policies"]] == ["normal", "normal"]
     assert (second["arrive_ns"], second["actual"]) == (10 * MS, "alloc_failed")
     assert [p["verdict"] for p in second["policies"]] == ["still_failed", "rescued"]
+
+
+def test_a_queue_operation_acts_on_its_own_device_named_in_any_source_words():
+    """Two disks, always:1 each, one IRP parked on each; a purge the trace shows on the first
+    disk (named by its kernel alias) cancels that disk's parked IRP only (issue 9: one queue set
+    per device; forward-progress.md 6.5)."""
+    from fpreplay.engine import parse_policy
+    from fpreplay.schema import conform_events, conform_irps
+
+    ms = 1_000_000
+    irps = conform_irps(pl.DataFrame({
+        "irp": [1, 2, 3, 4], "device": ["stordrv0", "stordrv0", "stordrv1", "stordrv1"],
+        "device_alias": ["disk0", "disk0", "disk1", "disk1"], "major": [3, 3, 3, 3],
+        "arrive_ns": [0, ms, 0, ms], "status": [0xC000009A] * 4,
+        "actual": ["alloc_failed"] * 4}), keep_extra=True)
+    events = conform_events(pl.DataFrame({
+        "ts_ns": [2 * ms], "kind": ["queue_purge"], "queue": [None], "device": ["disk0"]}))
+    settings = whatif.WhatIfSettings(service_time_ns=10 * ms)
+    cmp = whatif.compare(irps, [parse_policy("always:1")], events=events, settings=settings)
+    outcome = dict(zip(cmp.per_irp["irp"], cmp.per_irp["always:1:status"]))
+    assert outcome[2] == 0xC0000120              # parked on disk0 when disk0 was purged
+    assert outcome[4] == 0                       # parked on disk1: served when disk1's request
+    assert not [w for w in cmp.warnings if "queue operation" in w]   # came back
