@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from fpreplay.errors import ConfigError
+from fpreplay.outputs import write_atomically
 from fpreplay.replay.batch.plan import TraceJob, plan_traces
 from fpreplay.replay.batch.run import (BatchSpec, incidents_frame, is_current, record_path,
                                        run_trace, summary_frame)
@@ -92,12 +93,6 @@ def _run_dask(todo: list[TraceJob], spec: BatchSpec, out_dir: Path, scheduler: s
             cluster.close()
 
 
-def _write_table(frame: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(path)
-
-
 def run_batch(inputs: Sequence[str | Path], out_dir: str | Path, spec: BatchSpec, *,
               jobs: int = 1, scheduler: str | None = None,
               progress: Callable[[TraceJob, dict, bool], None] | None = None) -> BatchResult:
@@ -134,8 +129,8 @@ def run_batch(inputs: Sequence[str | Path], out_dir: str | Path, spec: BatchSpec
             _run_local(todo, spec, out_dir, jobs, done)
     ordered = [records[job.name] for job in plan]
     summary, incidents = summary_frame(ordered), incidents_frame(ordered)
-    _write_table(summary, out_dir / "summary.parquet")
-    _write_table(incidents, out_dir / "incidents.parquet")
+    write_atomically(out_dir / "summary.parquet", summary.write_parquet)
+    write_atomically(out_dir / "incidents.parquet", incidents.write_parquet)
     return BatchResult(records=ordered, ran=[j.name for j in todo], skipped=skipped,
                        summary=summary, incidents=incidents,
                        fleet=fleet_verdict(ordered, spec))

@@ -61,18 +61,13 @@ def _expand(inputs: list[Path], skip: Path | None) -> list[Path]:
             if not matched:
                 raise ConfigError(f"{text}: no file matches")
             candidates = matched
-        elif given.is_dir():
-            candidates = sorted(p for p in given.rglob("*"))
         elif given.exists():
             candidates = [given]
         else:
             raise ConfigError(f"{given}: no such file or directory")
         for p in candidates:
-            if p.is_dir():
-                candidates_in = sorted(q for q in p.rglob("*") if q.is_file())
-            else:
-                candidates_in = [p]
-            for q in candidates_in:
+            # A folder (given or matched) is walked once; its files are the candidates.
+            for q in (sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]):
                 if skip is not None and skip in q.resolve().parents:
                     continue
                 files.append(q)

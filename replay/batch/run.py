@@ -10,7 +10,6 @@ done, which is what lets an interrupted batch resume.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import polars as pl
 from fpreplay import __version__
 from fpreplay.engine import Policy
 from fpreplay.errors import FpreplayError
+from fpreplay.outputs import write_atomically
 from fpreplay.replay.batch.plan import TraceJob
 from fpreplay.replay.whatif import SweepKind, WhatIfSettings, compare, sweep, sweep_kind
 from fpreplay.schema import FAILED_ACTUALS
@@ -64,16 +64,10 @@ def is_current(out_dir: Path, job: TraceJob) -> bool:
     return all(stored.get(k) == want[k] for k in want)
 
 
-def _write_atomically(path: Path, write) -> None:
-    """write(tmp) then rename: a reader never sees half a file, an interrupted run leaves none."""
+def _write(path: Path, write) -> None:
+    """A dataset file, its partition folder made first (workers make their own)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomically(path, write)
 
 
 def _flat_summary(row: dict) -> dict:
@@ -97,7 +91,7 @@ def _analyse(job: TraceJob, spec: BatchSpec, out_dir: Path) -> dict:
                   incidents=incidents)
     sized = sweep(irps, spec.kind, budget_ns=spec.budget_ns, events=read.events,
                   settings=spec.settings)
-    _write_atomically(irps_path(out_dir, job.name), cmp.per_irp.write_parquet)
+    _write(irps_path(out_dir, job.name), cmp.per_irp.write_parquet)
     starved = sized.peak_demand == 0
     needed = 0 if starved else (sized.min_reserved_within_budget if spec.budget_ns is not None
                                 else sized.min_reserved_no_park)
@@ -134,7 +128,7 @@ def run_trace(job: TraceJob, spec: BatchSpec, out_dir: str | Path) -> dict:
                       error=f"internal error: {type(e).__name__}: {e}")
     record["seconds"] = round(time.perf_counter() - started, 3)
     text = json.dumps(record, default=str)
-    _write_atomically(record_path(out_dir, job.name),
+    _write(record_path(out_dir, job.name),
                       lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return record
 

@@ -116,18 +116,15 @@ def refuse_overwriting_inputs(output: Path | None, inputs) -> None:
 def write_output(write, path: Path, inputs=()) -> None:
     """write(tmp) into a temporary file beside `path`, renamed to `path` when complete: a full
     disk or an interruption leaves no truncated output behind, and an existing file stays as it
-    was. A path that cannot be written is the user's to fix (exit 2); so is an input."""
-    import os
-
+    was (fpreplay.outputs). A path that cannot be written is the user's to fix (exit 2); so is
+    an input."""
     from fpreplay.errors import FpreplayError
+    from fpreplay.outputs import write_atomically
 
     path = Path(path)
     refuse_overwriting_inputs(path, inputs)
-    # The temporary file keeps the suffix: writers choose the format by it.
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        write_atomically(path, write)
     except OSError as e:
         # polars raises OSErrors without strerror, their text ending in "(os error N): PATH".
         reason = e.strerror or str(e).split(" (os error")[0]
@@ -136,6 +133,3 @@ def write_output(write, path: Path, inputs=()) -> None:
         if type(e).__module__.startswith("polars"):
             raise FpreplayError(f"{path}: cannot write: {str(e).splitlines()[0]}") from None
         raise
-    finally:
-        if tmp.exists():
-            tmp.unlink()
