@@ -70,10 +70,24 @@ def _write(path: Path, write) -> None:
     write_atomically(path, write)
 
 
-def _flat_summary(row: dict) -> dict:
+def _flat_summary(row: dict, seeds: list[int]) -> dict:
+    """One summary row as flat columns a query can name: `park_wait_p99_ns`, and with several
+    verifier seeds each figure's spread as `<figure>_min` / `_max` beside its median (the figure
+    itself) and the seeds run in `seeds`."""
     waits = row.get("park_wait_ns") or {}
-    flat = {k: v for k, v in row.items() if k != "park_wait_ns"}
+    flat = {k: v for k, v in row.items() if k not in ("park_wait_ns", "range")}
     flat.update({f"park_wait_{q}_ns": waits.get(q) for q in ("p50", "p99", "max")})
+    spread = {}
+    for figure, r in (row.get("range") or {}).items():
+        if figure == "park_wait_ns":
+            for q, rq in (r or {}).items():
+                spread[f"park_wait_{q}_ns"] = rq
+        else:
+            spread[figure] = r
+    for figure, r in spread.items():
+        flat[f"{figure}_min"] = (r or {}).get("min")
+        flat[f"{figure}_max"] = (r or {}).get("max")
+    flat["seeds"] = seeds if spread else None
     return flat
 
 
@@ -101,8 +115,8 @@ def _analyse(job: TraceJob, spec: BatchSpec, out_dir: Path) -> dict:
         "records": read.records, "events_lost": read.events_lost, "irps": irps.height,
         "failed": int(irps["actual"].is_in(FAILED_ACTUALS).sum()) if irps.height else 0,
         "actual": cmp.actual, "incidents": incidents.height,
-        "summaries": [_flat_summary({**cmp.observed, "policy": "actual"})]
-        + [_flat_summary(s) for s in cmp.summaries],
+        "summaries": [_flat_summary({**cmp.observed, "policy": "actual"}, [])]
+        + [_flat_summary(s, cmp.seeds) for s in cmp.summaries],
         "sweep": {"kind": sized.kind, "peak_demand": sized.peak_demand,
                   "max_reserved": sized.max_reserved, "budget_ns": sized.budget_ns,
                   "min_reserved_no_park": sized.min_reserved_no_park,

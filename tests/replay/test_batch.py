@@ -172,3 +172,25 @@ def test_process_pool_and_dask_local_cluster_give_the_same_dataset(tmp_path, cap
         assert summary.equals(base_summary), label
         assert irps.equals(base_irps), label
     shutil.rmtree(tmp_path / "lab")
+
+
+def test_unseeded_verifier_ranges_are_columns_a_query_can_name(tmp_path, capsys):
+    """verifier-random without --seed runs seeds 1-5: each trace's row for a policy holds the
+    median, its `_min`/`_max` over the seeds and the seeds themselves, the same figures
+    `compare --json` gives for that trace."""
+    lab = _lab(tmp_path, samples=("a-paging-storm",), real=False, damaged=False)
+    out = tmp_path / "out"
+    code, _, _ = run(["batch", lab, "-o", out, "--policy", "always:2", "--memory",
+                      "verifier-random", "-q"], capsys)
+    assert code == 0
+    row = pl.read_parquet(out / "summary.parquet").filter(pl.col("policy") == "always:2").row(
+        0, named=True)
+    code, text, _ = run(["compare", SAMPLES / "a-paging-storm" / "trace.etl", "--policy",
+                         "always:2", "--memory", "verifier-random", "--json"], capsys)
+    single = next(p for p in json.loads(text)["policies"] if p["policy"] == "always:2")
+    assert row["seeds"] == [1, 2, 3, 4, 5]
+    for figure in ("rescued", "parked", "reserve_high_water"):
+        spread = single["range"][figure]
+        assert (row[f"{figure}_min"], row[figure], row[f"{figure}_max"]) == (
+            spread["min"], spread["median"], spread["max"])
+    assert row["park_wait_p99_ns_max"] == single["range"]["park_wait_ns"]["p99"]["max"]
