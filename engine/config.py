@@ -40,7 +40,7 @@ NO_POLICY = Policy("none", 0, None, "none")
 
 
 def _sql_predicate(sql: str, text: str) -> pl.Expr:
-    from .examine_rule import vet_examine_rule
+    from fpreplay.examine_rule import vet_examine_rule
 
     try:
         sql = vet_examine_rule(sql, IRP_COLUMNS)

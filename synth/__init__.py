@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fpreplay.errors import FpreplayError
+from fpreplay.outputs import write_atomically
 from fpreplay.schema import ACTUAL_OUTCOMES, STARVED_ACTUALS, is_paging, nt_error
 
 TRUTH_SCHEMA = "fpreplay.synth-truth/1"
@@ -217,25 +218,40 @@ def synthesize(scenario: Path | str, output: Path | str, *, seed: int | None = N
         raise FpreplayError(f"{output}: is a directory; give the .etl file to write")
     sc = scenario_mod.load(scenario, seed)
     sim = model.simulate(sc)
-    try:
-        counts = emit.write_etl(sim, output)
-    except OSError as e:
-        raise FpreplayError(f"{output}: cannot write: {e.strerror or e}") from None
+    written: dict = {}
+
+    def write(path: Path, how) -> None:
+        """Into a temporary file beside `path`, renamed when complete (fpreplay.outputs): a
+        full disk leaves no truncated trace, dump or truth behind. Never over the scenario."""
+        try:
+            if path.exists() and path.samefile(sc.path):
+                raise FpreplayError(f"{path}: is the scenario it is made from; write the output "
+                                    "elsewhere")
+            write_atomically(path, lambda tmp: written.__setitem__(path, how(tmp)))
+        except OSError as e:
+            raise FpreplayError(f"{path}: cannot write: {e.strerror or e}") from None
+
+    write(output, lambda tmp: emit.write_etl(sim, tmp, output.name))
+    counts = written[output]
     ifr_path = None
     ifr_lines = None
     if sc.ifr or ifr is not None:
         ifr_path = Path(ifr) if ifr is not None else _beside(output, "ifr.txt")
-        ifr_lines = emit.write_ifr(sim, ifr_path)
+        write(ifr_path, lambda tmp: emit.write_ifr(sim, tmp))
+        ifr_lines = written[ifr_path]
     tmf_dir = None
     if sc.wpp:
         from fpreplay.synth.wpp import write_tmf_dir
 
         tmf_dir = _beside(output, "tmf")
-        write_tmf_dir(tmf_dir)
+        try:
+            write_tmf_dir(tmf_dir)
+        except OSError as e:
+            raise FpreplayError(f"{tmf_dir}: cannot write: {e.strerror or e}") from None
     doc = build_truth(sim, counts, output, ifr_lines)
     truth_path = None
     if write_truth:
         truth_path = Path(truth) if truth is not None else _beside(output, "truth.json")
-        truth_path.write_text(dump_truth(doc), encoding="utf-8")
+        write(truth_path, lambda tmp: tmp.write_text(dump_truth(doc), encoding="utf-8"))
     return SynthResult(trace=output, ifr=ifr_path, truth_path=truth_path, truth=doc,
                        tmf_dir=tmf_dir)

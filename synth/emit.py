@@ -71,8 +71,9 @@ def _record(e: Emission, provider: str, kernel: set[str]) -> bytes | None:
     raise ValueError(f"unknown emission {w}")
 
 
-def write_etl(sim: Simulation, path: Path) -> dict:
-    """Write the trace; return counts (records, events_lost, buffers) for the truth."""
+def write_etl(sim: Simulation, path: Path, name: str | None = None) -> dict:
+    """Write the trace; return counts (records, events_lost, buffers) for the truth. `name`:
+    the file name the trace header states (default: `path`'s; a temporary file's final name)."""
     sc = sim.sc
     emissions = sorted((e for e in sim.emissions if e.what != "ifr" or sc.wpp),
                        key=lambda e: (e.ts_ns, e.seq))
@@ -81,7 +82,7 @@ def write_etl(sim: Simulation, path: Path) -> dict:
     with open(path, "wb") as fh:
         w = EtlWriter(fh, start_unix_ns=sc.start_unix_ns, t0_raw=T0_RAW, perf_freq=PERF_FREQ,
                       ncpu=sc.cpus, buffer_size=sc.buffer_size, compressed=sc.compressed,
-                      logger_name="FpReplay Synth", log_file_name=Path(path).name)
+                      logger_name="FpReplay Synth", log_file_name=name or Path(path).name)
         for e in emissions:
             if e.what == "ifr":
                 if e.irp is not None and e.irp.completion_lost and e.values["key"] == "completing":

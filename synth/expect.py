@@ -29,6 +29,7 @@ from collections import deque
 
 import polars as pl
 
+from fpreplay.examine_rule import vet_examine_rule
 from fpreplay.schema import (
     FAILED_ACTUALS, IO_QUEUE_MAJORS, IRP_MJ_CLEANUP, STARVED_ACTUALS, STATUS_CANCELLED,
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS,
@@ -62,8 +63,8 @@ def _use_reserved(policy: str, rows: list[dict]) -> list[bool]:
         return [True] * len(rows)
     if kind == "paging":
         return [bool(r["paging"]) for r in rows]
-    sql = policy.split(":", 2)[2]
     df = pl.DataFrame(rows, infer_schema_length=None)
+    sql = vet_examine_rule(policy.split(":", 2)[2], df.columns)
     return df.select(pl.sql_expr(sql).fill_null(False).alias("v"))["v"].to_list()
 
 

@@ -364,9 +364,9 @@ class Simulation:
         """The driver's EvtIoWdmIrpForForwardProgress: its rule says use the reserve or fail."""
         import polars as pl
 
-        expr = self._rules.get(q.policy.rule)
+        expr = self._rules.get(q.policy.sql)
         if expr is None:
-            expr = self._rules[q.policy.rule] = pl.sql_expr(q.policy.rule)
+            expr = self._rules[q.policy.sql] = pl.sql_expr(q.policy.sql)   # vetted (scenario)
         row = pl.DataFrame({"major": [irp.major], "minor": [irp.minor], "irp_flags": [irp.flags],
                             "bytes": [irp.size], "offset": [irp.offset], "paging": [irp.paging]})
         return bool(row.select(expr.fill_null(False)).item())

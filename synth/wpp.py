@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from fpreplay.outputs import write_atomically
 from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.wpp.symbols import format_irpmj, format_status
 
@@ -146,6 +147,7 @@ def write_tmf_dir(directory: Path) -> list[Path]:
                 lines.append(f"arg{n + 10}, {item} -- {n + 10}")
             lines.append("}")
         path = directory / f"{guid}.tmf"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
+        text = "\n".join(lines) + "\n"
+        write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline="\n"))
         paths.append(path)
     return paths
