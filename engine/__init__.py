@@ -68,14 +68,16 @@ Decisions where the contract is silent:
   (verifier-random draws once per real successful allocation, in arrival order, one generator per
   device); `random:P` and `window` replace the observed failures; `window` needs incidents.
 * An IRP the trace saw cancelled that parks in the replay is cancelled (STATUS_CANCELLED) at its
-  observed completion time if still parked then, as the I/O manager's cancel of a parked IRP.
-  Under `paging:N`, an IRP with neither irp_flags nor paging is taken as non-paging (counted,
-  warned).
+  observed completion time if still parked then, as the I/O manager's cancel of a parked IRP
+  (counted, warned). Under `paging:N`, an IRP without irp_flags and not marked paging is taken
+  as non-paging (counted, warned).
 * How long the driver holds a delivered IRP: complete_ns - deliver_ns where the trace shows the
   delivery (lifecycle extension column `deliver_ns`: a reserved_request_used event or the IFR
   presentation line), else its observed service_ns; for an IRP that waited parked in the trace
   service_ns would count the wait as driver time. IRPs the trace never saw served get the median
   of those hold times (same major, else all), as the contract says for service_ns.
+* `alloc_failure` "inferred" (a STATUS_INSUFFICIENT_RESOURCES completion with no framework
+  message) is replayed like "request": a failed request allocation, as `actual` alloc_failed says.
 * `alloc_failure` (lifecycle extension column) = "resources": the trace saw the driver's
   EvtIoAllocateRequestResources fail, not the allocation. Under observed, fail-all and
   verifier-random memory that failure is replayed only where the framework would call the
@@ -99,14 +101,14 @@ from fpreplay.units import parse_duration_ns  # the one duration grammar; caller
 
 from .config import (DriverModel, MemoryModel, Policy, QueueModel, examine_verdicts,
                      load_driver_model, parse_memory, parse_policy)
-from .inputs import lcg_fail_mask
+from .inputs import lcg_fail_mask, route_queues
 from .model import BugCheck, Device, ForwardProgressPolicy, Irp, Queue, Request
 from .outcomes import OUTCOMES, SimulationResult, simulated_actual
 from .simulation import simulate
 
 __all__ = [
     "Policy", "parse_policy", "MemoryModel", "parse_memory", "DriverModel", "QueueModel",
-    "load_driver_model", "simulate", "SimulationResult", "parse_duration_ns", "examine_verdicts",
-    "OUTCOMES", "Device", "Queue", "Irp", "Request", "ForwardProgressPolicy", "BugCheck",
+    "load_driver_model", "route_queues", "simulate", "SimulationResult", "parse_duration_ns",
+    "examine_verdicts", "OUTCOMES", "Device", "Queue", "Irp", "Request", "ForwardProgressPolicy", "BugCheck",
     "lcg_fail_mask", "simulated_actual",
 ]

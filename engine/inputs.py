@@ -87,7 +87,9 @@ def _hold_and_status(df: pl.DataFrame, service_time_ns: int | None) -> pl.DataFr
                            dstatus.cast(pl.UInt32).alias("_dstatus")).drop("_observed_hold")
 
 
-def _route(df: pl.DataFrame, driver: DriverModel) -> pl.Series:
+def route_queues(df: pl.DataFrame, driver: DriverModel) -> pl.Series:
+    """`_queue`: the driver model's queue each IRP reaches (the queue the trace names if the
+    model has it, else by major, else the default queue)."""
     names = [q.name for q in driver.queues]
     routing = driver.routing()
     by_major = pl.col("major").cast(pl.Int64).replace_strict(
@@ -121,10 +123,11 @@ def prepare(irps: pl.DataFrame, driver: DriverModel, memory: MemoryModel, fp_que
     dev = (pl.lit(0, pl.UInt32) if len(devices) <= 1 else
            pl.col("device").replace_strict(devices, list(range(len(devices))),
                                            return_dtype=pl.UInt32))
-    # `paging` is the framework's own test; fill it where the table does not say.
-    df = df.with_columns(dev.alias("_dev"), _route(df, driver),
+    # `paging` is the framework's own test; fill it where the table does not say. Without
+    # irp_flags, a paging that is not true is a guess (the lifecycles write false for unknown).
+    df = df.with_columns(dev.alias("_dev"), route_queues(df, driver),
                          pl.col("paging").fill_null(paging_expr()), _reaches_queue(df, diag),
-                         (pl.col("paging").is_null() & pl.col("irp_flags").is_null())
+                         (~pl.col("paging").fill_null(False) & pl.col("irp_flags").is_null())
                          .alias("_paging_unknown"))
     df = _hold_and_status(df, service_time_ns)
     is_fp = pl.col("_queue").is_in([q for q, p in fp_queues.items() if p is not None])

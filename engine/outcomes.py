@@ -73,6 +73,9 @@ def collect(df: pl.DataFrame, irp_objs: list, replays: list[Replay], devices: li
     cancelled = sum(replay.cancelled_parked for replay in replays)
     if cancelled:      # what the trace saw: the I/O manager cancelled them while they waited
         diag.count("parked_cancelled_as_in_trace", cancelled)
+        diag.warn(f"{cancelled} IRP(s) the trace saw cancelled were still parked in the replay "
+                  "at their observed completion: cancelled then (STATUS_CANCELLED), as the I/O "
+                  "manager cancels a parked IRP")
     diagnostics = [d for replay in replays for d in replay.device.diagnostics]
     lost = sum(1 for code, _ in diagnostics if code == "LOST_WAKEUP")
     if lost:

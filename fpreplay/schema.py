@@ -89,6 +89,11 @@ IRP_MJ_NAMES = (
 # go to the general package, PNP/POWER/SYSTEM_CONTROL elsewhere, the rest to the default handler.
 IO_QUEUE_MAJORS = (IRP_MJ_READ, IRP_MJ_WRITE, IRP_MJ_DEVICE_CONTROL,
                    IRP_MJ_INTERNAL_DEVICE_CONTROL)
+# The majors the framework can complete with STATUS_INSUFFICIENT_RESOURCES for want of a request
+# object: the I/O-queue majors (on a queue without a forward-progress policy) and creates (the
+# general package's ordinary allocation, forward-progress.md 3.7; contract section 4). Any other
+# major so completed is the driver's own failure.
+ALLOC_FAILURE_MAJORS = (IRP_MJ_CREATE, *IO_QUEUE_MAJORS)
 
 
 def major_name(major: int | None) -> str:
@@ -162,9 +167,11 @@ IRP_EXTENSION_COLUMNS: dict[str, pl.DataType] = {
     # complete_ns - deliver_ns is how long the driver really held it (service_ns includes the wait).
     "deliver_ns": pl.Int64,
     # Why the framework had no ordinary request for the IRP, where the trace says so:
-    # "request" (the request object could not be created: request_alloc_failed, or a completion
-    # with STATUS_INSUFFICIENT_RESOURCES and no request), "resources" (the driver's
-    # EvtIoAllocateRequestResources failed: request_resources_failed), or null.
+    # "request" (the request object could not be created: request_alloc_failed, or a framework
+    # message tied to the IRP), "resources" (the driver's EvtIoAllocateRequestResources failed:
+    # request_resources_failed), "inferred" (no framework message: only a completion with
+    # STATUS_INSUFFICIENT_RESOURCES and no request, of a major in ALLOC_FAILURE_MAJORS; counted
+    # and warned, replayed as "request"), or null.
     "alloc_failure": pl.String,
     # The file object the IRP was sent for, from the first of its events that names one (FileIo,
     # DrvMjFnCall, DiskIo); null if none does. IRP_MJ_CLEANUP flushes the parked IRPs of its file
@@ -175,7 +182,7 @@ IRP_EXTENSION_COLUMNS: dict[str, pl.DataType] = {
     # the driver's own name first, then a \Device path, a device object, a disk number).
     "device_alias": pl.String,
 }
-ALLOC_FAILURE_KINDS = ("request", "resources")
+ALLOC_FAILURE_KINDS = ("request", "resources", "inferred")
 
 # `actual` values in the order the contract decides them (first match wins).
 ACTUAL_OUTCOMES = (

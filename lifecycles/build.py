@@ -191,7 +191,7 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     lc = unify_devices(_instances(ev, diagnostics), diagnostics)
     # A message names its device as its source does: in the lifecycles' words for the tie.
     loose = loose.with_columns(pl.col("device").replace(alias_map(lc)))
-    lc = decide_outcomes(tie_irpless_failures(lc, loose, diagnostics))
+    lc = decide_outcomes(tie_irpless_failures(lc, loose, diagnostics), diagnostics)
     if lost_windows:
         lc = report_lost(lc, lost_windows, diagnostics)
     lc = _drop_fast_io(lc, diagnostics).sort(["arrive_ns", "_inst"])

@@ -3,7 +3,15 @@
 
 A message that names no IRP ("Could not create WDFREQUEST" when no dispatch line preceded it) is
 tied to the IRP that the same device completed with STATUS_INSUFFICIENT_RESOURCES at that moment
-(within TIE_WINDOW_NS, nearest; a message or completion without a device matches any device).
+(within TIE_WINDOW_NS, nearest; a message or completion without a device matches any device), of
+a major the framework can fail so (fpreplay.schema.ALLOC_FAILURE_MAJORS).
+
+Such a completion with no framework message and no request seen is what a trace cannot decide
+(contract section 4): for a major in ALLOC_FAILURE_MAJORS it is taken as a request allocation
+failure, marked alloc_failure "inferred", counted and warned; any other major (a FLUSH_BUFFERS)
+never meets a request allocation, so it is the driver's own failure (`failed`), counted and warned.
+Whether the IRP's queue had a forward-progress policy (then the framework never completes so) is
+for the what-if, which knows the driver model.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.schema import (
-    STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, nt_error_expr,
+    ALLOC_FAILURE_MAJORS, STATUS_CANCELLED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, nt_error_expr,
     paging_expr,
 )
 from fpreplay.units import parse_duration_ns
@@ -37,7 +45,7 @@ def tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
     if loose.height == 0:
         return lc
     cand = (lc.filter((pl.col("status") == STATUS_INSUFFICIENT_RESOURCES)
-                      & pl.col("complete_ns").is_not_null())
+                      & pl.col("complete_ns").is_not_null() & _may_fail_allocation())
             .select("_inst", pl.col("complete_ns").alias("_t"), pl.col("device").alias("_dev"))
             .sort("_t"))
     msgs = (loose.select(pl.col("ts_ns").alias("_t"), pl.col("device").alias("_dev"),
@@ -81,11 +89,24 @@ def _status_hex(frame: pl.DataFrame, col: str) -> pl.Expr:
                                       return_dtype=pl.String)
 
 
-def _alloc_by_status() -> pl.Expr:
-    """A completion with STATUS_INSUFFICIENT_RESOURCES and no request seen: taken as a failed
-    request allocation."""
+def _may_fail_allocation() -> pl.Expr:
+    """The IRP's major can meet a failed request allocation (a major the trace does not tell:
+    it may)."""
+    return pl.col("major").is_in(ALLOC_FAILURE_MAJORS).fill_null(True)
+
+
+def _insufficient_unexplained() -> pl.Expr:
+    """A completion with STATUS_INSUFFICIENT_RESOURCES, no request seen and no framework message
+    naming or tied to the IRP: the trace alone cannot say who failed it."""
     insufficient = (pl.col("status") == STATUS_INSUFFICIENT_RESOURCES).fill_null(False)
-    return insufficient & ~pl.col("_has_request")
+    return insufficient & ~pl.col("_has_request") & ~pl.col("_alloc") \
+        & pl.col("_tied_name").is_null()
+
+
+def _alloc_by_status() -> pl.Expr:
+    """Such a completion of a major the framework can fail so: taken as a failed request
+    allocation (inferred)."""
+    return _insufficient_unexplained() & _may_fail_allocation()
 
 
 def _actual() -> pl.Expr:
@@ -110,7 +131,7 @@ def _alloc_failure() -> pl.Expr:
         .then(pl.lit("request"))
         .when(pl.col("_resources_failed") | (pl.col("_tied_kind") == "request_resources_failed"))
         .then(pl.lit("resources"))
-        .when(_alloc_by_status()).then(pl.lit("request"))
+        .when(_alloc_by_status()).then(pl.lit("inferred"))
         .otherwise(pl.lit(None, pl.String))).alias("alloc_failure")
 
 
@@ -131,7 +152,7 @@ def _evidence() -> pl.Expr:
               "time to the completion with STATUS_INSUFFICIENT_RESOURCES by ") + done)
         .when(actual == "alloc_failed")
         .then(pl.lit("alloc_failed: ") + done + pl.lit(" with STATUS_INSUFFICIENT_RESOURCES, "
-              "no request seen"))
+              "no request seen, no framework message (inferred)"))
         .when(actual.is_in(["cancelled", "invalid_state", "failed"]))
         .then(actual + pl.lit(": status ") + st + pl.lit(" from ") + done)
         .when(actual == "incomplete")
@@ -142,11 +163,31 @@ def _evidence() -> pl.Expr:
     ).alias("evidence")
 
 
-def decide_outcomes(lc: pl.DataFrame) -> pl.DataFrame:
+def _warn_undecided(lc: pl.DataFrame, diagnostics: Diagnostics) -> None:
+    """What the trace could not tell about STATUS_INSUFFICIENT_RESOURCES completions, counted."""
+    inferred, not_alloc = lc.select(
+        (pl.col("alloc_failure") == "inferred").sum(),
+        (_insufficient_unexplained() & ~_may_fail_allocation()).sum()).row(0)
+    if inferred:
+        diagnostics.count("alloc_failure_inferred", inferred)
+        diagnostics.warn(f"{inferred} IRP(s) completed with STATUS_INSUFFICIENT_RESOURCES and no "
+                         "framework message nor sign that the driver received them were taken as "
+                         "request allocation failures (alloc_failure 'inferred'): the trace cannot "
+                         "tell them from the driver's own failures")
+    if not_alloc:
+        diagnostics.count("insufficient_resources_not_alloc", not_alloc)
+        diagnostics.warn(f"{not_alloc} IRP(s) of majors that never meet a request allocation "
+                         "(e.g. FLUSH_BUFFERS) completed with STATUS_INSUFFICIENT_RESOURCES: "
+                         "taken as the driver's own failures (failed), not allocation failures")
+
+
+def decide_outcomes(lc: pl.DataFrame, diagnostics: Diagnostics | None = None) -> pl.DataFrame:
     """`actual`, `alloc_failure`, `evidence`, `service_ns` and `paging` of one row per instance
-    (the aggregated flags and names of build.py, the tied messages of tie_irpless_failures)."""
+    (the aggregated flags and names of build.py, the tied messages of tie_irpless_failures);
+    what the trace could not decide is counted and warned in `diagnostics`."""
     lc = lc.with_columns(_actual(), _alloc_failure(),
                          _status_hex(lc, "status").alias("_status_hex"))
+    _warn_undecided(lc, diagnostics if diagnostics is not None else Diagnostics())
     served = pl.col("actual").is_in(["ok", "reserved", "cancelled", "invalid_state", "failed"]) \
         & ~pl.col("_orphan")
     return lc.with_columns(

@@ -112,7 +112,7 @@ def test_lifecycles_tell_resources_failures_from_allocation_failures():
          "event_name": "Drv/RequestAllocFailed"},
         {"ts_ns": 120, "kind": "irp_complete", "irp": 0xB0, "status": STATUS_INSUFFICIENT_RESOURCES,
          "event_name": "Drv/IrpComplete"},
-        # no failure event at all: the status says the framework made no request
+        # no failure event at all: the status alone says so, an inference (warned)
         {"ts_ns": 200, "kind": "irp_dispatch", "irp": 0xC0, "event_name": "DiskIo/ReadInit"},
         {"ts_ns": 210, "kind": "irp_complete", "irp": 0xC0, "status": STATUS_INSUFFICIENT_RESOURCES,
          "event_name": "DiskIo/Read"},
@@ -122,7 +122,7 @@ def test_lifecycles_tell_resources_failures_from_allocation_failures():
     ]))
     got = {r["irp"]: (r["actual"], r["alloc_failure"]) for r in lc.iter_rows(named=True)}
     assert got == {0xA0: ("reserved", "resources"), 0xB0: ("alloc_failed", "request"),
-                   0xC0: ("alloc_failed", "request"), 0xD0: ("ok", None)}
+                   0xC0: ("alloc_failed", "inferred"), 0xD0: ("ok", None)}
 
 
 def _failing(kind: str, flags: int = 0x43) -> pl.DataFrame:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 import polars as pl
 
 from fpreplay.engine import Policy
+from fpreplay.replay.whatif.assumptions import trace_cannot_tell
 from fpreplay.replay.whatif.outcomes import (
     actual_counts, add_warnings, high_water, observed_row, queue_operations, run_policy,
     summarize, total_timeline, verdicts, window_high_water, window_incidents,
@@ -59,11 +60,11 @@ def compare(irps: pl.DataFrame, policies: Sequence[Policy | str], *,
     ops = queue_operations(events, irps)
     incidents = window_incidents(irps, events, settings, incidents)
     runs = [_compare_run(irps, parsed, run, ops, incidents) for run in settings.runs()]
-    if len(runs) == 1:
-        return runs[0]
-    warnings: list[str] = []
+    warnings = trace_cannot_tell(irps, settings)
     for r in runs:
         add_warnings(warnings, r)
+    if len(runs) == 1:
+        return replace(runs[0], warnings=warnings)
     return replace(runs[0], summaries=[combine_rows([r.summaries[i] for r in runs])
                                        for i in range(len(parsed))],
                    warnings=warnings, seeds=settings.seeds, runs=runs, _totals={})

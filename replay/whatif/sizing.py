@@ -8,6 +8,7 @@ import polars as pl
 
 from fpreplay.engine import Policy, examine_verdicts, parse_policy
 from fpreplay.errors import ConfigError
+from fpreplay.replay.whatif.assumptions import trace_cannot_tell
 from fpreplay.replay.whatif.outcomes import (
     add_warnings, high_water, queue_operations, run_policy, summarize, verdicts,
     window_incidents,
@@ -161,7 +162,7 @@ def sweep(irps: pl.DataFrame, kind: str | SweepKind = "always", *,
         answers["min_reserved_within_budget"] = [
             z.smallest(lambda r: r["park_wait_ns"]["p99"] <= budget_ns) for z in sizers]
     sizes = sorted(set().union(*(z.cache for z in sizers)))
-    warnings: list[str] = []
+    warnings = trace_cannot_tell(irps, settings)
     for z in sizers:
         warnings += [w for w in z.warnings if w not in warnings]
     if len(sizers) == 1:

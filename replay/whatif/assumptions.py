@@ -1,0 +1,49 @@
+"""What a trace cannot tell, as the what-if's own warnings (issue 9): each says what was assumed
+and for how many. The lifecycles and the engine warn about what they decide themselves; these
+need what only a what-if command knows (the driver config, the seeds it runs)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from fpreplay.engine import route_queues
+from fpreplay.replay.whatif.settings import WhatIfSettings
+from fpreplay.schema import IO_QUEUE_MAJORS
+
+
+def seeds_warning(settings: WhatIfSettings) -> list[str]:
+    """Under verifier-random without a seed: which seeds were run in its place."""
+    seeds = settings.seeds
+    if not seeds:
+        return []
+    return [f"the verifier's random seed (the tick count at device start) is in no trace: "
+            f"{len(seeds)} runs, seeds {', '.join(map(str, seeds))}; every figure is their median "
+            "with its range (give a seed for one run)"]
+
+
+def inferred_on_policy_queues(irps: pl.DataFrame, settings: WhatIfSettings) -> list[str]:
+    """IRPs taken as allocation failures from their STATUS_INSUFFICIENT_RESOURCES completion
+    alone (alloc_failure "inferred") on a queue the driver config gives a forward-progress
+    policy: the framework never completes an I/O-queue IRP so there (forward-progress.md 2,
+    contract section 4), so the trace's driver failed them itself. They are still replayed as
+    allocation failures; the warning says how many."""
+    driver = settings.driver
+    with_policy = [q.name for q in driver.queues if q.policy.forward_progress]
+    if not with_policy or "alloc_failure" not in irps.columns or not irps.height:
+        return []
+    on_queue = route_queues(irps, driver).is_in(with_policy)
+    n = irps.select(((pl.col("alloc_failure") == "inferred")
+                     & pl.col("major").is_in(IO_QUEUE_MAJORS).fill_null(True)
+                     & pl.lit(on_queue)).sum()).item()
+    if not n:
+        return []
+    return [f"{n} IRP(s) taken as allocation failures from a STATUS_INSUFFICIENT_RESOURCES "
+            "completion alone (alloc_failure 'inferred') reach a queue with a forward-progress "
+            f"policy in {driver.source} ({', '.join(with_policy)}), where the framework never "
+            "completes an IRP so: more likely the driver's own failures, yet replayed as "
+            "allocation failures"]
+
+
+def trace_cannot_tell(irps: pl.DataFrame, settings: WhatIfSettings) -> list[str]:
+    """The what-if's warnings about what it assumed, each with its count."""
+    return [*seeds_warning(settings), *inferred_on_policy_queues(irps, settings)]
