@@ -7,14 +7,14 @@ alloc_failed, refused or reserved, at their arrival), each device with its own d
 (forward-progress.md 3.7), queue operations replayed at their times on their device's queue. Only
 READ, WRITE, DEVICE_CONTROL and INTERNAL_DEVICE_CONTROL reach the queue; every other major
 (creates included) keeps its observed outcome, except that an IRP_MJ_CLEANUP cancels the parked
-IRPs of its file object at its arrival. IRPs the trace saw served (ok, reserved) hold the driver for what the
-trace shows of it: from their delivery (deliver_ns, a ReservedRequestUsed) to their completion
-where the delivery is seen, else their observed service time; others for the median of those
-holds over the device's served IRPs of the same major function, else of all its served IRPs,
-else 1 ms. KMDF
-rules from forward-progress.md 4.2-4.4, 5.3, 6.5-6.7: free list FIFO, parked FIFO, a recycled
-request serves the oldest parked IRP, a purge cancels the parked IRPs, a queue that does not
-accept fails what is offered with STATUS_INVALID_DEVICE_STATE. The devices' figures add up;
+and queued IRPs of its file object at its arrival. IRPs the trace saw served (ok, reserved) hold
+the driver for what the trace shows of it: from their delivery (deliver_ns, a
+ReservedRequestUsed) to their completion where the delivery is seen, else their observed service
+time; others for the median of those holds over the device's served IRPs of the same major
+function, else of all its served IRPs, else 1 ms. KMDF rules from forward-progress.md 4.2-4.4,
+5.3, 6.5-6.7: free list FIFO, parked FIFO, a recycled request serves the oldest parked IRP, a
+purge cancels the parked IRPs, a queue that does not accept fails what is offered with
+STATUS_INVALID_DEVICE_STATE. The devices' figures add up;
 reserve_high_water is the most reserved requests in use at once in any one device's pool.
 
 Written independently of fpreplay.engine on purpose: two models agreeing is the test.
@@ -137,7 +137,7 @@ class _DeviceReplay:
             # Never reaches a queue: its observed outcome stands (3.7).
             self.out[id(r)] = ("observed", r["status"])
             if r["major"] == IRP_MJ_CLEANUP and r.get("file_object") is not None:
-                self._flush_file_object(r["file_object"])
+                self._flush_file_object(t, r["file_object"])
             return
         if r["actual"] not in STARVED_ACTUALS:
             self._deliver(t, i, None)
@@ -153,14 +153,20 @@ class _DeviceReplay:
             self.parked_ids.add(id(r))
             self.parked.append(i)
 
-    def _flush_file_object(self, file_object: int) -> None:
-        keep = deque()
-        for i in self.parked:
-            if self.rows[i].get("file_object") == file_object:
-                self.out[id(self.rows[i])] = ("cancelled", STATUS_CANCELLED)
-            else:
-                keep.append(i)
-        self.parked = keep
+    def _flush_file_object(self, t: int, file_object: int) -> None:
+        """FlushByFileObject (forward-progress.md 3.7, 6): the file object's parked IRPs, then
+        its requests still in the queue (held by a stopped queue), complete STATUS_CANCELLED; a
+        cancelled reserved request is recycled."""
+        mine = [i for i in self.parked if self.rows[i].get("file_object") == file_object]
+        self.parked = deque(i for i in self.parked if i not in mine)
+        for i in mine:
+            self.out[id(self.rows[i])] = ("cancelled", STATUS_CANCELLED)
+        held = [(i, m) for i, m in self.held if self.rows[i].get("file_object") == file_object]
+        self.held = deque(h for h in self.held if h not in held)
+        for i, member in held:
+            self.out[id(self.rows[i])] = ("cancelled", STATUS_CANCELLED)
+            if member is not None:
+                self._recycle(t, member)
 
     def _deliver(self, t: int, i: int, member) -> None:
         if not self.accept:

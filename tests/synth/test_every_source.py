@@ -272,3 +272,43 @@ def test_every_irp_is_one_lifecycle_with_the_truths_outcome_status_and_times(tmp
     got = sorted(lc.select(keys).rows())
     want = sorted((int(x["irp"], 16), *(x[k] for k in keys[1:])) for x in rows)
     assert got == want
+
+
+def test_the_truths_cleanup_cancels_queued_irps_of_its_file_object_as_the_engine_does():
+    """Edge case 62 and FlushByFileObject (forward-progress.md 3.7, CLEANUP in section 9): the
+    file object's requests still in a stopped queue are cancelled too, a cancelled reserved
+    request serves the next parked IRP; the truth's what-if and the engine agree."""
+    from fpreplay.engine import load_driver_model, parse_memory, parse_policy, simulate
+
+    def irp(n, arrive, fo, actual="ok", major=3, done=None):
+        done = arrive + 9 if done is None else done
+        return {"irp": n, "device": "d", "queue": None, "major": major, "paging": False,
+                "irp_flags": 0, "arrive_ns": arrive * MS, "complete_ns": done * MS,
+                "deliver_ns": None, "status": 0, "service_ns": (done - arrive) * MS,
+                "actual": actual, "file_object": fo}
+
+    rows = [irp(1, 1, 1, "reserved"), irp(2, 2, 2, "alloc_failed", done=2), irp(3, 2, 1),
+            irp(4, 3, 1, major=IRP_MJ_CLEANUP, done=4), irp(5, 4, 2)]
+    for r in rows[1:2]:
+        r.update(status=0xC000009A, service_ns=None)
+    ops = [(MS // 2, "queue_stop", "d"), (5 * MS, "queue_start", "d")]
+    row = compare_expectation(rows, "always:1", ops)
+    # IRPs 1 (its reserved request) and 3 of file object 1 wait in the stopped queue and are
+    # cancelled by the cleanup; IRP 1's reserved request then serves parked IRP 2, presented when
+    # the queue starts at 5 ms; IRP 5 (file object 2) waits in the queue and is served.
+    assert (row["cancelled"], row["parked"], row["rescued"], row["regressed"]) == (2, 1, 1, 2)
+    assert row["park_wait_ns"]["max"] == 3 * MS
+    driver = load_driver_model(None, parse_policy("always:1"))
+    ops_frame = pl.DataFrame([{"ts_ns": t, "kind": k, "queue": None, "device": d}
+                              for t, k, d in ops],
+                             schema={"ts_ns": pl.Int64, "kind": pl.String, "queue": pl.String,
+                                     "device": pl.String})
+    table = pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.col("irp").cast(pl.UInt64), pl.col("major").cast(pl.UInt8),
+        pl.col("status").cast(pl.UInt32), pl.col("file_object").cast(pl.UInt64))
+    for fast in (True, False):
+        res = simulate(table, driver, parse_memory("observed"), queue_ops=ops_frame, fast=fast)
+        out = res.outcomes.sort("row")
+        assert out["outcome"].to_list()[:3] == ["cancelled", "parked_reserved", "cancelled"]
+        assert out["status"].to_list()[0] == STATUS_CANCELLED
+        assert out["deliver_ns"].to_list()[1] == 5 * MS
