@@ -12,7 +12,8 @@ from conftest import SAMPLES, etl_parser_tracelogging
 from fpreplay.replay.cli import main as cli_main
 from fpreplay.synth import dump_truth, synthesize
 
-NAMES = ["a-paging-storm", "b-pool-ran-dry", "c-purge-during-incident", "d-healthy"]
+NAMES = ["a-paging-storm", "b-pool-ran-dry", "c-purge-during-incident", "d-healthy",
+         "e-two-disks-every-source"]
 
 
 def _truth(name: str) -> dict:
@@ -33,7 +34,9 @@ def _json(capsys, argv: list[str]) -> dict:
 def test_samples_are_small():
     sizes = {p: p.stat().st_size for p in SAMPLES.glob("*/*") if p.is_file()}
     etls = [s for p, s in sizes.items() if p.suffix == ".etl"]
-    assert len(etls) >= 4
+    assert len(etls) >= len(NAMES)
+    # every sample is one whose truth these tests recover
+    assert set(NAMES) == {p.name for p in SAMPLES.iterdir() if p.is_dir()}
     assert max(etls) < 700_000
     assert sum(sizes.values()) < 5_000_000
     assert (SAMPLES / "README.md").exists()
