@@ -146,3 +146,15 @@ def test_a_parked_irp_the_trace_saw_cancelled_is_cancelled_and_counted(capsys, t
     assert doc["policies"][0]["cancelled"] >= 1
     doc, err = _run(capsys, "compare", trace, "--policy", "always:2", "--memory", "fail-all")
     assert not _warned(doc, err, "the trace saw cancelled")
+
+
+def test_the_readme_says_what_a_trace_cannot_tell():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    limits = " ".join(readme.split("## Known limits", 1)[1].split("\n## ", 1)[0].split())
+    for words in ("verifier's seed", "seeds 1-5", "STATUS_INSUFFICIENT_RESOURCES",
+                  '"inferred"', "FLUSH_BUFFERS", "without flags", "cancelled", "Device names",
+                  "device_alias", "not unified"):
+        assert words in limits, words
+    assert "an incident lists both" not in limits     # one device, one name (lifecycles/devices)
