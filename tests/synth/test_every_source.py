@@ -122,6 +122,18 @@ def test_the_sample_is_what_its_scenario_makes(tmp_path):
     assert out.stat().st_size < 700_000
 
 
+def test_fpreplay_synth_writes_the_sample(tmp_path, capsys):
+    """The command a user runs writes the every-source, two-device sample from its scenario."""
+    from fpreplay.replay.cli import main as cli_main
+
+    out = tmp_path / "trace.etl"
+    assert cli_main(["synth", str(SAMPLE / "scenario.toml"), "-o", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["irps"] == 468
+    assert out.read_bytes() == (SAMPLE / "trace.etl").read_bytes()
+    assert (tmp_path / "truth.json").read_text(encoding="utf-8") == \
+        (SAMPLE / "truth.json").read_text(encoding="utf-8")
+
+
 def test_the_sample_shows_what_its_readme_says():
     truth = json.loads((SAMPLE / "truth.json").read_text(encoding="utf-8"))
     rows = _rows(truth)
