@@ -370,3 +370,20 @@ def test_paging_policy_counts_irps_without_flags_taken_as_non_paging():
         assert col(res, "outcome") == ["refused", "refused", "reserved", "refused"]
         assert res.counters["paging_unknown_taken_as_non_paging"] == 2
         assert any("without irp_flags" in w for w in res.warnings)
+
+
+def test_an_inferred_allocation_failure_replays_as_a_failed_request_allocation():
+    """alloc_failure "inferred" (a STATUS_INSUFFICIENT_RESOURCES completion, no framework
+    message) is replayed exactly as "request"; "resources" is not (no callback registered)."""
+    rows = table([starved(0), starved(1), starved(2 * MS), ok(3 * MS)])
+    driver = load_driver_model(None, parse_policy("always:1"))
+
+    def run(kind, fast):
+        irps = rows.with_columns(pl.lit(kind, pl.String).alias("alloc_failure"))
+        return simulate(irps, driver, parse_memory("observed"), fast=fast,
+                        service_time_ns=MS).outcomes
+    for fast in (True, False):
+        inferred = run("inferred", fast)
+        assert inferred.equals(run("request", fast))
+        assert inferred["outcome"].to_list()[:3] == ["reserved", "parked_reserved", "reserved"]
+        assert not inferred.equals(run("resources", fast))

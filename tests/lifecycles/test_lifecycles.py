@@ -247,6 +247,24 @@ def test_irpless_failure_never_ties_to_another_devices_completion():
     assert diag.counters["alloc_failure_without_irp"] == 1
 
 
+def test_irpless_failure_never_ties_to_a_major_that_allocates_no_request():
+    """A FLUSH_BUFFERS completed with STATUS_INSUFFICIENT_RESOURCES is the driver's own failure:
+    a framework message at that moment is about another IRP, never tied to it."""
+    fail = {"kind": "request_alloc_failed", "event_name": "IFR/Could not create WDFREQUEST",
+            "device": "0xdev1"}
+    lc, diag = build(D(0, 0xA, "TL/IrpDispatch", major=9, device="0xdev1"),
+                     {**fail, "ts_ns": 1 * MS},
+                     C(1 * MS + 10, 0xA, "TL/IrpComplete", status=0xC000009A, device="0xdev1"),
+                     D(20 * MS, 0xB, "TL/IrpDispatch", major=0, device="0xdev1"),  # a create
+                     {**fail, "ts_ns": 21 * MS},
+                     C(21 * MS + 10, 0xB, "TL/IrpComplete", status=0xC000009A, device="0xdev1"))
+    got = {r["irp"]: (r["actual"], r["alloc_failure"]) for r in lc.iter_rows(named=True)}
+    assert got == {0xA: ("failed", None), 0xB: ("alloc_failed", "request")}
+    assert diag.counters["alloc_failure_without_irp"] == 1
+    assert diag.counters["insufficient_resources_not_alloc"] == 1
+    assert "alloc_failure_inferred" not in diag.counters
+
+
 def test_fast_io_attempts_and_null_irps_are_not_lifecycles():
     lc, diag = build(D(0, 0xA, "FileIo/Read", major=3),
                      C(1, 0xA, "FileIo/OpEnd", status=0xC01C0004),
