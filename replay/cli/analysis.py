@@ -15,7 +15,6 @@ from typing import Annotated, Optional
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay import whatif
 from fpreplay.replay.cli.app import (
     app, print_warnings, stderr_console, stdout_console, write_output,
 )
@@ -24,8 +23,9 @@ from fpreplay.replay.cli.options import (
     Answer, BudgetOpt, ExplainOpt, GapOpt, KindOpt, MaxOpt, PolicyOpt, QuietOpt, Simulation,
     Trace, option_groups, option_value, shell_words,
 )
-from fpreplay.replay.render import json as render_json
-from fpreplay.replay.render import terminal as render
+
+# The layers below (polars, the engine, whatif, render) are imported inside the commands:
+# `fpreplay --version` and `--help` import none of them (tests/replay/test_cli_startup.py).
 
 HtmlOutOpt = Annotated[Optional[Path], typer.Option(
     "-o", "--output", metavar="FILE.html", help="The HTML file to write (required).")]
@@ -33,6 +33,8 @@ HtmlOutOpt = Annotated[Optional[Path], typer.Option(
 
 def _policies(policy) -> list | None:
     """The --policy values given, checked as a set (at least one, none twice); None if none."""
+    from fpreplay.replay import whatif
+
     return option_value("--policy", whatif.parse_policies, policy) if policy else None
 
 
@@ -99,6 +101,9 @@ def analyze(
       fpreplay analyze trace.etl --json | jq '.incidents'
 
     -o writes the IRP lifecycle table (schema fpreplay.irps/1)."""
+    from fpreplay.replay.render import json as render_json
+    from fpreplay.replay.render import terminal as render
+
     read, irps = load_irps(trace, answer.quiet)
     doc = render_json.analyze_document(read, irps, _incidents(read, irps, gap))
     _answer(doc, irps, answer,
@@ -126,6 +131,10 @@ def compare(
 
     -o writes the per-IRP table: actual against each policy's outcome, status, park wait and
     verdict (rescued, still_failed, regressed, same)."""
+    from fpreplay.replay import whatif
+    from fpreplay.replay.render import json as render_json
+    from fpreplay.replay.render import terminal as render
+
     policies = option_value("--policy", whatif.parse_policies, policy or [])
     read, irps = load_irps(trace, answer.quiet)
     cmp = whatif.compare(irps, policies, events=read.events, settings=simulation.settings)
@@ -158,6 +167,10 @@ def sweep(
       fpreplay sweep trace.etl --memory fail-all --json | jq .min_reserved_no_park
 
     -o writes one row per reserve size tried."""
+    from fpreplay.replay import whatif
+    from fpreplay.replay.render import json as render_json
+    from fpreplay.replay.render import terminal as render
+
     read, irps = load_irps(trace, answer.quiet)
     s = whatif.sweep(irps, kind, max_reserved=max_, budget_ns=budget, events=read.events,
                      settings=simulation.settings)
@@ -168,6 +181,9 @@ def sweep(
 
 
 def _incident_analysis(read, irps, policies, simulation: Simulation, gap_ns):
+    from fpreplay.replay import whatif
+    from fpreplay.replay.render import json as render_json
+
     settings = simulation.settings
     incidents = _incidents(read, irps, gap_ns)
     policies = policies or whatif.default_policies(irps, settings, read.events)
@@ -198,6 +214,8 @@ def incidents(
       fpreplay incidents trace.etl driver-ifr.txt --tz UTC --policy always:4
 
     -o writes the incident table."""
+    from fpreplay.replay.render import terminal as render
+
     policies = _policies(policy)
     read, irps = load_irps(trace, answer.quiet)
     found, _, _, doc = _incident_analysis(read, irps, policies, simulation, gap)
@@ -208,6 +226,8 @@ def incidents(
 
 def _queue_operations(events) -> list[tuple[int, str, str | None]]:
     """(time, kind, queue) of every queue start/stop/purge/drain the trace shows."""
+    from fpreplay.replay import whatif
+
     ops = whatif.queue_operations(events)
     if ops is None:
         return []
@@ -237,6 +257,8 @@ def report(
       fpreplay report trace.etl -o report.html
       fpreplay report trace.etl --policy always:8 --policy paging:8 --budget 2ms -o report.html
     """
+    from fpreplay.replay import whatif
+    from fpreplay.replay.render import json as render_json
     from fpreplay.replay.render.html import render_report
 
     if output is None or output.suffix.lower() not in (".html", ".htm"):

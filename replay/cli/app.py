@@ -9,15 +9,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:   # rich is imported when a command prints, not for --help or --version
+    from rich.console import Console
 
 # The order a user meets the commands in: what happened, what a policy would do, then the tables.
 COMMAND_ORDER = ("analyze", "compare", "sweep", "incidents", "report", "batch", "events", "irps",
-                 "synth")
+                 "synth", "formats")
 
 
 # typer 0.29 prints a Python type after an argument's name in --help ("INPUT <list[Path]>");
@@ -47,7 +49,10 @@ app = typer.Typer(
     epilog="Run 'fpreplay COMMAND --help' for a command's options and examples; the full "
            "reference is docs/cli.md.",
     no_args_is_help=True,
-    add_completion=False,
+    # -h beside --help for every command (subcommands inherit the context setting);
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -62,7 +67,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(version: Annotated[bool, typer.Option(
-        "--version", help="Print the version and exit.", callback=_version,
+        "--version", "-V", help="Print the version and exit.", callback=_version,
         is_eager=True)] = False) -> None:
     """What your I/O did under low memory, and what it would have done under another KMDF
     forward-progress policy."""
@@ -70,6 +75,8 @@ def _main(version: Annotated[bool, typer.Option(
 
 def stderr_console() -> Console:
     """Messages and progress go to stderr; colour only on a terminal and never with NO_COLOR."""
+    from rich.console import Console
+
     no_color = bool(os.environ.get("NO_COLOR")) or not sys.stderr.isatty()
     return Console(stderr=True, no_color=no_color, highlight=False, soft_wrap=True)
 
@@ -85,6 +92,8 @@ def output_width() -> int | None:
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     no_color = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
     return Console(no_color=no_color, highlight=False, width=output_width())
 

@@ -11,7 +11,6 @@ from typing import Annotated, Optional
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay import batch, whatif
 from fpreplay.replay.cli.app import (
     app, print_warnings, stderr_console, stdout_console, write_output,
 )
@@ -19,7 +18,6 @@ from fpreplay.replay.cli.options import (
     BudgetOpt, GapOpt, JsonOpt, KindOpt, PolicyOpt, QuietOpt, Simulation, Trace, option_groups,
     option_value,
 )
-from fpreplay.replay.render.batch import fleet_sentences, render_batch, render_batch_html
 
 BATCH_SCHEMA = "fpreplay.batch/1"
 
@@ -35,7 +33,10 @@ def _progress(quiet: bool, total: int):
     return progress, progress.add_task("traces", total=total)
 
 
-def batch_document(result: batch.BatchResult, out_dir: Path, spec: batch.BatchSpec) -> dict:
+def batch_document(result, out_dir: Path, spec) -> dict:
+    """The fpreplay.batch/1 document of a run (a replay.batch BatchResult and its BatchSpec)."""
+    from fpreplay.replay.render.batch import fleet_sentences
+
     doc = {"schema": BATCH_SCHEMA, "output": str(out_dir), "memory": spec.settings.memory.text,
            "budget_ns": spec.budget_ns, "ran": len(result.ran), "skipped": len(result.skipped),
            "traces": [{k: v for k, v in r.items() if k != "incident_rows"}
@@ -84,6 +85,9 @@ def batch_command(
     sharing a stem are one trace; a folder's only .etl takes its .txt dumps (IFR, tracefmt) as
     companions; .tmf files make their folder the --tmf of its traces (docs/batch.md). A trace
     that cannot be read is one row with its error; the exit status is 2 if any could not be."""
+    from fpreplay.replay import batch, whatif
+    from fpreplay.replay.render.batch import render_batch, render_batch_html
+
     policies = (option_value("--policy", whatif.parse_policies, policy) if policy
                 else [whatif.as_policy(p) for p in ("always:4", "always:8")])
     kind = whatif.sweep_kind(kind)

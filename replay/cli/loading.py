@@ -1,16 +1,22 @@
-"""Reading inputs for a command, with a byte-based progress bar on stderr when it is a terminal."""
+"""Reading inputs for a command, with a byte-based progress bar on stderr when it is a terminal.
+
+Light to import (the commands import it when declared): the parsers and polars load when a
+command reads."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from fpreplay.errors import ConfigError
-from fpreplay.parsers import ReadOptions, TraceRead, read_inputs
 from fpreplay.replay.cli.app import stderr_console
 from fpreplay.replay.cli.options import Trace
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from fpreplay.parsers import TraceRead
 
 
 def _progress(quiet: bool):
@@ -36,6 +42,8 @@ def _check_range_result(read: TraceRead, range_s) -> None:
 def load_events(trace: Trace, quiet: bool = False, all_records: bool = False) -> TraceRead:
     """read_inputs with the command's reading options (checked when parsed), and a --range that
     holds nothing refused after."""
+    from fpreplay.parsers import ReadOptions, read_inputs
+
     options = ReadOptions(tmf_dirs=list(trace.tmf), all_records=all_records,
                           providers=list(trace.providers), tz=trace.tz, range_s=trace.range_s)
     progress = _progress(quiet)

@@ -13,18 +13,21 @@ parsers here add the option's name once: "--gap: duration '2x': ...".
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Optional, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar, get_type_hints
 
 import typer
 
-from fpreplay.engine import MemoryModel, Policy, load_driver_model, parse_memory, parse_policy
 from fpreplay.errors import ConfigError
-from fpreplay.replay import whatif
 from fpreplay.units import parse_duration_ns
+
+if TYPE_CHECKING:
+    from fpreplay.engine import MemoryModel
+    from fpreplay.replay.whatif import WhatIfSettings
 
 T = TypeVar("T")
 
@@ -37,8 +40,17 @@ def option_value(option: str, parse: Callable[..., T], value) -> T:
         raise ConfigError(f"{option}: {e}") from None
 
 
-def _parser(option: str, parse: Callable) -> Callable:
+def _parser(option: str, parse: Callable | str) -> Callable:
+    """The option's parser; given as "module:function", the module is imported when the option
+    is parsed, not when the command is declared (`fpreplay --help` imports no engine)."""
+    if isinstance(parse, str):
+        return functools.partial(_parse_with, option, parse)
     return functools.partial(option_value, option, parse)
+
+
+def _parse_with(option: str, spec: str, value):
+    module, name = spec.split(":")
+    return option_value(option, getattr(importlib.import_module(module), name), value)
 
 
 # --- single options -----------------------------------------------------------------------------
@@ -47,14 +59,17 @@ OutOpt = Annotated[Optional[Path], typer.Option(
     "-o", "--output", metavar="FILE", help="Write a table: .parquet, .csv, .ndjson or .jsonl.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no notes on "
                                         "stderr.")]
-PolicyOpt = Annotated[Optional[list[Policy]], typer.Option(
-    "--policy", metavar="P", parser=_parser("--policy", parse_policy),
+# Parsed values are the library's objects (engine.Policy, whatif.SweepKind); declared as Any so
+# that declaring the commands imports neither.
+PolicyOpt = Annotated[Optional[list[Any]], typer.Option(
+    "--policy", metavar="P", parser=_parser("--policy", "fpreplay.engine:parse_policy"),
     help="none, always:N, paging:N or examine:N:SQL; repeatable.")]
 ExplainOpt = Annotated[Optional[int], typer.Option(
-    "--explain", metavar="IRP", parser=_parser("--explain", whatif.parse_irp_address),
+    "--explain", metavar="IRP",
+    parser=_parser("--explain", "fpreplay.replay.whatif:parse_irp_address"),
     help="Tell one IRP's story under each policy (its address, e.g. 0xffffa001…).")]
-KindOpt = Annotated[whatif.SweepKind, typer.Option(
-    "--kind", metavar="K", parser=_parser("--kind", whatif.sweep_kind),
+KindOpt = Annotated[Any, typer.Option(
+    "--kind", metavar="K", parser=_parser("--kind", "fpreplay.replay.whatif:sweep_kind"),
     help="Policy kind to size: always, paging or examine:SQL.")]
 MaxOpt = Annotated[Optional[int], typer.Option(
     "--max", metavar="N", min=1, help="Largest reserve size to try (default: the peak demand).")]
@@ -202,7 +217,7 @@ def _range_bound(text: str, both: tuple[str, str]) -> float:
 # What every simulation of the command shares (contract sections 5 and 6), parsed once.
 @dataclass(frozen=True)
 class Simulation:
-    settings: whatif.WhatIfSettings
+    settings: WhatIfSettings
     words: list[str]
 
     @property
@@ -227,6 +242,9 @@ def simulation_options(
         help="Seed for the simulation's randomness (default 0; verifier-random without a seed "
              "runs seeds 1-5 and reports ranges).")] = None,
 ) -> Simulation:
+    from fpreplay.engine import load_driver_model, parse_memory
+    from fpreplay.replay import whatif
+
     settings = whatif.WhatIfSettings(
         driver=option_value("--config", load_driver_model, config),
         memory=option_value("--memory", parse_memory, memory),
