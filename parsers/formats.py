@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from fpreplay.errors import InputError
@@ -36,6 +38,57 @@ TEXT_SNIFFERS: list[tuple[str, str]] = [
 ]
 
 WMI_BUFFER_HEADER_SIZE = 0x48
+
+
+@dataclass(frozen=True)
+class Format:
+    """One input format as `fpreplay formats` lists it: what it is, how sniff() recognises it
+    (by content; the file name is never looked at) and what reading it yields."""
+
+    name: str          # the key of READERS ("" for a format recognised only to be refused)
+    title: str
+    recognised_by: str
+    yields: str
+
+
+# Every format sniff() tells apart, in the order it tries them. Keep beside sniff(): a rule added
+# there is described here (tests/parsers/test_formats_listing.py checks both agree).
+FORMATS: tuple[Format, ...] = (
+    Format("etl", "ETW trace (.etl), also inside .zip or .gz",
+           "bytes: a WMI_BUFFER_HEADER at offset 0 whose first event is a trace header",
+           "IRP dispatch and completion (DiskIo, FileIo, driver IRP events, TraceLogging), KMDF "
+           "request, reserve and queue events (WPP with --tmf), memory-pressure signals, lost "
+           "events"),
+    Format("parquet", "fpreplay event table, Parquet", "bytes: 'PAR1' at offset 0",
+           "the events as `fpreplay events` wrote them"),
+    Format("ndjson", "fpreplay event table, NDJSON",
+           'text: the first line is a JSON object with "ts_ns"',
+           "the events as `fpreplay events` wrote them"),
+    Format("events_csv", "fpreplay event table, CSV",
+           "text: a CSV header naming ts_ns and kind",
+           "the events as `fpreplay events` wrote them"),
+    Format("ifr", "KMDF in-flight recorder dump (!wdflogdump, !rcdrlogdump)",
+           "text: debugger dump lines, or most lines in the IFR message layout",
+           "KMDF request, reserve and queue events, IRP dispatch and completion (local clock: "
+           "--tz)"),
+    Format("tracefmt", "tracefmt / TraceView WPP text",
+           "text: most lines in tracefmt's default prefix layout (or TRACE_FORMAT_PREFIX)",
+           "the same events as the IFR (local clock: --tz)"),
+    Format("tracerpt_xml", "tracerpt XML (-of XML)",
+           "text: <Events>/<Event> elements in the ETW event namespace",
+           "the decoded kernel and manifest events, as from the .etl"),
+    Format("tracerpt_csv", "tracerpt CSV (-of CSV)",
+           "text: a header line starting 'Event Name' with a Clock-Time column",
+           "the decoded kernel and manifest events, as from the .etl"),
+    Format("xperf_dumper", "xperf -a dumper text",
+           "text: BeginHeader/EndHeader, or rows starting with a kernel event type and a "
+           "TimeStamp column",
+           "DiskIo and FileIo IRP events (IrpPtr), with statuses where the rows carry them"),
+    Format("", "Windows Performance Analyzer table (wpaexporter CSV), refused",
+           "text: a CSV header whose columns carry WPA's units, e.g. 'IO Time (µs)'",
+           "nothing: its rows name no IRP and no completion status and time them in seconds "
+           "from WPA's view start, so no lifecycle can be rebuilt"),
+)
 
 
 def _load(spec: str):
@@ -108,8 +161,34 @@ def sniff(path: Path) -> str:
                     return name
             except (ImportError, AttributeError):
                 continue
+        _refuse_wpa_export(path, lines)   # what no reader claims: a WPA table says why
         raise InputError(path, "text in no format fpreplay knows (expected a KMDF in-flight-recorder "
                                "dump, tracefmt output, tracerpt CSV/XML, xperf dumper text or an "
                                "fpreplay event table)", 0)
     raise InputError(path, "not an ETW trace: no WMI_BUFFER_HEADER with a trace header event at "
                            "offset 0", 0)
+
+
+# WPA writes a column's unit after its name: "IO Time (µs)", "Size (B)", "Complete Time (s)"
+# (tracerpt's "Kernel(ms)" has no space and is tracerpt's, claimed by its sniffer first).
+_WPA_UNIT = re.compile(r" \((?:µs|us|ms|ns|s|B|KB|MB|GB|%)\)\s*$")
+
+
+def _refuse_wpa_export(path: Path, lines: list[str]) -> None:
+    """A table exported from WPA (wpaexporter) is recognised and refused in one line saying why:
+    its rows carry no IRP address and no status, which every answer here is built from."""
+    if not lines:
+        return
+    columns = [c.strip().strip('"') for c in lines[0].split(",")]
+    if len(columns) < 3 or sum(bool(_WPA_UNIT.search(c)) for c in columns) < 2:
+        return
+    names = {_WPA_UNIT.sub("", c).strip().lower() for c in columns}
+    if any(n in ("irp", "irp ptr", "irpptr", "packet object") for n in names):
+        return   # a table with an IRP column is not this refusal's to judge
+    table = ("its Disk Usage table" if {"io type", "disk service time"} <= names
+             else "one of its tables")
+    raise InputError(path, f"a Windows Performance Analyzer export (wpaexporter CSV, {table}): "
+                           "its rows carry no IRP address and no completion status, and its "
+                           "times are seconds from WPA's view start with no clock, so no IRP "
+                           "lifecycle can be rebuilt from it; give fpreplay the .etl it was "
+                           "exported from (or `xperf -a dumper` text of it)", 0)

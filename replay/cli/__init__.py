@@ -11,7 +11,7 @@ from fpreplay.errors import FpreplayError
 from fpreplay.replay.cli.app import app
 
 # Each module adds its commands to `app`.
-from fpreplay.replay.cli import analysis, batch, events, synth  # noqa: F401,E402
+from fpreplay.replay.cli import analysis, batch, events, formats, synth  # noqa: F401,E402
 
 
 _FULL_OR_BROKEN_DEVICE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
