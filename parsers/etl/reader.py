@@ -24,6 +24,7 @@ import polars as pl
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import InputError
 from fpreplay.parsers.etl import layouts as L
+from fpreplay.parsers.etl.integrity import BufferChecks
 from fpreplay.parsers.etl.merge import Merge
 from fpreplay.parsers.etl.stream import iter_buffers, unpack_buffer
 from fpreplay.parsers.etl.walk import Walker
@@ -36,6 +37,7 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
     path = Path(path)
     walker = Walker(path, options, diagnostics, stats)
     merge = Merge(walker)
+    checks = BufferChecks(path, diagnostics)
     progress = options.progress
     circular_start = None          # index of the oldest buffer of a wrapped circular file
     deferred: list[int] = []       # indices read in a second pass (the newest part of the ring)
@@ -44,6 +46,8 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
 
     def process(offset: int, data: bytes, unpacked=None) -> None:
         nonlocal seen_any
+        if not checks.admit(offset, data):
+            return
         walker.buffer(offset, data, unpacked)
         seen_any = True
 

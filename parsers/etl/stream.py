@@ -100,6 +100,8 @@ def iter_buffers(path: Path, diagnostics: Diagnostics,
                          f"{', ...' if len(others) > 5 else ''} not: unzip and give each as its "
                          "own input)")
     offset = index = 0
+    sizes: set[int] = set()        # the data buffers' sizes: one size = fixed-size buffers
+    stream = _Pushback(stream)
     try:
         while True:
             try:
@@ -115,8 +117,17 @@ def iter_buffers(path: Path, diagnostics: Diagnostics,
                 return
             size = _BUFFER_SIZE.unpack_from(head, 0)[0]
             if size < L.BUFFER_HEADER_SIZE + 8 or size > MAX_BUFFER_SIZE:
-                if size == 0xFFFFFFFF or (size == 0 and not head.strip(b"\0")):
-                    return             # padding after the last buffer
+                fill = b"\xff" if size == 0xFFFFFFFF else b"\0"
+                if not head.strip(fill) and index > 0:
+                    # Padding after the last buffer, or a zeroed region before more buffers.
+                    try:
+                        resume = _after_fill(stream, path, offset, fill, sizes, diagnostics)
+                    except _STREAM_ERRORS as e:
+                        raise _Damage(f"{offset}:{e}") from None
+                    if resume is None:
+                        return
+                    offset, index = resume, index + 1
+                    continue
                 msg = f"buffer size {size:#x} is impossible"
                 if index == 0:
                     raise InputError(path, f"not a readable ETW trace: {msg}", offset)
@@ -135,6 +146,8 @@ def iter_buffers(path: Path, diagnostics: Diagnostics,
                 yield offset, index, data
                 return
             yield offset, index, data
+            if index:
+                sizes.add(size)
             offset += size
             index += 1
             if progress is not None and index % 16 == 0:
@@ -148,6 +161,63 @@ def iter_buffers(path: Path, diagnostics: Diagnostics,
         diagnostics.count("etl_truncated")
     finally:
         stream.close()
+
+
+class _Pushback:
+    """A stream with bytes put back in front of it (read past a zeroed region)."""
+
+    def __init__(self, stream):
+        self.stream, self.raw, self.front = stream, stream.raw, b""
+
+    def read(self, n: int) -> bytes:
+        if self.front:
+            part, self.front = self.front[:n], self.front[n:]
+            return part
+        return self.stream.read(n)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _after_fill(stream: _Pushback, path: Path, offset: int, fill: bytes, sizes: set[int],
+                diagnostics: Diagnostics) -> int | None:
+    """After a buffer header of nothing but fill at `offset`: None if only fill follows to the
+    end (padding after the last buffer). Otherwise the region is damage, named in a warning;
+    with fixed-size buffers the stream is put at the first buffer boundary whose buffer is not
+    all fill (returned), else the rest of the trace is not read (None)."""
+    run = L.BUFFER_HEADER_SIZE
+    while True:
+        try:
+            chunk = stream.read(1 << 20)
+        except _STREAM_ERRORS as e:
+            raise _Damage(f"{offset + run}:{e}") from None
+        if not chunk:
+            return None                # fill to the end: padding
+        rest = chunk.lstrip(fill)
+        run += len(chunk) - len(rest)
+        if rest:
+            break
+    data_at = offset + run             # the first byte that is not fill
+    if len(sizes) == 1:
+        size = next(iter(sizes))
+        resume = offset + max(1, run // size) * size
+        if resume <= data_at:
+            stream.front = fill * (data_at - resume) + rest
+        else:                          # the data is inside this buffer: skip to the next
+            stream.front = rest[resume - data_at:]
+            _read_exactly(stream, resume - data_at - len(rest))
+        diagnostics.warn_repeated(
+            f"{path}: zeroed region", f"byte {offset}",
+            f"{path}: byte {offset}: {resume - offset} bytes of fill ({fill.hex()} bytes) where "
+            "buffers should be (a zeroed or overwritten region); read on from byte "
+            f"{resume}")
+        diagnostics.count("etl_bad_buffers")
+        return resume
+    diagnostics.warn(f"{path}: byte {offset}: {run} bytes of fill where a buffer should start, "
+                     f"then data again at byte {data_at} (a zeroed or overwritten region); the "
+                     "rest of the trace is not read")
+    diagnostics.count("etl_bad_buffers")
+    return None
 
 
 def unpack_buffer(path: Path, file_offset: int, data: bytes, diagnostics: Diagnostics):

@@ -99,7 +99,7 @@ class Walker:
     def _walk(self, data, off: int, end: int, cpu: int, base: int) -> None:
         """Every record of one buffer, decoding what a decoder wants. `base` + offset = the
         record's position for messages. This is the hot loop (~0.5 us a record): locals only,
-        and no call unless a decoder wants the record."""
+        and no call unless a decoder wants the record; one function over 80 lines for that."""
         prefix = PREFIX_WORDS.unpack_from
         walk = WALK
         by_hook, by_provider, by_class, by_message, no_marker = \
@@ -113,6 +113,7 @@ class Walker:
         plans = self.plans.kernel
         n = 0
         prev = None
+        unknown = None                     # (offset, kind) of the first record of no known kind
         limit = end - 8
         while off <= limit:
             w0, type_marker, w2, w3 = prefix(data, off)
@@ -141,8 +142,9 @@ class Walker:
                         self.decode(dec, kind, data, off, size, cpu, base + off)
             else:
                 size = kind.size(w0, w2, type_marker) if lookup is no_marker else w0
-                if size is None:
-                    break                  # 0xFFFFFFFF or zero fill: end of the buffer's data
+                if size is None:           # 0xFFFFFFFF or zero fill before FilledBytes
+                    self._fill_inside(base + off, end - off)
+                    break
                 if size < smallest or off + size > end:
                     self._bad_record(base + off, size, end - off)
                     break
@@ -164,6 +166,7 @@ class Walker:
                         self.last_ts = record_ts(data, prev) if prev is not None else None
                 else:
                     dec = None             # ERROR / TIMED / WNODE and unknown types: skipped
+                    unknown = unknown or (base + off, kind.name)
                 if dec is not None:
                     self.seq = self.records + n
                     self.decode(dec, kind, data, off, size, cpu, base + off)
@@ -171,6 +174,8 @@ class Walker:
             prev = off
             off += (size + 7) & ~7
         self.records += n
+        if unknown is not None:
+            self._unknown_kind(*unknown)
         # Records of a buffer are (nearly) in time order: its last one tells how far the CPU got.
         self.buffer_max_ts = record_ts(data, prev) if prev is not None else None
 
@@ -186,6 +191,7 @@ class Walker:
                                              c["version"], c["header_kind"])
         c_name = c["event_name"]
         n = 0
+        unknown = None
         last_ts = None
         max_ts = self.buffer_max_ts
         limit = end - 8
@@ -195,6 +201,7 @@ class Walker:
             size = w2 if lookup is by_hook else w0 if lookup is not no_marker \
                 else kind.size(w0, w2, type_marker)
             if size is None:
+                self._fill_inside(base + off, end - off)
                 break
             if size < smallest or off + size > end:
                 self._bad_record(base + off, size, end - off)
@@ -208,6 +215,8 @@ class Walker:
             if dec is HEADER_SENTINEL:
                 self._trace_header(data, off, size, type_marker & 0xFF, base + off)
                 dec = reg.kernel_user_header
+            elif lookup is None or lookup is no_marker:
+                unknown = unknown or (base + off, kind.name)
             n += 1
             self.seq += 1
             if ts is None:
@@ -231,6 +240,8 @@ class Walker:
                 c_name.append(name)
             off += (size + 7) & ~7
         self.records += n
+        if unknown is not None:
+            self._unknown_kind(*unknown)
         self.buffer_max_ts = max_ts
 
     def _bad_record(self, at: int, size: int, room: int) -> None:
@@ -239,6 +250,25 @@ class Walker:
             f"{self.path}: byte {at}: record size {size} does not fit the {room} bytes left in "
             "its buffer; rest of that buffer skipped")
         self.diag.count("etl_bad_records")
+
+    def _fill_inside(self, at: int, room: int) -> None:
+        """Fill (zero or 0xFF bytes) where the buffer header says records go on: a zeroed or
+        overwritten region, or a damaged FilledBytes (integrity.py)."""
+        self.diag.warn_repeated(
+            f"{self.path}: fill inside records", f"byte {at}",
+            f"{self.path}: byte {at}: zero or 0xFF bytes where the buffer's records go on for "
+            f"{room} more bytes (a zeroed region or a damaged header); rest of that buffer "
+            "skipped")
+        self.diag.count("etl_bad_records")
+
+    def _unknown_kind(self, at: int, kind: str) -> None:
+        """A record of no header kind a current writer uses: real traces have none, a walk
+        that lost its way over damaged bytes reads them (its records are miscounted)."""
+        self.diag.warn_repeated(
+            f"{self.path}: unknown record kind", f"byte {at}",
+            f"{self.path}: byte {at}: record of no known header kind ({kind}): damaged bytes "
+            "or a writer fpreplay does not know; counted, not decoded")
+        self.diag.count("etl_unknown_records")
 
     # --- decoding one record -------------------------------------------------------------------
     def decode(self, dec, kind, data, off, size, cpu, file_offset) -> int:

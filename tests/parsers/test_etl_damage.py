@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import random
 
+import pytest
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -86,7 +88,28 @@ def test_corrupt_xpress_block_in_a_real_trace(tmp_path):
     assert any("byte 16637" in w for w in d.warnings), d.warnings
 
 
+_BASE_READS: dict = {}
+
+
+def _base_read(name: str, base: bytes, tmp_path):
+    """(records, warnings) of an undamaged base, read once."""
+    if name not in _BASE_READS:
+        p = tmp_path / f"base-{name.replace('/', '_').replace(':', '_')}"
+        p.write_bytes(base)
+        read = read_inputs([p], ReadOptions(all_records=True))
+        _BASE_READS[name] = (read.records, [w.replace(str(p), "") for w in
+                                            read.diagnostics.warnings])
+    return _BASE_READS[name]
+
+
+def _named(path, warnings, base_warnings) -> bool:
+    """A warning the damage added, naming the file and a byte offset."""
+    return any(str(path) in w and "byte " in w and w.replace(str(path), "") not in base_warnings
+               for w in warnings)
+
+
 def _mutation_check(tmp_path, name: str, base: bytes, edits, cut) -> None:
+    base_records, base_warnings = _base_read(name, base, tmp_path)
     data = bytearray(base)
     for pos, value in edits:
         data[pos % len(data)] = value
@@ -101,6 +124,10 @@ def _mutation_check(tmp_path, name: str, base: bytes, edits, cut) -> None:
         return
     assert read.events.height == read.records
     assert all(str(p) in w for w in read.diagnostics.warnings)
+    # Damage that changes the records read is named (issue 12: none is silently absorbed).
+    if read.records != base_records:
+        assert _named(p, read.diagnostics.warnings, base_warnings), \
+            (read.records, base_records, read.diagnostics.warnings)
     # Without --all the walk takes its fast path; it must see the same records.
     assert read_inputs([p], ReadOptions()).records == read.records
 
@@ -158,3 +185,108 @@ def test_a_zips_second_etl_member_is_named_in_a_warning(tmp_path):
         z.writestr("notes.txt", "not a trace")
         z.writestr("a.etl", src)
     assert not any(".etl files" in w for w in _read(one)[2].warnings)
+
+
+# --- every damage that changes the records read is named (issue 12) ------------------------------
+
+def _buffers(path) -> list[tuple[int, bytes]]:
+    from fpreplay.parsers.etl.stream import iter_buffers
+
+    return [(offset, data) for offset, _, data in iter_buffers(path, Diagnostics())]
+
+
+def _record_sizes(data: bytes) -> list[int]:
+    """Offsets (in an uncompressed buffer) of its records' 16-bit Size fields."""
+    from fpreplay.parsers.etl.headers import BY_HOOK, NO_MARKER, PREFIX_WORDS, WALK
+
+    at, end, found = 0x48, len(data.rstrip(b"\xff")), []
+    while at + 8 <= end:
+        w0, type_marker, w2, _ = PREFIX_WORDS.unpack_from(data, at)
+        kind, _, lookup = WALK[type_marker]
+        size = w2 if lookup is BY_HOOK else w0 if lookup is not NO_MARKER else None
+        if not size:
+            break
+        found.append(at + 4 if lookup is BY_HOOK else at)
+        at += (size + 7) & ~7
+    return found
+
+
+def _damages(path, seed: int):
+    """(label, must_warn, damaged bytes): buffers duplicated, shuffled, reversed; zeroed 4 KB
+    regions; record sizes made wrong; single bytes flipped. `must_warn`: named even when the
+    record count stays (a duplicate skipped, a reordering)."""
+    rng = random.Random(seed)
+    base = path.read_bytes()
+    bufs = _buffers(path)
+    chunks = [base[o:o + len(d)] for o, d in bufs]
+    n = len(chunks)
+    for i in sorted({1, n // 2, n - 1}):
+        yield f"dup{i}", True, b"".join(chunks[:i + 1] + [chunks[i]] + chunks[i + 1:])
+    yield "dup-at-end", True, base + chunks[n // 2]
+    for i, j in sorted({(1, 2), (2, n - 1), (n // 2, n // 2 + 1)}):
+        if 0 < i < j < n:
+            c = list(chunks)
+            c[i], c[j] = c[j], c[i]
+            yield f"swap{i},{j}", True, b"".join(c)
+    yield "reversed", True, chunks[0] + b"".join(reversed(chunks[1:]))
+    for at in sorted({bufs[1][0], bufs[1][0] + 0x48, bufs[n // 2][0] + 1000,
+                      rng.randrange(bufs[1][0], len(base) - 4096)}):
+        yield f"zero4k@{at}", False, base[:at] + bytes(4096) + base[at + 4096:]
+    uncompressed = [(o, d) for o, d in bufs[1:] if len(d) == len(bufs[1][1])
+                    and not d[0x3C] & 0x40]
+    for o, d in uncompressed[:2]:
+        for field in _record_sizes(d)[1:3]:
+            size = int.from_bytes(d[field:field + 2], "little")
+            for wrong in (0, size - 8, size + 8, size + 24, 0xFFFF):
+                at = o + field
+                yield (f"size@{at}={wrong}", False,
+                       base[:at] + (wrong & 0xFFFF).to_bytes(2, "little") + base[at + 2:])
+    for k in range(24):
+        at = rng.randrange(bufs[1][0], len(base))
+        yield f"flip@{at}", False, base[:at] + bytes([base[at] ^ (1 << rng.randrange(8))]) \
+            + base[at + 1:]
+
+
+@pytest.mark.parametrize("trace", ["sample:d-healthy/trace.etl", "sample:b-pool-ran-dry/trace.etl",
+                                   "real:format_only/krabsetw_powershell.etl"])
+def test_every_damage_that_changes_the_records_read_is_named(tmp_path, trace):
+    """Duplicated, shuffled or zeroed buffers, bad record sizes and flipped bytes: either
+    nothing the reader reads changes, or a warning names the file and byte offset."""
+    import time
+
+    from conftest import SAMPLES
+
+    kind, _, rel = trace.partition(":")
+    path = SAMPLES / rel if kind == "sample" else real_trace(rel)
+    base_records, base_warnings = _base_read(trace, path.read_bytes(), tmp_path)
+    silent = []
+    for label, must_warn, data in _damages(path, seed=len(trace)):
+        p = tmp_path / f"{label}.etl"
+        p.write_bytes(data)
+        t0 = time.perf_counter()
+        try:
+            read = read_inputs([p], ReadOptions())     # the walk counts every record anyway
+        except InputError as e:
+            assert str(p) in str(e) and "byte" in str(e)
+            continue
+        assert time.perf_counter() - t0 < 20, label
+        changed = read.records != base_records
+        if (changed or must_warn) and not _named(p, read.diagnostics.warnings, base_warnings):
+            silent.append((label, base_records, read.records))
+        p.unlink()
+    assert not silent, silent
+
+
+@pytest.mark.parametrize("rel", ["etl/filtrace_diskio.etl", "etl/net.4.5.2.x86.etl.zip",
+                                 "format_only/ShutdownPerfDiagLogger.etl",
+                                 "format_only/tx_HTTP_Server.etl",
+                                 "format_only/ebpf_ebpforwindows.etl",
+                                 "format_only/perfview_SelfDescribingSingleEvent.etl"])
+def test_undamaged_real_traces_raise_no_damage_warning(rel):
+    """The invariants the damage checks rest on hold in real traces: no false alarm."""
+    _, stats, d = _read(real_trace(rel), all_records=True)
+    alarms = ("duplicated", "out of order", "fill", "no known header kind", "damaged buffer",
+              "sequence number")
+    assert not [w for w in d.warnings if any(a in w for a in alarms)], d.warnings
+    assert not {"etl_duplicate_buffers", "etl_buffers_out_of_order", "etl_bad_records",
+                "etl_unknown_records", "etl_damaged_buffer_headers"} & set(d.counters)
