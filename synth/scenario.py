@@ -50,10 +50,11 @@ their IRP_MJ names ("read", "IRP_MJ_FLUSH_BUFFERS", any case), a few short names
 file and the key.
 
 Limits (what can be generated in bounded time and memory; beyond them the scenario is refused):
-a rate is at most 1,000,000 IRPs/s (arrivals are at least 1 us apart); all arrivals together ask
-for at most 2,000,000 IRPs on average (rate x window); duration is at most 86400s (24 hours); mix weights are
-finite, none negative and at least one positive; counts (cpus 1..64, threads 1..3840, sizes
-0..4 GiB-1, disk 0..2^32-1, lost_events 0..2,000,000, sweep max 1..4096) are integers in range.
+a rate is at most 1,000,000 IRPs/s (arrivals are at least 1 us apart); all arrivals together
+ask for at most 2,000,000 IRPs on average (rate x window); duration is at most 86400s (24
+hours); mix weights are finite, none negative and at least one positive; counts (cpus 1..64,
+threads 1..3840, sizes 0..4 GiB-1, disk 0..2^32-1, lost_events 0..2,000,000, sweep max
+1..4096) are integers in range.
 An examine rule (a queue's or a [truth] policy's) is vetted by fpreplay.examine_rule, as the
 engine vets one: columns, literals, operators and a few scalar functions, nothing that reaches
 a file.

@@ -182,11 +182,18 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+# Markup outside the events, removed in two passes; whatever is left is junk. Every repeat is
+# bounded or stops at a character it cannot cross, so a long line costs linear time.
+_ATTRIBUTES_OR_SPACE = re.compile(
+    r'\s+|(?<![\w:.-])[\w:.-]{1,256}\s{0,16}=\s{0,16}"[^"<>]{0,4096}"')
+_TAGS = re.compile(r"<[^<>]*>|<[^<>]*$|^[/?]?>")
+
+
 def _is_markup(text: str) -> bool:
     """Whether text outside any <Event> is XML around the events (the prolog, <Events>, a tag
-    continued over lines), not junk appended to the file."""
-    s = text.strip()
-    return not s or s.startswith("<") or s.endswith(">") or '="' in s
+    begun or ended on this line and continued on another, or its attributes alone), not junk
+    appended to the file."""
+    return not _TAGS.sub("", _ATTRIBUTES_OR_SPACE.sub("", text))
 
 
 def _iter_event_chunks(path: Path, progress=None, diagnostics=None,
@@ -217,7 +224,7 @@ def _iter_event_chunks(path: Path, progress=None, diagnostics=None,
             if end < 0:
                 searched = max(0, len(buf) - len(_EVENT_END) + 1)
                 break
-            yield start_line, buf[:end + len(_EVENT_END)]
+            yield from _split_unended(start_line, buf[:end + len(_EVENT_END)])
             rest = buf[end + len(_EVENT_END):]
             m = _EVENT_START.search(rest)
             if outside is not None and not _is_markup(rest[:m.start()] if m else rest):
@@ -227,6 +234,20 @@ def _iter_event_chunks(path: Path, progress=None, diagnostics=None,
             start_line = lineno
     if buf.strip():
         yield start_line, None
+
+
+def _split_unended(start_line: int, chunk: str) -> Iterator[tuple[int, str]]:
+    """One <Event>…</Event> chunk, or several when events before the last lost their </Event>
+    (each such event is its own bad line, not merged with the good one after it)."""
+    starts = [m.start() for m in _EVENT_START.finditer(chunk, 1)]
+    if not starts:
+        yield start_line, chunk
+        return
+    line, at = start_line, 0
+    for start in starts + [len(chunk)]:
+        yield line, chunk[at:start]
+        line += chunk.count("\n", at, start)
+        at = start
 
 
 def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:

@@ -117,3 +117,45 @@ def test_the_xml_around_the_events_is_no_junk(tmp_path):
     path = _xml(tmp_path, body)
     proc, _ = run_events(path, "--all")
     assert proc.returncode == 0 and "bad line" not in proc.stderr, proc.stderr
+    # A root tag continued over lines, its attributes alone on a line, is markup too.
+    multi = tmp_path / "multi.xml"
+    multi.write_text('<?xml version="1.0"?>\n<Events\n  xmlns:x="urn:x"\n  a="b">\n' + body)
+    proc, _ = run_events(multi, "--all")
+    assert proc.returncode == 0 and "bad line" not in proc.stderr, proc.stderr
+
+
+def test_junk_that_looks_like_markup_is_a_warning(tmp_path):
+    """A long junk line of tag-like characters after the events: named, in bounded time (the
+    case of issue 12 was 100 MB; 8 MB here)."""
+    import random
+
+    rng = random.Random(12)
+    junk = "".join(rng.choice('ab ="<>/xyz09') for _ in range(8_000_000))
+    body = "".join(EVENT.format(ms=i) + "\n" for i in range(3)) + "</Events>\n" + junk + "\n"
+    path = _xml(tmp_path, body)
+    proc, seconds = run_events(path, "--all")
+    assert seconds < 60 and proc.returncode == 0, (seconds, proc.stderr)
+    assert f"{path}: 1 bad line(s) skipped: line 7: " in proc.stderr, proc.stderr
+    assert "characters outside any <Event> are not XML" in proc.stderr
+
+
+def test_a_damaged_end_tag_loses_one_event_and_says_one(tmp_path):
+    """`</Event>` damaged in the second of four events: that event is the one bad line; the
+    event after it is read (it used to be swallowed with it: 2 lost, "1 bad line")."""
+    from fpreplay.parsers import ReadOptions, read_inputs
+
+    events = [EVENT.format(ms=i) for i in range(4)]
+    events[1] = events[1].replace("</Event>", "</Evnt>")
+    path = _xml(tmp_path, "\n".join(events) + "\n</Events>\n")
+    read = read_inputs([path], ReadOptions(all_records=True))
+    assert read.records == 4 and read.events.height == 3
+    assert read.diagnostics.counters["bad_lines"] == 1
+    [warning] = read.diagnostics.warnings
+    assert warning.startswith(f"{path}: 1 bad line(s) skipped: line 4: malformed XML event "
+                              "(mismatched tag"), warning
+    # Every event whose end tag is damaged is one bad line: lost events and bad lines agree.
+    for i in (0, 2):
+        events[i] = events[i].replace("</Event>", "</Ev>")
+    path.write_text('<?xml version="1.0"?>\n<Events>\n' + "\n".join(events) + "\n</Events>\n")
+    read = read_inputs([path], ReadOptions(all_records=True))
+    assert read.records - read.events.height == read.diagnostics.counters["bad_lines"] == 3
