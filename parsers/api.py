@@ -10,8 +10,10 @@ import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.errors import InputError
+from fpreplay.parsers import inputs
 from fpreplay.perf import cyclic_gc_paused
 from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS, conform_events
+from fpreplay.units import TimeBound
 
 
 @dataclass
@@ -21,6 +23,7 @@ class ReadOptions:
     providers: list[str] = field(default_factory=list)   # --provider NAME (TraceLogging by name)
     tz: str | None = None                                # --tz for text whose clock is local time
     range_s: tuple[float, float] | None = None           # --range T1 T2, seconds after trace start
+    time_range: tuple[TimeBound, TimeBound] | None = None   # --range as written (clock times too)
     progress: Callable[[int], None] | None = None        # called with bytes consumed so far
 
 
@@ -42,17 +45,25 @@ class TraceRead:
 
 def iter_input_batches(path: Path, options: ReadOptions, diagnostics: Diagnostics,
                        stats: dict) -> Iterator[pl.DataFrame]:
-    """Batches of conformed events from one input. `stats` receives records/events_lost/... ."""
+    """Batches of conformed events from one input. `stats` receives records/events_lost/... .
+    `-` reads standard input (spooled to a temporary file: parsers/inputs.py)."""
+    with inputs.local_file(path) as real:
+        yield from _batches(real, str(path), options, diagnostics, stats)
+
+
+def _batches(real: Path, name: str, options: ReadOptions, diagnostics: Diagnostics,
+             stats: dict) -> Iterator[pl.DataFrame]:
+    """The batches of `real`, the input the user calls `name` (they differ for stdin)."""
     from fpreplay.parsers import formats
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a trace")
-    kind = formats.sniff(path)
-    reader = formats.reader_for(kind)
-    yield from reader(path, options, diagnostics, stats)
+    if not real.exists():
+        raise InputError(name, "no such file")
+    if real.is_dir():
+        raise InputError(name, "is a directory, not a trace")
+    with inputs.named_as(real, name, diagnostics, len(diagnostics.warnings)):
+        reader = formats.reader_for(formats.sniff(real))
+        for batch in reader(real, options, diagnostics, stats):
+            yield inputs.renamed(batch, real, name)
 
 
 def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = None) -> TraceRead:
@@ -65,15 +76,24 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
 
         load_tmf_dir_once(options.tmf_dirs)
     diagnostics = Diagnostics()
-    frames: list[pl.DataFrame] = []
+    if sum(str(p) == inputs.STDIN for p in paths) > 1:
+        raise InputError(inputs.STDIN, "standard input given more than once; it can be read once")
+    per_input: list[tuple[str, list[pl.DataFrame]]] = []
     totals = {"records": 0, "events_lost": 0, "buffers_lost": 0}
     start_ns: int | None = None
     lost_windows: list = []
+    seen: dict[tuple[int, str], str] = {}
     with cyclic_gc_paused():    # decoding builds millions of short-lived rows, no cycles
         for p in paths:
-            stats: dict = {}
-            for batch in iter_input_batches(Path(p), options, diagnostics, stats):
-                frames.append(batch)
+            with inputs.local_file(p) as real:
+                if real.is_file():
+                    same = seen.setdefault(inputs.fingerprint(real), str(p))
+                    if same != str(p) or any(name == same for name, _ in per_input):
+                        diagnostics.warn(inputs.same_trace_warning(str(p), same))
+                        continue
+                stats: dict = {}
+                frames = list(_batches(real, str(p), options, diagnostics, stats))
+            per_input.append((str(p), frames))
             for k in totals:
                 totals[k] += int(stats.get(k, 0))
             lost_windows += stats.get("lost_windows", [])
@@ -83,14 +103,7 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
     cols = dict(EVENT_COLUMNS)
     if options.all_records:
         cols.update(ALL_RECORD_COLUMNS)
-    if frames:
-        # Readers yield conformed batches; appended without a copy (rechunk=False), so that the
-        # table is not held twice on a large trace.
-        events = pl.concat([conform_events(f, keep_extra=True) for f in frames],
-                           how="diagonal_relaxed", rechunk=False)
-        frames.clear()
-    else:
-        events = pl.DataFrame(schema=cols)
+    events = _one_table(per_input, diagnostics, cols)
     for name, dtype in cols.items():
         if name not in events.columns:
             events = events.with_columns(pl.lit(None, dtype=dtype).alias(name))
@@ -99,12 +112,36 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
         events = events.sort("ts_ns", maintain_order=True, nulls_last=True)
     if start_ns is None and events.height:
         start_ns = events["ts_ns"].min()
-    if options.range_s is not None and start_ns is not None:
-        t1, t2 = options.range_s
-        lo, hi = start_ns + int(t1 * 1e9), start_ns + int(t2 * 1e9)
+    time_range = options.time_range or _offsets(options.range_s)
+    if time_range is not None and start_ns is not None:
+        end_ns = events["ts_ns"].max() if events.height else start_ns
+        lo, hi = (b.resolve(start_ns, end_ns) for b in time_range)
         events = events.filter(pl.col("ts_ns").is_between(lo, hi))
     for k in ("events_lost", "buffers_lost"):   # counted, not only warned about
         if totals[k]:
             diagnostics.count(k, totals[k])
     return TraceRead(events=events, diagnostics=diagnostics, inputs=[str(p) for p in paths],
                      trace_start_ns=start_ns, lost_windows=lost_windows, **totals)
+
+
+def _offsets(range_s: tuple[float, float] | None) -> tuple[TimeBound, TimeBound] | None:
+    if range_s is None:
+        return None
+    return tuple(TimeBound(f"{t:g}", offset_ns=int(t * 1e9)) for t in range_s)
+
+
+def _one_table(per_input: list[tuple[str, list[pl.DataFrame]]], diagnostics: Diagnostics,
+               cols: dict) -> pl.DataFrame:
+    """Every input's batches as one table, events an earlier input holds already dropped from a
+    later one (parsers/inputs.py). Readers yield conformed batches; they are appended without a
+    copy (rechunk=False), so that the table is not held twice on a large trace."""
+    tables = [(name, pl.concat([conform_events(f, keep_extra=True) for f in frames],
+                               how="diagonal_relaxed", rechunk=False))
+              for name, frames in per_input if frames]
+    per_input.clear()
+    if not tables:
+        return pl.DataFrame(schema=cols)
+    if len(tables) > 1:
+        tables = list(zip([n for n, _ in tables],
+                          inputs.drop_repeated_events(tables, diagnostics)))
+    return pl.concat([t for _, t in tables], how="diagonal_relaxed", rechunk=False)

@@ -161,7 +161,7 @@ def sniff(path: Path) -> str:
                     return name
             except (ImportError, AttributeError):
                 continue
-        _refuse_wpa_export(path, lines)   # what no reader claims: a WPA table says why
+        _refuse_wpa_export(path, lines)   # what no reader claims: a WPA table says why not
         raise InputError(path, "text in no format fpreplay knows (expected a KMDF in-flight-recorder "
                                "dump, tracefmt output, tracerpt CSV/XML, xperf dumper text or an "
                                "fpreplay event table)", 0)

@@ -99,6 +99,7 @@ def analyze(
       fpreplay analyze trace.etl
       fpreplay analyze trace.etl driver-ifr.txt --tz UTC
       fpreplay analyze trace.etl --json | jq '.incidents'
+      cat trace.etl | fpreplay analyze -
 
     -o writes the IRP lifecycle table (schema fpreplay.irps/1)."""
     from fpreplay.replay.render import json as render_json
@@ -128,6 +129,7 @@ def compare(
       fpreplay compare trace.etl --policy "examine:8:paging OR major = 4"
       fpreplay compare trace.etl --policy always:2 --explain 0xffffa0012345b010
       fpreplay compare trace.etl --policy always:2 -o per-irp.csv
+      fpreplay compare trace.etl --policy always:2 --explain 0xffffa0012345b010@05:40:00.750012
 
     -o writes the per-IRP table: actual against each policy's outcome, status, park wait and
     verdict (rescued, still_failed, regressed, same)."""
@@ -138,12 +140,24 @@ def compare(
     policies = option_value("--policy", whatif.parse_policies, policy or [])
     read, irps = load_irps(trace, answer.quiet)
     cmp = whatif.compare(irps, policies, events=read.events, settings=simulation.settings)
-    stories = (None if explain is None else
-               option_value("--explain", functools.partial(whatif.explain, cmp), explain))
+    stories = None if explain is None else _explain(cmp, read, explain)
     doc = render_json.compare_document(read.inputs, simulation.memory.text, cmp,
                                        read.diagnostics.warnings, stories)
     _answer(doc, cmp.per_irp, answer,
             functools.partial(render.render_compare, args=shell_words(trace, simulation)))
+
+
+def _explain(cmp, read, explain) -> list[dict]:
+    """--explain ADDRESS[@TIME]: the stories of the IRPs the address served, or of the one in
+    flight at TIME (a clock time resolved on the trace's own day)."""
+    from fpreplay.replay import whatif
+
+    address, when = explain
+    at_ns = None
+    if when is not None and read.trace_start_ns is not None:
+        end = read.events["ts_ns"].max() if read.events.height else read.trace_start_ns
+        at_ns = when.resolve(read.trace_start_ns, end)
+    return option_value("--explain", lambda a: whatif.explain(cmp, a, at_ns=at_ns), address)
 
 
 @app.command(short_help="Reserve size against outcome: how many reserved requests.")

@@ -10,7 +10,8 @@ from fpreplay.replay.cli.options import JsonOpt
 
 _INTRO = ("An input is recognised by its content, never by its name. Any of them may be "
           "compressed with gzip (bytes 1f 8b) or zipped (bytes 'PK\\3\\4': the zip's first .etl "
-          "member, else its first file).")
+          "member, else its first file). '-' (or /dev/stdin, a pipe) reads standard input, "
+          "copied to a temporary file first. The same trace given twice is read once.")
 
 
 @app.command(short_help="The input formats recognised, how, and what each yields.")

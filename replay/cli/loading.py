@@ -29,14 +29,26 @@ def _progress(quiet: bool):
                     TimeRemainingColumn(), console=stderr_console(), transient=True)
 
 
-def _check_range_result(read: TraceRead, range_s) -> None:
+def _check_range_result(read: TraceRead, time_range) -> None:
     """A --range that holds nothing is a mistake, not an empty answer (one line, exit 2)."""
-    if range_s is None or read.events.height or not read.records:
+    if time_range is None or read.events.height or not read.records:
         return
-    t1, t2 = range_s
-    raise ConfigError(f"--range {t1:g} {t2:g}: no IRP, queue or memory event between {t1:g} s "
-                      f"and {t2:g} s after the trace start; run without --range to see the whole "
-                      "trace")
+    from fpreplay.replay.render.terminal import fmt_time
+
+    t1, t2 = (b.text for b in time_range)
+    w1, w2 = (f"{b.text} s" if _is_number(b.text) else b.text for b in time_range)
+    start = ("" if read.trace_start_ns is None else
+             f" (the trace starts at {fmt_time(read.trace_start_ns)} UTC)")
+    raise ConfigError(f"--range {t1} {t2}: no IRP, queue or memory event between {w1} and {w2}"
+                      f"{start}; run without --range to see the whole trace")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_events(trace: Trace, quiet: bool = False, all_records: bool = False) -> TraceRead:
@@ -45,7 +57,8 @@ def load_events(trace: Trace, quiet: bool = False, all_records: bool = False) ->
     from fpreplay.parsers import ReadOptions, read_inputs
 
     options = ReadOptions(tmf_dirs=list(trace.tmf), all_records=all_records,
-                          providers=list(trace.providers), tz=trace.tz, range_s=trace.range_s)
+                          providers=list(trace.providers), tz=trace.tz,
+                          time_range=trace.time_range)
     progress = _progress(quiet)
     if progress is None:
         read = read_inputs(trace.inputs, options)
@@ -55,7 +68,7 @@ def load_events(trace: Trace, quiet: bool = False, all_records: bool = False) ->
             task = progress.add_task("reading", total=total)
             options.progress = lambda n: progress.update(task, completed=n)
             read = read_inputs(trace.inputs, options)
-    _check_range_result(read, trace.range_s)
+    _check_range_result(read, trace.time_range)
     return read
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, TypeVar, g
 import typer
 
 from fpreplay.errors import ConfigError
-from fpreplay.units import parse_duration_ns
+from fpreplay.units import TimeBound, ordered_bounds, parse_duration_ns, parse_time_bound
 
 if TYPE_CHECKING:
     from fpreplay.engine import MemoryModel
@@ -64,10 +64,11 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, 
 PolicyOpt = Annotated[Optional[list[Any]], typer.Option(
     "--policy", metavar="P", parser=_parser("--policy", "fpreplay.engine:parse_policy"),
     help="none, always:N, paging:N or examine:N:SQL; repeatable.")]
-ExplainOpt = Annotated[Optional[int], typer.Option(
-    "--explain", metavar="IRP",
-    parser=_parser("--explain", "fpreplay.replay.whatif:parse_irp_address"),
-    help="Tell one IRP's story under each policy (its address, e.g. 0xffffa001…).")]
+ExplainOpt = Annotated[Optional[Any], typer.Option(
+    "--explain", metavar="IRP[@TIME]",
+    parser=_parser("--explain", "fpreplay.replay.whatif:parse_irp_at"),
+    help="Tell one IRP's story under each policy: its address (0xffffa001…), the IRPs that a "
+         "policy changes first; ADDRESS@05:06:07.123 picks the one in flight then.")]
 KindOpt = Annotated[Any, typer.Option(
     "--kind", metavar="K", parser=_parser("--kind", "fpreplay.replay.whatif:sweep_kind"),
     help="Policy kind to size: always, paging or examine:SQL.")]
@@ -145,7 +146,19 @@ class Trace:
     tmf: list[Path]
     tz: str | None
     providers: list[str]
-    range_s: tuple[float, float] | None
+    time_range: tuple[TimeBound, TimeBound] | None   # --range as written
+
+    @property
+    def range_s(self) -> tuple[float, float] | None:
+        """--range as seconds after the trace start, when both ends were written so (batch runs
+        each trace with them); None without --range."""
+        if self.time_range is None:
+            return None
+        if any(b.offset_ns is None for b in self.time_range):
+            raise ConfigError(f"--range {self.time_range[0].text} {self.time_range[1].text}: "
+                              "here only times after each trace's start (1.5, 1500ms), not "
+                              "clock times")
+        return tuple(b.offset_ns / 1e9 for b in self.time_range)
 
     @property
     def words(self) -> list[str]:
@@ -156,8 +169,8 @@ class Trace:
             words += ["--tz", self.tz]
         for name in self.providers:
             words += ["--provider", name]
-        if self.range_s:
-            words += ["--range", f"{self.range_s[0]:g}", f"{self.range_s[1]:g}"]
+        if self.time_range:
+            words += ["--range", *(b.text for b in self.time_range)]
         return words
 
 
@@ -166,7 +179,7 @@ def trace_options(
     inputs: Annotated[list[Path], typer.Argument(
         metavar="INPUT", show_default=False,
         help="Traces: .etl/.etl.zip/.etl.gz, IFR or tracefmt text, tracerpt CSV/XML, xperf "
-             "dumper text, or fpreplay event tables.")],
+             "dumper text, or fpreplay event tables; - reads standard input.")],
     tmf: Annotated[Optional[list[Path]], typer.Option(
         "--tmf", metavar="DIR", help="Directory of TMF files for WPP messages.")] = None,
     tz: Annotated[Optional[str], typer.Option(
@@ -178,8 +191,9 @@ def trace_options(
         help="Also decode this TraceLogging provider by name.")] = None,
     range_: Annotated[Optional[tuple[str, str]], typer.Option(
         "--range", metavar="T1 T2",
-        help="Only events between T1 and T2 after the trace start: seconds (1.5) or a "
-             "duration with its unit (1500ms).")] = None,
+        help="Only events between T1 and T2: after the trace start (1.5 = seconds, 1500ms) or "
+             "UTC clock times as the tables print them (05:06:07.123, "
+             "2026-12-05T05:06:07Z).")] = None,
 ) -> Trace:
     """Checked before a byte is read: a user who mistyped --tz hears about it even when no input
     needs it (it would otherwise be ignored silently). read_inputs checks --tmf itself."""
@@ -187,31 +201,16 @@ def trace_options(
         from fpreplay.parsers.text.common import parse_tz
 
         parse_tz(tz)   # its error names --tz already
-    range_s = None
+    time_range = None
     if range_ is not None:
-        t1, t2 = (_range_bound(t, range_) for t in range_)
-        if t1 < 0 or t2 <= t1:
-            raise ConfigError(f"--range {t1:g} {t2:g}: expected 0 <= T1 < T2, seconds after "
-                              "the trace start")
-        range_s = (t1, t2)
+        t1, t2 = (option_value(f"--range {' '.join(range_)}", parse_time_bound, t)
+                  for t in range_)
+        if not ordered_bounds(t1, t2):
+            raise ConfigError(f"--range {' '.join(range_)}: expected T1 < T2 (0 <= T1 for "
+                              "times after the trace start)")
+        time_range = (t1, t2)
     return Trace(inputs=list(inputs), tmf=list(tmf or []), tz=tz, providers=list(provider or []),
-                 range_s=range_s)
-
-
-def _range_bound(text: str, both: tuple[str, str]) -> float:
-    """A --range bound in seconds: a bare number is seconds (as the option always took), else a
-    duration in the one grammar (1500ms, 2s)."""
-    try:
-        value = float(text)
-    except ValueError:
-        try:
-            return parse_duration_ns(text) / 1e9
-        except ConfigError:
-            raise ConfigError(f"--range {' '.join(both)}: {text!r} is neither seconds (1.5) nor "
-                              "a duration with its unit (1500ms)") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ConfigError(f"--range {' '.join(both)}: {text!r} is not a time")
-    return value
+                 time_range=time_range)
 
 
 # What every simulation of the command shares (contract sections 5 and 6), parsed once.
