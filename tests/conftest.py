@@ -84,3 +84,19 @@ irp, ItemPtr -- 14
 status, ItemNTSTATUS -- 10
 }}
 """
+
+
+def measured(call):
+    """(call(), seconds, peak bytes Python allocated meanwhile): the bound a hostile-input test
+    asserts (polars' own allocations are not seen: a refusal must come before polars)."""
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        result = call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return result, time.perf_counter() - t0, peak

@@ -20,6 +20,11 @@ from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.formats import zip_member
 
 MAX_BUFFER_SIZE = 64 << 20                         # ETW caps buffers far below this
+# The most trace bytes read out of a .gz or .zip: what the event table of a trace that size
+# holds stays within a workstation's memory (README: 1 GiB of trace, 3.7 GB for `compare`).
+# A compressed input that says, or turns out, to hold more is refused in one line: decompress
+# it and give the .etl, whose size the user can see.
+MAX_DECOMPRESSED_BYTES = 2 << 30
 
 _BUFFER = L.packed(L.WMI_BUFFER_HEADER, last="BufferType")
 _BUFFER_SIZE = L.packed(L.WMI_BUFFER_HEADER, last="BufferSize")
@@ -28,8 +33,10 @@ _BUFFER_SIZE = L.packed(L.WMI_BUFFER_HEADER, last="BufferSize")
 class _Stream:
     """A read-only stream that closes every layer under it (member, archive, file)."""
 
-    def __init__(self, stream, *under, member: str | None = None, unread: list[str] = ()):
+    def __init__(self, stream, *under, member: str | None = None, unread: list[str] = (),
+                 compressed: bool = False):
         self.read = stream.read
+        self.compressed = compressed              # a .gz body or a .zip member
         self._layers = (stream, *under)
         self.raw = (under or (stream,))[-1]       # the file itself: its position is progress
         self.member = member                      # a zip's member read ...
@@ -47,14 +54,24 @@ def open_trace_stream(path: Path) -> _Stream:
     magic = f.read(4)
     f.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return _Stream(gzip.GzipFile(fileobj=f, mode="rb"), f)
+        f.seek(-4, 2)
+        claimed = int.from_bytes(f.read(4), "little")      # ISIZE: the size mod 2^32
+        f.seek(0)
+        if claimed > MAX_DECOMPRESSED_BYTES:
+            f.close()
+            raise InputError(path, _too_big(f"its gzip trailer says {claimed:,} bytes"), 0)
+        return _Stream(gzip.GzipFile(fileobj=f, mode="rb"), f, compressed=True)
     if magic == b"PK\x03\x04":
         try:
             z = zipfile.ZipFile(f)
             member = zip_member(path, z)
             unread = [i.filename for i in z.infolist() if i is not member and not i.is_dir()
                       and i.filename.lower().endswith(".etl")]
-            return _Stream(z.open(member), z, f, member=member.filename, unread=unread)
+            if member.file_size > MAX_DECOMPRESSED_BYTES:
+                raise InputError(path, _too_big(f"{member.filename} is {member.file_size:,} "
+                                                "bytes"), 0)
+            return _Stream(z.open(member), z, f, member=member.filename, unread=unread,
+                           compressed=True)
         except (zipfile.BadZipFile, NotImplementedError, OSError) as e:
             f.close()
             raise InputError(path, f"damaged zip archive: {e}", 0) from None
@@ -62,6 +79,12 @@ def open_trace_stream(path: Path) -> _Stream:
             f.close()
             raise
     return _Stream(f)
+
+
+def _too_big(what: str) -> str:
+    return (f"compressed trace too large to read: {what}, more than the "
+            f"{MAX_DECOMPRESSED_BYTES:,} bytes fpreplay reads out of a .gz or .zip; decompress "
+            "it and give the .etl")
 
 
 def _read_exactly(stream, n: int) -> bytes:
@@ -83,6 +106,15 @@ class _Damage(Exception):
     """The stream itself is damaged (bad gzip/zip data) at a known decompressed offset."""
 
 
+def _warn_unread_members(path: Path, stream: _Stream, diagnostics: Diagnostics) -> None:
+    if stream.unread:
+        others = stream.unread
+        diagnostics.warn(f"{path}: the zip holds {len(others) + 1} .etl files; only "
+                         f"{stream.member} is read ({', '.join(others[:5])}"
+                         f"{', ...' if len(others) > 5 else ''} not: unzip and give each as its "
+                         "own input)")
+
+
 def iter_buffers(path: Path, diagnostics: Diagnostics,
                  progress=None) -> Iterator[tuple[int, int, bytes]]:
     """(file offset, buffer index, buffer bytes) for every buffer, in file order. Offsets are
@@ -93,14 +125,10 @@ def iter_buffers(path: Path, diagnostics: Diagnostics,
     below the header size, larger than any ETW buffer, or cut short by the end of the file.
     """
     stream = open_trace_stream(path)
-    if stream.unread:
-        others = stream.unread
-        diagnostics.warn(f"{path}: the zip holds {len(others) + 1} .etl files; only "
-                         f"{stream.member} is read ({', '.join(others[:5])}"
-                         f"{', ...' if len(others) > 5 else ''} not: unzip and give each as its "
-                         "own input)")
+    _warn_unread_members(path, stream, diagnostics)
     offset = index = 0
     sizes: set[int] = set()        # the data buffers' sizes: one size = fixed-size buffers
+    limit = MAX_DECOMPRESSED_BYTES if stream.compressed else None
     stream = _Pushback(stream)
     try:
         while True:
@@ -134,6 +162,8 @@ def iter_buffers(path: Path, diagnostics: Diagnostics,
                 diagnostics.warn(f"{path}: byte {offset}: {msg}; stopped reading there")
                 diagnostics.count("etl_bad_buffers")
                 return
+            if limit is not None and offset + size > limit:
+                raise InputError(path, _too_big(f"more than {limit:,} bytes"), offset)
             try:
                 body = _read_exactly(stream, size - L.BUFFER_HEADER_SIZE)
             except _STREAM_ERRORS as e:

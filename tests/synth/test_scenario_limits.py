@@ -5,11 +5,10 @@ dump and truth are written atomically, never over the scenario."""
 
 from __future__ import annotations
 
-import time
-import tracemalloc
 
 import pytest
 
+from conftest import measured
 from fpreplay.errors import ConfigError, FpreplayError
 from fpreplay.replay.cli import main
 from fpreplay.synth import scenario as scenario_mod
@@ -28,14 +27,7 @@ def _refused(tmp_path, capsys, scenario, *words) -> str:
     """synth on the scenario: exit 2, one line naming the file and `words`, in bounded time and
     memory, and no trace written."""
     out = tmp_path / "t.etl"
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    try:
-        code = main(["synth", str(scenario), "-o", str(out), "-q"])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    elapsed = time.perf_counter() - t0
+    code, elapsed, peak = measured(lambda: main(["synth", str(scenario), "-o", str(out), "-q"]))
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
