@@ -1,7 +1,16 @@
-"""Normalized event tables (contract section 3) read back: Parquet, CSV, NDJSON."""
+"""Normalized event tables (contract section 3) read back: Parquet, CSV, NDJSON.
+
+What reading the original inputs found beside the events (records, lost events and buffers,
+the windows around lost events, the trace start, the readers' warnings) travels with a Parquet
+table as its key-value metadata `fpreplay.provenance` (JSON) and comes back when the table is
+read. A CSV or NDJSON table has no place for it: `fpreplay events` says so in a warning.
+The metadata is untrusted like any input: checked field by field, a bad one ignored with a
+warning.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,23 +20,90 @@ from fpreplay.errors import FpreplayError, InputError
 from fpreplay.schema import EVENT_COLUMNS, conform_events
 
 
-def _finish(path: Path, df: pl.DataFrame, stats: dict) -> Iterator[pl.DataFrame]:
+PROVENANCE_KEY = "fpreplay.provenance"
+_MAX_WARNINGS, _MAX_WARNING_CHARS = 1000, 4000      # what a provenance may bring back
+
+
+def provenance(read) -> dict:
+    """What a TraceRead found beside its events, as the JSON a Parquet table keeps."""
+    return {"schema": "fpreplay.provenance/1", "inputs": read.inputs, "records": read.records,
+            "events_lost": read.events_lost, "buffers_lost": read.buffers_lost,
+            "trace_start_ns": read.trace_start_ns,
+            "lost_windows": [list(w) for w in read.lost_windows],
+            "warnings": list(read.diagnostics.warnings)}
+
+
+def provenance_dropped(path: Path, prov: dict) -> str | None:
+    """The warning for writing `prov` to a table format without metadata (None: nothing lost)."""
+    if Path(path).suffix.lower() == ".parquet" or not (
+            prov["events_lost"] or prov["buffers_lost"] or prov["warnings"]):
+        return None
+    return (f"{path}: a {Path(path).suffix.lstrip('.').upper()} table has no place for the "
+            f"lost-event counts ({prov['events_lost']} events, {prov['buffers_lost']} buffers "
+            f"lost) and the {len(prov['warnings'])} warning(s) of reading its inputs: "
+            "analyzing it will not repeat them (write .parquet to keep them)")
+
+
+def _restore(path: Path, text: str, diagnostics, stats: dict) -> int | None:
+    """Apply a table's provenance; the records it states (None: none usable)."""
+    def count(value) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 62:
+            raise ValueError(f"bad count {value!r}")
+        return value
+
+    def time(value) -> int | None:
+        return None if value is None else count(value)
+
+    try:
+        doc = json.loads(text)
+        if not isinstance(doc, dict) or doc.get("schema") != "fpreplay.provenance/1":
+            raise ValueError("not fpreplay.provenance/1")
+        records = count(doc["records"])
+        lost = {k: count(doc[k]) for k in ("events_lost", "buffers_lost")}
+        start = time(doc.get("trace_start_ns"))
+        windows = [(time(a), time(b)) for a, b in doc.get("lost_windows", [])]
+        warnings = doc.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise ValueError("warnings are not a list of text")
+    except (ValueError, TypeError, KeyError, RecursionError) as e:
+        diagnostics.warn(f"{path}: its {PROVENANCE_KEY} metadata is unreadable ({e}); lost-event "
+                         "counts and warnings of the original inputs are unknown")
+        return None
+    for k, n in lost.items():
+        stats[k] = stats.get(k, 0) + n
+    stats.setdefault("lost_windows", []).extend(windows)
+    if start is not None:
+        stats["trace_start_ns"] = start
+    for w in warnings[:_MAX_WARNINGS]:          # as the original read said them, printable only
+        diagnostics.warn("".join(c if c.isprintable() else "?" for c in w[:_MAX_WARNING_CHARS]))
+    if len(warnings) > _MAX_WARNINGS:
+        diagnostics.warn(f"{path}: {len(warnings) - _MAX_WARNINGS} more warnings of the original "
+                         "inputs not repeated")
+    return records
+
+
+def _finish(path: Path, df: pl.DataFrame, stats: dict,
+            records: int | None = None) -> Iterator[pl.DataFrame]:
     try:
         df = conform_events(df, keep_extra=True)
     except FpreplayError as e:
         raise InputError(path, str(e)) from None
     if "source" in df.columns:
         df = df.with_columns(pl.col("source").fill_null(str(path)))
-    stats["records"] = stats.get("records", 0) + df.height
+    stats["records"] = stats.get("records", 0) + (df.height if records is None else records)
     yield df
 
 
 def read_parquet(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:
     try:
         df = pl.read_parquet(path)
+        meta = pl.read_parquet_metadata(path)
     except Exception as e:  # polars raises several types for a damaged file
         raise InputError(path, f"unreadable Parquet: {e}".splitlines()[0]) from None
-    yield from _finish(path, df, stats)
+    records = None
+    if PROVENANCE_KEY in meta:
+        records = _restore(path, meta[PROVENANCE_KEY], diagnostics, stats)
+    yield from _finish(path, df, stats, records)
 
 
 def read_csv(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:
@@ -47,11 +123,13 @@ def read_ndjson(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFram
     yield from _finish(path, df, stats)
 
 
-def write_table(df: pl.DataFrame, path: Path) -> None:
-    """Write a table by extension: .parquet, .csv, .ndjson/.jsonl (contract section 1, -o)."""
+def write_table(df: pl.DataFrame, path: Path, prov: dict | None = None) -> None:
+    """Write a table by extension: .parquet, .csv, .ndjson/.jsonl (contract section 1, -o).
+    `prov` (provenance()): kept as Parquet metadata; the other formats have no place for it."""
     suffix = Path(path).suffix.lower()
     if suffix == ".parquet":
-        df.write_parquet(path)
+        df.write_parquet(path, metadata=None if prov is None
+                         else {PROVENANCE_KEY: json.dumps(prov)})
     elif suffix == ".csv":
         df.write_csv(path)
     elif suffix in (".ndjson", ".jsonl"):

@@ -20,12 +20,17 @@ def _require_output(answer: Answer) -> Path:
     return answer.output
 
 
-def _write_table(table, answer: Answer, read) -> None:
+def _write_table(table, answer: Answer, read, keep_provenance: bool = False) -> None:
     """Both commands' ending: the table to -o, then the warnings on stderr, with --json too
-    (contract section 1), as every command does."""
-    from fpreplay.parsers.table import write_table
+    (contract section 1), as every command does. An event table keeps what reading found
+    beside the events (lost-event counts, warnings) where its format can (Parquet)."""
+    from fpreplay.parsers.table import provenance, provenance_dropped, write_table
 
-    write_output(lambda tmp: write_table(table, tmp), answer.output, read.inputs)
+    prov = provenance(read) if keep_provenance else None
+    write_output(lambda tmp: write_table(table, tmp, prov), answer.output, read.inputs)
+    dropped = prov and provenance_dropped(answer.output, prov)
+    if dropped:
+        read.diagnostics.warn(dropped)
     print_warnings(read.diagnostics.warnings, answer.quiet)
 
 
@@ -49,7 +54,7 @@ def events(
     """
     out = _require_output(answer)
     read = load_events(trace, answer.quiet, all_records=all_records)
-    _write_table(read.events, answer, read)
+    _write_table(read.events, answer, read, keep_provenance=True)
     if answer.json:
         print(json.dumps({"schema": "fpreplay.events/1", "inputs": read.inputs,
                           "output": str(out), "rows": read.events.height,
