@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import traceback
 
 from fpreplay.errors import FpreplayError
 from fpreplay.replay.cli.app import app
@@ -51,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fpreplay: internal error: {type(e).__name__}: {e} "
               "(a bug; set FPREPLAY_DEBUG=1 for the traceback)", file=sys.stderr)
         if os.environ.get("FPREPLAY_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         return 1
 
