@@ -11,6 +11,9 @@ import polars as pl
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.lifecycles.instances import FS_PREFIXES
 
+# Counter: file-system IRPs never completed because the trace has no operation-end events.
+NO_OPERATION_END = "fs_irps_without_operation_end"
+
 _REPORTS = {
     "redispatched": ("irp_redispatched", "IRP instance(s) were dispatched again before a "
                      "completion was seen, each reported 'incomplete'"),
@@ -27,8 +30,13 @@ _REPORTS = {
 def report_broken(diagnostics: Diagnostics, inst: pl.DataFrame, names: pl.Series) -> None:
     """Count each kind of broken lifecycle and say which events they came from; say so when a
     source never logs completions at all (e.g. Kernel-File without its OperationEnd).
-    `inst` has one row per instance: _note, _opener."""
-    broken = inst.filter(pl.col("_note").is_not_null())
+    `inst` has one row per instance: _note, _opener, actual. An instance re-dispatched or still
+    open whose outcome the trace shows otherwise (its request allocation failed, the policy
+    refused it, it was served from the reserve) is no broken lifecycle and is not counted.
+    The file-system instances left incomplete for want of operation-end events are counted as
+    `fs_irps_without_operation_end` (the verdict names that cause)."""
+    broken = inst.filter(pl.col("_note").is_not_null()
+                         & ((pl.col("_note") == "orphan") | (pl.col("actual") == "incomplete")))
     for key, (counter_name, text) in _REPORTS.items():
         part = broken.filter(pl.col("_note") == key)
         if part.height == 0:
@@ -44,6 +52,12 @@ def report_broken(diagnostics: Diagnostics, inst: pl.DataFrame, names: pl.Series
         diagnostics.warn("the trace holds file-system IRP dispatches but no FileIo/Kernel-File "
                          "operation-end events (the OP_END keyword was off): those IRPs never "
                          "show a completion")
+        fs_open = inst.filter(
+            (pl.col("actual") == "incomplete")
+            & pl.any_horizontal([pl.col("_opener").str.starts_with(p) for p in FS_PREFIXES])
+        ).height
+        if fs_open:
+            diagnostics.count(NO_OPERATION_END, fs_open)
 
 
 def report_lost(lc: pl.DataFrame, lost_windows, diagnostics: Diagnostics) -> pl.DataFrame:

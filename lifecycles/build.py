@@ -132,8 +132,8 @@ def _one_row_per_instance(ev: pl.DataFrame) -> pl.DataFrame:
 
 
 def _instances(ev: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
-    """Steps 2-4: events -> one row per instance with its `_note`, `arrive_ns`; broken ones
-    reported."""
+    """Steps 2-3: events -> one row per instance with its `_note`, `arrive_ns`; and the names of
+    the events that make instances (for report_broken, once the outcomes are decided)."""
     with cyclic_gc_paused():
         inst_of, closes, notes = assign_instances(ev)
     ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
@@ -143,12 +143,9 @@ def _instances(ev: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
     note_frame = pl.DataFrame({"_inst": pl.Series(list(notes), dtype=pl.Int64),
                                "_note": pl.Series(list(notes.values()), dtype=pl.String)})
     lc = lc.join(note_frame, on="_inst", how="left")
-    report_broken(diagnostics, lc.select(
-        pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
-        .alias("_note"), "_opener"),
-        ev.lazy().filter(pl.col("_inst") >= 0).select(pl.col("event_name").unique())
-        .collect()["event_name"])
-    return lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
+    names = (ev.lazy().filter(pl.col("_inst") >= 0).select(pl.col("event_name").unique())
+             .collect()["event_name"])
+    return lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns")), names
 
 
 def _drop_fast_io(lc: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
@@ -188,10 +185,16 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
             tie_irpless_failures(empty_irps().with_columns(pl.lit(0).alias("_inst")), loose,
                                  diagnostics)
         return _empty_lifecycles()
-    lc = unify_devices(_instances(ev, diagnostics), diagnostics)
+    lc, names = _instances(ev, diagnostics)
+    lc = unify_devices(lc, diagnostics)
     # A message names its device as its source does: in the lifecycles' words for the tie.
     loose = loose.with_columns(pl.col("device").replace(alias_map(lc)))
     lc = decide_outcomes(tie_irpless_failures(lc, loose, diagnostics), diagnostics)
+    # After the outcomes: an instance whose allocation failed or was refused ended there (the
+    # framework fails it in its dispatch, which no source logs as a completion), not incomplete.
+    report_broken(diagnostics, lc.select(
+        pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
+        .alias("_note"), "_opener", "actual"), names)
     if lost_windows:
         lc = report_lost(lc, lost_windows, diagnostics)
     lc = _drop_fast_io(lc, diagnostics).sort(["arrive_ns", "_inst"])

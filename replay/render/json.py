@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from fpreplay.lifecycles.broken import NO_OPERATION_END
 from fpreplay.replay import whatif
 from fpreplay.schema import ACTUAL_OUTCOMES, FAILED_ACTUALS, STARVED_ACTUALS
 
@@ -53,8 +54,19 @@ def incident_dict(inc: dict) -> dict:
     }
 
 
+def never_completed_cause(irps_without_op_end: int, incomplete: int) -> str:
+    """Why IRPs never completed, when the trace says why: file-system IRPs in a trace captured
+    without the operation-end events (lifecycles.broken.NO_OPERATION_END)."""
+    if not irps_without_op_end:
+        return ""
+    which = ("" if irps_without_op_end == incomplete
+             else f"{irps_without_op_end} of them are file-system IRPs: ")
+    return (f" ({which}the trace has no FileIo/Kernel-File operation-end events, the OP_END "
+            "keyword was off when it was captured, so no file-system IRP shows a completion)")
+
+
 def verdict_line(irps: pl.DataFrame, actual: dict, incidents: pl.DataFrame,
-                 events_lost: int) -> str:
+                 events_lost: int, irps_without_op_end: int = 0) -> str:
     failed = sum(actual[a] for a in FAILED_ACTUALS)
     n = irps.height
     lost = f"; {events_lost} events lost" if events_lost else ""
@@ -69,7 +81,9 @@ def verdict_line(irps: pl.DataFrame, actual: dict, incidents: pl.DataFrame,
                 f"for want of memory (alloc_failed {actual['alloc_failed']}, refused "
                 f"{actual['refused']}), {actual['reserved']} served from the reserve")
     incomplete = actual["incomplete"]
-    return head + (f"; {incomplete} never completed" if incomplete else "") + lost + "."
+    never = (f"; {incomplete} never completed"
+             + never_completed_cause(irps_without_op_end, incomplete) if incomplete else "")
+    return head + never + lost + "."
 
 
 def analyze_document(read, irps: pl.DataFrame, incidents: pl.DataFrame) -> dict:
@@ -83,7 +97,8 @@ def analyze_document(read, irps: pl.DataFrame, incidents: pl.DataFrame) -> dict:
     return {
         "schema": "fpreplay.analyze/1",
         "inputs": list(read.inputs),
-        "verdict": verdict_line(irps, actual, incidents, read.events_lost),
+        "verdict": verdict_line(irps, actual, incidents, read.events_lost,
+                                read.diagnostics.counters.get(NO_OPERATION_END, 0)),
         "events": int(ev.height),
         "records": int(read.records),
         "events_lost": int(read.events_lost),
