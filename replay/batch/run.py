@@ -21,7 +21,9 @@ from fpreplay.engine import Policy
 from fpreplay.errors import FpreplayError
 from fpreplay.outputs import write_atomically
 from fpreplay.replay.batch.plan import TraceJob
-from fpreplay.replay.whatif import SweepKind, WhatIfSettings, compare, sweep, sweep_kind
+from fpreplay.replay.whatif import (
+    SweepKind, WhatIfSettings, compare, recommend_size, sweep, sweep_kind,
+)
 from fpreplay.schema import FAILED_ACTUALS
 
 
@@ -107,8 +109,7 @@ def _analyse(job: TraceJob, spec: BatchSpec, out_dir: Path) -> dict:
                   settings=spec.settings)
     _write(irps_path(out_dir, job.name), cmp.per_irp.write_parquet)
     starved = sized.peak_demand == 0
-    needed = 0 if starved else (sized.min_reserved_within_budget if spec.budget_ns is not None
-                                else sized.min_reserved_no_park)
+    needed = 0 if starved else recommend_size(sized).reserved   # the one rule (whatif)
     warnings = list(dict.fromkeys(read.diagnostics.warnings + cmp.warnings + sized.warnings))
     return {
         "status": "ok", "exit_status": 0, "error": None,

@@ -78,6 +78,10 @@ def _write(df, output: Path | None, inputs=()) -> None:
 
         from fpreplay.parsers.table import write_table
 
+        from fpreplay.replay.render.text_columns import with_text_columns
+
+        if output.suffix.lower() in (".csv", ".ndjson", ".jsonl"):   # text beside the numbers
+            df = with_text_columns(df)
         if output.suffix.lower() == ".csv":   # CSV has no lists: devices "a;b", as a cell
             df = df.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join(";")
                                  for c, t in df.schema.items() if isinstance(t, pl.List))
@@ -141,8 +145,9 @@ def compare(
     read, irps = load_irps(trace, answer.quiet)
     cmp = whatif.compare(irps, policies, events=read.events, settings=simulation.settings)
     stories = None if explain is None else _explain(cmp, read, explain)
+    rec = whatif.recommend(cmp, irps, events=read.events, settings=simulation.settings)
     doc = render_json.compare_document(read.inputs, simulation.memory.text, cmp,
-                                       read.diagnostics.warnings, stories)
+                                       read.diagnostics.warnings, stories, rec)
     _answer(doc, cmp.per_irp, answer,
             functools.partial(render.render_compare, args=shell_words(trace, simulation)))
 
@@ -283,10 +288,11 @@ def report(
                                                             gap)
     memory = simulation.memory.text
     analyze_doc = render_json.analyze_document(read, irps, incidents_found)
-    compare_doc = render_json.compare_document(read.inputs, memory, cmp,
-                                               read.diagnostics.warnings)
     s = whatif.sweep(irps, kind, max_reserved=max_, budget_ns=budget, events=read.events,
                      settings=simulation.settings)
+    rec = whatif.recommend(cmp, irps, events=read.events, settings=simulation.settings, sized=s)
+    compare_doc = render_json.compare_document(read.inputs, memory, cmp,
+                                               read.diagnostics.warnings, recommendation=rec)
     sweep_doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
     html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp,
                          args=shell_words(trace, simulation),

@@ -82,13 +82,14 @@ def stderr_console() -> Console:
 
 
 def output_width() -> int | None:
-    """Tables fit the terminal; off a terminal they fit COLUMNS when it is set, else 100."""
+    """Tables fit the terminal; off a terminal (piped, redirected) they fit COLUMNS when it is
+    set, else 80 columns."""
     if sys.stdout.isatty():
         return None   # rich measures the terminal (and honours COLUMNS itself)
     try:
         return max(40, int(os.environ.get("COLUMNS", "")))
     except ValueError:
-        return 100
+        return 80
 
 
 def stdout_console() -> Console:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from fpreplay.replay.render.terminal import _show, _table
+from fpreplay.replay.render.terminal_tables import Col, Grid, policy_heads, show
 
 
 def fleet_sentences(doc: dict) -> list[str]:
@@ -36,25 +36,27 @@ def fleet_sentences(doc: dict) -> list[str]:
 
 
 def render_batch(doc: dict, out: Console) -> None:
-    t = _table(f"{len(doc['traces'])} traces, reserve sized for {doc['fleet']['kind']}"
-               f" (ran {doc['ran']}, already done {doc['skipped']})")
-    t.add_column("trace", overflow="fold")
-    for c in ("IRPs", "failed", "incid", "need"):
-        t.add_column(c, justify="right", no_wrap=True)
     policies = [s["policy"] for s in next((r["summaries"] for r in doc["traces"]
                                            if r["status"] == "ok"), [])][1:]
-    for p in policies:
-        t.add_column(f"{p}\nrescued", justify="right", no_wrap=True)
+    heads, notes = policy_heads(policies)
+    g = Grid(f"{len(doc['traces'])} traces, reserve sized for {doc['fleet']['kind']}"
+             f" (ran {doc['ran']}, already done {doc['skipped']})", [
+                 Col("trace", "the trace's name in the dataset", right=False, abbreviate=True),
+                 Col("IRPs", "IRP instances"),
+                 Col("failed", "IRPs that failed for want of memory", drop=2),
+                 Col("incid", "low-memory incidents", drop=1),
+                 Col("need", "the smallest reserve the recommendation rule gives this trace")]
+             + [Col(h, "IRPs that policy rescues") for h in heads], notes=notes)
     for r in doc["traces"]:
         if r["status"] != "ok":
-            t.add_row(r["trace"], "error", "", "", "", *["" for _ in policies])
+            g.add(r["trace"], "error", "", "", "", *["" for _ in policies])
             continue
         by_policy = {s["policy"]: s for s in r["summaries"]}
         need = r["sweep"]["needed_reserved"]
-        t.add_row(r["trace"], str(r["irps"]), str(r["failed"]), str(r["incidents"]),
-                  "-" if need is None else str(need),
-                  *(str(by_policy[p]["rescued"]) if p in by_policy else "-" for p in policies))
-    _show(out, t)
+        g.add(r["trace"], str(r["irps"]), str(r["failed"]), str(r["incidents"]),
+              "-" if need is None else str(need),
+              *(str(by_policy[p]["rescued"]) if p in by_policy else "-" for p in policies))
+    show(out, g)
     for r in doc["traces"]:
         if r["status"] != "ok":
             out.print(f"error: {r['trace']}: {r['error']}", markup=False)

@@ -125,7 +125,9 @@ def analyze_document(read, irps: pl.DataFrame, incidents: pl.DataFrame) -> dict:
 
 
 def compare_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
-                     warnings: list[str], explain: list[dict] | None = None) -> dict:
+                     warnings: list[str], explain: list[dict] | None = None,
+                     recommendation: whatif.Recommendation | None = None) -> dict:
+    """recommendation: whatif.recommend over `cmp` (the one rule, recommend.py)."""
     doc = {
         "schema": "fpreplay.compare/1",
         "inputs": list(inputs),
@@ -138,6 +140,8 @@ def compare_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
     }
     if explain is not None:
         doc["explain"] = explain
+    if recommendation is not None:
+        doc["recommendation"] = recommendation.as_dict()
     return _seeded(doc, cmp.seeds)
 
 
@@ -161,6 +165,7 @@ def sweep_document(inputs: list[str], memory: str, s: whatif.Sweep, warnings: li
         "min_reserved_within_budget": s.min_reserved_within_budget,
         "warnings": list(warnings) + [w for w in s.warnings if w not in warnings],
     }
+    doc["recommendation"] = whatif.recommend_size(s).as_dict()
     if s.seeds:
         doc["range"] = s.ranges
     return _seeded(doc, s.seeds)

@@ -1,27 +1,41 @@
-"""Terminal output: rich tables drawn from the JSON documents (render/json.py), 100 columns wide.
+"""Terminal output: tables drawn from the JSON documents (render/json.py), laid out for the
+console's width by terminal_tables (no cell ever broken; one legend style for every table), each
+command ending on what to do next (terminal_next).
 
 Colour comes from the console (replay/cli/app.py): only on a terminal, never with NO_COLOR.
 """
 
 from __future__ import annotations
 
-import shlex
 from datetime import datetime, timezone
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from fpreplay import schema
+from fpreplay.replay.render.terminal_next import (   # noqa: F401 (the report uses them too)
+    compare_summary, next_analyze, next_incidents, next_sweep, over_seeds, print_next,
+    sweep_recommendation,
+)
+from fpreplay.replay.render.terminal_tables import SHORT_OUTCOMES, Col, Grid, policy_heads, show
 from fpreplay.schema import ACTUAL_OUTCOMES
 from fpreplay.units import format_duration_ns as fmt_duration
 
-
-# Short column headings for the actual outcomes, so the breakdown fits 100 columns.
-_ACTUAL_HEAD = {"ok": "ok", "reserved": "resv", "refused": "refus", "alloc_failed": "allocF",
-                "cancelled": "cancl", "invalid_state": "inval", "failed": "fail",
-                "incomplete": "incompl"}
+# The actual outcomes as column headings: one word each, and what each means.
+ACTUAL_COLS = {
+    "ok": ("ok", "completed without error"),
+    "reserved": ("resv", "served from the reserve (a reserved request)"),
+    "refused": ("refus", "refused by the forward-progress policy"),
+    "alloc_failed": ("allocF", "request allocation failed and not served from the reserve"),
+    "cancelled": ("cancl", "cancelled (STATUS_CANCELLED)"),
+    "invalid_state": ("inval", "invalid device state (STATUS_INVALID_DEVICE_STATE: a purged or "
+                      "stopped queue)"),
+    "failed": ("fail", "completed with another error status"),
+    "incomplete": ("incompl", "never completed in the trace"),
+}
+# Least worth keeping first when a terminal is too narrow (None: never dropped).
+_ACTUAL_DROP = {"cancelled": 3, "invalid_state": 4, "failed": 5, "refused": 6,
+                "incomplete": 7}
 
 
 def major_name(code) -> str:
@@ -72,17 +86,15 @@ def spread(r: dict | None, fmt=str) -> str:
     return f"{lo}–{hi}"
 
 
-def _figure(text: str, r: dict | None = None, fmt=str, colour: str = "") -> Text:
-    """A table cell: the figure (the median over seeds, when several ran) and, below it, its
-    min–max over the seeds."""
-    cell = Text(text, style=colour)
+def _figure(text: str, r: dict | None = None, fmt=str, colour: str = ""):
+    """A table cell: the figure (the median over seeds, when several ran) and, on the line
+    below it, its min–max over the seeds."""
     extra = spread(r, fmt)
-    if extra:
-        cell.append("\n" + extra, style="dim")
-    return cell
+    cell = Text(text, style=colour)
+    return [cell, Text(extra, style="dim")] if extra else cell
 
 
-def _row_figures(row: dict, keys, colours: dict | None = None) -> list[Text]:
+def _row_figures(row: dict, keys, colours: dict | None = None) -> list:
     """The cells of a compare or sweep row: counts, then the three park waits where asked."""
     ranges, colours = row.get("range") or {}, colours or {}
     cells = []
@@ -105,35 +117,6 @@ def seeds_note(doc: dict) -> str:
     return f", seeds {', '.join(map(str, seeds))}: median, min–max below"
 
 
-def _table(title: str | None = None) -> Table:
-    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False,
-                 show_edge=False,
-                 padding=(0, 0, 0, 1), title_style="bold")
-
-
-def _needed_width(table: Table) -> int:
-    """Columns that never wrap at their widest cell or header line, the others at their
-    min_width, each with its two-character gap."""
-    total = 0
-    for col in table.columns:
-        if col.no_wrap:
-            cells = [str(col.header), *(str(c) for c in col._cells)]
-            total += max(len(line) for c in cells for line in c.split("\n"))
-        else:
-            total += col.min_width or 1
-        total += 2
-    return total
-
-
-def _show(out: Console, table: Table) -> None:
-    # Rich drops whole columns from a table too wide for the terminal. Close the gaps between
-    # columns to one space first (an 80-column terminal then holds every column).
-    if _needed_width(table) > out.width:
-        table.padding = (0, 0, 0, 0)
-    out.print(table)
-    out.print()
-
-
 def _join(names: list[str], limit: int = 3) -> str:
     if len(names) <= limit:
         return ", ".join(names) or "-"
@@ -142,40 +125,76 @@ def _join(names: list[str], limit: int = 3) -> str:
 
 # --- analyze ----------------------------------------------------------------------------------
 
-def breakdown_table(title: str, rows: list[dict], names=str, limit: int = 15) -> Table:
-    t = _table(title)
-    t.add_column("", overflow="fold", max_width=24)
-    t.add_column("IRPs", justify="right")
-    for a in ACTUAL_OUTCOMES:
-        t.add_column(_ACTUAL_HEAD[a], justify="right")
+_BY = {"device": "the device, as the trace names it", "queue": "the WDFQUEUE, or (default)",
+       "major": "the IRP major function"}
+
+
+def breakdown_grid(title: str, by: str, rows: list[dict], names=str, limit: int = 15,
+                   legend: bool = True) -> Grid:
+    """One breakdown of the actual outcomes; the last of the three carries the legend, naming
+    the first columns of the two before it too."""
+    g = Grid(title, [Col(by, _BY[by], right=False, abbreviate=True),
+                     Col("IRPs", "IRP instances")]
+             + [Col(*ACTUAL_COLS[a], drop=_ACTUAL_DROP.get(a)) for a in ACTUAL_OUTCOMES],
+             legend=legend,
+             legend_first=[Col(b, _BY[b]) for b in _BY if b != by] if legend else [])
     for r in rows[:limit]:
-        t.add_row(names(r["name"]), str(r["irps"]), *[str(r["actual"][a]) for a in
-                                                      ACTUAL_OUTCOMES])
+        g.add(names(r["name"]), str(r["irps"]), *[str(r["actual"][a]) for a in ACTUAL_OUTCOMES])
     if len(rows) > limit:
-        t.caption = f"{len(rows) - limit} more not shown (see --json)"
-    return t
+        g.caption = f"{len(rows) - limit} more not shown (see --json)"
+    return g
 
 
-def incidents_table(incidents: list[dict]) -> Table:
+def incidents_grid(incidents: list[dict]) -> Grid:
     days = {fmt_time(i["start_ns"])[:10] for i in incidents}
     one_day = len(days) == 1
-    t = _table("Low-memory incidents" + (f" on {days.pop()} (UTC)" if one_day else ""))
-    for name, just in (("#", "right"), ("start", "nowrap"), ("length", "right"),
-                       ("allocF", "right"), ("refus", "right"), ("resv", "right"),
-                       ("insuf", "right"), ("press", "right"), ("IRPs", "right"),
-                       ("paging", "right"), ("devices", "left")):
-        if just == "nowrap":
-            t.add_column(name, no_wrap=True)
-        else:
-            t.add_column(name, justify=just, overflow="fold")
+    g = Grid("Low-memory incidents" + (f" on {days.pop()} (UTC)" if one_day else ""), [
+        Col("#", "incident number"),
+        Col("start", "its first low-memory signal, UTC", right=False),
+        Col("length", "from its first to its last signal"),
+        Col("allocF", "IRPs whose request allocation failed, not served from the reserve"),
+        Col("refus", "IRPs the forward-progress policy refused", drop=4),
+        Col("resv", "IRPs served from the reserve"),
+        Col("insuf", "completions with STATUS_INSUFFICIENT_RESOURCES", drop=1),
+        Col("press", "memory-pressure signals (hard faults, low available memory)", drop=2),
+        Col("IRPs", "IRPs that arrived during it"),
+        Col("paging", "share of its failing IRPs (allocF, refus, resv) that were paging I/O",
+            drop=3),
+        Col("devices", "the devices involved", right=False, abbreviate=True)])
     for i in incidents:
         start = fmt_time(i["start_ns"])
-        t.add_row(str(i["incident"]), start[11:] if one_day else start,
-                  fmt_duration(i["duration_ns"]),
-                  str(i["alloc_failed"]), str(i["refused"]), str(i["reserved"]),
-                  str(i["insufficient_resources"]), str(i["memory_pressure"]), str(i["irps"]),
-                  fmt_share(i["paging_share"]), _join(i["devices"], 2))
-    return t
+        g.add(str(i["incident"]), start[11:] if one_day else start,
+              fmt_duration(i["duration_ns"]), str(i["alloc_failed"]), str(i["refused"]),
+              str(i["reserved"]), str(i["insufficient_resources"]), str(i["memory_pressure"]),
+              str(i["irps"]), fmt_share(i["paging_share"]), _join(i["devices"], 2))
+    return g
+
+
+_IRP_COLS = {"IRP": "the IRP's address (for --explain)", "arrived": "when it arrived, UTC",
+             "device": "the device, as the trace names it", "queue": "the WDFQUEUE, or (default)",
+             "major": "the IRP major function",
+             "actual": "what happened to it in the trace"}
+
+
+def _never_completed(out: Console, doc: dict) -> None:
+    nc = doc["never_completed"]
+    if not nc["count"]:
+        out.print("Every IRP completed.", markup=False)
+        return
+    g = Grid(f"IRPs that never completed ({nc['count']})", [
+        Col("IRP", _IRP_COLS["IRP"], right=False),
+        Col("arrived", _IRP_COLS["arrived"], right=False, drop=3),
+        Col("device", _IRP_COLS["device"] + " (-: the events name none)", right=False,
+            abbreviate=True),
+        Col("queue", _IRP_COLS["queue"], right=False, abbreviate=True, drop=4),
+        Col("major", _IRP_COLS["major"], right=False)])
+    for r in nc["irps"][:20]:
+        g.add(fmt_irp(r["irp"]), fmt_time(r["arrive_ns"]), str(r["device"] or "-"),
+              str(r["queue"] or "(default)"),
+              major_name(r["major"]) if r["major"] is not None else "-")
+    if nc["count"] > 20:
+        g.caption = f"{nc['count'] - 20} more (see --json or fpreplay irps)"
+    show(out, g)
 
 
 def render_analyze(doc: dict, out: Console, args: str = "TRACE") -> None:
@@ -186,15 +205,13 @@ def render_analyze(doc: dict, out: Console, args: str = "TRACE") -> None:
     if not doc["irps"]:   # empty outcome tables would only hide the advice below them
         print_next(out, next_analyze(doc, args))
         return
-    out.print("Outcomes: ok, resv = served from the reserve, refus = refused by the policy, "
-              "allocF = request allocation failed, cancl = cancelled, inval = invalid device "
-              "state, fail = other error, incompl = never completed.", markup=False,
-              style="dim")
-    _show(out, breakdown_table("Actual outcomes by device", doc["by_device"]))
-    _show(out, breakdown_table("By queue", doc["by_queue"]))
-    _show(out, breakdown_table("By major function", doc["by_major"], names=major_name))
+    out.print()
+    show(out, breakdown_grid("Actual outcomes by device", "device", doc["by_device"],
+                             legend=False))
+    show(out, breakdown_grid("By queue", "queue", doc["by_queue"], legend=False))
+    show(out, breakdown_grid("By major function", "major", doc["by_major"], names=major_name))
     if doc["incidents"]:
-        _show(out, incidents_table(doc["incidents"]))
+        show(out, incidents_grid(doc["incidents"]))
     else:
         out.print("No low-memory incident.", markup=False)
     fp = doc["forward_progress"]
@@ -207,55 +224,72 @@ def render_analyze(doc: dict, out: Console, args: str = "TRACE") -> None:
               + (" (hard faults or memory readings, too few or too far apart to make an "
                  "incident)" if fp["memory_pressure"] and not doc["incidents"] else "")
               + ".", markup=False)
-    nc = doc["never_completed"]
-    if nc["count"]:
-        t = _table(f"IRPs that never completed ({nc['count']})")
-        for c in ("IRP", "arrived (UTC)", "device", "queue", "major"):
-            # An address or a time broken over two lines cannot be pasted into --explain.
-            t.add_column(c, overflow="fold", no_wrap=c in ("IRP", "arrived (UTC)"))
-        for r in nc["irps"][:20]:
-            t.add_row(fmt_irp(r["irp"]), fmt_time(r["arrive_ns"]), str(r["device"] or "-"),
-                      str(r["queue"] or "(default)"),
-                      major_name(r["major"]) if r["major"] is not None else "-")
-        if nc["count"] > 20:
-            t.caption = f"{nc['count'] - 20} more (see --json or fpreplay irps)"
-        _show(out, t)
-    else:
-        out.print("Every IRP completed.", markup=False)
+    out.print()
+    _never_completed(out, doc)
     print_next(out, next_analyze(doc, args))
 
 
 # --- compare ----------------------------------------------------------------------------------
 
-def compare_table(doc: dict) -> Table:
-    t = _table(f"{doc['irps']} IRPs, memory model {doc['memory']}{seeds_note(doc)}")
-    rows = [doc["observed"], *doc["policies"]]
-    # The policy column folds a long examine rule but never shrinks below a short policy name.
-    t.add_column("policy", overflow="fold", ratio=1,
-                 min_width=min(10, max(len(r["policy"]) for r in rows)))
-    # cancelled / invalid state come only from queue purges and stops: two columns of zeros
-    # would push the policy names off an 80-column terminal, so one column "cancelled/invalid"
-    # appears when some row has one.
-    purges = any(r["cancelled"] or r["invalid_state"] for r in rows)
-    for c in ("rescued", "still\nfailed", "regress", "parked", "wait\np50", "p99", "max",
-              *(("cancl/\ninval",) if purges else ()), "high\nwater"):
-        # Numbers never wrap: the policy column (a long examine rule) folds instead.
-        t.add_column(c, justify="right", no_wrap=True)
+_COMPARE_COLS = {
+    "rescued": "IRPs that failed for real and that the policy delivers to the driver",
+    "failed": "IRPs that failed for real and still fail under the policy",
+    "regress": "IRPs served for real that fail under the policy",
+    "parked": "IRPs that waited parked for a reserved request",
+    "p50": "median park wait of the parked IRPs (-: none parked)",
+    "p99": "99th-percentile park wait", "max": "longest park wait",
+    "cancl/inval": "IRPs completed cancelled / invalid device state (queue purges and stops)",
+    "water": "high water: the most reserved requests in use at once on one queue",
+}
 
+
+def _figure_cols(first: Col, purges: bool) -> list[Col]:
+    c = _COMPARE_COLS
+    return [first, Col("rescued", c["rescued"]), Col("failed", c["failed"]),
+            Col("regress", c["regress"]), Col("parked", c["parked"]),
+            Col("p50", c["p50"], drop=4), Col("p99", c["p99"]), Col("max", c["max"], drop=3),
+            *([Col("cancl/inval", c["cancl/inval"], drop=5)] if purges else []),
+            Col("water", c["water"], drop=6)]
+
+
+def compare_grid(doc: dict) -> Grid:
+    rows = [doc["observed"], *doc["policies"]]
+    # cancelled / invalid state come only from queue purges and stops: the column appears when
+    # some row has one.
+    purges = any(r["cancelled"] or r["invalid_state"] for r in rows)
+    g = Grid(f"{doc['irps']} IRPs, memory model {doc['memory']}{seeds_note(doc)}",
+             _figure_cols(Col("policy", "actual: what happened; else the policy replayed",
+                              right=False, abbreviate=True), purges))
     for row in rows:
         cells = _row_figures(row, ("rescued", "still_failed", "regressed", "parked",
                                    "park_wait_ns"),
                              {"rescued": "green", "still_failed": "red", "regressed": "red"})
         # Colour says which way a number cuts, so a zero stays plain; the console drops colour
         # off a terminal and with NO_COLOR.
-        t.add_row(row["policy"], *cells,
-                  *((f"{row['cancelled']}/{row['invalid_state']}",) if purges else ()),
-                  *_row_figures(row, ("reserve_high_water",)))
-    return t
+        g.add(row["policy"], *cells,
+              *((f"{row['cancelled']}/{row['invalid_state']}",) if purges else ()),
+              *_row_figures(row, ("reserve_high_water",)))
+    return g
 
 
 # An address reused by more IRPs than this: the others go in one table, not a story each.
 EXPLAIN_FULL = 5
+
+
+def _explain_table(stories: list[dict], out: Console) -> None:
+    heads, notes = policy_heads([p["policy"] for p in stories[0]["policies"]])
+    g = Grid(None, [Col("arrived", _IRP_COLS["arrived"], right=False),
+                    Col("major", _IRP_COLS["major"], right=False, drop=1),
+                    Col("actual", _IRP_COLS["actual"], right=False, short=SHORT_OUTCOMES)]
+             + [Col(h, "its outcome [verdict] under that policy", right=False,
+                    short=SHORT_OUTCOMES) for h in heads], notes=notes)
+    for s in stories[:20]:
+        g.add(fmt_time(s["arrive_ns"])[11:],
+              major_name(s["major"]) if s["major"] is not None else "-", s["actual"],
+              *[f"{p['outcome']} [{p['verdict']}]" for p in s["policies"]])
+    if len(stories) > 20:
+        g.caption = f"{len(stories) - 20} more (see --json)"
+    show(out, g)
 
 
 def render_explain(stories: list[dict], out: Console) -> None:
@@ -269,19 +303,7 @@ def render_explain(stories: list[dict], out: Console) -> None:
                      "told below the table" if changed else
                      f"every policy treats them as they were; the first {len(told)} told below "
                      "the table"), markup=False)
-        t = _table()
-        t.add_column("arrived (UTC)", no_wrap=True)
-        t.add_column("major")
-        t.add_column("actual", no_wrap=True)
-        for p in stories[0]["policies"]:
-            t.add_column(p["policy"], overflow="fold", max_width=24)
-        for s in stories[:20]:
-            t.add_row(fmt_time(s["arrive_ns"])[11:],
-                      major_name(s["major"]) if s["major"] is not None else "-", s["actual"],
-                      *[Text(f"{p['outcome']} [{p['verdict']}]") for p in s["policies"]])
-        if len(stories) > 20:
-            t.caption = f"{len(stories) - 20} more (see --json)"
-        _show(out, t)
+        _explain_table(stories, out)
     for s in told:
         out.print(f"IRP {fmt_irp(s['irp'])} arrived {fmt_time(s['arrive_ns'])} on "
                   f"{s['device'] or '-'} queue {s['queue'] or '(default)'}, "
@@ -299,7 +321,8 @@ def render_compare(doc: dict, out: Console, args: str = "TRACE") -> None:
     out.print(f"Actually, of {doc['irps']} IRPs: "
               + (", ".join(f"{k} {a[k]}" for k in ACTUAL_OUTCOMES if a[k]) or "-"),
               markup=False)
-    _show(out, compare_table(doc))
+    out.print()
+    show(out, compare_grid(doc))
     if doc.get("explain"):
         render_explain(doc["explain"], out)
         out.print()
@@ -308,24 +331,15 @@ def render_compare(doc: dict, out: Console, args: str = "TRACE") -> None:
 
 # --- sweep ------------------------------------------------------------------------------------
 
-def over_seeds(doc: dict, key: str) -> str:
-    """' (seeds: 3–6)' after a sweep answer whose seeds disagree; None is 'none' (not found)."""
-    text = spread((doc.get("range") or {}).get(key),
-                  lambda v: "none" if v is None else str(v))
-    return f" (over the seeds: {text})" if text else ""
-
-
 def render_sweep(doc: dict, out: Console, args: str = "TRACE") -> None:
-    t = _table(f"Reserve size against outcome: {doc['kind']}, memory model {doc['memory']}"
-               f"{seeds_note(doc)}")
-    for c in ("reserved", "rescued", "still\nfailed", "regress", "parked", "wait\np50", "p99",
-              "max", "high\nwater"):
-        t.add_column(c, justify="right", no_wrap=True)
+    g = Grid(f"Reserve size against outcome: {doc['kind']}, memory model {doc['memory']}"
+             f"{seeds_note(doc)}",
+             _figure_cols(Col("reserved", "the reserve size N: reserved requests"), False))
     for r in doc["rows"]:
-        t.add_row(str(r["reserved"]), *_row_figures(r, (
+        g.add(str(r["reserved"]), *_row_figures(r, (
             "rescued", "still_failed", "regressed", "parked", "park_wait_ns",
             "reserve_high_water")))
-    _show(out, t)
+    show(out, g)
     if doc["peak_demand"] is not None:
         out.print(f"Peak demand (reserved requests in use at once with an unlimited reserve): "
                   f"{doc['peak_demand']}{over_seeds(doc, 'peak_demand')}", markup=False)
@@ -342,6 +356,8 @@ def render_sweep(doc: dict, out: Console, args: str = "TRACE") -> None:
         out.print(f"Smallest reserve whose p99 park wait fits {fmt_duration(doc['budget_ns'])}: "
                   + (str(b) if b is not None else f"none up to {doc['max_reserved']}")
                   + over_seeds(doc, "min_reserved_within_budget"), markup=False)
+    if doc["peak_demand"] != 0 or doc["memory"] != "observed":
+        out.print(sweep_recommendation(doc), style="bold", markup=False)
     print_next(out, next_sweep(doc, args))
 
 
@@ -356,6 +372,39 @@ def queue_ops_line(i: dict, queue_ops) -> str | None:
         f"{k.removeprefix('queue_').replace('_', ' and ')} at {fmt_time(t)[11:]} "
         f"(+{fmt_duration(t - i['start_ns'])})" + (f" on {q}" if q else "")
         for t, k, q in inside) + "."
+
+
+def _timeline_grid(i: dict, policies: list[str]) -> Grid:
+    heads, notes = policy_heads(policies)
+    g = Grid("Timeline", [
+        Col("from", "the step's start, UTC", right=False),
+        Col("arrived", "IRPs that arrived in the step", drop=2),
+        Col("allocF", "IRPs whose request allocation failed, served from the reserve or not"),
+        Col("outst", "the most IRPs in the driver at once", drop=1)]
+        + [Col(h, "under that policy, the most reserved requests in use / the deepest "
+               "parked list") for h in heads], notes=notes)
+    for b in i["timeline"]:
+        g.add(fmt_time(b["start_ns"])[11:], str(b["arrived"]), str(b["failed"]),
+              str(b["outstanding"]),
+              *[f"{b['policies'][p]['reserved_in_use']}/{b['policies'][p]['parked']}"
+                for p in policies])
+    return g
+
+
+def _deciding_grid(i: dict, policies: list[str]) -> Grid:
+    heads, notes = policy_heads(policies)
+    g = Grid(f"IRPs that decided it ({i['deciding_irps']})", [
+        Col("IRP", _IRP_COLS["IRP"], right=False),
+        Col("arrived", _IRP_COLS["arrived"], right=False, drop=1),
+        Col("actual", _IRP_COLS["actual"], right=False, short=SHORT_OUTCOMES)]
+        + [Col(h, "its outcome under that policy", right=False, short=SHORT_OUTCOMES)
+           for h in heads], notes=notes)
+    for r in i["irp_list"][:20]:
+        g.add(fmt_irp(r["irp"]), fmt_time(r["arrive_ns"])[11:], r["actual"],
+              *[r["policies"][p]["outcome"] for p in policies])
+    if i["deciding_irps"] > 20:
+        g.caption = f"{i['deciding_irps'] - 20} more (see --json)"
+    return g
 
 
 def render_incidents(doc: dict, out: Console, args: str = "TRACE", queue_ops=()) -> None:
@@ -375,171 +424,11 @@ def render_incidents(doc: dict, out: Console, args: str = "TRACE", queue_ops=())
         ops_text = queue_ops_line(i, queue_ops)
         if ops_text:
             out.print("  " + ops_text, markup=False)
-        out.print("  alloc fail: IRPs whose request allocation failed, served from the reserve or "
-                  "not; outst.: the most IRPs in the driver at once; per policy the most "
-                  "reserved requests in use / the deepest parked list.", markup=False,
-                  style="dim")
-        t = _table("Timeline")
-        t.add_column("from (UTC)", no_wrap=True)
-        t.add_column("arrived", justify="right", no_wrap=True)
-        t.add_column("alloc\nfail", justify="right", no_wrap=True)
-        t.add_column("outst.", justify="right", no_wrap=True)
-        for p in doc["policies"]:
-            t.add_column(f"{p}\nresv/park", justify="right", overflow="fold", max_width=16)
-        for b in i["timeline"]:
-            t.add_row(fmt_time(b["start_ns"])[11:], str(b["arrived"]), str(b["failed"]),
-                      str(b["outstanding"]),
-                      *[f"{b['policies'][p]['reserved_in_use']}/{b['policies'][p]['parked']}"
-                        for p in doc["policies"]])
-        _show(out, t)
-        _show(out, compare_table({"irps": i["irps"], "memory": doc["memory"],
-                                  "seeds": doc.get("seeds"),
-                                  "observed": i["observed"], "policies": i["policies"]}))
+        out.print()
+        show(out, _timeline_grid(i, doc["policies"]))
+        show(out, compare_grid({"irps": i["irps"], "memory": doc["memory"],
+                                "seeds": doc.get("seeds"),
+                                "observed": i["observed"], "policies": i["policies"]}))
         if i["irp_list"]:
-            t = _table(f"IRPs that decided it ({i['deciding_irps']})")
-            t.add_column("IRP", no_wrap=True)
-            t.add_column("arrived (UTC)", no_wrap=True)
-            t.add_column("actual", no_wrap=True)
-            for p in doc["policies"]:
-                t.add_column(p, overflow="fold", max_width=18)
-            for r in i["irp_list"][:20]:
-                t.add_row(fmt_irp(r["irp"]), fmt_time(r["arrive_ns"])[11:], r["actual"],
-                          *[f"{r['policies'][p]['outcome']}" for p in doc["policies"]])
-            if i["deciding_irps"] > 20:
-                t.caption = f"{i['deciding_irps'] - 20} more (see --json)"
-            _show(out, t)
+            show(out, _deciding_grid(i, doc["policies"]))
     print_next(out, next_incidents(doc, args))
-
-
-# --- what to do next ---------------------------------------------------------------------------
-# Each command ends on the command a user would run next, with their own inputs and options, so
-# the answer to "so what now?" can be pasted. `args` is the inputs and options as typed.
-
-def _policy_kind(policy: str) -> str | None:
-    """`always:8` -> `always`, `examine:8:SQL` -> `examine:SQL`; `none` has no reserve to size."""
-    parts = policy.split(":", 2)
-    if parts[0] == "examine" and len(parts) == 3:
-        return f"examine:{parts[2]}"
-    return parts[0] if parts[0] in ("always", "paging") else None
-
-
-def _kind_arg(kind: str) -> str:
-    return "" if kind == "always" else f" --kind {shlex.quote(kind)}"
-
-
-def _policy_arg(kind: str, n: int) -> str:
-    if kind.startswith("examine:"):
-        return shlex.quote(f"examine:{n}:{kind.split(':', 1)[1]}")
-    return f"{kind}:{n}"
-
-
-def next_analyze(doc: dict, args: str) -> str:
-    a = doc["actual"]
-    if not doc["irps"]:
-        return (f"None of its {doc['records']} records is an IRP dispatch or completion. Capture "
-                "the kernel's disk I/O and driver events (xperf -on "
-                "PROC_THREAD+LOADER+DISK_IO+DISK_IO_INIT+DRIVERS) or your driver's own provider "
-                "(read with --provider NAME).")
-    failed = a["alloc_failed"] + a["refused"]
-    if failed:
-        return (f"Next: `fpreplay sweep {args} --budget 2ms` finds the smallest reserve that "
-                f"would have served these {failed} IRPs; `fpreplay incidents {args}` tells each "
-                "incident's story.")
-    if a["reserved"]:
-        return (f"Next: the reserve held ({a['reserved']} IRPs served from it). "
-                f"`fpreplay sweep {args} --budget 2ms` shows how a bigger or smaller reserve "
-                "changes parking.")
-    if doc["incidents"]:
-        return (f"Nothing failed for want of memory. `fpreplay incidents {args}` shows the "
-                "incident's timeline.")
-    return ("Nothing failed for want of memory. To see what a reserve would do in a low-memory "
-            f"event anyway: `fpreplay sweep {args} --memory fail-all`.")
-
-
-def best_policy(doc: dict) -> dict | None:
-    """The policy a user would pick from a comparison: rescues most, regresses least, fails
-    least, parks least, with the fewest reserved requests in use."""
-    rows = [r for r in doc["policies"] if _policy_kind(r["policy"])]
-    if not rows:
-        return None
-    return min(rows, key=lambda r: (-r["rescued"], r["regressed"], r["still_failed"],
-                                    r["parked"], r["reserve_high_water"]))
-
-
-def compare_summary(doc: dict, args: str, with_next: bool = True) -> str:
-    """The policy to pick and, with_next, the sweep that sizes it (the report, which holds the
-    sweep already, leaves that out)."""
-    a = doc["actual"]
-    failed = a["alloc_failed"] + a["refused"]
-    best = best_policy(doc)
-    if best is None:
-        return "No policy with a reserve was compared; add e.g. --policy always:8."
-    kind = _policy_kind(best["policy"])
-    sweep = f"`fpreplay sweep {args}{_kind_arg(kind)} --budget 2ms`"
-    clean = all(not r["regressed"] and not r["parked"] for r in doc["policies"])
-    if not failed and not a["reserved"] and clean:
-        if doc["memory"] != "observed":
-            return (f"Under --memory {doc['memory']} every policy serves every IRP without "
-                    "parking.")
-        return ("Nothing failed for want of memory, so no policy had anything to rescue. To "
-                "compare them in a low-memory event: add --memory fail-all.")
-    if failed:
-        head = (f"Best here: {best['policy']} rescues {best['rescued']} of {failed} failed "
-                f"IRPs, regresses {best['regressed']}, parks {best['parked']}")
-    else:   # nothing failed for real: what matters is what a policy breaks or delays
-        head = (f"Best here: {best['policy']} regresses {best['regressed']}, parks "
-                f"{best['parked']}")
-    if best["still_failed"]:
-        why = []
-        if best["invalid_state"]:   # no reserve helps an IRP a purged or stopped queue refuses
-            why.append(f"{best['invalid_state']} invalid state: the queue was purged or stopped")
-        if kind == "paging":
-            why.append("paging:N refuses what is not paging I/O: try --policy always:N")
-        head += f", still fails {best['still_failed']}" + (f" ({'; '.join(why)})" if why else "")
-    if best["parked"]:
-        nxt = f" Next: {sweep} finds the smallest reserve whose park wait fits 2 ms."
-    else:
-        head += f", with at most {best['reserve_high_water']} reserved requests in use"
-        nxt = f" Next: {sweep} confirms the smallest reserve that does as well."
-    return head + "." + (nxt if with_next else "")
-
-
-def next_sweep(doc: dict, args: str) -> str | None:
-    kind = doc["kind"]
-    if doc["peak_demand"] == 0 and doc["memory"] == "observed":
-        return f"Next: `fpreplay sweep {args}{_kind_arg(kind)} --memory fail-all`."
-    if doc["budget_ns"] is not None:
-        n, why = (doc["min_reserved_within_budget"],
-                  f"the smallest reserve whose p99 park wait fits "
-                  f"{fmt_duration(doc['budget_ns'])}")
-    else:
-        n, why = doc["min_reserved_no_park"], "the smallest reserve at which nothing parks"
-    if n is None:
-        return (f"No reserve up to {doc['max_reserved']} does it. Next: "
-                f"`fpreplay sweep {args}{_kind_arg(kind)} --max {2 * doc['max_reserved']}`.")
-    row = next((r for r in doc["rows"] if r["reserved"] == n), None)
-    tail = ""
-    if row is not None and row["still_failed"] and kind == "paging":
-        tail = (f" ({row['still_failed']} IRPs still fail: they are not paging I/O; "
-                "`--kind always` sizes a reserve for them too)")
-    return (f"Next: `fpreplay compare {args} --policy {_policy_arg(kind, n)}` replays {why}, "
-            f"IRP by IRP (add -o per-irp.csv or --explain IRP){tail}.")
-
-
-def next_incidents(doc: dict, args: str) -> str | None:
-    """Point at the first deciding IRP some policy treats differently: its story is the one a
-    support engineer retells."""
-    for i in doc["incidents"]:
-        for r in i["irp_list"]:
-            for p in doc["policies"]:
-                if r["policies"][p]["verdict"] in ("rescued", "regressed") and _policy_kind(p):
-                    return (f"Next: `fpreplay compare {args} --policy {shlex.quote(p)} --explain "
-                            f"{fmt_irp(r['irp'])}` tells how {p} treats the first IRP it "
-                            "changes.")
-    return None
-
-
-def print_next(out: Console, text: str | None) -> None:
-    if text:
-        out.print(text, markup=False, style="bold")
-

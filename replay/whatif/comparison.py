@@ -14,9 +14,10 @@ from fpreplay.replay.whatif.outcomes import (
     actual_counts, add_warnings, high_water, observed_row, queue_operations, run_policy,
     summarize, total_timeline, verdicts, window_high_water, window_incidents,
 )
-from fpreplay.replay.whatif.seeds import combine_rows
+from fpreplay.replay.whatif.recommend import Recommendation, from_comparison
+from fpreplay.replay.whatif.seeds import combine_rows, figure_range
 from fpreplay.replay.whatif.settings import WhatIfSettings, parse_policies
-from fpreplay.replay.whatif.sizing import peak_demand, sweep_kind
+from fpreplay.replay.whatif.sizing import Sweep, peak_demand, recommend_size, sweep_kind
 from fpreplay.schema import FAILED_ACTUALS, STARVED_ACTUALS
 
 
@@ -138,3 +139,24 @@ def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
         out.append({"incident": inc, "observed": observed_row(irps.filter(arrived_inside)),
                     "policies": per_policy, "irps": deciding})
     return out
+
+
+def recommend(cmp: Comparison, irps: pl.DataFrame, *, events: pl.DataFrame | None = None,
+              settings: WhatIfSettings | None = None, sized: Sweep | None = None
+              ) -> Recommendation:
+    """The recommendation rule (recommend.py) over a comparison: its best kind, sized by
+    `sized` when that sweep is of the same kind (with its budget, as `report` has it), else by
+    the compared sizes. When no compared size of the kind serves without parking, its peak
+    demand is measured (one more replay per seed, the median over the seeds): the sweep's
+    smallest size with no parking."""
+    rec = from_comparison(cmp.summaries)
+    if rec.kind is not None and sized is not None and sized.kind == rec.kind:
+        return recommend_size(sized)
+    if rec.kind is None or rec.reserved is not None:
+        return rec
+    settings = settings or WhatIfSettings()
+    ops = queue_operations(events, irps)
+    incidents = window_incidents(irps, events, settings)
+    peaks = [peak_demand(irps, sweep_kind(rec.kind), run, ops, incidents)
+             for run in settings.runs()]
+    return from_comparison(cmp.summaries, {rec.kind: max(1, figure_range(peaks)["median"])})

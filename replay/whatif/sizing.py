@@ -13,6 +13,7 @@ from fpreplay.replay.whatif.outcomes import (
     add_warnings, high_water, queue_operations, run_policy, summarize, verdicts,
     window_incidents,
 )
+from fpreplay.replay.whatif.recommend import Recommendation, fits, from_sweep
 from fpreplay.replay.whatif.seeds import combine_rows, figure_range
 from fpreplay.replay.whatif.settings import WhatIfSettings
 from fpreplay.schema import empty_irps
@@ -157,10 +158,10 @@ def sweep(irps: pl.DataFrame, kind: str | SweepKind = "always", *,
     for z in sizers:
         for n in _sizes(max_reserved):
             z.row(n)
-    answers["min_reserved_no_park"] = [z.smallest(lambda r: r["parked"] == 0) for z in sizers]
+    answers["min_reserved_no_park"] = [z.smallest(fits) for z in sizers]
     if budget_ns is not None:
         answers["min_reserved_within_budget"] = [
-            z.smallest(lambda r: r["park_wait_ns"]["p99"] <= budget_ns) for z in sizers]
+            z.smallest(lambda r: fits(r, budget_ns)) for z in sizers]
     sizes = sorted(set().union(*(z.cache for z in sizers)))
     warnings = trace_cannot_tell(irps, settings)
     for z in sizers:
@@ -199,3 +200,10 @@ def sweep_rows(s: Sweep) -> list[dict]:
     for row, ranges in zip(rows, s.row_ranges):
         row["range"] = {k: v for k, v in ranges.items() if k != "reserved"}
     return rows
+
+
+def recommend_size(s: Sweep) -> Recommendation:
+    """The recommendation rule (recommend.py) over a sweep: with its budget the smallest size
+    whose p99 park wait fits, else the smallest at which nothing parks."""
+    answer = s.min_reserved_within_budget if s.budget_ns is not None else s.min_reserved_no_park
+    return from_sweep(s.kind, sweep_rows(s), answer, s.budget_ns)

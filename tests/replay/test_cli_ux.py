@@ -13,6 +13,7 @@ from typer.main import get_command
 
 from fpreplay.replay.cli import app, main
 from scenario_tables import write_scenario
+from terminal_text import commands, words
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ["--policy", "always:1", "--policy", "paging:1"]
@@ -37,37 +38,7 @@ def _one_line_exit_2(capsys, *args) -> str:
     return err
 
 
-# --- narrow terminals -------------------------------------------------------------------------
-
-def test_80_columns_keep_every_compare_column(capsys, trace, monkeypatch):
-    """Rich drops whole columns from a table too wide for the terminal: at COLUMNS=80 the
-    comparison (with a purge's cancelled IRPs and a long examine rule) keeps all of them."""
-    monkeypatch.setenv("COLUMNS", "80")
-    rc, out, _ = run(capsys, "compare", trace, "--policy", "always:1",
-                     "--policy", "examine:4:paging OR major = 4 OR bytes > 65536")
-    assert rc == 0
-    assert max(len(line) for line in out.splitlines()) <= 80
-    head = " ".join(out.split("\n─")[0].split())
-    for word in ("policy", "rescued", "failed", "regress", "parked", "p50", "p99", "max",
-                 "cancl/", "inval", "high", "water"):
-        assert word in head, (word, out)
-    # the cancelled IRP shows as cancelled/invalid, and numbers are not cut ("…")
-    assert re.search(r"always:1\s+3\s+0\s+0\s+2\s+.+\s1/0\s+1\s*$", out, re.M), out
-    assert "…" not in out
-
-
-def test_80_columns_for_every_command(capsys, trace, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "80")
-    for args in (["analyze", trace], ["sweep", trace, "--budget", "2ms"],
-                 ["incidents", trace, *POLICIES]):
-        rc, out, _ = run(capsys, *args)
-        assert rc == 0
-        assert max(len(line) for line in out.splitlines()) <= 80, args
-        assert "…" not in out, out
-        # an IRP address is never broken over two lines (it is pasted into --explain)
-        for addr in re.findall(r"0x[0-9a-f]+", out):
-            assert len(addr) >= 6 or addr in ("0x0", "0x1", "0x2"), (addr, out)
-
+# --- waits ------------------------------------------------------------------------------------
 
 def test_waits_read_dash_when_nothing_parked(capsys, trace):
     rc, out, _ = run(capsys, "compare", trace, "--policy", "always:4", "--service-time", "5ms")
@@ -82,9 +53,9 @@ def test_waits_read_dash_when_nothing_parked(capsys, trace):
 def test_analyze_ends_on_the_sweep_to_run(capsys, trace):
     rc, out, _ = run(capsys, "analyze", trace, "--tz", "UTC")
     last = " ".join(out.split("Next:")[-1].split())
-    assert f"fpreplay sweep {trace} --tz UTC --budget 2ms" in last
+    assert commands(out) == [f"fpreplay sweep {trace} --tz UTC",
+                             f"fpreplay incidents {trace} --tz UTC"]
     assert "3 IRPs" in last               # the 3 alloc_failed ones
-    assert f"fpreplay incidents {trace} --tz UTC" in last
 
 
 def test_sweep_suggests_the_policy_it_found(capsys, trace):
@@ -92,42 +63,50 @@ def test_sweep_suggests_the_policy_it_found(capsys, trace):
     doc = json.loads(run(capsys, *args, "--json")[1])
     n = doc["min_reserved_within_budget"]
     assert n is not None
-    text = " ".join(run(capsys, *args)[1].split())
-    assert (f"Next: `fpreplay compare {trace} --service-time 5ms --policy always:{n}`"
-            in text), text
+    out = run(capsys, *args)[1]
+    assert commands(out) == [f"fpreplay compare {trace} --service-time 5ms --policy always:{n}"]
+    assert doc["recommendation"]["policy"] == f"always:{n}"
     # without --budget: the smallest reserve at which nothing parks
     doc = json.loads(run(capsys, "sweep", trace, "--service-time", "5ms", "--json")[1])
-    text = " ".join(run(capsys, "sweep", trace, "--service-time", "5ms")[1].split())
-    assert f"--policy always:{doc['min_reserved_no_park']}`" in text
+    out = run(capsys, "sweep", trace, "--service-time", "5ms")[1]
+    assert commands(out)[0].endswith(f"--policy always:{doc['min_reserved_no_park']}")
 
 
 def test_sweep_that_finds_nothing_suggests_a_bigger_max(capsys, trace):
     # with 5 ms of service, one reserved request parks the paging IRP behind the other
-    text = " ".join(run(capsys, "sweep", trace, "--service-time", "5ms", "--max", "1",
-                        "--kind", "examine:paging")[1].split())
-    assert "nothing parks: none up to 1" in text
-    assert f"`fpreplay sweep {trace} --service-time 5ms --kind examine:paging --max 2`" in text
+    out = run(capsys, "sweep", trace, "--service-time", "5ms", "--max", "1", "--kind",
+              "examine:paging")[1]
+    assert "nothing parks: none up to 1" in words(out)
+    assert commands(out) == [
+        f"fpreplay sweep {trace} --service-time 5ms --kind examine:paging --max 2"]
 
 
 def test_compare_names_the_best_policy_and_the_next_command(capsys, trace):
     rc, out, _ = run(capsys, "compare", trace, "--policy", "always:1", "--policy", "always:4",
                      "--policy", "paging:4", "--service-time", "5ms")
-    text = " ".join(out.split())
-    # always:4 rescues all 3 failed IRPs without parking; always:1 parks two, paging:4 fails one
-    assert "Best here: always:4 rescues 3 of 3 failed IRPs, regresses 0, parks 0" in text
-    assert f"`fpreplay sweep {trace} --service-time 5ms --budget 2ms`" in text
+    text = words(out)
+    # always:4 rescues all 3 failed IRPs without parking; always:1 parks two, paging:4 fails one:
+    # the rule picks always, sized to the most reserved requests always:4 had in use at once,
+    # which is what the sweep finds
+    sweep = json.loads(run(capsys, "sweep", trace, "--service-time", "5ms", "--json")[1])
+    n = sweep["min_reserved_no_park"]
+    assert (f"Recommended: always:{n}: the smallest reserve at which no IRP waits parked, of "
+            "the kind that leaves the fewest IRPs failing (always). always:4 rescues 3 of 3 "
+            "failed IRPs, regresses 0") in text, text
+    assert "Trade-off: always:1 parks 2" in text
+    assert commands(out) == [f"fpreplay sweep {trace} --service-time 5ms"]
     rc, out, _ = run(capsys, "compare", trace, "--policy", "paging:4")
-    text = " ".join(out.split())
-    assert "Best here: paging:4 rescues 2 of 3" in text
+    text = words(out)
+    assert "paging:4 rescues 2 of 3" in text
     assert "still fails 1 (paging:N refuses what is not paging I/O" in text
-    assert "--kind paging" in text
+    assert commands(out) == [f"fpreplay sweep {trace} --kind paging"]
 
 
 def test_incidents_points_at_an_irp_to_explain(capsys, trace):
     rc, out, _ = run(capsys, "incidents", trace, *POLICIES)
-    m = re.search(r"Next: `(fpreplay compare .*? --explain 0x[0-9a-f]+)`", " ".join(out.split()))
-    assert m, out
-    rc, out, err = run(capsys, *shlex.split(m.group(1))[1:])
+    (command,) = commands(out)
+    assert command.startswith("fpreplay compare ") and " --explain 0x" in command, out
+    rc, out, err = run(capsys, *shlex.split(command)[1:])
     assert rc == 0 and "actually:" in out, err
 
 
@@ -148,8 +127,7 @@ def _healthy_trace(tmp_path) -> Path:
 
 def test_healthy_trace_says_how_to_test_a_reserve_anyway(capsys, tmp_path):
     path = _healthy_trace(tmp_path)
-    text = " ".join(run(capsys, "analyze", path)[1].split())
-    assert f"`fpreplay sweep {path} --memory fail-all`" in text
+    assert commands(run(capsys, "analyze", path)[1]) == [f"fpreplay sweep {path} --memory fail-all"]
     text = " ".join(run(capsys, "compare", path, "--policy", "always:2")[1].split())
     assert "no policy had anything to rescue" in text and "--memory fail-all" in text
 
@@ -252,7 +230,7 @@ def test_report_count_axes_have_whole_ticks_and_evidence_in_words(capsys, trace,
         if "(ms)" not in title:
             assert all(float(t) == int(float(t)) for t in ticks), (title, ticks)
     assert "request allocation failures" in page and "request_alloc_failed</th>" not in page
-    assert 'class="next"' in page and "<code>fpreplay compare " in page and "Best here:" in page
+    assert 'class="next"' in page and "<code>fpreplay compare " in page and "Recommended:" in page
     # the whole-trace charts count seconds as --range does, from the trace start
     assert "seconds since the trace start (as --range counts)" in page
 
@@ -293,12 +271,13 @@ def test_compare_under_a_stress_model_names_the_clean_policy(capsys, tmp_path):
     """Nothing failed for real, so under fail-all the advice is about regressions and parking,
     never "add --memory fail-all" again."""
     path = _healthy_trace(tmp_path)
-    text = " ".join(run(capsys, "compare", path, "--memory", "fail-all", "--policy", "paging:4",
-                        "--policy", "always:4")[1].split())
+    out = run(capsys, "compare", path, "--memory", "fail-all", "--policy", "paging:4",
+              "--policy", "always:4")[1]
+    text = words(out)
     # paging:4 refuses the 4 ordinary reads (regressed); always:4 serves them all
-    assert "Best here: always:4 regresses 0, parks " in text, text
+    assert "Recommended: always:" in text and "always:4 regresses 0" in text, text
     assert "add --memory fail-all" not in text
-    assert f"`fpreplay sweep {path} --memory fail-all --budget 2ms`" in text
+    assert commands(out) == [f"fpreplay sweep {path} --memory fail-all"]
 
 
 def test_a_trace_without_irps_says_what_to_capture(capsys, tmp_path):
@@ -312,7 +291,8 @@ def test_a_trace_without_irps_says_what_to_capture(capsys, tmp_path):
     rc, out, _ = run(capsys, "analyze", path)
     assert rc == 0
     assert out.startswith("No IRP in this trace")
-    assert "DISK_IO" in out and "--provider NAME" in out
+    assert "DISK_IO" in out and "--provider" in out
+    assert commands(out)[0].startswith("xperf -on ")
     assert "By major function" not in out          # no empty tables
     rc, out, _ = run(capsys, "compare", path, "--policy", "always:2")
     assert out.startswith("Actually, of 0 IRPs: -")
@@ -372,7 +352,7 @@ def test_analyze_explains_its_short_outcome_headings(capsys, trace):
     for short, meaning in (("resv", "served from the reserve"), ("allocF", "request allocation "
                            "failed"), ("incompl", "never completed"), ("inval", "invalid device")):
         assert f"{short} = {meaning}" in out
-        assert re.search(rf"\b{short}\b", out.split("Outcomes:")[1])
+        assert re.search(rf"\b{short}\b", out.split("Columns:")[0])
 
 
 def test_bad_sweep_rule_is_reported_in_the_words_of_kind(capsys, trace):
