@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from terminal_text import tables
 
 from conftest import SAMPLES, real_trace
 from fpreplay.replay.cli import main
@@ -225,8 +226,7 @@ def test_explain_tells_the_irps_a_policy_changes_first(capsys):
     assert 0 < n < len(stories) and changed == [True] * n + [False] * (len(stories) - n)
     rc, out, _ = run(capsys, "compare", SAMPLE_C, "--policy", "always:2", "--explain",
                      f"0x{address:x}", "-q")
-    table = out.split("arrived (UTC)", 1)[1]
-    first_row = next(ln for ln in table.splitlines()[1:] if ":" in ln)
+    first_row = tables(out)[0]["rows"][0]
     assert "[same]" not in first_row, out
 
 
