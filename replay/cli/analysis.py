@@ -284,6 +284,11 @@ def report(
         raise FpreplayError("report needs -o FILE.html")
     policies = _policies(policy)
     read, irps = load_irps(trace, quiet)
+    # The driver's own policy is always among those drawn: its replay is the check on the rest.
+    traced = whatif.traced_policy(irps, simulation.settings.driver)
+    policies = policies or whatif.default_policies(irps, simulation.settings, read.events)
+    if traced.policy is not None and traced.policy not in [p.text for p in policies]:
+        policies = [*policies, *whatif.parse_policies([traced.policy])]
     incidents_found, cmp, per, inc_doc = _incident_analysis(read, irps, policies, simulation,
                                                             gap)
     memory = simulation.memory.text
@@ -297,7 +302,7 @@ def report(
     html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp,
                          args=shell_words(trace, simulation),
                          queue_ops=_queue_operations(read.events),
-                         trace_start_ns=read.trace_start_ns)
+                         trace_start_ns=read.trace_start_ns, traced=traced)
     write_output(lambda tmp: tmp.write_text(html, encoding="utf-8"), output, trace.inputs)
     warnings = [*compare_doc["warnings"], *sweep_doc["warnings"], *inc_doc["warnings"]]
     print_warnings(list(dict.fromkeys(warnings)), quiet)

@@ -77,14 +77,14 @@ def render_batch_html(doc: dict) -> str:
     """One self-contained page across traces: the answer in words, how many traces each reserve
     size serves, and one row per trace (the numbers of the --json document)."""
     from fpreplay import __version__
-    from fpreplay.replay.render.html import CSS, _table, esc, step_chart
+    from fpreplay.replay.render.html import _table, esc, page
+    from fpreplay.replay.render.html_charts import coverage_figure, embed
 
     fleet = doc["fleet"]
     points = coverage(doc)
-    chart = (step_chart([("traces served without parking", points)], 0,
-                         max(1, points[-1][0]), f"Traces a reserve of N ({fleet['kind']}) "
-                         "is enough for", x_label="reserved requests N", x_is_time=False)
-             if len(points) > 1 else "")
+    library, script, divs = embed([coverage_figure(points, fleet["kind"])]
+                                  if len(points) > 1 else [])
+    chart = "".join(f'<div class="chart">{d}</div>' for d in divs)
     ok = [r for r in doc["traces"] if r["status"] == "ok"]
     policies = [s["policy"] for s in (ok[0]["summaries"] if ok else [])][1:]
     rows = []
@@ -111,7 +111,4 @@ def render_batch_html(doc: dict) -> str:
         "waited parked (with --budget: whose p99 park wait fits it); 0 where nothing starved. "
         "The per-IRP tables are in the dataset, one partition per trace.</p>",
     ]
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width\">"
-            f"<title>fpreplay batch: {esc(doc['output'])}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return page(f"fpreplay batch: {doc['output']}", body, [library, script], {})

@@ -1,17 +1,17 @@
 """`fpreplay report`: one self-contained HTML page, drawn from the same JSON documents as the
-terminal tables, with charts as inline SVG.
+terminal tables, with interactive charts (html_charts: Bokeh, its JavaScript inlined) and the
+`--explain` story of the IRPs that matter a click away (html_timelines).
 
-Why inline SVG written here rather than a plotting library: the page must open offline and be
-mailed around in a support case, so nothing may be fetched (no CDN, no script); step plots of a
-few series are a hundred lines of SVG; and a plotting library would add a large runtime
-dependency for four chart shapes. Long timelines are reduced to one point per pixel column
-keeping the column's maximum, so a spike is never lost.
+Nothing in the page is fetched: no URL is loaded, so it opens offline and can be mailed around
+in a support case. Every text from a trace (device, queue, file and event names) reaches the page
+escaped: in markup through `esc`, in the story data as JSON with `<`, `>` and `&` as \\u escapes,
+in the charts as Bokeh's text properties.
 """
 
 from __future__ import annotations
 
 import html
-import math
+import json
 from datetime import datetime, timezone
 
 import polars as pl
@@ -19,11 +19,11 @@ import polars as pl
 from fpreplay import __version__
 from fpreplay.replay import whatif
 from fpreplay.replay.render import terminal as render
-from fpreplay.schema import ACTUAL_OUTCOMES, nt_error_expr
+from fpreplay.replay.render.html_timelines import story_key
+from fpreplay.schema import ACTUAL_OUTCOMES
 
-WIDTH, HEIGHT = 1040, 150
-PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 10, 34
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+# A table longer than this scrolls inside its box (the header stays) instead of the page.
+SCROLL_ROWS = 12
 
 CSS = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
@@ -32,13 +32,63 @@ h1{font-size:22px;margin-bottom:4px}h2{border-bottom:1px solid #ccc;padding-bott
 margin-top:32px}h3{margin-bottom:4px}
 .verdict{font-size:16px;font-weight:600;background:#f4f6fa;border-left:4px solid #1f77b4;
 padding:8px 12px}
+.warnings{background:#fff6f4;border-left:4px solid #c0392b;padding:4px 12px 4px 28px;margin:8px 0}
+.warnings li{color:#8a2a1e}
 table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:2px 8px;border-bottom:1px solid
-#e4e4e4;text-align:right;white-space:nowrap}th{background:#f4f4f4;white-space:normal;
-vertical-align:bottom}td.l,th.l{text-align:left}td.l{white-space:normal}
-.next{margin:6px 0 0 16px}.muted{color:#666}.warn{color:#a33}svg{display:block;margin:4px 0 12px}
-svg text{font:11px system-ui,sans-serif;fill:#444}.legend span{margin-right:16px}
-.legend i{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}
+#e4e4e4;text-align:right;white-space:nowrap}th{background:#f4f4f4;vertical-align:bottom}
+td.l,th.l{text-align:left}
+.scroll{max-height:340px;overflow:auto;border:1px solid #e4e4e4;margin:8px 0 4px;max-width:100%}
+.scroll table{margin:0}.scroll th{position:sticky;top:0;z-index:1}
+tr[data-irp]{cursor:pointer}tr[data-irp]:hover td{background:#eef4fb}
+tr.picked td{background:#dbe9f8}
+.next{margin:6px 0 0 16px}.muted{color:#666}
+nav{position:sticky;top:0;background:#fff;padding:4px 0;z-index:5;border-bottom:1px solid #eee}
 nav a{margin-right:12px}
+.chart{margin:6px 0 14px}
+button.zoom{font:inherit;font-size:13px;margin:2px 0 8px;cursor:pointer}
+#story{position:fixed;right:12px;bottom:12px;width:min(720px,calc(100vw - 40px));
+max-height:45vh;overflow:auto;background:#fffef6;border:1px solid #c9b458;border-radius:4px;
+box-shadow:0 2px 10px rgba(0,0,0,.2);padding:8px 12px;display:none;z-index:10}
+#story pre{white-space:pre-wrap;margin:4px 0;font:12px/1.45 ui-monospace,Consolas,monospace}
+#story button{float:right;font:inherit;cursor:pointer}
+"""
+
+# The page's own script: an IRP's story on a click (chart point or table row), and the
+# incidents' buttons that zoom the shared time axis. Story text is set as text, never as HTML.
+PAGE_JS = """
+(function(){
+  const box = document.getElementById('story');
+  if (!box) { return; }
+  const stories = JSON.parse(document.getElementById('fp-stories').textContent);
+  const text = document.getElementById('story-text');
+  window.fpStory = function(key){
+    const known = Object.prototype.hasOwnProperty.call(stories, key);
+    const irp = key.split('@')[0];
+    text.textContent = known ? stories[key] : 'IRP ' + irp + ': its story is not in this page ('
+      + 'see the note above the charts); run: fpreplay compare TRACE --policy ... --explain ' + irp;
+    box.style.display = 'block';
+    document.querySelectorAll('tr.picked').forEach(function(r){ r.classList.remove('picked'); });
+    document.querySelectorAll('tr[data-irp]').forEach(function(r){
+      if (r.getAttribute('data-irp') === key) { r.classList.add('picked'); }
+    });
+  };
+  document.getElementById('story-close').addEventListener('click', function(){
+    box.style.display = 'none';
+  });
+  document.addEventListener('click', function(e){
+    const row = e.target.closest('tr[data-irp]');
+    if (row) { window.fpStory(row.getAttribute('data-irp')); }
+    const zoom = e.target.closest('button.zoom');
+    if (zoom && window.Bokeh) {
+      const lo = parseFloat(zoom.getAttribute('data-lo')), hi = parseFloat(zoom.getAttribute('data-hi'));
+      for (const doc of Bokeh.documents) {
+        const axis = doc.get_model_by_name('time-axis');
+        if (axis) { axis.setv({start: lo, end: hi}); }
+      }
+      document.getElementById('timelines').scrollIntoView();
+    }
+  });
+})();
 """
 
 
@@ -46,208 +96,19 @@ def esc(x) -> str:
     return html.escape("-" if x is None else str(x))
 
 
-def _table(head: list[str], rows: list[list], left: int = 1, cls: str = "") -> str:
+def _table(head: list[str], rows: list[list], left: int = 1, cls: str = "",
+           keys: list[str] | None = None) -> str:
+    """A table; `keys` names each row's IRP (a click tells its story). Longer than SCROLL_ROWS
+    rows, it scrolls in its own box under a header that stays."""
     th = "".join(f'<th class="{"l" if i < left else ""}">{esc(h)}</th>'
                  for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{esc(c)}</td>'
-                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+    body = "".join(
+        (f'<tr data-irp="{esc(keys[n])}" title="click for its story">' if keys else "<tr>")
+        + "".join(f'<td class="{"l" if i < left else ""}">{esc(c)}</td>'
+                  for i, c in enumerate(r)) + "</tr>" for n, r in enumerate(rows))
+    table = f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll">{table}</div>' if len(rows) > SCROLL_ROWS else table
 
-
-# --- charts -----------------------------------------------------------------------------------
-
-def _reduce(ts: pl.Series, ys: pl.Series, t0: int, t1: int, columns: int) -> list[tuple]:
-    """The step series inside [t0, t1] (with the level carried in at t0), one point pair per
-    pixel column: the column's maximum (spikes survive) and the level it carries on."""
-    df = pl.DataFrame({"t": ts.cast(pl.Int64), "y": ys.cast(pl.Float64)}).drop_nulls()
-    carried = df.filter(pl.col("t") < t0).tail(1).with_columns(pl.lit(t0, pl.Int64).alias("t"))
-    df = pl.concat([carried, df.filter(pl.col("t").is_between(t0, t1))])
-    if not df.height:
-        return []
-    if df.height <= 2 * columns:
-        return list(df.iter_rows())
-    span = max(1, t1 - t0)
-    df = df.with_columns(((pl.col("t") - t0) * columns // span).alias("b"))
-    g = df.group_by("b", maintain_order=True).agg(pl.col("t").first(), pl.col("y").max(),
-                                                  pl.col("y").last().alias("last"))
-    out = []
-    for _, t, y, last in g.iter_rows():
-        out.append((t, y))
-        out.append((t, last))   # the level the step carries into the next column
-    return out
-
-
-def _tick_step(span: float) -> float:
-    """About five round steps over span: 1, 2 or 5 times a power of ten."""
-    raw = span / 5
-    mag = 10 ** math.floor(math.log10(raw))
-    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-
-
-def _ticks(span: float) -> list[float]:
-    """Round tick positions from 0 to span."""
-    if span <= 0:
-        return [0.0]
-    step = _tick_step(span)
-    return [round(k * step, 12) for k in range(int(span / step) + 1)]
-
-
-def _y_ticks(top: float, counts: bool) -> list[float]:
-    """Round y ticks from 0 reaching at least `top`; whole numbers when the series are counts
-    (a count axis labelled 0.75 or 2.25 reads as a mistake)."""
-    top = max(float(top), 1.0 if counts else 0.0)
-    if top <= 0:
-        return [0.0, 1.0]
-    raw = top / 4
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    if counts:
-        step = max(1.0, math.ceil(step))
-    n = math.ceil(top / step - 1e-9)
-    return [round(k * step, 12) for k in range(n + 1)]
-
-
-def step_chart(series: list[tuple[str, list[tuple]]], t0: int, t1: int, title: str,
-               hline: tuple[str, float] | None = None,
-               x_label: str = "seconds since the trace start (as --range counts)",
-               x_is_time: bool = True, step: bool = True, counts: bool = True,
-               origin: int | None = None, marks: list[tuple[int, str]] = ()) -> str:
-    """An SVG chart of step (or straight) series [(label, [(x, y), ...])] with a legend."""
-    w, h = WIDTH, HEIGHT
-    iw, ih = w - PAD_L - PAD_R, h - PAD_T - PAD_B
-    ymax = max([y for _, pts in series for _, y in pts] + [hline[1] if hline else 0] + [0])
-    y_ticks = _y_ticks(float(ymax), counts)
-    ymax = y_ticks[-1]
-    span = max(1, t1 - t0)
-
-    def X(t):
-        return PAD_L + (t - t0) * iw / span
-
-    def Y(y):
-        return PAD_T + ih - y * ih / ymax
-
-    parts = [f'<svg width="{w}" height="{h}" '
-             f'viewBox="0 0 {w} {h}" role="img" aria-label="{esc(title)}">',
-             f'<rect x="{PAD_L}" y="{PAD_T}" width="{iw}" height="{ih}" fill="#fbfbfb" '
-             f'stroke="#ccc"/>']
-    for yv in y_ticks:
-        parts.append(f'<line x1="{PAD_L}" x2="{PAD_L + iw}" y1="{Y(yv):.1f}" y2="{Y(yv):.1f}" '
-                     f'stroke="#eee"/><text x="{PAD_L - 4}" y="{Y(yv) + 4:.1f}" '
-                     f'text-anchor="end">{yv:g}</text>')
-    if x_is_time:   # seconds from `origin` (default: the chart's start)
-        origin = t0 if origin is None else origin
-        step_s = _tick_step((t1 - t0) / 1e9) if t1 > t0 else 1.0
-        first = math.ceil((t0 - origin) / 1e9 / step_s - 1e-9)
-        ticks = []
-        for k in range(first, first + 1000):
-            xv = round(k * step_s, 12)
-            if origin + xv * 1e9 > t1:
-                break
-            ticks.append((origin + xv * 1e9, xv))
-    else:           # absolute values (reserve sizes)
-        ticks = [(xv, xv) for xv in _ticks(t1) if xv >= t0]
-    for x, xv in ticks:
-        parts.append(f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{PAD_T + ih}" '
-                     f'y2="{PAD_T + ih + 4}" stroke="#999"/><text x="{X(x):.1f}" '
-                     f'y="{PAD_T + ih + 15}" text-anchor="middle">{xv:g}</text>')
-    parts.append(f'<text x="{PAD_L + iw}" y="{h - 3}" text-anchor="end">{esc(x_label)}</text>')
-    for t, label in marks:   # queue operations: a dashed line where the driver acted
-        if t0 <= t <= t1:
-            parts.append(f'<line x1="{X(t):.1f}" x2="{X(t):.1f}" y1="{PAD_T}" '
-                         f'y2="{PAD_T + ih}" stroke="#555" stroke-dasharray="3,3"/>'
-                         f'<text x="{X(t) + 3:.1f}" y="{PAD_T + 10}">{esc(label)}</text>')
-    if hline:
-        parts.append(f'<line x1="{PAD_L}" x2="{PAD_L + iw}" y1="{Y(hline[1]):.1f}" '
-                     f'y2="{Y(hline[1]):.1f}" stroke="#888" stroke-dasharray="5,4"/>'
-                     f'<text x="{PAD_L + iw - 4}" y="{Y(hline[1]) - 3:.1f}" text-anchor="end">'
-                     f'{esc(hline[0])}</text>')
-    for i, (label, pts) in enumerate(series):
-        if not pts:
-            continue
-        color = COLORS[i % len(COLORS)]
-        coords, prev = [], None
-        for t, y in pts:
-            if step and prev is not None:
-                coords.append(f"{X(t):.1f},{Y(prev):.1f}")
-            coords.append(f"{X(t):.1f},{Y(y):.1f}")
-            prev = y
-        if step and prev is not None:
-            coords.append(f"{X(t1):.1f},{Y(prev):.1f}")
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" '
-                     f'points="{" ".join(coords)}"><title>{esc(label)}</title></polyline>')
-    parts.append("</svg>")
-    legend = "".join(f'<span><i style="background:{COLORS[i % len(COLORS)]}"></i>{esc(lbl)}'
-                     f'</span>' for i, (lbl, _) in enumerate(series))
-    return (f'<div class="chart"><h4>{esc(title)}</h4>{"".join(parts)}'
-            f'<div class="legend">{legend}</div></div>')
-
-
-def _failures_series(outcomes: pl.DataFrame) -> pl.DataFrame:
-    """Cumulative IRPs the simulation completed with an error status, by completion time."""
-    f = (outcomes.filter(nt_error_expr(pl.col("status")))
-         .select(pl.coalesce("complete_ns", "deliver_ns").alias("ts_ns")).drop_nulls()
-         .sort("ts_ns").with_row_index("n", offset=1))
-    return f
-
-
-def policy_charts(cmp: whatif.Comparison, t0: int, t1: int) -> str:
-    cols = WIDTH - PAD_L - PAD_R
-    actual = whatif.actual_timeline(cmp.per_irp)
-    # Two charts, not one: hundreds of cumulative failures would flatten a handful of
-    # outstanding IRPs into the axis.
-    out = ['<h3>What actually happened</h3>',
-           step_chart([("outstanding IRPs", _reduce(actual["ts_ns"], actual["outstanding"],
-                                                    t0, t1, cols))],
-                      t0, t1, "Outstanding IRPs, as traced"),
-           step_chart([("failed for want of memory (cumulative)",
-                        _reduce(actual["ts_ns"], actual["failures"], t0, t1, cols))],
-                      t0, t1, "IRPs failed for want of memory, as traced")
-           if actual.height and (actual["failures"].max() or 0) > 0
-           else "<p>No IRP failed for want of memory.</p>"]
-    for p in cmp.policies:
-        tl = cmp.total(p)
-        n = cmp.pool_sizes.get(p, 0)
-        fails = _failures_series(cmp.outcomes[p])
-        out.append(f'<h3 id="policy-{esc(p)}">Policy {esc(p)}</h3>')
-        out.append(step_chart([("outstanding IRPs", _reduce(tl["ts_ns"], tl["outstanding"],
-                                                           t0, t1, cols))],
-                              t0, t1, f"{p}: outstanding IRPs"))
-        if n:   # `none` has no reserve to draw
-            out.append(step_chart([("reserved requests in use",
-                                    _reduce(tl["ts_ns"], tl["reserved_in_use"], t0, t1, cols))],
-                                  t0, t1, f"{p}: reserved requests in use against N = {n}",
-                                  hline=(f"N = {n}", n)))
-        out.append(step_chart([("parked IRPs", _reduce(tl["ts_ns"], tl["parked"], t0, t1,
-                                                      cols)),
-                               ("IRPs completed with an error (cumulative)",
-                                _reduce(fails["ts_ns"], fails["n"], t0, t1, cols))],
-                              t0, t1, f"{p}: parked depth and failures"))
-    return "".join(out)
-
-
-def sweep_chart(sweep_doc: dict) -> str:
-    rows = sweep_doc["rows"]
-    if not rows:
-        return ""
-    x0, x1 = rows[0]["reserved"], max(rows[-1]["reserved"], rows[0]["reserved"] + 1)
-    counts = step_chart(
-        [("parked", [(r["reserved"], r["parked"]) for r in rows]),
-         ("still failed", [(r["reserved"], r["still_failed"]) for r in rows]),
-         ("rescued", [(r["reserved"], r["rescued"]) for r in rows])],
-        x0, x1, f"IRPs against reserve size ({sweep_doc['kind']})",
-        x_label="reserved requests N", x_is_time=False, step=False)
-    waits = step_chart(
-        [("p99 park wait (ms)", [(r["reserved"], r["park_wait_ns"]["p99"] / 1e6)
-                                 for r in rows]),
-         ("max park wait (ms)", [(r["reserved"], r["park_wait_ns"]["max"] / 1e6)
-                                 for r in rows])],
-        x0, x1, "Park wait against reserve size (ms)",
-        hline=(("budget", sweep_doc["budget_ns"] / 1e6) if sweep_doc["budget_ns"] else None),
-        x_label="reserved requests N", x_is_time=False, step=False, counts=False)
-    return counts + waits
-
-
-# --- sections ---------------------------------------------------------------------------------
 
 def _actual_rows(rows: list[dict], names=str) -> list[list]:
     return [[names(r["name"]), r["irps"], *[r["actual"][a] for a in ACTUAL_OUTCOMES]]
@@ -285,11 +146,14 @@ def _fmt_bytes(n) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
-def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison,
+def _incident_section(i: dict, policies: list[str], t0: int,
                       queue_ops: list[tuple[int, str, str | None]] = ()) -> str:
     parts = [f'<section id="incident-{i["incident"]}"><h3>Incident {i["incident"]}: '
              f'{esc(render.fmt_time(i["start_ns"]))} UTC, '
              f'{esc(render.fmt_duration(i["duration_ns"]))}</h3>',
+             f'<button class="zoom" data-lo="{(i["start_ns"] - t0) / 1e9:.9f}" '
+             f'data-hi="{(max(i["end_ns"], i["start_ns"] + 1) - t0) / 1e9:.9f}">Zoom the '
+             'timelines to this incident</button>',
              _table(["IRPs arrived", "alloc_failed", "refused", "reserved",
                      "insufficient-resources completions", "memory-pressure signals",
                      "lowest available memory", "paging share"],
@@ -303,34 +167,18 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison,
     if ops_text:
         parts.append(f"<p>{esc(ops_text)}</p>")
     head = ["from (UTC)", "arrived", "allocation failed", "outstanding"]
-    head += [f"{p}: reserved in use / parked" for p in policies]   # headers wrap (CSS)
+    head += [f"{p}: in use / parked" for p in policies]
     parts.append("<h4>Timeline</h4><p class=\"muted\">Ten equal steps. allocation failed: "
                  "IRPs whose request allocation failed, served from the reserve or not; "
-                 "outstanding: the most IRPs in the driver at once, as traced.</p>"
+                 "outstanding: the most IRPs in the driver at once, as traced; in use / parked: "
+                 "reserved requests in use and IRPs parked under each policy.</p>"
                  + _table(head, [
         [render.fmt_time(b["start_ns"])[11:], b["arrived"], b["failed"], b["outstanding"],
          *[f"{b['policies'][p]['reserved_in_use']} / {b['policies'][p]['parked']}"
            for p in policies]] for b in i["timeline"]]))
-    if cmp is not None and i["end_ns"] > i["start_ns"]:
-        # A chart of the incident window, padded a little on each side.
-        pad = max(1, (i["end_ns"] - i["start_ns"]) // 10)
-        lo, hi = i["start_ns"] - pad, i["end_ns"] + pad
-        cols = WIDTH - PAD_L - PAD_R
-        series = []
-        for p in policies:
-            tl = cmp.total(p)
-            series.append((f"{p}: parked", _reduce(tl["ts_ns"], tl["parked"], lo, hi, cols)))
-            series.append((f"{p}: reserved in use",
-                           _reduce(tl["ts_ns"], tl["reserved_in_use"], lo, hi, cols)))
-        marks = [(t, k.removeprefix("queue_").replace("_", "+")) for t, k, _ in queue_ops]
-        parts.append(step_chart(series, lo, hi, f"Incident {i['incident']}: parked and reserved "
-                                "in use", x_label="seconds since the incident started",
-                                origin=i["start_ns"], marks=marks))
     parts.append("<h4>What each policy would have done</h4>"
-                 + _table(COMPARE_HEAD[:5] + ["park wait p50", "p99", "max", "cancelled",
-                                              "invalid state", "reserve high water"],
-                          _compare_rows({"observed": i["observed"],
-                                         "policies": i["policies"]})))
+                 + _table(COMPARE_HEAD, _compare_rows({"observed": i["observed"],
+                                                       "policies": i["policies"]})))
     if i["irp_list"]:
         rows = [[render.fmt_irp(r["irp"]), render.fmt_time(r["arrive_ns"])[11:],
                  r["device"], r["queue"] or "(default)",
@@ -340,10 +188,12 @@ def _incident_section(i: dict, policies: list[str], cmp: whatif.Comparison,
                    for p in policies]] for r in i["irp_list"]]
         more = i["deciding_irps"] - len(i["irp_list"])
         parts.append(f"<h4>IRPs that decided it ({i['deciding_irps']})</h4>"
+                     '<p class="muted">Changed outcomes first; click a row for its story.</p>'
                      + _table(["IRP", "arrived", "device", "queue", "major", "paging", "actual",
-                               *policies], rows, left=len(policies) + 7)
-                     + (f'<p class="muted">{more} more in <code>fpreplay compare -o</code>.</p>'
-                        if more > 0 else ""))
+                               *policies], rows, left=len(policies) + 7,
+                              keys=[story_key(r["irp"], r["arrive_ns"]) for r in i["irp_list"]])
+                     + (f'<p class="muted">The first {len(rows)} of {i["deciding_irps"]}; all '
+                        f'of them in <code>fpreplay compare -o</code>.</p>' if more > 0 else ""))
     parts.append("</section>")
     return "".join(parts)
 
@@ -394,29 +244,9 @@ EVIDENCE_LABELS = {
 }
 
 
-def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, incidents_doc: dict,
-                  cmp: whatif.Comparison, args: str = "TRACE",
-                  queue_ops: list[tuple[int, str, str | None]] = (),
-                  trace_start_ns: int | None = None) -> str:
-    a = analyze_doc
-    irps = cmp.per_irp
-    t0 = int(irps["arrive_ns"].min()) if irps.height else 0
-    if trace_start_ns is not None and trace_start_ns <= t0:
-        # Charts count seconds from the trace start, as --range does: a time read off a chart
-        # can be typed into --range as it is.
-        t0 = int(trace_start_ns)
-    t1 = int(irps.select(pl.max_horizontal(pl.col("arrive_ns").max(),
-                                           pl.col("complete_ns").max())).item() or t0 + 1)
-    t1 = max(t1, t0 + 1)
-    generated = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    nav = ('<nav><a href="#summary">Summary</a><a href="#compare">Policies</a>'
-           '<a href="#timelines">Timelines</a><a href="#sweep">Sweep</a>'
-           '<a href="#incidents">Incidents</a></nav>')
-    body = [
-        f"<h1>fpreplay report</h1><p class=\"muted\">{esc(', '.join(a['inputs']))} · memory "
-        f"model {esc(compare_doc['memory'])} · fpreplay {__version__} · {generated}</p>", nav,
-        f'<p class="verdict">{esc(a["verdict"])}</p>',
-        _next_steps(a, compare_doc, sweep_doc, args),
+def _summary(a: dict) -> list[str]:
+    """What actually happened: the counts, by device, queue and major, the evidence."""
+    return [
         '<h2 id="summary">Summary</h2>',
         _table(["events", "records", "events lost", "buffers lost", "IRPs"],
                [[a["events"], a["records"], a["events_lost"], a["buffers_lost"], a["irps"]]],
@@ -431,41 +261,140 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
         _table(["major", "IRPs", *ACTUAL_OUTCOMES], _actual_rows(a["by_major"],
                                                                   render.major_name)),
         "<h3>Forward-progress evidence</h3>",
-        _table([EVIDENCE_LABELS.get(k, k) for k in a["forward_progress"]],
-               [list(a["forward_progress"].values())], left=0),
+        _table(["evidence", "count"], [[EVIDENCE_LABELS.get(k, k), v]
+                                       for k, v in a["forward_progress"].items()]),
         f"<h3>IRPs that never completed ({a['never_completed']['count']})</h3>",
-        _table(["IRP", "arrived (UTC)", "device", "queue", "major"],
-               [[render.fmt_irp(r["irp"]), render.fmt_time(r["arrive_ns"]), r["device"],
-                 r["queue"] or "(default)",
-                 render.major_name(r["major"]) if r["major"] is not None else "-"]
-                for r in a["never_completed"]["irps"]], left=5)
+        (_table(["IRP", "arrived (UTC)", "device", "queue", "major"],
+                [[render.fmt_irp(r["irp"]), render.fmt_time(r["arrive_ns"]), r["device"],
+                  r["queue"] or "(default)",
+                  render.major_name(r["major"]) if r["major"] is not None else "-"]
+                 for r in a["never_completed"]["irps"]], left=5,
+                keys=[story_key(r["irp"], r["arrive_ns"]) for r in a["never_completed"]["irps"]])
+         + (f'<p class="muted">The first {len(a["never_completed"]["irps"])} of '
+            f'{a["never_completed"]["count"]}.</p>'
+            if a["never_completed"]["count"] > len(a["never_completed"]["irps"]) else ""))
         if a["never_completed"]["count"] else "<p>Every IRP completed.</p>",
+    ]
+
+
+def _traced_line(traced: whatif.TracedPolicy | None, policies: list[str]) -> str:
+    if traced is None:
+        return ""
+    if traced.policy is None:
+        return (f'<p class="muted">The driver\'s own policy is not shown: {esc(traced.why)}.'
+                '</p>')
+    return (f'<p>The driver\'s own policy, <b>{esc(traced.policy)}</b> ({esc(traced.why)}), '
+            'is among the policies: its replay should match what happened.</p>'
+            if traced.policy in policies else "")
+
+
+def _charts_section(cmp: whatif.Comparison, t0: int, t1: int, windows, queue_ops,
+                    traced: str | None, stories: dict[str, str], matter: int,
+                    sweep_doc: dict) -> tuple[list[str], list[str]]:
+    """(the timelines' HTML, the sweep charts' HTML) and the inlined library with them."""
+    from fpreplay.replay.render import html_charts, html_timelines
+
+    timelines, left_out = html_timelines.timeline_figures(cmp, t0, t1, windows, queue_ops,
+                                                          traced, stories)
+    sweeps = html_charts.sweep_figures(
+        sweep_doc["rows"], sweep_doc["kind"],
+        sweep_doc["budget_ns"] / 1e6 if sweep_doc["budget_ns"] else None)
+    library, script, divs = html_charts.embed(timelines + sweeps)
+    notes = ['<p class="muted">One time axis for every chart: drag to pan, scroll to zoom, '
+             'box-zoom and reset from the toolbar. Shaded: '
+             'low-memory incidents' + ("; dashed vertical lines: queue operations the trace shows"
+                                       if queue_ops else "") +
+             '. Click a legend entry to hide its line; hover for values.</p>']
+    if left_out:
+        notes.append('<p class="muted">Left out, nothing to draw: ' + esc("; ".join(left_out))
+                     + '.</p>')
+    if matter > len(stories):
+        notes.append(f'<p class="muted">Stories in this page: {len(stories)} of the {matter} '
+                     'IRPs that matter (changed outcomes first). For another: '
+                     '<code>fpreplay compare TRACE --policy P --explain ADDRESS</code>.</p>')
+    first = "".join(notes) + "".join(f'<div class="chart">{d}</div>'
+                                     for d in divs[:len(timelines)])
+    rest = "".join(f'<div class="chart">{d}</div>' for d in divs[len(timelines):])
+    return [first, rest], [library, script]
+
+
+def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, incidents_doc: dict,
+                  cmp: whatif.Comparison, args: str = "TRACE",
+                  queue_ops: list[tuple[int, str, str | None]] = (),
+                  trace_start_ns: int | None = None,
+                  traced: whatif.TracedPolicy | None = None) -> str:
+    """The page. traced: the driver's own policy (whatif.traced_policy), named where it is one
+    of cmp's policies and marked in the charts."""
+    from fpreplay.replay.render.html_timelines import pick_stories
+
+    a = analyze_doc
+    irps = cmp.per_irp
+    t0 = int(irps["arrive_ns"].min()) if irps.height else 0
+    if trace_start_ns is not None and trace_start_ns <= t0:
+        # Charts count seconds from the trace start, as --range does: a time read off a chart
+        # can be typed into --range as it is.
+        t0 = int(trace_start_ns)
+    t1 = int(irps.select(pl.max_horizontal(pl.col("arrive_ns").max(),
+                                           pl.col("complete_ns").max())).item() or t0 + 1)
+    t1 = max(t1, t0 + 1)
+    incidents = incidents_doc["incidents"]
+    listed = [(r["irp"], r["arrive_ns"]) for i in incidents for r in i["irp_list"]]
+    listed += [(r["irp"], r["arrive_ns"]) for r in a["never_completed"]["irps"]]
+    stories, matter, _ = pick_stories(cmp, [(i, t) for i, t in listed
+                                            if i is not None and t is not None])
+    traced_text = traced.policy if traced is not None else None
+    (timelines, sweep_charts), scripts = _charts_section(
+        cmp, t0, t1, [(i["start_ns"], i["end_ns"]) for i in incidents], queue_ops,
+        traced_text, stories, matter, sweep_doc)
+    generated = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    warnings = compare_doc["warnings"]
+    body = [
+        f"<h1>fpreplay report</h1><p class=\"muted\">{esc(', '.join(a['inputs']))} · memory "
+        f"model {esc(compare_doc['memory'])} · fpreplay {__version__} · {generated}</p>",
+        f'<p class="verdict">{esc(a["verdict"])}</p>',
+        ('<ul class="warnings" id="warnings">' + "".join(f"<li>{esc(w)}</li>" for w in warnings)
+         + "</ul>") if warnings else "",
+        _next_steps(a, compare_doc, sweep_doc, args),
+        '<nav><a href="#summary">Summary</a><a href="#compare">Policies</a>'
+        '<a href="#timelines">Timelines</a><a href="#sweep">Sweep</a>'
+        '<a href="#incidents">Incidents</a></nav>',
+        *_summary(a),
         '<h2 id="compare">Policies against what happened</h2>',
+        _traced_line(traced, cmp.policies),
         _table(COMPARE_HEAD, _compare_rows(compare_doc)),
         '<p class="muted">rescued: failed for real, delivered in the simulation; still failed: '
         'failed for real and again; regressed: served for real, failed in the simulation. '
         'Every count is a filter of the per-IRP table that <code>fpreplay compare -o</code> '
         'writes.</p>',
-        '<h2 id="timelines">Timelines</h2>', policy_charts(cmp, t0, t1),
-        '<h2 id="sweep">Reserve size</h2>', sweep_chart(sweep_doc),
+        '<h2 id="timelines">Timelines</h2>', timelines,
+        '<h2 id="sweep">Reserve size</h2>', sweep_charts,
         _table(["reserved", "rescued", "still failed", "regressed", "parked", "park wait p50",
                 "p99", "max", "reserve high water"],
                [[r["reserved"], r["rescued"], r["still_failed"], r["regressed"], r["parked"],
                  *render.fmt_waits(r), r["reserve_high_water"]]
                 for r in sweep_doc["rows"]], left=0),
         _sweep_answers(sweep_doc),
-        f'<h2 id="incidents">Low-memory incidents ({len(incidents_doc["incidents"])})</h2>',
+        f'<h2 id="incidents">Low-memory incidents ({len(incidents)})</h2>',
+        *([_incident_section(i, incidents_doc["policies"], t0, queue_ops) for i in incidents]
+          or ["<p>No low-memory incident.</p>"]),
+        '<div id="story" role="dialog" aria-label="IRP story"><button id="story-close" '
+        'title="close">close</button><b>IRP story</b> <span class="muted">(as <code>fpreplay '
+        'compare --explain</code> tells it)</span><pre id="story-text"></pre></div>',
     ]
-    if incidents_doc["incidents"]:
-        body += [_incident_section(i, incidents_doc["policies"], cmp, queue_ops)
-                 for i in incidents_doc["incidents"]]
-    else:
-        body.append("<p>No low-memory incident.</p>")
-    warnings = compare_doc["warnings"]
-    if warnings:
-        body.append("<h2>Warnings</h2><ul>" + "".join(f'<li class="warn">{esc(w)}</li>'
-                                                      for w in warnings) + "</ul>")
+    return page(f"fpreplay report: {', '.join(a['inputs'])}", body, scripts, stories)
+
+
+def story_json(stories: dict[str, str]) -> str:
+    """The stories as JSON that cannot close its script element or open markup."""
+    return (json.dumps(stories, ensure_ascii=False).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def page(title: str, body: list[str], scripts: list[str], stories: dict[str, str]) -> str:
+    """The document: style, body, the charting library and chart data, then the page's script."""
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width\">"
-            f"<title>fpreplay report: {esc(', '.join(a['inputs']))}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>{''.join(body)}"
+            f'<script type="application/json" id="fp-stories">{story_json(stories)}</script>'
+            f"{''.join(scripts)}<script>{PAGE_JS}</script></body></html>\n")
+

@@ -37,12 +37,15 @@ from fpreplay.replay.whatif.sizing import (
     PEAK_PROBE_CAP, SWEEP_EXHAUSTIVE, Sweep, SweepKind, peak_demand, sweep, sweep_kind,
     sweep_rows, recommend_size,
 )
-from fpreplay.replay.whatif.stories import explain, parse_irp_address, parse_irp_at
+from fpreplay.replay.whatif.stories import (
+    explain, parse_irp_address, parse_irp_at, stories_of_rows,
+)
+from fpreplay.replay.whatif.traced import TracedPolicy, traced_policy
 
 __all__ = [
     "WhatIfSettings", "as_policy", "parse_policies", "Comparison", "Sweep", "SweepKind",
     "compare", "sweep", "sweep_kind", "explain", "parse_irp_address", "parse_irp_at",
-    "verdicts", "summarize",
+    "stories_of_rows", "TracedPolicy", "traced_policy", "verdicts", "summarize",
     "actual_counts", "observed_row", "incident_outcomes", "queue_operations",
     "actual_timeline", "total_timeline", "sweep_rows", "default_policies", "run_policy",
     "peak_demand", "high_water", "window_high_water", "window_incidents", "concurrency_peak",

@@ -79,12 +79,20 @@ def _instance_at(rows: pl.DataFrame, address: int, at_ns: int) -> pl.DataFrame:
     return arrived.sort("arrive_ns", nulls_last=True).tail(1)
 
 
-def _story(cmp: Comparison, r: dict) -> dict:
+def stories_of_rows(cmp: Comparison, rows: list[int]) -> list[dict]:
+    """The stories of the IRPs at these row numbers of `cmp.per_irp` (as `explain` tells them),
+    each policy's outcomes sorted once however many IRPs are told (the report tells hundreds)."""
+    by_row = {p: cmp.outcomes[p].sort("row") for p in cmp.policies}
+    per = cmp.per_irp.with_row_index("_row")
+    return [_story(cmp, per.row(n, named=True), by_row) for n in rows]
+
+
+def _story(cmp: Comparison, r: dict, by_row: dict[str, pl.DataFrame] | None = None) -> dict:
     entry = {k: r.get(k) for k in ("irp", "arrive_ns", "complete_ns", "device", "queue",
                                    "major", "paging", "status", "actual", "evidence")}
     entry["policies"] = []
     for p in cmp.policies:
-        o = cmp.outcomes[p].sort("row").row(r["_row"], named=True)
+        o = (by_row[p] if by_row else cmp.outcomes[p].sort("row")).row(r["_row"], named=True)
         status = o.get("status")
         story = _STORY.get(o["outcome"], o["outcome"]).format(
             rid=o.get("reserved_id"), status=status or 0, wait=_wait(o.get("park_wait_ns")))

@@ -218,18 +218,12 @@ def test_each_warning_once_on_stderr_with_or_without_json(capsys, trace, tmp_pat
 
 # --- the HTML report --------------------------------------------------------------------------
 
-def test_report_count_axes_have_whole_ticks_and_evidence_in_words(capsys, trace, tmp_path):
+def test_report_evidence_in_words_and_next_steps(capsys, trace, tmp_path):
     out = tmp_path / "r.html"
     rc, _, err = run(capsys, "report", trace, *POLICIES, "-o", out, "-q")
     assert rc == 0, err
     page = out.read_text(encoding="utf-8")
-    charts = re.findall(r"<h4>(.*?)</h4><svg(.*?)</svg>", page)
-    assert charts
-    for title, svg in charts:
-        ticks = re.findall(r'text-anchor="end">([-0-9.e]+)</text>', svg)
-        if "(ms)" not in title:
-            assert all(float(t) == int(float(t)) for t in ticks), (title, ticks)
-    assert "request allocation failures" in page and "request_alloc_failed</th>" not in page
+    assert "request allocation failures" in page and "request_alloc_failed</" not in page
     assert 'class="next"' in page and "<code>fpreplay compare " in page and "Recommended:" in page
     # the whole-trace charts count seconds as --range does, from the trace start
     assert "seconds since the trace start (as --range counts)" in page
@@ -255,7 +249,8 @@ def test_a_purge_inside_an_incident_is_named_with_its_time(capsys, tmp_path):
     html = tmp_path / "r.html"
     assert run(capsys, "report", path, *POLICIES, "-o", html, "-q")[0] == 0
     page = html.read_text(encoding="utf-8")
-    assert "purge at 22:13:21.050000" in page and ">purge</text>" in page   # chart marker
+    assert "purge at 22:13:21.050000" in page
+    assert '"text":"purge"' in page   # the chart's marker where the driver purged
 
 
 def test_deciding_irps_list_those_a_policy_changes_first(capsys, trace):

@@ -1,8 +1,14 @@
-"""`fpreplay report`: one self-contained HTML page. Parsed, never rendered (no Chromium here)."""
+"""`fpreplay report`: one self-contained HTML page. Parsed here (markup, and the Bokeh document
+the page embeds); test_report_browser.py loads it in Chromium."""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import html as html_module
 import json
+import re
+import struct
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -59,6 +65,77 @@ def parse(path: Path) -> Page:
     return page
 
 
+def chart_models(page_html: str) -> list[dict]:
+    """Every Bokeh model object of the page's embedded document (strings unescaped as BokehJS
+    unescapes them)."""
+    m = re.search(r"const docs_json = '(.*?)';\n", page_html, re.S)
+    if not m:
+        return []
+    doc = next(iter(json.loads(m.group(1)).values()))
+    out: list[dict] = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            if o.get("type") == "object":
+                out.append(o)
+            for k, v in o.items():
+                if isinstance(v, str):
+                    o[k] = html_module.unescape(v)
+                walk(v)
+        elif isinstance(o, list):
+            for i, v in enumerate(o):
+                if isinstance(v, str):
+                    o[i] = html_module.unescape(v)
+                walk(v)
+    walk(doc)
+    return out
+
+
+def figures(models: list[dict]) -> dict[str, dict]:
+    """Figure title -> the figure's attributes, references to other models resolved."""
+    by_id = {m["id"]: m for m in models}
+
+    def resolve(o):
+        if isinstance(o, dict):
+            if set(o) == {"id"} and o["id"] in by_id:
+                return resolve(by_id[o["id"]])
+            return {k: resolve(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [resolve(v) for v in o]
+        return o
+    return {f["attributes"]["title"]["attributes"]["text"]: resolve(f["attributes"])
+            for f in models if f["name"] == "Figure"}
+
+
+def column(value) -> list[float]:
+    """A ColumnDataSource column as numbers (a list, or Bokeh's base64 ndarray)."""
+    if isinstance(value, list):
+        return value
+    raw = base64.b64decode(value["array"]["data"])
+    if raw[:2] == b"\x1f\x8b":   # Bokeh gzips large arrays
+        raw = gzip.decompress(raw)
+    code = {"float64": "d", "float32": "f", "int32": "i", "int64": "q"}[value["dtype"]]
+    return list(struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw))
+
+
+def lines_of(fig: dict) -> dict[str, list[float]]:
+    """Legend label -> the y values of the line(s) it names."""
+    out = {}
+    for r in fig["renderers"]:
+        a = r.get("attributes", {})
+        if r.get("name") != "GlyphRenderer" or a.get("glyph", {}).get("name") != "Line":
+            continue
+        data = dict(a["data_source"]["attributes"]["data"]["entries"])
+        out[a.get("name") or str(len(out))] = column(data["y"])
+    return out
+
+
+def legend_labels(fig: dict) -> list[str]:
+    return [item["attributes"]["label"]["value"]
+            for lg in fig.get("center", []) if lg.get("name") == "Legend"
+            for item in lg["attributes"].get("items", [])]
+
+
 @pytest.fixture
 def report(tmp_path, capsys):
     trace = write_scenario(tmp_path)
@@ -73,26 +150,88 @@ def report(tmp_path, capsys):
     return out, parse(out), compare_doc
 
 
+def assert_self_contained(html: str, page: Page) -> None:
+    """Nothing the page loads leaves it: no external script, style sheet, image or frame, no
+    link but to an anchor, no CSS url(); the library's JavaScript is inline."""
+    assert not {"link", "img", "iframe", "object", "embed", "base"} & set(page.tags)
+    for k, v in page.attrs:
+        assert k != "src", f"src={v}: the page loads something"
+        if k == "href":
+            assert v.startswith("#"), f"href={v} leaves the page"
+        assert not re.match(r"\s*(https?:|//)", v), f"{k}={v}"
+    # inline only: the stories (JSON), Bokeh, the charts, the page's own
+    assert page.tags.count("script") >= 4
+    style = html[html.index("<style>"):html.index("</style>")]
+    assert "url(" not in style and "@import" not in style
+    # (Bokeh's bundle names a MathJax CDN it fetches only for math text, which the page has
+    # none of: the browser test fails on any request that leaves the page.)
+
+
 def test_report_is_self_contained(report):
     out, page, _ = report
+    assert_self_contained(out.read_text(encoding="utf-8"), page)
+
+
+def test_report_draws_policies_overlaid_on_one_time_axis(report):
+    out, page, _ = report
     html = out.read_text(encoding="utf-8")
-    assert "http://" not in html and "https://" not in html and "url(" not in html
-    assert not {"script", "link", "img", "iframe", "object", "embed"} & set(page.tags)
-    for k, v in page.attrs:
-        if k in ("href", "src"):
-            assert v.startswith("#"), f"{k}={v} leaves the page"
+    assert {"summary", "compare", "timelines", "sweep", "incidents", "incident-1"} <= page.ids
+    figs = figures(chart_models(html))
+    assert list(figs) == [
+        "IRPs in the driver (outstanding), as traced",
+        "IRPs parked waiting for a reserved request", "Reserved requests in use",
+        "IRPs failed for want of memory (cumulative)",
+        "IRPs whose outcome a policy changes, and IRPs that failed (click one for its story)",
+        "IRPs against the reserve size (always:N)", "Park wait against the reserve size"]
+    time_charts = list(figs.values())[:5]
+    # one shared time axis (zoom one, all follow), the incident shaded on each
+    assert len({f["x_range"]["id"] for f in time_charts}) == 1
+    for f in time_charts:
+        shades = [c for c in f["center"] if c["name"] == "BoxAnnotation"]
+        assert len(shades) == 1
+    # every policy on one chart, not one chart per policy
+    parked = lines_of(figs["IRPs parked waiting for a reserved request"])
+    assert set(parked) == {"always:1 (the driver's own)", "paging:1"}
+    assert set(lines_of(figs["IRPs failed for want of memory (cumulative)"])) == {
+        "as traced", "paging:1"}   # always:1 fails none: no line
+    # the driver's own policy, read off the trace (one IRP served from a reserve of one)
+    text = " ".join(" ".join(page.text).split())
+    assert "The driver's own policy, always:1 (read off the trace:" in text
 
 
-def test_report_has_every_section(report):
-    _, page, _ = report
-    assert {"summary", "compare", "timelines", "sweep", "incidents", "incident-1",
-            "policy-always:1", "policy-paging:1"} <= page.ids
-    # What actually happened (outstanding, and failures when some failed: 2), per policy
-    # outstanding, reserved against N, parked (3 each), the sweep (2), the incident window (1).
-    assert page.tags.count("svg") == 2 + 3 * 2 + 2 + 1
-    text = " ".join(page.text)
-    assert "1 low-memory incident: 3 of 10 IRPs failed for want of memory" in text
-    assert "reserved requests in use against N = 1" in text
+def test_report_axes_are_labelled_with_units_and_counts_tick_whole(report):
+    out, _, _ = report
+    models = chart_models(out.read_text(encoding="utf-8"))
+    for title, f in figures(models).items():
+        for axis in (*f["below"], *f["left"]):
+            label = axis["attributes"].get("axis_label")
+            assert label, (title, axis)
+        x_label = f["below"][0]["attributes"]["axis_label"]
+        assert "seconds" in x_label or "reserved requests N" in x_label, title
+        y_axis = f["left"][0]["attributes"]
+        if title.startswith("Park wait"):
+            assert y_axis["axis_label"] == "park wait (ms)"
+        elif y_axis["axis_label"] != "policy":   # a count: whole ticks only
+            assert y_axis["ticker"]["attributes"]["min_interval"] == 1, title
+
+
+def test_report_legend_names_only_what_is_drawn_and_p99_shows_over_max(report):
+    out, _, _ = report
+    figs = figures(chart_models(out.read_text(encoding="utf-8")))
+    for title, f in figs.items():
+        drawn = lines_of(f)
+        for name, ys in drawn.items():
+            assert any(ys), f"{title}: {name} is flat zero"
+        if "policy" not in title:   # the IRP chart's legend names verdicts, not lines
+            assert set(legend_labels(f)) == set(drawn), title
+    waits = figs["Park wait against the reserve size"]
+    styles = [(r["attributes"]["name"] if "name" in r["attributes"] else "",
+               r["attributes"]["glyph"]["attributes"].get("line_width"))
+              for r in waits["renderers"] if r["attributes"]["glyph"]["name"] == "Line"]
+    labels = legend_labels(waits)
+    assert labels.index("max park wait") < labels.index("p99 park wait")   # p99 drawn last
+    widths = [w for _, w in styles if w]
+    assert max(widths) == widths[1] > widths[0]                          # and thicker
 
 
 def test_report_numbers_are_the_json_numbers(report):
@@ -121,6 +260,51 @@ def test_report_numbers_are_the_json_numbers(report):
     assert MS == 1_000_000
 
 
+def stories_of(html: str) -> dict[str, str]:
+    blob = re.search(r'<script type="application/json" id="fp-stories">(.*?)</script>', html,
+                     re.S).group(1)
+    return json.loads(blob)
+
+
+def test_each_listed_irp_tells_the_explain_story(report, tmp_path, capsys):
+    out, _, _ = report
+    html = out.read_text(encoding="utf-8")
+    stories = stories_of(html)
+    keys = re.findall(r'<tr data-irp="([^"]+)"', html)
+    assert keys and set(keys) <= set(stories)
+    # the story is what `compare --explain` prints for that IRP
+    key = next(k for k in keys if k.startswith("0x2003@"))
+    trace = tmp_path / "scenario.parquet"
+    assert main(["compare", str(trace), *POLICIES, "--service-time", "5ms", "--explain",
+                 "0x2003", "-q"]) == 0
+    told = capsys.readouterr()[0]
+    story_lines = stories[key].splitlines()
+    assert story_lines[0].startswith("IRP 0x2003 arrived")
+    for line in story_lines:
+        assert " ".join(line.split()) in " ".join(told.split()), line
+
+
+def test_story_count_is_bounded(tmp_path):
+    from fpreplay.lifecycles import build_lifecycles
+    from fpreplay.parsers import read_inputs
+    from fpreplay.replay import whatif
+    from fpreplay.replay.render.html_timelines import pick_stories
+
+    irps = build_lifecycles(read_inputs([write_scenario(tmp_path)]).events)
+    cmp = whatif.compare(irps, ["always:1", "paging:1"])
+    every, matter, told = pick_stories(cmp, [])
+    assert told == matter == len(every) >= 4
+    some, matter, told = pick_stories(cmp, [], limit=2)
+    assert told == len(some) == 2 < matter
+    # changed outcomes come first
+    changed = {k for k, t in every.items() if "[rescued]" in t or "[regressed]" in t}
+    assert set(some) <= changed
+    # an IRP a table lists is told whatever the bound
+    first = next(iter(every))
+    irp, arrive = first.split("@")
+    assert first in pick_stories(cmp, [(int(irp, 16), int(arrive))], limit=0)[0]
+
+
 def test_report_options(tmp_path, capsys):
     trace = write_scenario(tmp_path)
     cfg = tmp_path / "driver.toml"
@@ -138,7 +322,71 @@ def test_report_options(tmp_path, capsys):
     _, err = capsys.readouterr()
     assert rc == 0 and err == ""
     page = parse(out)
-    # Without --policy: none, always:PEAK, paging:PEAK; a 50 ms gap makes two incidents.
-    assert {"policy-none", "policy-always:3", "policy-paging:3", "incident-2"} <= page.ids
+    # Without --policy: none, always:PEAK, paging:PEAK and the driver's own (always:1); a 50 ms
+    # gap makes two incidents.
+    assert "incident-2" in page.ids
+    assert [r[0] for r in page.rows if r and r[0] in ("none", "always:3", "paging:3",
+                                                      "always:1")][:4] == [
+        "none", "always:3", "paging:3", "always:1"]
     text = " ".join(" ".join(page.text).split())
     assert "Smallest reserve at which nothing parks (paging): 2" in text
+
+
+def test_the_config_names_the_drivers_policy(tmp_path, capsys):
+    trace = write_scenario(tmp_path)
+    cfg = tmp_path / "driver.toml"
+    cfg.write_text('[[queues]]\nname = "default"\npolicy = "paging:2"\n')
+    out = tmp_path / "r.html"
+    assert main(["report", str(trace), "--config", str(cfg), "--policy", "always:4", "-o",
+                 str(out), "-q"]) == 0
+    text = " ".join(" ".join(parse(out).text).split())
+    assert "The driver's own policy, paging:2 (the driver config's policy)" in text
+
+
+def healthy_trace(tmp_path) -> Path:
+    """The scenario without its low-memory signals and failed completions: nothing failed."""
+    import polars as pl
+
+    from scenario_tables import scenario_events
+
+    ev = scenario_events()
+    ok = ev.filter(~pl.col("kind").is_in(["request_alloc_failed", "memory_pressure",
+                                          "reserved_request_used"])
+                   & (pl.col("status").is_null() | (pl.col("status") == 0)))
+    path = tmp_path / "healthy.parquet"
+    ok.write_parquet(path)
+    return path
+
+
+def test_charts_with_nothing_to_draw_are_left_out_and_named(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(healthy_trace(tmp_path)), "--policy", "always:2", "-o", str(out),
+                 "-q"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert list(figures(chart_models(html))) == ["IRPs in the driver (outstanding), as traced"]
+    text = " ".join(" ".join(parse(out).text).split())
+    assert ("Left out, nothing to draw: IRPs parked waiting for a reserved request; Reserved "
+            "requests in use; IRPs failed for want of memory (cumulative)") in text
+    assert "The driver's own policy is not shown: no request allocation failed" in text
+
+
+def test_warnings_stand_under_the_verdict(tmp_path, capsys):
+    sample = Path(__file__).parents[2] / "traces" / "samples" / "b-pool-ran-dry" / "trace.etl"
+    out = tmp_path / "r.html"
+    assert main(["report", str(sample), "-o", str(out), "-q"]) == 0
+    html = out.read_text(encoding="utf-8")
+    verdict, warnings = html.index('class="verdict"'), html.index('id="warnings"')
+    assert verdict < warnings < html.index('id="summary"')
+    assert "name their device in more than one source" in html[warnings:html.index("</ul>",
+                                                                                   warnings)]
+    # sample b's driver had always:2: it is among the policies though not a default
+    rows = [r[0] for r in parse(out).rows if r]
+    assert "always:2" in rows
+
+
+def test_long_tables_scroll_in_their_box(tmp_path):
+    from fpreplay.replay.render.html import SCROLL_ROWS, _table
+
+    short = _table(["a"], [[1]] * SCROLL_ROWS)
+    long = _table(["a"], [[1]] * (SCROLL_ROWS + 1))
+    assert 'class="scroll"' not in short and long.startswith('<div class="scroll">')

@@ -1,0 +1,147 @@
+"""The report's timelines (every policy overlaid on one time axis, incidents shaded) and the IRP
+stories a click in the page tells (the `--explain` text, for the IRPs that matter, bounded)."""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+
+from fpreplay.replay import whatif
+from fpreplay.replay.render import html_charts as charts
+from fpreplay.schema import FAILED_ACTUALS, STARVED_ACTUALS
+
+# At most this many IRPs get a story in the page (each is a few hundred bytes); the rest are one
+# `fpreplay compare --explain` away, as the page says.
+STORY_LIMIT = 300
+X_LABEL = "seconds since the trace start (as --range counts)"
+
+
+def story_key(irp: int, arrive_ns: int) -> str:
+    """How the page names one IRP instance (an address is reused): ADDRESS@ARRIVAL_NS."""
+    return f"0x{int(irp):x}@{int(arrive_ns)}"
+
+
+def pick_stories(cmp: whatif.Comparison, listed: list[tuple[int, int]],
+                 limit: int = STORY_LIMIT) -> tuple[dict[str, str], int, int]:
+    """The `--explain` story of the IRPs that matter: those whose outcome some policy changes
+    first, then those that failed or used the reserve for real and those the page's tables list.
+    Returns ({key: story text}, IRPs that matter, IRPs told)."""
+    from rich.console import Console
+
+    from fpreplay.replay.render.terminal import render_explain
+
+    per = cmp.per_irp.with_row_index("_row")
+    changed = pl.any_horizontal([pl.col(f"{p}:verdict") != "same" for p in cmp.policies]) \
+        if cmp.policies else pl.lit(False)
+    listed_df = pl.DataFrame({"irp": [i for i, _ in listed], "arrive_ns": [a for _, a in listed]},
+                             schema={"irp": per.schema["irp"], "arrive_ns": pl.Int64})
+    per = per.with_columns(changed.fill_null(False).alias("_changed"),
+                           pl.col("actual").is_in(STARVED_ACTUALS).alias("_starved"))
+    in_tables = per.join(listed_df.unique(), on=["irp", "arrive_ns"], how="semi")["_row"]
+    matter = (per.filter(pl.col("_changed") | pl.col("_starved") | pl.col("_row").is_in(in_tables.implode()))
+              .sort(["_changed", "arrive_ns"], descending=[True, False]))
+    # The listed ones are told whatever the bound: a row the reader can click must answer.
+    told_rows = pl.concat([matter.filter(pl.col("_row").is_in(in_tables.implode())),
+                           matter.filter(~pl.col("_row").is_in(in_tables.implode())).head(
+                               max(0, limit - len(in_tables)))])
+    stories = {}
+    for s in whatif.stories_of_rows(cmp, told_rows["_row"].to_list()):
+        buf = io.StringIO()
+        render_explain([s], Console(file=buf, width=400, color_system=None, soft_wrap=True))
+        stories[story_key(s["irp"], s["arrive_ns"])] = buf.getvalue().rstrip()
+    return stories, matter.height, len(stories)
+
+
+def _failures(outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Cumulative IRPs the simulation failed for want of memory (refused, or allocation failed
+    without forward progress: the trace's failures, by the same names), by completion time."""
+    return (outcomes.filter(pl.col("outcome").is_in(FAILED_ACTUALS))
+            .select(pl.coalesce("complete_ns", "deliver_ns").alias("ts_ns")).drop_nulls()
+            .sort("ts_ns").with_row_index("n", offset=1))
+
+
+def strip_points(cmp: whatif.Comparison, stories: dict[str, str], t0: int) -> dict[str, list]:
+    """One point per told IRP and policy whose verdict is not `same` or that failed for real."""
+    cols = {k: [] for k in ("x", "policy", "verdict", "outcome", "wait", "irp", "key")}
+    keys = set(stories)
+    rows = cmp.per_irp.filter(pl.col("irp").is_not_null() & pl.col("arrive_ns").is_not_null())
+    for r in rows.iter_rows(named=True):
+        key = story_key(r["irp"], r["arrive_ns"])
+        if key not in keys:
+            continue
+        for p in cmp.policies:
+            verdict = r[f"{p}:verdict"]
+            if verdict == "same" and r["actual"] not in FAILED_ACTUALS:
+                continue
+            wait = r[f"{p}:park_wait_ns"]
+            cols["x"].append((r["arrive_ns"] - t0) / 1e9)
+            cols["policy"].append(p)
+            cols["verdict"].append(verdict)
+            cols["outcome"].append(r[f"{p}:outcome"])
+            cols["wait"].append("-" if wait is None else f"{wait / 1e6:.3f} ms")
+            cols["irp"].append(f"0x{r['irp']:x}")
+            cols["key"].append(key)
+    return cols
+
+
+def timeline_figures(cmp: whatif.Comparison, t0: int, t1: int,
+                     windows: list[tuple[int, int]], queue_ops, traced: str | None,
+                     stories: dict[str, str]) -> tuple[list, list[str]]:
+    """Charts sharing one time axis (zoom or pan one, all follow), each overlaying every policy;
+    charts with nothing to show are left out and named in the notes returned."""
+    from bokeh.models import Label, Range1d, Span
+
+    x_range = Range1d(0, (t1 - t0) / 1e9, bounds=(0, (t1 - t0) / 1e9), name="time-axis")
+    shaded = [((lo - t0) / 1e9, (hi - t0) / 1e9) for lo, hi in windows]
+
+    def name(p):
+        return f"{p} (the driver's own)" if p == traced else p
+
+    def style(p):
+        return {"width": 2.6, "alpha": 0.75} if p == traced else {}
+
+    actual = whatif.actual_timeline(cmp.per_irp)
+    colors = {p: charts.COLORS[i % len(charts.COLORS)] for i, p in enumerate(cmp.policies)}
+    wanted = [
+        ("IRPs in the driver (outstanding), as traced", "IRPs",
+         [("as traced", charts.TRACED_COLOR,
+           charts.reduce_steps(actual["ts_ns"], actual["outstanding"], t0, t1), {})]),
+        ("IRPs parked waiting for a reserved request", "IRPs parked",
+         [(name(p), colors[p], charts.reduce_steps(cmp.total(p)["ts_ns"],
+                                                   cmp.total(p)["parked"], t0, t1), style(p))
+          for p in cmp.policies]),
+        ("Reserved requests in use", "reserved requests",
+         [(f"{name(p)} (N = {cmp.pool_sizes.get(p, 0)})", colors[p],
+           charts.reduce_steps(cmp.total(p)["ts_ns"], cmp.total(p)["reserved_in_use"], t0, t1),
+           style(p)) for p in cmp.policies if cmp.pool_sizes.get(p, 0)]),
+        # as traced drawn last, thin and dashed: it stays visible over the driver's own policy
+        # where the replay reproduces the trace
+        ("IRPs failed for want of memory (cumulative)", "IRPs failed",
+         [(name(p), colors[p], charts.reduce_steps(f["ts_ns"], f["n"], t0, t1), style(p))
+          for p in cmp.policies for f in [_failures(cmp.outcomes[p])]]
+         + [("as traced", charts.TRACED_COLOR,
+             charts.reduce_steps(actual["ts_ns"], actual["failures"], t0, t1),
+             {"dash": "dashed", "width": 1.4})]),
+    ]
+    figures, left_out = [], []
+    for title, unit, series in wanted:
+        f = charts.figure(title, X_LABEL, unit, x_range=x_range)
+        if not charts.step_lines(f, series, 1e9, t0, unit):
+            left_out.append(title)
+            continue
+        charts.shade(f, shaded)
+        for t, kind, _ in queue_ops:   # where the driver acted on its queues
+            if t0 <= t <= t1:
+                f.add_layout(Span(location=(t - t0) / 1e9, dimension="height",
+                                  line_color="#555", line_dash="dashed", line_width=1))
+                f.add_layout(Label(x=(t - t0) / 1e9, y=4, y_units="screen", x_offset=3,
+                                   text=kind.removeprefix("queue_").replace("_", "+"),
+                                   text_font_size="10px", text_color="#555"))
+        figures.append(f)
+    points = strip_points(cmp, stories, t0)
+    if points["x"]:
+        figures.append(charts.irp_strip(points, cmp.policies, x_range, shaded))
+    else:
+        left_out.append("IRPs a policy changes (none)")
+    return figures, left_out
