@@ -10,6 +10,7 @@ timelines with one IRP's story open (NAME.png).
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -27,8 +28,8 @@ def render(sample: str, out: Path) -> Path:
     from fpreplay.replay.cli import main
 
     page = out / f"{sample}.html"
-    rc = main(["report", str(ROOT / "traces" / "samples" / sample / "trace.etl"), "-o",
-               str(page), "--quiet"])
+    os.chdir(ROOT)   # the page names the trace as typed: traces/samples/..., as the README does
+    rc = main(["report", f"traces/samples/{sample}/trace.etl", "-o", str(page), "--quiet"])
     if rc != 0:
         raise SystemExit(f"fpreplay report failed on sample {sample}")
     return page
@@ -48,7 +49,9 @@ def shoot(pages: dict[str, Path], into: Path) -> list[Path]:
             page.wait_for_timeout(800)
             # The timelines, with one IRP's story open where the page has any.
             page.evaluate("document.getElementById('timelines').scrollIntoView()")
-            row = page.locator("tr[data-irp]").first
+            row = page.locator("section tr[data-irp]").first   # an IRP that decided an incident
+            if not row.count():
+                row = page.locator("tr[data-irp]").first
             if row.count():
                 page.evaluate("k => window.fpStory(k)", row.get_attribute("data-irp"))
             page.evaluate("document.getElementById('timelines').scrollIntoView()")

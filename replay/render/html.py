@@ -42,7 +42,7 @@ td.l,th.l{text-align:left}
 tr[data-irp]{cursor:pointer}tr[data-irp]:hover td{background:#eef4fb}
 tr.picked td{background:#dbe9f8}
 .next{margin:6px 0 0 16px}.muted{color:#666}
-nav{position:sticky;top:0;background:#fff;padding:4px 0;z-index:5;border-bottom:1px solid #eee}
+nav{position:sticky;top:0;background:#fff;padding:4px 0;margin-top:12px;z-index:5;border-bottom:1px solid #eee}
 nav a{margin-right:12px}
 .chart{margin:6px 0 14px}
 button.zoom{font:inherit;font-size:13px;margin:2px 0 8px;cursor:pointer}

@@ -17,6 +17,7 @@ import pytest
 from fpreplay.replay.render import terminal as render
 from fpreplay.replay.cli import main
 from scenario_tables import MS, write_scenario
+from test_cli_ux import _healthy_trace   # nothing failed in it
 
 POLICIES = ["--policy", "always:1", "--policy", "paging:1"]
 
@@ -343,24 +344,9 @@ def test_the_config_names_the_drivers_policy(tmp_path, capsys):
     assert "The driver's own policy, paging:2 (the driver config's policy)" in text
 
 
-def healthy_trace(tmp_path) -> Path:
-    """The scenario without its low-memory signals and failed completions: nothing failed."""
-    import polars as pl
-
-    from scenario_tables import scenario_events
-
-    ev = scenario_events()
-    ok = ev.filter(~pl.col("kind").is_in(["request_alloc_failed", "memory_pressure",
-                                          "reserved_request_used"])
-                   & (pl.col("status").is_null() | (pl.col("status") == 0)))
-    path = tmp_path / "healthy.parquet"
-    ok.write_parquet(path)
-    return path
-
-
 def test_charts_with_nothing_to_draw_are_left_out_and_named(tmp_path, capsys):
     out = tmp_path / "r.html"
-    assert main(["report", str(healthy_trace(tmp_path)), "--policy", "always:2", "-o", str(out),
+    assert main(["report", str(_healthy_trace(tmp_path)), "--policy", "always:2", "-o", str(out),
                  "-q"]) == 0
     html = out.read_text(encoding="utf-8")
     assert list(figures(chart_models(html))) == ["IRPs in the driver (outstanding), as traced"]
