@@ -328,11 +328,8 @@ class KmdfMessageStream:
         return [c.row() for c in hit.extra] + [hit.row()]
 
     def _take_pending(self, f: dict) -> None:
-        pd = self.pending_dispatch
-        if pd is not None:
-            for col in _FILL:
-                if col in pd:
-                    f.setdefault(col, pd[col])
+        if self.pending_dispatch is not None:
+            _fill_from(f, self.pending_dispatch)
         self.pending_dispatch, self.pending_failed = None, False
 
     def _settle_pending(self) -> None:
@@ -353,10 +350,7 @@ class KmdfMessageStream:
             return
         self._settle_pending()
         if self.parked:
-            pd = self.parked.popleft()
-            for col in _FILL:   # (pd also holds "_parked_at", which is not a column)
-                if col in pd:
-                    f.setdefault(col, pd[col])
+            _fill_from(f, self.parked.popleft())
         elif f.get("request") in self.request_irp:
             f["irp"] = self.request_irp[f["request"]]
 
@@ -386,18 +380,8 @@ class KmdfMessageStream:
             return None
         entry, v = hit
         kind, name = entry.kind, entry.name
-        f: dict = {}
+        f = _row_fields(v)
         extra: list[Classified] = []
-        for col in ("irp", "request", "status", "bytes", "major", "minor"):
-            if col in v:
-                f[col] = v[col]
-        if "queue" in v:
-            f["queue"] = handle_text(v["queue"])
-        if "device" in v:
-            f["device"] = handle_text(v["device"])
-        queue = f.get("queue")
-        request = f.get("request")
-
         if self.pending_failed and name not in _CALL_SEQUENCE:
             self._settle_pending()
         if kind == "irp_dispatch":
@@ -406,10 +390,8 @@ class KmdfMessageStream:
         elif name == "Memory allocation failed":
             if self.pending_dispatch is None:
                 kind = "other"                   # a pre-allocation, not an arriving IRP
-            else:
-                for col in _FILL:                # stays pending: a reserved request, a refusal
-                    if col in self.pending_dispatch:   # or parking follows
-                        f.setdefault(col, self.pending_dispatch[col])
+            else:                                # stays pending: a reserved request, a refusal
+                _fill_from(f, self.pending_dispatch)   # or parking follows
                 self.pending_failed = True
         elif name in ("Could not create WDFREQUEST", "Examine invalid action"):
             if self.pending_dispatch is None:
@@ -420,55 +402,15 @@ class KmdfMessageStream:
             if self.pending_dispatch and self.pending_dispatch.get("irp") == f.get("irp"):
                 self._take_pending(f)
         elif name == "Queuing WDFREQUEST":
-            self.accepted_at[queue] = self.index
-            self.refusing.discard(queue)
-            self._offered_irp(f)
-            if "irp" in f:
-                self.request_irp[request] = f["irp"]
-            since = self.state_since.get(queue)
-            if self.queue_state.get(queue) in ("queue_purge", "queue_drain") and (
-                    ts is None or since is None or ts >= since):
-                kind = "queue_start"                 # a purged/drained queue accepted a request
-                self.queue_state[queue] = kind
-                if ts is not None:
-                    self.state_since[queue] = ts
+            kind = self._queuing(f, kind, ts)
         elif name == "Completing WDFREQUEST":
-            if request in self.framework_completed:
-                done_irp = self.framework_completed.pop(request)
-                if done_irp is None or done_irp == f.get("irp"):
-                    kind = "other"                   # already counted at the framework's line
-            self.request_irp.pop(request, None)
+            kind = self._completing(f, kind)
         elif name in _FRAMEWORK_COMPLETIONS:
-            if name == "Not accepting requests":
-                if queue not in self.refusing:
-                    # The queue stopped accepting since its last Queuing line: a purge or drain
-                    # ran in between and cancelled, untraced, every IRP parked before that line.
-                    self.refusing.add(queue)
-                    since = self.accepted_at.get(queue, -1)
-                    keep = [pd for pd in self.parked if pd["_parked_at"] > since]
-                    self.parked.clear()            # in place: other threads' streams share it
-                    self.parked.extend(keep)
-                self._offered_irp(f)
-                if "Drain" in v.get("drain", ""):
-                    change = self._queue_change(queue, "queue_drain")
-                    if change:
-                        extra.append(change)
-            if name == "Cancelling WDFREQUEST":
-                # only purges (and stop-and-purge) cancel queued requests
-                change = self._queue_change(queue, "queue_purge")
-                if change:
-                    extra.append(change)
-            if name in _FIXED_STATUS:
-                f["status"] = _FIXED_STATUS[name]
-                if name == "Zero length completed":
-                    f["bytes"] = 0
-            if "irp" not in f and request in self.request_irp:
-                f["irp"] = self.request_irp[request]
-            self.request_irp.pop(request, None)
-            self.framework_completed[request] = f.get("irp")
+            self._framework_completion(name, f, v, extra)
         elif kind in ("queue_purge", "queue_stop"):
-            change = self._queue_change(queue, kind)
+            change = self._queue_change(f.get("queue"), kind)
             kind = change.kind if change else "other"  # the same purge, seen by its second message
+        request = f.get("request")
         if "irp" not in f and request is not None and request in self.request_irp:
             f["irp"] = self.request_irp[request]
         for c in extra:
@@ -476,3 +418,83 @@ class KmdfMessageStream:
         self.last_name = name
         self._seen[0] += 1
         return Classified(kind=kind, name=name, fields=f, extra=extra)
+
+    def _queuing(self, f: dict, kind: str, ts: int | None) -> str:
+        """A request offered to a queue that accepted it: the queue accepts again (a purged or
+        drained queue that accepts a request has started), and the request carries its IRP."""
+        queue = f.get("queue")
+        self.accepted_at[queue] = self.index
+        self.refusing.discard(queue)
+        self._offered_irp(f)
+        if "irp" in f:
+            self.request_irp[f.get("request")] = f["irp"]
+        since = self.state_since.get(queue)
+        if self.queue_state.get(queue) in ("queue_purge", "queue_drain") and (
+                ts is None or since is None or ts >= since):
+            kind = "queue_start"
+            self.queue_state[queue] = kind
+            if ts is not None:
+                self.state_since[queue] = ts
+        return kind
+
+    def _completing(self, f: dict, kind: str) -> str:
+        """The driver completes a request: not a second completion when the framework's own line
+        already completed it."""
+        request = f.get("request")
+        if request in self.framework_completed:
+            done_irp = self.framework_completed.pop(request)
+            if done_irp is None or done_irp == f.get("irp"):
+                kind = "other"                   # already counted at the framework's line
+        self.request_irp.pop(request, None)
+        return kind
+
+    def _framework_completion(self, name: str, f: dict, v: dict, extra: list) -> None:
+        """The framework completes a request itself (refused, zero length, cancelled ...); the
+        queue state change it implies, if any, goes to `extra`."""
+        queue, request = f.get("queue"), f.get("request")
+        if name == "Not accepting requests":
+            if queue not in self.refusing:
+                # The queue stopped accepting since its last Queuing line: a purge or drain
+                # ran in between and cancelled, untraced, every IRP parked before that line.
+                self.refusing.add(queue)
+                since = self.accepted_at.get(queue, -1)
+                keep = [pd for pd in self.parked if pd["_parked_at"] > since]
+                self.parked.clear()            # in place: other threads' streams share it
+                self.parked.extend(keep)
+            self._offered_irp(f)
+            if "Drain" in v.get("drain", ""):
+                change = self._queue_change(queue, "queue_drain")
+                if change:
+                    extra.append(change)
+        if name == "Cancelling WDFREQUEST":
+            # only purges (and stop-and-purge) cancel queued requests
+            change = self._queue_change(queue, "queue_purge")
+            if change:
+                extra.append(change)
+        if name in _FIXED_STATUS:
+            f["status"] = _FIXED_STATUS[name]
+            if name == "Zero length completed":
+                f["bytes"] = 0
+        if "irp" not in f and request in self.request_irp:
+            f["irp"] = self.request_irp[request]
+        self.request_irp.pop(request, None)
+        self.framework_completed[request] = f.get("irp")
+
+
+def _row_fields(v: dict) -> dict:
+    """A matched message's values as event-table fields (handles as text)."""
+    f = {col: v[col] for col in ("irp", "request", "status", "bytes", "major", "minor")
+         if col in v}
+    if "queue" in v:
+        f["queue"] = handle_text(v["queue"])
+    if "device" in v:
+        f["device"] = handle_text(v["device"])
+    return f
+
+
+def _fill_from(f: dict, dispatch: dict) -> None:
+    """The IRP's own columns, from the dispatch line that brought it (a dispatch kept as parked
+    also holds "_parked_at", which is not a column)."""
+    for col in _FILL:
+        if col in dispatch:
+            f.setdefault(col, dispatch[col])
