@@ -132,6 +132,67 @@ def _layout_for(kind: str, count: int, headers: dict[str, list[str]]) -> list[st
     return None
 
 
+def _typed_row(cls: str, opcode: int, ts: int, values: list[str], cols: list[str],
+               plans: dict[int, tuple]) -> tuple[dict, dict[str, str]]:
+    """A row of a known kernel type, read through its column layout: the event-table row and the
+    row's values by column name. `plans` keeps, per column list, which positions are MOF fields
+    (keyed by the list's id; the list is kept with it, so its id stays its own)."""
+    entry = plans.get(id(cols))
+    if entry is None or entry[0] is not cols:
+        entry = plans[id(cols)] = (cols, [(i, COLUMN_FIELDS[c]) for i, c in enumerate(cols)
+                                          if c in COLUMN_FIELDS])
+    n = len(values)
+    mof = {name: values[i] for i, name in entry[1] if i < n}
+    named = dict(zip(cols, values))
+    row = kernel_row(cls, opcode, mof)
+    row["ts_ns"] = ts
+    row["header_kind"] = "xperf_dumper"
+    row["pid"] = _pid(named.get("Process Name ( PID)"))
+    tid = parse_int(named.get("ThreadID"))
+    if not tid:
+        tid = parse_int(named.get("LoggingThreadID"))
+    row["tid"] = tid or None
+    row["cpu"] = parse_int(named.get("CPU"))
+    if cls == "FileIo" and opcode in (67, 68) and row.get("bytes") is None:
+        row["bytes"] = parse_int(named.get("Size"))
+    if cls == "FileIo" and opcode == 76:
+        op = TYPES.get(named.get("Type", ""))
+        if op and op[1] in FILEIO_MAJOR:
+            row["major"] = FILEIO_MAJOR[op[1]]
+            if op[1] in (67, 68):
+                row["bytes"] = parse_int(named.get("ExtraInfo"))
+    return row, named
+
+
+def _dispatch_from_elapsed(cls: str, opcode: int, row: dict, named: dict[str, str],
+                           open_inits: set[int], diagnostics) -> dict | None:
+    """A DiskIo completion whose initiation the file does not hold: its dispatch, placed
+    ElapsedTime before it (counted as dispatch_from_elapsed). `open_inits` holds the IRPs whose
+    initiation was read and is not completed yet."""
+    irp = row.get("irp")
+    if cls != "DiskIo" or irp is None:
+        return None
+    if opcode in DISK_INITS:
+        open_inits.add(irp)
+        return None
+    if opcode not in DISK_COMPLETIONS:
+        return None
+    if irp in open_inits:
+        open_inits.discard(irp)
+        return None
+    elapsed = parse_int(named.get("ElapsedTime"))
+    if elapsed is None:
+        return None
+    diagnostics.count("dispatch_from_elapsed")
+    init = {k: row.get(k) for k in ("irp", "major", "device", "irp_flags", "bytes", "offset",
+                                    "file_object", "pid", "tid", "cpu")}
+    init.update(ts_ns=row["ts_ns"] - elapsed * 1000, kind="irp_dispatch",
+                event_name=row["event_name"].replace("Read", "ReadInit")
+                .replace("Write", "WriteInit").replace("FlushBuffers", "FlushInit")
+                + " (from ElapsedTime)", header_kind="xperf_dumper")
+    return init
+
+
 def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:
     path = Path(path)
     batches = EventBatches(str(path), options.all_records)
@@ -187,49 +248,11 @@ def read_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFram
         if cols is None:
             bad.add(lineno, f"{kind}: {len(values)} fields fit no known column layout (cut line?)")
             continue
-        entry = plans.get(id(cols))
-        if entry is None or entry[0] is not cols:      # (the list is kept, so its id stays its own)
-            entry = plans[id(cols)] = (cols, [(i, COLUMN_FIELDS[c]) for i, c in enumerate(cols)
-                                              if c in COLUMN_FIELDS])
-        plan = entry[1]
-        n = len(values)
-        mof = {name: values[i] for i, name in plan if i < n}
-        named = dict(zip(cols, values))
         cls, opcode = TYPES[kind]
-        row = kernel_row(cls, opcode, mof)
-        row["ts_ns"] = ts
-        row["header_kind"] = "xperf_dumper"
-        row["pid"] = _pid(named.get("Process Name ( PID)"))
-        tid = parse_int(named.get("ThreadID"))
-        if not tid:
-            tid = parse_int(named.get("LoggingThreadID"))
-        row["tid"] = tid or None
-        row["cpu"] = parse_int(named.get("CPU"))
-        if cls == "FileIo" and opcode in (67, 68) and row.get("bytes") is None:
-            row["bytes"] = parse_int(named.get("Size"))
-        if cls == "FileIo" and opcode == 76:
-            op = TYPES.get(named.get("Type", ""))
-            if op and op[1] in FILEIO_MAJOR:
-                row["major"] = FILEIO_MAJOR[op[1]]
-                if op[1] in (67, 68):
-                    row["bytes"] = parse_int(named.get("ExtraInfo"))
-        irp = row.get("irp")
-        if cls == "DiskIo" and opcode in DISK_INITS and irp is not None:
-            open_inits.add(irp)
-        elif cls == "DiskIo" and opcode in DISK_COMPLETIONS and irp is not None:
-            if irp in open_inits:
-                open_inits.discard(irp)
-            else:
-                elapsed = parse_int(named.get("ElapsedTime"))
-                if elapsed is not None:
-                    diagnostics.count("dispatch_from_elapsed")
-                    init = {k: row.get(k) for k in ("irp", "major", "device", "irp_flags", "bytes",
-                                                    "offset", "file_object", "pid", "tid", "cpu")}
-                    init.update(ts_ns=ts - elapsed * 1000, kind="irp_dispatch",
-                                event_name=row["event_name"].replace("Read", "ReadInit")
-                                .replace("Write", "WriteInit").replace("FlushBuffers", "FlushInit")
-                                + " (from ElapsedTime)", header_kind="xperf_dumper")
-                    batches.add(init)
+        row, named = _typed_row(cls, opcode, ts, values, cols, plans)
+        init = _dispatch_from_elapsed(cls, opcode, row, named, open_inits, diagnostics)
+        if init is not None:
+            batches.add(init)
         batches.add(row)
         if batches.full():
             yield from batches.flush()
