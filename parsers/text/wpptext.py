@@ -132,6 +132,68 @@ def _has_start_marker(path: Path) -> bool:
     return False
 
 
+class _LogText:
+    """Which lines of a dump are log records, and which prefix layout reads them: the debugger's
+    preamble and notes are not records, a `Trace format prefix is:` line brings its own layout,
+    and the layout that read the last record is tried first."""
+
+    def __init__(self, layouts: list[Layout], markers: bool):
+        self.layouts = list(layouts)
+        self.markers = markers
+        self.in_log = not markers
+
+    def is_record(self, line: str) -> bool:
+        s = line.strip()
+        if not s:
+            return False
+        if self.markers:
+            if _is_start_marker(s):
+                self.in_log = True
+                return False
+            if s.startswith("-") and "end of log" in s.lower():
+                self.in_log = False
+                return False
+        if s == "EventTrace" or DEBUGGER_NOTE.match(s):
+            return False                # tracefmt's header line; the debugger's own notes
+        m = PREFIX_STATEMENT.match(s)
+        if m and m.group("prefix"):
+            stated = compile_prefix(m.group("prefix").strip() + " ")
+            self.layouts = [stated] + [lay for lay in self.layouts if lay.prefix != stated.prefix]
+            return False
+        return self.in_log              # else the debugger's preamble, or what follows the log
+
+    def match(self, line: str) -> re.Match | None:
+        current = self.layouts
+        for i, lay in enumerate(current):
+            hit = lay.regex.match(line)
+            if hit:
+                if i:
+                    current.insert(0, current.pop(i))
+                return hit
+        return None
+
+
+def _other_message(row: dict, g: dict, diagnostics: Diagnostics) -> bool:
+    """Name a message that is not the framework's; True if the formatting tool could not decode
+    it (counted as wpp_unformatted)."""
+    row["kind"] = "other"
+    if UNKNOWN_MESSAGE.search(g["message"]):
+        diagnostics.count("wpp_unformatted")
+        row["event_name"] = "WPP/Unknown"
+        return True
+    row["event_name"] = "WPP/" + (g.get("func") or g.get("component") or "message")
+    return False
+
+
+def _report_end(path: Path, diagnostics: Diagnostics, records: int, unformatted: int) -> None:
+    if unformatted:
+        diagnostics.warn(f"{path}: {unformatted} message(s) the formatting tool could not "
+                         "decode (\"Unknown(…): GUID=… No Format Information found\"; it lacked "
+                         "their TMF)")
+    if records == 0:
+        diagnostics.warn(f"{path}: no log lines found")
+
+
 def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *, source_kind: str,
                   layouts: list[Layout], markers: bool) -> Iterator[pl.DataFrame]:
     """The shared loop of the IFR and tracefmt readers.
@@ -141,49 +203,22 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
     every line is a log line and lines no layout reads are bad)."""
     batches = EventBatches(str(path), options.all_records)
     bad = BadLines(path, diagnostics)
+    # a dump without a start marker: every line a layout reads is a record
+    log = _LogText(layouts, markers and _has_start_marker(path))
     clock = LocalClock(path, options.tz, diagnostics)
     stream = KmdfMessageStream()
-    current = list(layouts)
-    if markers and not _has_start_marker(path):
-        markers = False             # a dump without markers: every line a layout reads is a record
-    in_log = not markers
-    records = 0
+    records = unformatted = 0
     first_ns: int | None = None
     untimed_warned = False
-    unformatted = 0
     for lineno, line in iter_lines(path, options.progress, diagnostics):
-        s = line.strip()
-        if not s:
+        if not log.is_record(line):
             continue
-        if markers:
-            if _is_start_marker(s):
-                in_log = True
-                continue
-            if s.startswith("-") and "end of log" in s.lower():
-                in_log = False
-                continue
-        if s == "EventTrace" or DEBUGGER_NOTE.match(s):
-            continue                    # tracefmt's header line; the debugger's own notes
-        m = PREFIX_STATEMENT.match(s)
-        if m and m.group("prefix"):
-            stated = compile_prefix(m.group("prefix").strip() + " ")
-            current = [stated] + [lay for lay in current if lay.prefix != stated.prefix]
-            continue
-        if not in_log:
-            continue                    # the debugger's preamble, or what follows the log
-        hit = None
-        for i, lay in enumerate(current):
-            hit = lay.regex.match(line)
-            if hit:
-                if i:
-                    current.insert(0, current.pop(i))
-                break
+        hit = log.match(line)
         records += 1
         if hit is None:
             bad.add(lineno, "no known prefix layout matches")
             continue
         g = hit.groupdict()
-        message = g["message"]
         if g.get("time"):
             ts = time_to_ns(g["time"], clock)
             if ts is None:
@@ -203,30 +238,19 @@ def read_wpp_text(path: Path, options, diagnostics: Diagnostics, stats: dict, *,
                "tid": int(g["tid"], 16) if g.get("tid") else None,
                "cpu": int(g["cpu"]) if g.get("cpu") else None,
                "header_kind": source_kind}
-        framework_rows = stream.rows(message)
+        framework_rows = stream.rows(g["message"])
         if framework_rows is not None:
             for extra in framework_rows[:-1]:        # implied rows (a queue state change) first
                 batches.add({**row, **extra})
             row.update(framework_rows[-1])
-        else:
-            row["kind"] = "other"
-            if UNKNOWN_MESSAGE.search(message):
-                diagnostics.count("wpp_unformatted")
-                unformatted += 1
-                row["event_name"] = "WPP/Unknown"
-            else:
-                row["event_name"] = "WPP/" + (g.get("func") or g.get("component") or "message")
+        elif _other_message(row, g, diagnostics):
+            unformatted += 1
         batches.add(row)
         if batches.full():
             yield from batches.flush()
     yield from batches.flush()
     bad.report()
-    if unformatted:
-        diagnostics.warn(f"{path}: {unformatted} message(s) the formatting tool could not "
-                         "decode (\"Unknown(…): GUID=… No Format Information found\"; it lacked "
-                         "their TMF)")
-    if records == 0:
-        diagnostics.warn(f"{path}: no log lines found")
+    _report_end(path, diagnostics, records, unformatted)
     stats["records"] = stats.get("records", 0) + records
     if first_ns is not None:
         stats["trace_start_ns"] = first_ns
