@@ -361,19 +361,60 @@ def load_tmf_dir_once(dirs: Iterable[Path | str] | Path | str) -> TmfCatalog:
     return catalog
 
 
-def load_tmf_file(path: Path, catalog: TmfCatalog | None = None) -> TmfCatalog:
-    catalog = catalog if catalog is not None else TmfCatalog()
+def _tmf_text(path: Path) -> str:
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
         raise InputError(path, f"cannot read TMF file: {e.strerror}") from None
-    text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else \
-        raw.decode("utf-8-sig", errors="replace")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig", errors="replace")
+
+
+def _block_line(block: list | dict, s: str, bad) -> None:
+    """One line inside a `{ }` block: an argument of a #typev (into its list) or a value of an
+    #enumv (into its table)."""
+    if isinstance(block, dict):
+        m = _ENUM_VALUE.match(s)
+        if not m:
+            raise bad("expected 'Name = value' in #enumv block")
+        block[int(m.group(2), 0)] = m.group(1)
+        return
+    m = _ARG_LINE.match(s)
+    if not m:
+        raise bad("expected '<expression>, <ItemType> -- <number>' in #typev block")
+    number = int(m.group(4)) if m.group(4) else 10 + len(block)
+    inner = [x.strip() for x in (m.group(3) or "").split(",") if x.strip()]
+    enum = inner[0] if len(inner) == 1 else None
+    names = tuple(inner) if len(inner) > 1 else ()
+    block.append(TmfArgument(number, m.group(2), enum, names))
+
+
+def _typev(s: str, guid: uuid.UUID | None, source: str, bad) -> TmfMessage:
+    """A `#typev <name> <number> "<format>" // FUNC=... LEVEL=...` line: its message (arguments
+    to follow in a block)."""
+    m = _TYPEV.match(s)
+    if not m:
+        raise bad("expected '#typev <name> <number> \"<format>\" // ...'")
+    if guid is None:
+        raise bad("#typev before any message GUID line")
+    rest = s[m.end() - 1:]
+    close = rest.rfind('"')
+    if close <= 0:
+        raise bad("format string has no closing quote")
+    attrs = dict(_ATTR.findall(rest[close + 1:]))
+    return TmfMessage(guid=guid, number=int(m.group(2)), name=m.group(1), fmt=rest[1:close],
+                      function=attrs.get("FUNC") or None, level=attrs.get("LEVEL") or None,
+                      flags=attrs.get("FLAGS") or None, args=[], source=source)
+
+
+def load_tmf_file(path: Path, catalog: TmfCatalog | None = None) -> TmfCatalog:
+    catalog = catalog if catalog is not None else TmfCatalog()
     guid: uuid.UUID | None = None
-    block: list | None = None           # args list or enum dict being filled
+    block: list | dict | None = None    # args list or enum dict being filled
     block_start = 0
     pending = None                      # the #typev / #enumv waiting for its "{"
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(_tmf_text(path).splitlines(), 1):
         s = line.strip()
         if not s or s.startswith("//"):
             continue
@@ -384,21 +425,8 @@ def load_tmf_file(path: Path, catalog: TmfCatalog | None = None) -> TmfCatalog:
         if block is not None:
             if s == "}":
                 block = None
-                continue
-            if isinstance(block, dict):
-                m = _ENUM_VALUE.match(s)
-                if not m:
-                    raise bad("expected 'Name = value' in #enumv block")
-                block[int(m.group(2), 0)] = m.group(1)
-                continue
-            m = _ARG_LINE.match(s)
-            if not m:
-                raise bad("expected '<expression>, <ItemType> -- <number>' in #typev block")
-            number = int(m.group(4)) if m.group(4) else 10 + len(block)
-            inner = [x.strip() for x in (m.group(3) or "").split(",") if x.strip()]
-            enum = inner[0] if len(inner) == 1 else None
-            names = tuple(inner) if len(inner) > 1 else ()
-            block.append(TmfArgument(number, m.group(2), enum, names))
+            else:
+                _block_line(block, s, bad)
             continue
         if s == "{":
             if pending is None:
@@ -408,21 +436,7 @@ def load_tmf_file(path: Path, catalog: TmfCatalog | None = None) -> TmfCatalog:
         if s == "}":
             raise bad("'}' without an open block")
         if s.startswith("#typev"):
-            m = _TYPEV.match(s)
-            if not m:
-                raise bad("expected '#typev <name> <number> \"<format>\" // ...'")
-            if guid is None:
-                raise bad("#typev before any message GUID line")
-            rest = s[m.end() - 1:]
-            close = rest.rfind('"')
-            if close <= 0:
-                raise bad("format string has no closing quote")
-            fmt = rest[1:close]
-            attrs = dict(_ATTR.findall(rest[close + 1:]))
-            msg = TmfMessage(guid=guid, number=int(m.group(2)), name=m.group(1), fmt=fmt,
-                             function=attrs.get("FUNC") or None, level=attrs.get("LEVEL") or None,
-                             flags=attrs.get("FLAGS") or None, args=[],
-                             source=f"{path}:{lineno}")
+            msg = _typev(s, guid, f"{path}:{lineno}", bad)
             catalog.messages[(guid, msg.number)] = msg
             pending = msg.args
             continue
@@ -430,8 +444,7 @@ def load_tmf_file(path: Path, catalog: TmfCatalog | None = None) -> TmfCatalog:
             parts = s.split()
             if len(parts) < 2:
                 raise bad("expected '#enumv <EnumName> ...'")
-            table: dict[int, str] = catalog.enums.setdefault(parts[1], {})
-            pending = table
+            pending = catalog.enums.setdefault(parts[1], {})
             continue
         if s.startswith("#"):
             continue                    # other directives (#typed, #level ...) carry nothing we use
