@@ -250,6 +250,69 @@ def _split_unended(start_line: int, chunk: str) -> Iterator[tuple[int, str]]:
         at = start
 
 
+def _event_parts(ev: ET.Element) -> tuple[dict, dict, dict, dict]:
+    """An <Event>'s parts: its System values (EventID, Version, Opcode, ...), the attributes of
+    Provider / TimeCreated / Execution, its named <Data> values, and the names tracerpt adds
+    (EventGuid, EventName, and a repeated System value)."""
+    sysinfo: dict[str, str] = {}
+    attrs: dict[str, dict] = {}
+    data: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for el in ev.iter():
+        tag = _local(el.tag)
+        if tag == "Data" and el.get("Name"):
+            data[el.get("Name")] = (el.text or "").strip()
+        elif tag in ("EventID", "Version", "Opcode", "Level", "Task", "EventGuid", "EventName"):
+            target = names if tag in ("EventGuid", "EventName") or tag in sysinfo else sysinfo
+            target.setdefault(tag, (el.text or "").strip())
+        elif tag in ("Provider", "TimeCreated", "Execution"):
+            attrs.setdefault(tag, dict(el.attrib))
+    return sysinfo, attrs, data, names
+
+
+def _system_time_ns(text: str, clock: LocalClock) -> int | None:
+    """TimeCreated's SystemTime as UTC epoch ns: with its zone if it has one, else local time."""
+    m = _SYSTEM_TIME.match(text)
+    if not m:
+        return None
+    y, mo, d, hh, mi, ss, frac, zone = m.groups()
+    if not zone:
+        return clock.to_ns(int(y), int(mo), int(d), int(hh), int(mi), int(ss), frac_to_ns(frac))
+    off = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (
+        int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
+    secs = int(datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss),
+                        tzinfo=timezone.utc).timestamp()) - off
+    return secs * 1_000_000_000 + frac_to_ns(frac)
+
+
+def _xml_row(sysinfo: dict, attrs: dict, data: dict, names: dict, ts: int) -> dict:
+    """An event's row: a manifest provider's or kernel class's decoder, else an `other` row."""
+    guid = names.get("EventGuid") or attrs.get("Provider", {}).get("Guid", "")
+    guid = guid.strip("{}").lower()
+    cls = CLASS_BY_GUID.get(guid)
+    if cls is None and names.get("EventName") in OPCODE_NAMES:
+        cls = names["EventName"]
+    opcode = parse_int(sysinfo.get("Opcode"))
+    event_id = parse_int(sysinfo.get("EventID"))
+    manifest = manifest_row(guid, event_id, data) if guid in MANIFEST_PROVIDERS else None
+    if manifest is not None:
+        row = manifest
+    elif cls is not None and opcode is not None:
+        row = kernel_row(cls, opcode, data)
+    else:
+        label = names.get("EventName") or attrs.get("Provider", {}).get("Name") or guid
+        row = {"kind": "other", "event_name": f"{label}/{sysinfo.get('EventID', opcode)}",
+               "opcode": opcode}
+    ex = attrs.get("Execution", {})
+    row.update(ts_ns=ts, version=parse_int(sysinfo.get("Version")) or 0, provider=guid or None,
+               header_kind="tracerpt_xml", event_id=event_id,
+               pid=_hex_id(ex.get("ProcessID", "")), cpu=parse_int(ex.get("ProcessorID")))
+    tid = _hex_id(ex.get("ThreadID", ""))
+    if tid is not None:
+        row["tid"] = tid
+    return row
+
+
 def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.DataFrame]:
     path = Path(path)
     batches = EventBatches(str(path), options.all_records)
@@ -257,6 +320,7 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
     clock = LocalClock(path, options.tz, diagnostics)
     records = 0
     first_ns = None
+
     def junk(lineno: int, text: str) -> None:
         bad.add(lineno, f"{len(text.strip()):,} characters outside any <Event> are not XML")
 
@@ -270,60 +334,15 @@ def read_xml_events(path: Path, options, diagnostics, stats) -> Iterator[pl.Data
         except ET.ParseError as e:
             bad.add(lineno, f"malformed XML event ({e})")
             continue
-        sysinfo: dict[str, str] = {}
-        attrs: dict[str, dict] = {}
-        data: dict[str, str] = {}
-        names: dict[str, str] = {}
-        for el in ev.iter():
-            tag = _local(el.tag)
-            if tag == "Data" and el.get("Name"):
-                data[el.get("Name")] = (el.text or "").strip()
-            elif tag in ("EventID", "Version", "Opcode", "Level", "Task", "EventGuid", "EventName"):
-                target = names if tag in ("EventGuid", "EventName") or tag in sysinfo else sysinfo
-                target.setdefault(tag, (el.text or "").strip())
-            elif tag in ("Provider", "TimeCreated", "Execution"):
-                attrs.setdefault(tag, dict(el.attrib))
+        sysinfo, attrs, data, names = _event_parts(ev)
         st = attrs.get("TimeCreated", {}).get("SystemTime", "")
-        m = _SYSTEM_TIME.match(st)
-        if not m:
+        ts = _system_time_ns(st, clock)
+        if ts is None:
             bad.add(lineno, f"bad TimeCreated SystemTime {st!r}")
             continue
-        y, mo, d, hh, mi, ss, frac, zone = m.groups()
-        if zone:
-            off = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (
-                int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
-            secs = int(datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss),
-                                tzinfo=timezone.utc).timestamp()) - off
-            ts = secs * 1_000_000_000 + frac_to_ns(frac)
-        else:
-            ts = clock.to_ns(int(y), int(mo), int(d), int(hh), int(mi), int(ss), frac_to_ns(frac))
-        guid = names.get("EventGuid") or attrs.get("Provider", {}).get("Guid", "")
-        guid = guid.strip("{}").lower()
-        cls = CLASS_BY_GUID.get(guid)
-        if cls is None and names.get("EventName") in OPCODE_NAMES:
-            cls = names["EventName"]
-        opcode = parse_int(sysinfo.get("Opcode"))
-        version = parse_int(sysinfo.get("Version")) or 0
-        event_id = parse_int(sysinfo.get("EventID"))
-        manifest = manifest_row(guid, event_id, data) if guid in MANIFEST_PROVIDERS else None
-        if manifest is not None:
-            row = manifest
-        elif cls is not None and opcode is not None:
-            row = kernel_row(cls, opcode, data)
-        else:
-            label = names.get("EventName") or attrs.get("Provider", {}).get("Name") or guid
-            row = {"kind": "other", "event_name": f"{label}/{sysinfo.get('EventID', opcode)}",
-                   "opcode": opcode}
-        ex = attrs.get("Execution", {})
-        row.update(ts_ns=ts, version=version, provider=guid or None, header_kind="tracerpt_xml",
-                   event_id=event_id,
-                   pid=_hex_id(ex.get("ProcessID", "")), cpu=parse_int(ex.get("ProcessorID")))
-        tid = _hex_id(ex.get("ThreadID", ""))
-        if tid is not None:
-            row["tid"] = tid
         if first_ns is None or ts < first_ns:
             first_ns = ts
-        batches.add(row)
+        batches.add(_xml_row(sysinfo, attrs, data, names, ts))
         if batches.full():
             yield from batches.flush()
     yield from batches.flush()
