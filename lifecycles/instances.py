@@ -112,8 +112,8 @@ def assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
     instant joins the instance just closed only as a second source's word (a name not seen yet,
     no other layer); an address reused needs a new dispatch, at the same tick or later.
 
-    One function of ~80 lines on purpose: the loop runs once per event (millions on a big trace)
-    on local names; a helper call per event would add its cost to every one."""
+    Long because the loop runs once per event (millions on a big trace) on local names; a helper
+    call per event would add its cost to every one."""
     ts, irps, kinds, layers, codes, devices, repeatable = _per_row(ev)
     n = len(irps)
     inst_of = [0] * n

@@ -36,32 +36,11 @@ def compress(data: bytes) -> bytes:
 
     while i < n:
         best_len = 0
-        best_off = 0
         if i + MIN_MATCH <= n:
             key = data[i:i + MIN_MATCH]
             chain = heads.get(key)
             if chain:
-                limit = min(n - i, MAX_MATCH)
-                for cand in reversed(chain):
-                    off = i - cand
-                    if off > MAX_OFFSET:
-                        break
-                    # Grow the match by doubling, then bisect: slice compares run in C.
-                    length = MIN_MATCH
-                    step = 16
-                    while length < limit:
-                        probe = min(limit, length + step)
-                        if data[cand:cand + probe] == data[i:i + probe]:
-                            length = probe
-                            step *= 2
-                        elif step > 1:
-                            step //= 2
-                        else:
-                            break
-                    if length > best_len:
-                        best_len, best_off = length, off
-                        if length == limit:
-                            break
+                best_len, best_off = _longest_match(data, i, chain, min(n - i, MAX_MATCH))
                 chain.append(i)
                 if len(chain) > _CHAIN:
                     del chain[0]
@@ -69,51 +48,15 @@ def compress(data: bytes) -> bytes:
                 heads[key] = [i]
         if best_len >= MIN_MATCH:
             flags = (flags << 1) | 1
-            flag_count += 1
-            length = best_len - MIN_MATCH
-            token_off = (best_off - 1) << 3
-            if length < 7:
-                out += struct.pack("<H", token_off | length)
-            else:
-                out += struct.pack("<H", token_off | 7)
-                rest = length - 7
-                nib = min(rest, 15)
-                if nibble_pos < 0:
-                    nibble_pos = len(out)
-                    out.append(nib)
-                else:
-                    out[nibble_pos] |= nib << 4
-                    nibble_pos = -1
-                if rest >= 15:
-                    rest -= 15
-                    if rest < 255:
-                        out.append(rest)
-                    else:
-                        out.append(255)
-                        full = length   # the count after 255 is the whole (length - 3)
-                        if full < 1 << 16:
-                            out += struct.pack("<H", full)
-                        else:
-                            out += struct.pack("<HI", 0, full)
-            # Index the positions inside the match too, cheaply (every 4th byte).
+            nibble_pos = _put_match(out, best_len - MIN_MATCH, best_off, nibble_pos)
             end = i + best_len
-            j = i + 1
-            while j < end and j + MIN_MATCH <= n:
-                k = data[j:j + MIN_MATCH]
-                c = heads.get(k)
-                if c is None:
-                    heads[k] = [j]
-                else:
-                    c.append(j)
-                    if len(c) > _CHAIN:
-                        del c[0]
-                j += 4
+            _index_inside(heads, data, i + 1, min(end, n - MIN_MATCH + 1))
             i = end
         else:
             flags <<= 1
-            flag_count += 1
             out.append(data[i])
             i += 1
+        flag_count += 1
         if flag_count == 32:
             # The word is full: the next one goes after the data of the 32 items it announced
             # (also after the last item, where it announces only the terminator).
@@ -127,3 +70,71 @@ def compress(data: bytes) -> bytes:
     flags = ((flags << pad) | ((1 << pad) - 1)) & 0xFFFFFFFF
     pack_into("<I", out, flag_pos, flags)
     return bytes(out)
+
+
+def _longest_match(data: bytes, i: int, chain: list[int], limit: int) -> tuple[int, int]:
+    """The longest earlier occurrence of what starts at `i` among the chain's candidates (newest
+    first, within MAX_OFFSET), at most `limit` long: (length, offset), length 0 if none."""
+    best_len = best_off = 0
+    for cand in reversed(chain):
+        off = i - cand
+        if off > MAX_OFFSET:
+            break
+        # Grow the match by doubling, then bisect: slice compares run in C.
+        length = MIN_MATCH
+        step = 16
+        while length < limit:
+            probe = min(limit, length + step)
+            if data[cand:cand + probe] == data[i:i + probe]:
+                length = probe
+                step *= 2
+            elif step > 1:
+                step //= 2
+            else:
+                break
+        if length > best_len:
+            best_len, best_off = length, off
+            if length == limit:
+                break
+    return best_len, best_off
+
+
+def _put_match(out: bytearray, length: int, offset: int, nibble_pos: int) -> int:
+    """Append a match of (length - MIN_MATCH) = `length`; returns the output byte whose high
+    nibble is still free for the next long match (-1 if none)."""
+    token_off = (offset - 1) << 3
+    if length < 7:
+        out += struct.pack("<H", token_off | length)
+        return nibble_pos
+    out += struct.pack("<H", token_off | 7)
+    rest = length - 7
+    nib = min(rest, 15)
+    if nibble_pos < 0:
+        nibble_pos = len(out)
+        out.append(nib)
+    else:
+        out[nibble_pos] |= nib << 4
+        nibble_pos = -1
+    if rest >= 15:
+        rest -= 15
+        if rest < 255:
+            out.append(rest)
+        else:
+            out.append(255)
+            # the count after 255 is the whole (length - 3)
+            out += struct.pack("<H", length) if length < 1 << 16 else struct.pack("<HI", 0, length)
+    return nibble_pos
+
+
+def _index_inside(heads: dict[bytes, list[int]], data: bytes, start: int, stop: int) -> None:
+    """Index the positions inside a match too, cheaply (every 4th byte from `start`, below
+    `stop`)."""
+    for j in range(start, stop, 4):
+        k = data[j:j + MIN_MATCH]
+        c = heads.get(k)
+        if c is None:
+            heads[k] = [j]
+        else:
+            c.append(j)
+            if len(c) > _CHAIN:
+                del c[0]
