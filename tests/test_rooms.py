@@ -17,7 +17,7 @@ FUNCTION_LINES = 80
 REASON = re.compile(r"(?:^|[.!?]\s+)Long because\b")
 # "path name" of functions another change is splitting; each must still be long (a stale entry
 # fails, so the list only shrinks).
-KNOWN_LONG: set[str] = set()
+KNOWN_LONG: set[str] = {"synth/scenario.py from_dict"}   # being split by its owner
 
 
 def python_files(root: Path = ROOT):
