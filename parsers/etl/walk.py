@@ -98,8 +98,8 @@ class Walker:
 
     def _walk(self, data, off: int, end: int, cpu: int, base: int) -> None:
         """Every record of one buffer, decoding what a decoder wants. `base` + offset = the
-        record's position for messages. This is the hot loop (~0.5 us a record): locals only,
-        and no call unless a decoder wants the record; one function over 80 lines for that."""
+        record's position for messages. Long because this is the hot loop (~0.5 us a record):
+        locals only, and no call unless a decoder wants the record."""
         prefix = PREFIX_WORDS.unpack_from
         walk = WALK
         by_hook, by_provider, by_class, by_message, no_marker = \
