@@ -10,9 +10,6 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Annotated, Optional
-
-import typer
 
 from fpreplay.errors import FpreplayError
 from fpreplay.replay.cli.app import (
@@ -21,14 +18,14 @@ from fpreplay.replay.cli.app import (
 from fpreplay.replay.cli.loading import load_irps
 from fpreplay.replay.cli.options import (
     Answer, BudgetOpt, ExplainOpt, GapOpt, KindOpt, MaxOpt, PolicyOpt, QuietOpt, Simulation,
-    Trace, option_groups, option_value, shell_words,
+    Trace, file_option, option_groups, option_value, shell_words,
 )
 
 # The layers below (polars, the engine, whatif, render) are imported inside the commands:
 # `fpreplay --version` and `--help` import none of them (tests/replay/test_cli_startup.py).
 
-HtmlOutOpt = Annotated[Optional[Path], typer.Option(
-    "-o", "--output", metavar="FILE.html", help="The HTML file to write (required).")]
+HtmlOutOpt = file_option("-o", "--output", metavar="FILE.html",
+                         help="The HTML file to write (required).")
 
 
 def _policies(policy) -> list | None:

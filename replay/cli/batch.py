@@ -15,11 +15,13 @@ from fpreplay.replay.cli.app import (
     app, print_warnings, stderr_console, stdout_console, write_output,
 )
 from fpreplay.replay.cli.options import (
-    BudgetOpt, GapOpt, JsonOpt, KindOpt, PolicyOpt, QuietOpt, Simulation, Trace, option_groups,
-    option_value,
+    BudgetOpt, GapOpt, JsonOpt, KindOpt, PolicyOpt, QuietOpt, Simulation, Trace, file_option,
+    option_groups, option_value,
 )
 
 BATCH_SCHEMA = "fpreplay.batch/1"
+ReportOpt = file_option("--report", metavar="FILE.html",
+                        help="Also write one self-contained HTML page across the traces.")
 
 
 def _progress(quiet: bool, total: int):
@@ -63,9 +65,7 @@ def batch_command(
         "--scheduler", metavar="ADDRESS",
         help="Run on a Dask cluster: its scheduler's address, or 'local' for a LocalCluster of "
              "--jobs workers (needs the 'cluster' extra).")] = None,
-    report: Annotated[Optional[Path], typer.Option(
-        "--report", metavar="FILE.html",
-        help="Also write one self-contained HTML page across the traces.")] = None,
+    report: ReportOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     *,

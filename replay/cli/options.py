@@ -54,9 +54,15 @@ def _parse_with(option: str, spec: str, value):
 
 
 # --- single options -----------------------------------------------------------------------------
+def file_option(*names: str, metavar: str = "FILE", help: str) -> Any:
+    """The declaration of an optional file option: a Path, or None when not given."""
+    return Annotated[Optional[Path], typer.Option(*names, metavar=metavar, help=help)]
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-OutOpt = Annotated[Optional[Path], typer.Option(
-    "-o", "--output", metavar="FILE", help="Write a table: .parquet, .csv, .ndjson or .jsonl.")]
+OutOpt = file_option("-o", "--output", help="Write a table: .parquet, .csv, .ndjson or .jsonl.")
+ConfigOpt = file_option("--config", metavar="FILE.toml",
+                        help="Driver model (TOML): queues, routing, dispatch types, policies.")
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no notes on "
                                         "stderr.")]
 # Parsed values are the library's objects (engine.Policy, whatif.SweepKind); declared as Any so
@@ -226,9 +232,7 @@ class Simulation:
 
 @option_group
 def simulation_options(
-    config: Annotated[Optional[Path], typer.Option(
-        "--config", metavar="FILE.toml",
-        help="Driver model (TOML): queues, routing, dispatch types, policies.")] = None,
+    config: ConfigOpt = None,
     memory: Annotated[str, typer.Option(
         "--memory", metavar="MODEL",
         help="What fails in the what-if: observed, fail-all, verifier-random[:SEED], "

@@ -10,7 +10,13 @@ import typer
 
 from fpreplay.errors import FpreplayError
 from fpreplay.replay.cli.app import app, refuse_overwriting_inputs, stderr_console
-from fpreplay.replay.cli.options import JsonOpt, QuietOpt
+from fpreplay.replay.cli.options import JsonOpt, QuietOpt, file_option
+
+EtlOutOpt = file_option("-o", "--output", metavar="FILE.etl", help="The .etl to write.")
+IfrOpt = file_option("--ifr", help="Also write the in-flight-recorder text dump here (default: "
+                                   "beside the trace when the scenario asks for one).")
+TruthOpt = file_option("--truth", help="Where to write the truth JSON (default: beside the "
+                                       "trace).")
 
 
 @app.command(short_help="A real-format trace (and its truth) from a scenario.")
@@ -19,17 +25,11 @@ def synth(
         metavar="SCENARIO.toml", show_default=False,
         help="Scenario file (TOML): devices and queues, arrivals, memory pressure, queue "
              "operations.")],
-    output: Annotated[Optional[Path], typer.Option(
-        "-o", "--output", metavar="FILE.etl", help="The .etl to write.")] = None,
+    output: EtlOutOpt = None,
     seed: Annotated[Optional[int], typer.Option(
         "--seed", metavar="N", help="Override the scenario's seed.")] = None,
-    ifr: Annotated[Optional[Path], typer.Option(
-        "--ifr", metavar="FILE",
-        help="Also write the in-flight-recorder text dump here (default: beside the trace when "
-             "the scenario asks for one).")] = None,
-    truth: Annotated[Optional[Path], typer.Option(
-        "--truth", metavar="FILE",
-        help="Where to write the truth JSON (default: beside the trace).")] = None,
+    ifr: IfrOpt = None,
+    truth: TruthOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
