@@ -45,28 +45,22 @@ class BufferChecks:
                                       person=len(data).to_bytes(8, "little")).digest()
         first = self._fingerprints.setdefault(fingerprint, offset)
         if first != offset:
-            self.diag.warn_repeated(
-                f"{self.path}: duplicate buffer", where,
-                f"{self.path}: {where}: buffer repeats the one at byte {first} (sequence number "
-                f"{sequence}, same contents): a duplicated buffer; skipped")
-            self.diag.count("etl_duplicate_buffers")
+            self._warn("etl_duplicate_buffers", "duplicate buffer", where,
+                       f"buffer repeats the one at byte {first} (sequence number {sequence}, "
+                       "same contents): a duplicated buffer; skipped")
             return False
         # (Sequence 0 is the header buffer's, and writers that number no buffer write 0.)
         earlier = self._sequences.setdefault((logger, sequence), offset) if sequence else offset
         if earlier != offset:
-            self.diag.warn_repeated(
-                f"{self.path}: sequence repeated", where,
-                f"{self.path}: {where}: buffer sequence number {sequence} already seen at byte "
-                f"{earlier} (other contents): a damaged or duplicated buffer; read anyway")
-            self.diag.count("etl_repeated_sequences")
+            self._warn("etl_repeated_sequences", "sequence repeated", where,
+                       f"buffer sequence number {sequence} already seen at byte {earlier} (other "
+                       "contents): a damaged or duplicated buffer; read anyway")
         newest = self._flushed.get(logger)
         if newest is not None and flushed < newest[0]:
-            self.diag.warn_repeated(
-                f"{self.path}: buffer out of order", where,
-                f"{self.path}: {where}: buffer flushed before the one at byte {newest[1]} "
-                f"(TimeStamp {flushed} < {newest[0]}): buffers out of order (shuffled or "
-                "damaged); its events are merged by their own times")
-            self.diag.count("etl_buffers_out_of_order")
+            self._warn("etl_buffers_out_of_order", "buffer out of order", where,
+                       f"buffer flushed before the one at byte {newest[1]} (TimeStamp {flushed} "
+                       f"< {newest[0]}): buffers out of order (shuffled or damaged); its events "
+                       "are merged by their own times")
         else:
             self._flushed[logger] = (flushed, offset)
         if not flag & L.BUFFER_FLAG_COMPRESSED:
@@ -89,8 +83,11 @@ class BufferChecks:
             self._damaged(offset, f"data after FilledBytes {filled:#x}, which should be fill")
 
     def _damaged(self, offset: int, what: str) -> None:
-        self.diag.warn_repeated(
-            f"{self.path}: damaged buffer header", f"byte {offset}",
-            f"{self.path}: byte {offset}: damaged buffer header ({what}); records past it "
-            "not read")
-        self.diag.count("etl_damaged_buffer_headers")
+        self._warn("etl_damaged_buffer_headers", "damaged buffer header", f"byte {offset}",
+                   f"damaged buffer header ({what}); records past it not read")
+
+    def _warn(self, counter: str, kind: str, where: str, message: str) -> None:
+        """One kind of damage: counted, and said once per file with its places when it recurs
+        ('<file>: <where>: <message>')."""
+        self.diag.warn_repeated(f"{self.path}: {kind}", where, f"{self.path}: {where}: {message}")
+        self.diag.count(counter)
