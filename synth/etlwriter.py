@@ -13,6 +13,7 @@ in place at `close()` once BuffersWritten, EndTime and EventsLost are known.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from fpreplay.parsers.etl import layouts as L
@@ -33,33 +34,42 @@ def _utc_time_zone() -> dict:
                 DaylightName=name, DaylightDate=st, DaylightBias=0)
 
 
+@dataclass(frozen=True)
+class Session:
+    """What the header buffer's TRACE_LOGFILE_HEADER says of the session that wrote the trace:
+    its clock (`t0_raw` raw ticks at `start_unix_ns`, `perf_freq` ticks a second), its names and
+    the machine's."""
+    start_unix_ns: int
+    t0_raw: int
+    perf_freq: int = 10_000_000
+    logger_name: str = "FpReplay Synth"
+    log_file_name: str = "trace.etl"
+    os_build: int = 19045
+    boot_unix_ns: int | None = None     # None: booted an hour before the trace
+    cpu_mhz: int = 2995
+
+    def __post_init__(self):
+        if self.boot_unix_ns is None:
+            object.__setattr__(self, "boot_unix_ns", self.start_unix_ns - 3600 * 10**9)
+
+
 class EtlWriter:
     """Append records per CPU in time order; `close()` finishes the file.
 
-    `record` arguments are complete records (header + payload) without alignment padding.
+    `record` arguments are complete records (header + payload) without alignment padding. The
+    keywords besides ncpu, buffer_size and compressed are the Session's.
     """
 
-    def __init__(self, fh: BinaryIO, *, start_unix_ns: int, t0_raw: int,
-                 perf_freq: int = 10_000_000, ncpu: int = 4, buffer_size: int = 0x10000,
-                 compressed: bool = False,
-                 logger_name: str = "FpReplay Synth", log_file_name: str = "trace.etl",
-                 os_build: int = 19045, boot_unix_ns: int | None = None, cpu_mhz: int = 2995):
+    def __init__(self, fh: BinaryIO, *, ncpu: int = 4, buffer_size: int = 0x10000,
+                 compressed: bool = False, **session):
         if buffer_size % 8 or buffer_size < 0x400:
             raise ValueError("buffer size must be a multiple of 8 and at least 1 KiB")
         self.fh = fh
         self.ncpu = ncpu
         self.buffer_size = buffer_size
         self.compressed = compressed
-        self.perf_freq = perf_freq
-        self.t0_raw = t0_raw
-        self.start_unix_ns = start_unix_ns
-        if boot_unix_ns is None:
-            boot_unix_ns = start_unix_ns - 3600 * 10**9     # booted an hour before the trace
-        self.boot_unix_ns = boot_unix_ns
-        self.logger_name = logger_name
-        self.log_file_name = log_file_name
-        self.os_build = os_build
-        self.cpu_mhz = cpu_mhz
+        self.session = Session(**session)
+        t0_raw = self.session.t0_raw
         self.sequence = 0
         self.buffers_written = 1          # the header buffer
         self.events_lost = 0
@@ -128,25 +138,26 @@ class EtlWriter:
         self.buffers_written += 1
 
     def _header_record(self, end_raw: int) -> bytes:
-        end_ns = self.start_unix_ns + (end_raw - self.t0_raw) * 10**9 // self.perf_freq
+        s = self.session
+        end_ns = s.start_unix_ns + (end_raw - s.t0_raw) * 10**9 // s.perf_freq
         mode = 0x00000001 | (L.EVENT_TRACE_COMPRESSED_MODE if self.compressed else 0)
         logfile = dict(
             BufferSize=self.buffer_size,
             Version=0x0002000A,                   # Windows 10.0, log format 2.0
-            ProviderVersion=self.os_build, NumberOfProcessors=self.ncpu,
+            ProviderVersion=s.os_build, NumberOfProcessors=self.ncpu,
             EndTime=unix_ns_to_filetime(end_ns), TimerResolution=156250, MaximumFileSize=0,
             LogFileMode=mode, BuffersWritten=self.buffers_written, StartBuffers=1,
-            PointerSize=8, EventsLost=self.events_lost, CpuSpeedInMHz=self.cpu_mhz,
+            PointerSize=8, EventsLost=self.events_lost, CpuSpeedInMHz=s.cpu_mhz,
             LoggerNamePtr=0, LogFileNamePtr=0, TimeZone=_utc_time_zone(),
-            BootTime=unix_ns_to_filetime(self.boot_unix_ns), PerfFreq=self.perf_freq,
-            StartTime=unix_ns_to_filetime(self.start_unix_ns), ReservedFlags=L.CLOCK_QPC,
+            BootTime=unix_ns_to_filetime(s.boot_unix_ns), PerfFreq=s.perf_freq,
+            StartTime=unix_ns_to_filetime(s.start_unix_ns), ReservedFlags=L.CLOCK_QPC,
             BuffersLost=0)
-        names = (self.logger_name.encode("utf-16-le") + b"\0\0"
-                 + self.log_file_name.encode("utf-16-le") + b"\0\0")
+        names = (s.logger_name.encode("utf-16-le") + b"\0\0"
+                 + s.log_file_name.encode("utf-16-le") + b"\0\0")
         size = L.SYSTEM_TRACE_HEADER.sizeof() + L.TRACE_LOGFILE_HEADER64.sizeof() + len(names)
         header = L.SYSTEM_TRACE_HEADER.build(dict(
             Version=2, HeaderType=L.HT_SYSTEM64, MarkerFlags=L.MARKER_TRACE_HEADER, Size=size,
-            HookId=0x0000, ThreadId=4, ProcessId=4, SystemTime=self.t0_raw,
+            HookId=0x0000, ThreadId=4, ProcessId=4, SystemTime=s.t0_raw,
             KernelTime=0, UserTime=0))
         return header + L.TRACE_LOGFILE_HEADER64.build(logfile) + names
 
@@ -159,7 +170,7 @@ class EtlWriter:
         filled = L.BUFFER_HEADER_SIZE + len(record)
         header = L.WMI_BUFFER_HEADER.build(dict(
             BufferSize=self.header_buffer_size, SavedOffset=filled, CurrentOffset=filled,
-            ReferenceCount=0, TimeStamp=self.t0_raw, SequenceNumber=0, ClockTypeFrequency=0,
+            ReferenceCount=0, TimeStamp=self.session.t0_raw, SequenceNumber=0, ClockTypeFrequency=0,
             ProcessorNumber=0, Alignment=0, LoggerId=LOGGER_ID, State=3, FilledBytes=filled,
             BufferFlag=L.BUFFER_FLAG_FLUSH_MARKER, BufferType=L.BUFFER_TYPE_HEADER,
             Padding=b"\0" * 16))
