@@ -13,6 +13,12 @@ The steps, each its own module or function:
 Several inputs share one timeline by absolute time, so their events simply interleave. Request-only
 events (a WDFREQUEST handle, no IRP) take the IRP of the latest earlier event that named both, else
 of the next one.
+
+Streamed: LifecycleStream takes the reader's time-ordered batches and keeps, between batches,
+only the state of the instances (instances.py), each instance's partial row (aggregate.py), the
+latest IRP of each request, and the events not yet processed: those of the batch's last instant
+(the same-instant rules look ahead within an instant) and, bounded, those from a request-only
+event whose IRP no earlier event gave. build_lifecycles(events) is the stream fed one batch.
 """
 
 from __future__ import annotations
@@ -20,12 +26,10 @@ from __future__ import annotations
 import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
+from fpreplay.lifecycles.aggregate import DeviceKinds, combine, partial_rows
 from fpreplay.lifecycles.broken import report_broken, report_lost
-from fpreplay.lifecycles.devices import alias_map, kind_columns, unify_devices
-from fpreplay.lifecycles.instances import (
-    ALLOC, COMPLETE, DISPATCH, KIND_CODES, REFUSED, RESERVED, RESOURCES, assign_instances,
-    layer_expr,
-)
+from fpreplay.lifecycles.devices import alias_map, unify_devices
+from fpreplay.lifecycles.instances import KIND_CODES, InstanceAssigner, layer_expr
 from fpreplay.lifecycles.outcome import decide_outcomes, tie_irpless_failures
 from fpreplay.perf import cyclic_gc_paused
 from fpreplay.schema import (
@@ -34,14 +38,16 @@ from fpreplay.schema import (
 
 STATUS_FLT_DISALLOW_FAST_IO = 0xC01C0004   # a fast-I/O try, not an IRP (etw-formats.md 2.4)
 ALLOC_KINDS = ("request_alloc_failed", "request_resources_failed")
-# `other` rows that mark the driver receiving the IRP (the IFR presentation line, VERBOSE).
-DELIVERY_NAMES = ("IFR/Calling driver",)
 _EVENT_COLUMNS = ("ts_ns", "kind", "irp", "request", "queue", "device", "major", "minor",
                   "irp_flags", "status", "bytes", "file_object", "event_name")
+# Events held back waiting for a request-only event's IRP (named by a later event) at most; past
+# it the request-only event goes without (the whole-table build would look further ahead).
+HOLD_MAX_ROWS = 1_000_000
 
 
 def _irp_events(events: pl.DataFrame) -> pl.DataFrame:
-    """The events that can say something about an IRP, typed, with an event name."""
+    """The events that can say something about an IRP, typed, with an event name; `_paired`:
+    the event names both an IRP and a request (request-only events take their IRP from those)."""
     ev = events.select([pl.col(c) if c in events.columns else pl.lit(None).alias(c)
                         for c in _EVENT_COLUMNS])
     ev = ev.with_columns([pl.col(c).cast(EVENT_COLUMNS[c], strict=False) for c in _EVENT_COLUMNS])
@@ -54,20 +60,25 @@ def _irp_events(events: pl.DataFrame) -> pl.DataFrame:
         (pl.col("kind").is_in(list(KIND_CODES)) & (pl.col("kind") != "other"))
         | ((pl.col("kind") == "other")
            & (pl.col("irp").is_not_null() | pl.col("request").is_not_null()))))
-    return ev.with_columns(pl.when(pl.col(c) != 0).then(pl.col(c)).alias(c)
-                           for c in ("irp", "file_object"))
+    ev = ev.with_columns(pl.when(pl.col(c) != 0).then(pl.col(c)).alias(c)
+                         for c in ("irp", "file_object"))
+    return ev.with_columns((pl.col("irp").is_not_null() & pl.col("request").is_not_null())
+                           .alias("_paired"))
 
 
-def _fill_irp_from_request(ev: pl.DataFrame) -> pl.DataFrame:
-    """Request-only rows take the IRP of the nearest earlier (else later) row naming both."""
+def _fill_irp_from_request(ev: pl.DataFrame, known: pl.DataFrame | None) -> pl.DataFrame:
+    """Request-only rows take the IRP of the nearest earlier (else later) row naming both;
+    `known`: the latest such rows of earlier batches (ts_ns, request, _irp_of_request)."""
     need = ev["irp"].is_null() & ev["request"].is_not_null()
     if not need.any():
         return ev
-    pairs = (ev.filter(pl.col("irp").is_not_null() & pl.col("request").is_not_null())
-             .select("ts_ns", "request", pl.col("irp").alias("_irp_of_request"))
-             .sort("ts_ns"))
+    pairs = ev.filter(pl.col("_paired")).select("ts_ns", "request",
+                                                 pl.col("irp").alias("_irp_of_request"))
+    if known is not None:
+        pairs = pl.concat([known, pairs])
     if pairs.height == 0:
         return ev
+    pairs = _by_time(pairs)
     ev = _by_time(ev)
     for strategy in ("backward", "forward"):
         joined = ev.join_asof(pairs, on="ts_ns", by="request", strategy=strategy,
@@ -75,15 +86,6 @@ def _fill_irp_from_request(ev: pl.DataFrame) -> pl.DataFrame:
         ev = joined.with_columns(pl.col("irp").fill_null(pl.col("_irp_of_request"))) \
                    .drop("_irp_of_request")
     return ev
-
-
-def _first(col: str) -> pl.Expr:
-    return pl.col(col).drop_nulls().first().alias(col)
-
-
-def _first_name(code: int | tuple, alias: str) -> pl.Expr:
-    codes = (code,) if isinstance(code, int) else code
-    return pl.col("event_name").filter(pl.col("_code").is_in(codes)).first().alias(alias)
 
 
 def _keep(ev: pl.DataFrame, predicate: pl.Expr) -> pl.DataFrame:
@@ -96,56 +98,6 @@ def _by_time(ev: pl.DataFrame) -> pl.DataFrame:
     """`ev` stably sorted by ts_ns (no copy when it is already: readers deliver time order)."""
     ts = ev["ts_ns"]
     return ev if not ts.null_count() and ts.is_sorted() else ev.sort("ts_ns", maintain_order=True)
-
-
-def _one_row_per_instance(ev: pl.DataFrame) -> pl.DataFrame:
-    """The merge of every source's word on each instance (`_inst` of every event row). Rows of no
-    instance (_inst -1) form one group that is dropped after the aggregation: cheaper than a copy
-    of the event rows without them."""
-    is_complete = pl.col("_code") == COMPLETE
-    device_kinds = kind_columns(ev)      # several kinds of device name: one column each
-    lc = ev.group_by("_inst", maintain_order=True).agg(
-        pl.col("irp").first(),
-        *(device_kinds or [_first("device")]),
-        *[_first(c) for c in ("queue", "major", "minor", "irp_flags", "bytes", "file_object")],
-        pl.col("ts_ns").filter(~is_complete).min().alias("_arrive"),
-        pl.col("ts_ns").filter(pl.col("_closes")).first().alias("complete_ns"),
-        pl.col("status").filter(is_complete).drop_nulls().first().alias("status"),
-        (pl.col("_code") == RESERVED).any().alias("_reserved"),
-        (pl.col("_code") == REFUSED).any().alias("_refused"),
-        pl.col("_code").is_in([ALLOC, RESOURCES]).any().alias("_alloc"),
-        (pl.col("_code") == ALLOC).any().alias("_request_failed"),
-        (pl.col("_code") == RESOURCES).any().alias("_resources_failed"),
-        pl.col("ts_ns").filter((pl.col("_code") == RESERVED)
-                               | pl.col("event_name").is_in(DELIVERY_NAMES)).min()
-        .alias("deliver_ns"),
-        pl.col("request").is_not_null().any().alias("_has_request"),
-        (pl.col("_code").first() == COMPLETE).alias("_orphan"),
-        pl.col("event_name").first().alias("_opener"),
-        _first_name(DISPATCH, "_dispatch_name"),
-        _first_name(COMPLETE, "_complete_name"),
-        _first_name(RESERVED, "_reserved_name"),
-        _first_name(REFUSED, "_refused_name"),
-        _first_name((ALLOC, RESOURCES), "_alloc_name"),
-    )
-    return _keep(lc, pl.col("_inst") >= 0)
-
-
-def _instances(ev: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
-    """Steps 2-3: events -> one row per instance with its `_note`, `arrive_ns`; and the names of
-    the events that make instances (for report_broken, once the outcomes are decided)."""
-    with cyclic_gc_paused():
-        inst_of, closes, notes = assign_instances(ev)
-    ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
-                         pl.Series("_closes", closes, dtype=pl.Boolean))
-    del inst_of, closes
-    lc = _one_row_per_instance(ev)
-    note_frame = pl.DataFrame({"_inst": pl.Series(list(notes), dtype=pl.Int64),
-                               "_note": pl.Series(list(notes.values()), dtype=pl.String)})
-    lc = lc.join(note_frame, on="_inst", how="left")
-    names = (ev.lazy().filter(pl.col("_inst") >= 0).select(pl.col("event_name").unique())
-             .collect()["event_name"])
-    return lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns")), names
 
 
 def _drop_fast_io(lc: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
@@ -164,6 +116,131 @@ def _empty_lifecycles() -> pl.DataFrame:
                                      for c, t in IRP_EXTENSION_COLUMNS.items())
 
 
+class LifecycleStream:
+    """Lifecycles built from event batches in time order (see the module's docstring):
+    feed(batch) for each, then finish(lost_windows) for the table build_lifecycles returns.
+    Nothing is reported before finish, so the warnings come out as one build's."""
+
+    def __init__(self, diagnostics: Diagnostics | None = None) -> None:
+        self.diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+        self._assigner = InstanceAssigner()
+        self._kinds = DeviceKinds()
+        self._partials: list[pl.DataFrame] = []
+        self._loose: list[pl.DataFrame] = []
+        self._names: set[str] = set()     # event names of the rows of some instance
+        self._pairs: pl.DataFrame | None = None
+        self._carry: pl.DataFrame | None = None
+        self._seen_irp_events = False
+
+    def feed(self, events: pl.DataFrame) -> None:
+        ev = _irp_events(events)
+        if ev.height == 0:
+            return
+        self._seen_irp_events = True
+        if self._carry is not None:
+            ev = pl.concat([self._carry, ev], how="vertical_relaxed")
+            self._carry = None
+        self._process(_by_time(ev), final=False)
+
+    def _process(self, ev: pl.DataFrame, final: bool) -> None:
+        ev = _fill_irp_from_request(ev, self._pairs)
+        if not final:
+            ev = self._hold_back(ev)
+        if ev.height == 0:
+            return
+        self._remember_pairs(ev)
+        self._loose.append(ev.filter(pl.col("irp").is_null() & pl.col("kind").is_in(ALLOC_KINDS)))
+        ev = _keep(ev, pl.col("irp").is_not_null())
+        if ev.height == 0:
+            return
+        ev = ev.with_columns(
+            pl.col("kind").replace_strict(KIND_CODES, return_dtype=pl.Int8).alias("_code"),
+            layer_expr())
+        with cyclic_gc_paused():
+            inst_of, closes = self._assigner.assign(ev)
+        ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
+                             pl.Series("_closes", closes, dtype=pl.Boolean))
+        del inst_of, closes
+        self._partials.append(partial_rows(ev, self._kinds))
+        self._names.update(ev.filter(pl.col("_inst") >= 0)["event_name"].unique().to_list())
+
+    def _hold_back(self, ev: pl.DataFrame) -> pl.DataFrame:
+        """The rows to process now; the others wait for the next batch: the last instant's
+        (more of it may come), and from a request-only row still without an IRP on (a later
+        event may name it), unless that holds more than HOLD_MAX_ROWS."""
+        ts = ev["ts_ns"]
+        cut = ts.search_sorted(ts[-1], "left")
+        waiting = (ev["irp"].is_null() & ev["request"].is_not_null()).arg_true()
+        if waiting.len() and ev.height - waiting[0] <= HOLD_MAX_ROWS:
+            cut = min(cut, ts.search_sorted(ts[waiting[0]], "left"))
+        self._carry = ev.slice(cut) if cut < ev.height else None
+        return ev.head(cut)
+
+    def _remember_pairs(self, ev: pl.DataFrame) -> None:
+        """Keep, per request, the rows naming it with an IRP at its latest instant."""
+        pairs = ev.filter(pl.col("_paired")).select("ts_ns", "request",
+                                                     pl.col("irp").alias("_irp_of_request"))
+        if pairs.height == 0:
+            return
+        if self._pairs is not None:
+            pairs = pl.concat([self._pairs, pairs])
+        self._pairs = pairs.filter(pl.col("ts_ns") == pl.col("ts_ns").max().over("request"))
+
+    def finish(self, lost_windows: list[tuple[int | None, int | None]] | None = None
+               ) -> pl.DataFrame:
+        """The lifecycle table (see build_lifecycles); broken lifecycles reported."""
+        if self._carry is not None:
+            carry, self._carry = self._carry, None
+            self._process(carry, final=True)
+        diagnostics = self.diagnostics
+        if not self._seen_irp_events:
+            return _empty_lifecycles()
+        loose = pl.concat(self._loose) if self._loose else _irp_events(pl.DataFrame())
+        if not self._partials:
+            if loose.height:
+                tie_irpless_failures(empty_irps().with_columns(pl.lit(0).alias("_inst")),
+                                     loose, diagnostics)
+            return _empty_lifecycles()
+        notes = self._assigner.finish()
+        lc = combine(self._partials, self._kinds)
+        note_frame = pl.DataFrame({"_inst": pl.Series(list(notes), dtype=pl.Int64),
+                                   "_note": pl.Series(list(notes.values()), dtype=pl.String)})
+        lc = lc.join(note_frame, on="_inst", how="left")
+        lc = lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
+        lc = unify_devices(lc, diagnostics)
+        # A message names its device as its source does: in the lifecycles' words for the tie.
+        loose = loose.with_columns(pl.col("device").replace(alias_map(lc)))
+        lc = decide_outcomes(tie_irpless_failures(lc, loose, diagnostics), diagnostics)
+        # After the outcomes: an instance whose allocation failed or was refused ended there
+        # (the framework fails it in its dispatch, which no source logs as a completion).
+        report_broken(diagnostics, lc.select(
+            pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
+            .alias("_note"), "_opener", "actual"),
+            pl.Series(sorted(self._names), dtype=pl.String))
+        if lost_windows:
+            lc = report_lost(lc, lost_windows, diagnostics)
+        lc = _drop_fast_io(lc, diagnostics).sort(["arrive_ns", "_inst"])
+        # The contract's columns, then the extensions (fpreplay.schema.IRP_EXTENSION_COLUMNS).
+        return conform_irps(lc.select([c for c in (*IRP_COLUMNS, *IRP_EXTENSION_COLUMNS)
+                                       if c in lc.columns]), keep_extra=True)
+
+
+def read_lifecycles(stream) -> tuple:
+    """Lifecycles from a reader's stream of time-ordered batches (fpreplay.parsers.InputStream)
+    without holding its event table: (TraceRead whose `events` are only the side events the
+    analyses read besides lifecycles (incidents.side_events), lifecycle table)."""
+    from fpreplay.lifecycles.incidents import side_events
+
+    stream.keep_batches = False
+    build = LifecycleStream(stream.diagnostics)
+    side = []
+    for batch in stream:
+        build.feed(batch)
+        side.append(side_events(batch))
+    read = stream.result(kept=side)
+    return read, build.finish(read.lost_windows)
+
+
 def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = None,
                      lost_windows: list[tuple[int | None, int | None]] | None = None
                      ) -> pl.DataFrame:
@@ -171,33 +248,6 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
 
     lost_windows: TraceRead.lost_windows, the times around buffers flagged EVENTS_LOST; IRPs
     open across one are counted and reported as possibly incomplete."""
-    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
-    ev = _irp_events(events)
-    if ev.height == 0:
-        return _empty_lifecycles()
-    ev = _by_time(_fill_irp_from_request(ev))
-    loose = ev.filter(pl.col("irp").is_null() & pl.col("kind").is_in(ALLOC_KINDS))
-    ev = _keep(ev, pl.col("irp").is_not_null()).with_columns(
-        pl.col("kind").replace_strict(KIND_CODES, return_dtype=pl.Int8).alias("_code"),
-        layer_expr())
-    if ev.height == 0:
-        if loose.height:
-            tie_irpless_failures(empty_irps().with_columns(pl.lit(0).alias("_inst")), loose,
-                                 diagnostics)
-        return _empty_lifecycles()
-    lc, names = _instances(ev, diagnostics)
-    lc = unify_devices(lc, diagnostics)
-    # A message names its device as its source does: in the lifecycles' words for the tie.
-    loose = loose.with_columns(pl.col("device").replace(alias_map(lc)))
-    lc = decide_outcomes(tie_irpless_failures(lc, loose, diagnostics), diagnostics)
-    # After the outcomes: an instance whose allocation failed or was refused ended there (the
-    # framework fails it in its dispatch, which no source logs as a completion), not incomplete.
-    report_broken(diagnostics, lc.select(
-        pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
-        .alias("_note"), "_opener", "actual"), names)
-    if lost_windows:
-        lc = report_lost(lc, lost_windows, diagnostics)
-    lc = _drop_fast_io(lc, diagnostics).sort(["arrive_ns", "_inst"])
-    # The contract's columns, then the extensions (fpreplay.schema.IRP_EXTENSION_COLUMNS).
-    return conform_irps(lc.select([c for c in (*IRP_COLUMNS, *IRP_EXTENSION_COLUMNS)
-                                   if c in lc.columns]), keep_extra=True)
+    stream = LifecycleStream(diagnostics)
+    stream.feed(events)
+    return stream.finish(lost_windows)

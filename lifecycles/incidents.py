@@ -58,6 +58,18 @@ INCIDENT_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
+def side_events(events: pl.DataFrame) -> pl.DataFrame:
+    """The rows besides IRP lifecycles that the analyses read: every event that is not an IRP's
+    dispatch, completion or `other` line (incident signals, queue operations, the
+    forward-progress counts), and completions with STATUS_INSUFFICIENT_RESOURCES. A streamed
+    read keeps these of each batch and lets the rest go."""
+    kind = pl.col("kind")
+    return events.filter(
+        ~kind.is_in(["irp_dispatch", "irp_complete", "other"]).fill_null(True)
+        | ((kind == "irp_complete") & (pl.col("status") == STATUS_INSUFFICIENT_RESOURCES))
+        .fill_null(False))
+
+
 def empty_incidents() -> pl.DataFrame:
     return pl.DataFrame(schema=INCIDENT_COLUMNS)
 

@@ -83,100 +83,122 @@ def _completes_at_same_instant(r: int, ts: list, irps: list, kinds: list, layers
     return False
 
 
-def _per_row(ev: pl.DataFrame) -> tuple[list, list, list, list, list, list, set]:
-    """The pass's inputs as Python lists: ts_ns, irp, kind code, layer, event-name code, device
-    code (0: no device named), and the codes of REPEATABLE_DISPATCH names."""
-    # Codes only need to tell names apart: a categorical's physical codes (hashing) instead of a
-    # dense rank (a sort of millions of strings).
-    coded = ev.select(pl.col("event_name").fill_null("").cast(pl.Categorical).to_physical()
-                      .alias("c"),
-                      pl.col("event_name").is_in(list(REPEATABLE_DISPATCH)).alias("rep"),
-                      (pl.col("device").cast(pl.Categorical).to_physical().cast(pl.Int64) + 1)
-                      .fill_null(0).alias("d"))
-    repeatable = set(coded.filter(pl.col("rep"))["c"].unique().to_list())
-    return (ev["ts_ns"].to_list(), ev["irp"].to_list(), ev["_code"].to_list(),
-            ev["_layer"].to_list(), coded["c"].to_list(), coded["d"].to_list(), repeatable)
+class InstanceAssigner:
+    """The one sorted pass over IRP-bearing events (state per address), fed in time order a
+    batch at a time; the state (open and just-closed instances per address, the next instance
+    number, name and device codes) carries over, so a split run numbers instances as one run
+    over the whole table does. A batch must hold every row of each of its instants (the
+    same-instant rules look ahead within one).
 
-
-def assign_instances(ev: pl.DataFrame) -> tuple[list, list, dict]:
-    """The one sorted pass over IRP-bearing events (state per address).
-
-    Returns the instance number of every row, whether the row closed its instance (the
-    completion that ends it, or an orphan completion), and the notes of broken instances
-    (instance -> "redispatched" | "reused" | "open_at_end"). Event names travel as integer
-    codes; a per-instance set of names is only built when a second name arrives.
+    assign(ev) returns, per row, its instance number (-1: none) and whether it closed its
+    instance (the completion that ends it, or an orphan completion); finish() the notes of
+    broken instances (instance -> "redispatched" | "reused" | "open_at_end"). Event names and
+    devices travel as integer codes; a per-instance set of names is only built when a second
+    name arrives.
 
     One IRP's completions at one instant are one completion, whatever their sources, layers and
     order (a writer may log DrvComplReq, DiskIo/Read and FileIo/OpEnd of one IRP at one tick on
     different CPUs): the first closes the instance, the others join it. A completion at another
     instant joins the instance just closed only as a second source's word (a name not seen yet,
-    no other layer); an address reused needs a new dispatch, at the same tick or later.
+    no other layer); an address reused needs a new dispatch, at the same tick or later."""
 
-    Long because the loop runs once per event (millions on a big trace) on local names; a helper
-    call per event would add its cost to every one."""
-    ts, irps, kinds, layers, codes, devices, repeatable = _per_row(ev)
-    n = len(irps)
-    inst_of = [0] * n
-    closes = [False] * n
-    note: dict = {}
-    open_: dict = {}     # irp -> [instance, layer, names (code or set), has a layer's dispatch,
-    #                            devices its dispatches named (None or a set of codes)]
-    closed: dict = {}    # irp -> [instance, layer, completion names (code or set), its instant]
-    nxt = 0
-    for r in range(n):
-        a = irps[r]
-        k = kinds[r]
-        lay = layers[r]
-        nm = codes[r]
-        o = open_.get(a)
-        if k == OTHER:
-            inst_of[r] = o[0] if o is not None else -1
-            continue
-        if k != COMPLETE:
-            if o is not None:
-                if lay and o[1] and lay != o[1]:
-                    note[o[0]] = "reused"
-                elif k == DISPATCH and nm not in repeatable and (
-                        _has_name(o[2], nm) or (lay and lay == o[1] and o[3])) and not (
-                        devices[r] and o[4] and devices[r] not in o[4]):
-                    # (the same dispatch line from another device is the IRP going down
-                    # the stack, not a re-dispatch)
-                    note[o[0]] = "redispatched"
-                else:
-                    inst_of[r] = o[0]
-                    if k == DISPATCH:
-                        o[2] = _names_with(o[2], nm)
-                        o[3] = o[3] or bool(lay)
-                        if devices[r]:
-                            o[4] = (o[4] or frozenset()) | {devices[r]}
-                    o[1] = o[1] or lay
-                    continue
-            open_[a] = [nxt, lay, nm, bool(lay) and k == DISPATCH,
-                        frozenset((devices[r],)) if devices[r] and k == DISPATCH else None]
-            closed.pop(a, None)
-            inst_of[r] = nxt
-            nxt += 1
-            continue
-        # a completion
-        if o is not None:
-            del open_[a]
-            if not (lay and o[1] and lay != o[1]) or _completes_at_same_instant(
-                    r, ts, irps, kinds, layers, o[1]):
-                inst_of[r] = o[0]
-                closes[r] = True
-                closed[a] = [o[0], o[1] or lay, nm, ts[r]]
+    def __init__(self) -> None:
+        self.open_: dict = {}   # irp -> [instance, layer, names (code or set), has a layer's
+        #                         dispatch, devices its dispatches named (None or codes)]
+        self.closed: dict = {}  # irp -> [instance, layer, completion names (code or set), instant]
+        self.note: dict = {}
+        self.nxt = 0
+        self._codes: dict[str, int] = {}            # event name -> code
+        self._device_codes: dict[str, int] = {}     # device -> code (from 1; 0: none)
+        self._repeatable: set[int] = set()
+
+    def _coded(self, col: pl.Series, codes: dict, first: int) -> list:
+        """`col` as integer codes stable across batches (a dict of the few distinct values)."""
+        for v in col.unique().to_list():
+            if v is not None and v not in codes:
+                codes[v] = len(codes) + first
+        return col.replace_strict(codes, default=first - 1, return_dtype=pl.Int64).to_list()
+
+    def _per_row(self, ev: pl.DataFrame) -> tuple[list, list, list, list, list, list]:
+        """The pass's inputs as Python lists: ts_ns, irp, kind code, layer, event-name code,
+        device code (0: no device named)."""
+        names = ev["event_name"].fill_null("")
+        codes = self._coded(names, self._codes, 0)
+        self._repeatable |= {self._codes[n] for n in REPEATABLE_DISPATCH if n in self._codes}
+        devices = self._coded(ev["device"].cast(pl.String), self._device_codes, 1)
+        return (ev["ts_ns"].to_list(), ev["irp"].to_list(), ev["_code"].to_list(),
+                ev["_layer"].to_list(), codes, devices)
+
+    def finish(self) -> dict:
+        """The notes of broken instances, the ones still open noted "open_at_end"."""
+        for o in self.open_.values():
+            self.note.setdefault(o[0], "open_at_end")
+        return self.note
+
+    def assign(self, ev: pl.DataFrame) -> tuple[list, list]:
+        """Instance and closing flag of every row of `ev` (time order), see the class.
+
+        Long because the loop runs once per event (millions on a big trace) on local names; a
+        helper call per event would add its cost to every one."""
+        ts, irps, kinds, layers, codes, devices = self._per_row(ev)
+        repeatable, note, open_, closed = self._repeatable, self.note, self.open_, self.closed
+        n = len(irps)
+        inst_of = [0] * n
+        closes = [False] * n
+        nxt = self.nxt
+        for r in range(n):
+            a = irps[r]
+            k = kinds[r]
+            lay = layers[r]
+            nm = codes[r]
+            o = open_.get(a)
+            if k == OTHER:
+                inst_of[r] = o[0] if o is not None else -1
                 continue
-            note[o[0]] = "reused"
-        c = closed.get(a)
-        if c is not None and (ts[r] == c[3] or not (
-                (lay and c[1] and lay != c[1]) or _has_name(c[2], nm))):
-            inst_of[r] = c[0]           # the same instant, or a second source's word
-            c[2] = _names_with(c[2], nm)
-            continue
-        inst_of[r] = nxt                # an orphan completion: its own instance
-        closes[r] = True
-        closed[a] = [nxt, lay, nm, ts[r]]
-        nxt += 1
-    for o in open_.values():
-        note.setdefault(o[0], "open_at_end")
-    return inst_of, closes, note
+            if k != COMPLETE:
+                if o is not None:
+                    if lay and o[1] and lay != o[1]:
+                        note[o[0]] = "reused"
+                    elif k == DISPATCH and nm not in repeatable and (
+                            _has_name(o[2], nm) or (lay and lay == o[1] and o[3])) and not (
+                            devices[r] and o[4] and devices[r] not in o[4]):
+                        # (the same dispatch line from another device is the IRP going down
+                        # the stack, not a re-dispatch)
+                        note[o[0]] = "redispatched"
+                    else:
+                        inst_of[r] = o[0]
+                        if k == DISPATCH:
+                            o[2] = _names_with(o[2], nm)
+                            o[3] = o[3] or bool(lay)
+                            if devices[r]:
+                                o[4] = (o[4] or frozenset()) | {devices[r]}
+                        o[1] = o[1] or lay
+                        continue
+                open_[a] = [nxt, lay, nm, bool(lay) and k == DISPATCH,
+                            frozenset((devices[r],)) if devices[r] and k == DISPATCH else None]
+                closed.pop(a, None)
+                inst_of[r] = nxt
+                nxt += 1
+                continue
+            # a completion
+            if o is not None:
+                del open_[a]
+                if not (lay and o[1] and lay != o[1]) or _completes_at_same_instant(
+                        r, ts, irps, kinds, layers, o[1]):
+                    inst_of[r] = o[0]
+                    closes[r] = True
+                    closed[a] = [o[0], o[1] or lay, nm, ts[r]]
+                    continue
+                note[o[0]] = "reused"
+            c = closed.get(a)
+            if c is not None and (ts[r] == c[3] or not (
+                    (lay and c[1] and lay != c[1]) or _has_name(c[2], nm))):
+                inst_of[r] = c[0]           # the same instant, or a second source's word
+                c[2] = _names_with(c[2], nm)
+                continue
+            inst_of[r] = nxt                # an orphan completion: its own instance
+            closes[r] = True
+            closed[a] = [nxt, lay, nm, ts[r]]
+            nxt += 1
+        self.nxt = nxt
+        return inst_of, closes

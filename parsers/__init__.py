@@ -10,6 +10,8 @@ Several inputs share one timeline by absolute time (ts_ns, UTC epoch nanoseconds
 Parsers import nothing from the engine.
 """
 
-from fpreplay.parsers.api import ReadOptions, TraceRead, iter_input_batches, read_inputs
+from fpreplay.parsers.api import (
+    InputStream, ReadOptions, TraceRead, iter_input_batches, read_inputs,
+)
 
-__all__ = ["ReadOptions", "TraceRead", "iter_input_batches", "read_inputs"]
+__all__ = ["InputStream", "ReadOptions", "TraceRead", "iter_input_batches", "read_inputs"]

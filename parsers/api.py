@@ -25,6 +25,7 @@ class ReadOptions:
     range_s: tuple[float, float] | None = None           # --range T1 T2, seconds after trace start
     time_range: tuple[TimeBound, TimeBound] | None = None   # --range as written (clock times too)
     progress: Callable[[int], None] | None = None        # called with bytes consumed so far
+    batch_rows: int | None = None   # rows an .etl batch gathers before release (tests: tiny)
 
 
 @dataclass
@@ -41,6 +42,9 @@ class TraceRead:
     # (start_ns, end_ns) around each buffer flagged EVENTS_LOST (None: that bound is unknown);
     # IRPs open across one may be missing events (fpreplay.lifecycles reports them).
     lost_windows: list[tuple[int | None, int | None]] = field(default_factory=list)
+    # Event rows read: all in `events` (read_inputs), or after a streamed read (InputStream)
+    # only those kept beside the lifecycles.
+    event_rows: int = 0
 
 
 def iter_input_batches(path: Path, options: ReadOptions, diagnostics: Diagnostics,
@@ -104,12 +108,7 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
     if options.all_records:
         cols.update(ALL_RECORD_COLUMNS)
     events = _one_table(per_input, diagnostics, cols)
-    for name, dtype in cols.items():
-        if name not in events.columns:
-            events = events.with_columns(pl.lit(None, dtype=dtype).alias(name))
-    ts = events["ts_ns"]
-    if ts.null_count() or not ts.is_sorted():   # one .etl comes out in time order already
-        events = events.sort("ts_ns", maintain_order=True, nulls_last=True)
+    events = _complete(events, cols)
     if start_ns is None and events.height:
         start_ns = events["ts_ns"].min()
     time_range = options.time_range or _offsets(options.range_s)
@@ -121,7 +120,96 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
         if totals[k]:
             diagnostics.count(k, totals[k])
     return TraceRead(events=events, diagnostics=diagnostics, inputs=[str(p) for p in paths],
-                     trace_start_ns=start_ns, lost_windows=lost_windows, **totals)
+                     trace_start_ns=start_ns, lost_windows=lost_windows,
+                     event_rows=events.height, **totals)
+
+
+class InputStream:
+    """read_inputs a batch at a time: iterating yields conformed event batches in time order,
+    then result(kept) gives the TraceRead. One .etl streams (its reader merges its CPUs'
+    buffers into time order); several inputs, stdin, other formats or a --range are read whole
+    by read_inputs (sorted, deduplicated, filtered) and come as one batch."""
+
+    def __init__(self, paths: list[Path] | list[str], options: ReadOptions | None = None):
+        self.paths = list(paths)
+        self.options = options or ReadOptions()
+        self.diagnostics = Diagnostics()
+        self.keep_batches = True    # False: the caller keeps what it needs of each batch
+        self._batches: list[pl.DataFrame] = []
+        self._whole: TraceRead | None = None
+        self._stats: dict = {}
+        self._rows = 0
+        self._first_ts: int | None = None
+
+    def _streams(self) -> bool:
+        from fpreplay.parsers import formats
+
+        o = self.options
+        p = Path(self.paths[0]) if len(self.paths) == 1 else None
+        return (p is not None and str(p) != inputs.STDIN and p.is_file()
+                and o.range_s is None and o.time_range is None and formats.sniff(p) == "etl")
+
+    def columns(self) -> dict:
+        """The columns every event table of these options has (a batch may lack some)."""
+        cols = dict(EVENT_COLUMNS)
+        if self.options.all_records:
+            cols.update(ALL_RECORD_COLUMNS)
+        return cols
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        if not self._streams():
+            self._whole = read_inputs(self.paths, self.options)
+            self.diagnostics = self._whole.diagnostics
+            yield self._whole.events
+            return
+        if self.options.tmf_dirs:
+            from fpreplay.parsers.wpp import load_tmf_dir_once
+
+            load_tmf_dir_once(self.options.tmf_dirs)
+        with cyclic_gc_paused():    # decoding builds millions of short-lived rows, no cycles
+            for batch in iter_input_batches(Path(self.paths[0]), self.options,
+                                            self.diagnostics, self._stats):
+                self._rows += batch.height
+                lo = batch["ts_ns"].min()
+                if lo is not None and (self._first_ts is None or lo < self._first_ts):
+                    self._first_ts = lo
+                if self.keep_batches:
+                    self._batches.append(batch)
+                yield batch
+
+    def result(self, kept: list[pl.DataFrame] | None = None) -> TraceRead:
+        """What was read, once the batches are consumed. Its `events`: what the caller kept of
+        each batch (`kept`, say the rows some analysis needs), else every batch."""
+        frames = self._batches if kept is None else kept
+        if not frames:
+            frames = [pl.DataFrame(schema=self.columns())]
+        events = pl.concat(frames, how="diagonal_relaxed", rechunk=False)
+        self._batches.clear()
+        events = _complete(events, self.columns())
+        if self._whole is not None:
+            self._whole.events = events
+            return self._whole
+        stats = self._stats
+        totals = {k: int(stats.get(k, 0)) for k in ("records", "events_lost", "buffers_lost")}
+        for k in ("events_lost", "buffers_lost"):   # counted, not only warned about
+            if totals[k]:
+                self.diagnostics.count(k, totals[k])
+        start = stats.get("trace_start_ns")
+        return TraceRead(events=events, diagnostics=self.diagnostics,
+                         inputs=[str(p) for p in self.paths],
+                         trace_start_ns=self._first_ts if start is None else start,
+                         lost_windows=stats.get("lost_windows", []), event_rows=self._rows,
+                         **totals)
+
+
+def _complete(events: pl.DataFrame, cols: dict) -> pl.DataFrame:
+    """Every column of `cols` present (a reader's table may lack some), in time order."""
+    events = events.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in cols.items()
+                                 if c not in events.columns)
+    ts = events["ts_ns"]
+    if ts.null_count() or not ts.is_sorted():   # one .etl comes out in time order already
+        events = events.sort("ts_ns", maintain_order=True, nulls_last=True)
+    return events
 
 
 def _offsets(range_s: tuple[float, float] | None) -> tuple[TimeBound, TimeBound] | None:

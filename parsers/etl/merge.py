@@ -14,8 +14,9 @@ PENDING_MAX_ROWS = 500_000                         # bound on rows waiting for a
 class Merge:
     """Rows of one trace's walker, released in time order (_ts_raw, then record order)."""
 
-    def __init__(self, walker):
+    def __init__(self, walker, flush_rows: int | None = None):
         self.walker = walker
+        self.flush_rows = flush_rows or PENDING_FLUSH_ROWS
         self.pending: pl.DataFrame | None = None
         self.unseen_expired = False                # stopped waiting for CPUs that never logged
         self.released_upto: int | None = None
@@ -23,7 +24,7 @@ class Merge:
     def flush(self, final: bool = False) -> Iterator[pl.DataFrame]:
         """Release every pending row no CPU can still precede (all rows if final)."""
         w = self.walker
-        if not final and w.rows_waiting() < PENDING_FLUSH_ROWS:
+        if not final and w.rows_waiting() < self.flush_rows:
             return
         df = w.take_frame()
         if df is not None:

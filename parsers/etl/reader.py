@@ -36,7 +36,7 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
 
     path = Path(path)
     walker = Walker(path, options, diagnostics, stats)
-    merge = Merge(walker)
+    merge = Merge(walker, options.batch_rows)
     checks = BufferChecks(path, diagnostics)
     progress = options.progress
     circular_start = None          # index of the oldest buffer of a wrapped circular file

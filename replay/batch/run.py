@@ -94,14 +94,13 @@ def _flat_summary(row: dict, seeds: list[int]) -> dict:
 
 
 def _analyse(job: TraceJob, spec: BatchSpec, out_dir: Path) -> dict:
-    from fpreplay.lifecycles import build_lifecycles
+    from fpreplay.lifecycles import read_lifecycles
     from fpreplay.lifecycles.incidents import DEFAULT_GAP_NS, detect_incidents
-    from fpreplay.parsers import ReadOptions, read_inputs
+    from fpreplay.parsers import InputStream, ReadOptions
 
-    read = read_inputs(list(job.inputs), ReadOptions(
+    read, irps = read_lifecycles(InputStream(list(job.inputs), ReadOptions(
         tmf_dirs=[*job.tmf, *spec.tmf], providers=list(spec.providers), tz=spec.tz,
-        range_s=spec.range_s))
-    irps = build_lifecycles(read.events, read.diagnostics, read.lost_windows)
+        range_s=spec.range_s)))
     incidents = detect_incidents(read.events, irps, gap_ns=spec.gap_ns or DEFAULT_GAP_NS)
     cmp = compare(irps, spec.policies, events=read.events, settings=spec.settings,
                   incidents=incidents)

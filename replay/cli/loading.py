@@ -31,7 +31,7 @@ def _progress(quiet: bool):
 
 def _check_range_result(read: TraceRead, time_range) -> None:
     """A --range that holds nothing is a mistake, not an empty answer (one line, exit 2)."""
-    if time_range is None or read.events.height or not read.records:
+    if time_range is None or read.event_rows or not read.records:
         return
     from fpreplay.replay.render.terminal import fmt_time
 
@@ -51,30 +51,38 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def load_events(trace: Trace, quiet: bool = False, all_records: bool = False) -> TraceRead:
-    """read_inputs with the command's reading options (checked when parsed), and a --range that
-    holds nothing refused after."""
-    from fpreplay.parsers import ReadOptions, read_inputs
+def _read(trace: Trace, quiet: bool, all_records: bool, read):
+    """read(options) with the command's reading options (checked when parsed) and a progress
+    bar; a --range that holds nothing refused after. read returns (TraceRead, ...)."""
+    from fpreplay.parsers import ReadOptions
 
     options = ReadOptions(tmf_dirs=list(trace.tmf), all_records=all_records,
                           providers=list(trace.providers), tz=trace.tz,
                           time_range=trace.time_range)
     progress = _progress(quiet)
     if progress is None:
-        read = read_inputs(trace.inputs, options)
+        got = read(options)
     else:
         total = sum(Path(p).stat().st_size for p in trace.inputs if Path(p).is_file())
         with progress:
             task = progress.add_task("reading", total=total)
             options.progress = lambda n: progress.update(task, completed=n)
-            read = read_inputs(trace.inputs, options)
-    _check_range_result(read, trace.time_range)
-    return read
+            got = read(options)
+    _check_range_result(got[0], trace.time_range)
+    return got
+
+
+def load_events(trace: Trace, quiet: bool = False, all_records: bool = False) -> TraceRead:
+    """The whole event table of the command's inputs."""
+    from fpreplay.parsers import read_inputs
+
+    return _read(trace, quiet, all_records, lambda o: (read_inputs(trace.inputs, o),))[0]
 
 
 def load_irps(trace: Trace, quiet: bool = False) -> tuple[TraceRead, pl.DataFrame]:
-    from fpreplay.lifecycles import build_lifecycles
+    """The lifecycles, streamed from the reader's batches: the TraceRead holds only the side
+    events the analyses read besides them (fpreplay.lifecycles.incidents.side_events)."""
+    from fpreplay.lifecycles import read_lifecycles
+    from fpreplay.parsers import InputStream
 
-    read = load_events(trace, quiet)
-    lifecycles = build_lifecycles(read.events, read.diagnostics, read.lost_windows)
-    return read, lifecycles
+    return _read(trace, quiet, False, lambda o: read_lifecycles(InputStream(trace.inputs, o)))

@@ -99,7 +99,7 @@ def analyze_document(read, irps: pl.DataFrame, incidents: pl.DataFrame) -> dict:
         "inputs": list(read.inputs),
         "verdict": verdict_line(irps, actual, incidents, read.events_lost,
                                 read.diagnostics.counters.get(NO_OPERATION_END, 0)),
-        "events": int(ev.height),
+        "events": int(read.event_rows),
         "records": int(read.records),
         "events_lost": int(read.events_lost),
         "buffers_lost": int(getattr(read, "buffers_lost", 0)),
