@@ -238,6 +238,7 @@ def read_lifecycles(stream) -> tuple:
         build.feed(batch)
         side.append(side_events(batch))
     read = stream.result(kept=side)
+    build.diagnostics = read.diagnostics   # (the reader's, known once it has read)
     return read, build.finish(read.lost_windows)
 
 

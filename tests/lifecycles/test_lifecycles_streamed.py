@@ -164,3 +164,16 @@ class _Counting:
         for batch in self._it:
             self._seen.append(batch.height)
             yield batch
+
+
+def test_several_inputs_read_whole_give_the_same_lifecycles_and_warnings():
+    """Two inputs (the .etl and the driver's IFR dump) are read whole; the warnings of the read
+    and of the build come out as one build's."""
+    sample = ROOT / "traces" / "samples" / "c-purge-during-incident"
+    paths = [sample / "trace.etl", sample / "ifr.txt"]
+    whole_read = read_inputs(paths)
+    whole = build_lifecycles(whole_read.events, whole_read.diagnostics, whole_read.lost_windows)
+    read, lc = read_lifecycles(InputStream(paths))
+    assert_frame_equal(lc, whole)
+    assert read.diagnostics.warnings == whole_read.diagnostics.warnings
+    assert any("more than one source's words" in w for w in read.diagnostics.warnings)
