@@ -2,8 +2,9 @@
 
     python3 bench/bench_compare.py [TRACE] [--policy P ...]     # default: bench/out/gb.etl
 
-Prints wall and CPU seconds per phase and the process's peak RSS after each (the figures of
-issue 5: three policies on a 1 GB trace within 60 s). Build the trace first with
+Prints wall and CPU seconds per phase and the process's peak RSS after each. Reading and
+building lifecycles run interleaved (the reader's batches stream into the lifecycles): one phase,
+with the reader's share of its CPU time. bench/bench_scale.py gives the curve against size. Build the trace first with
 bench/make_gb_trace.py.
 """
 
@@ -37,9 +38,33 @@ class _Phase:
               file=sys.stderr)
 
 
+class _ReaderClock:
+    """An InputStream whose batches are timed (CPU seconds spent producing them)."""
+
+    def __init__(self, stream):
+        object.__setattr__(self, "stream", stream)
+        object.__setattr__(self, "cpu", 0.0)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.stream, name, value)
+
+    def __iter__(self):
+        it = iter(self.stream)
+        while True:
+            c = time.process_time()
+            batch = next(it, None)
+            object.__setattr__(self, "cpu", self.cpu + time.process_time() - c)
+            if batch is None:
+                return
+            yield batch
+
+
 def main() -> None:
-    from fpreplay.lifecycles import build_lifecycles
-    from fpreplay.parsers.api import ReadOptions, read_inputs
+    from fpreplay.lifecycles import read_lifecycles
+    from fpreplay.parsers.api import InputStream, ReadOptions
     from fpreplay.replay import whatif
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -48,13 +73,12 @@ def main() -> None:
     args = ap.parse_args()
     policies = args.policy or DEFAULT_POLICIES
     t0 = time.perf_counter()
-    with _Phase("read_inputs"):
-        read = read_inputs([args.trace], ReadOptions())
-    print(f"  {read.records:,} records, {read.events.height:,} event rows, "
-          f"{read.events.estimated_size() / 2**20:,.0f} MB table", file=sys.stderr)
-    with _Phase("build_lifecycles"):
-        irps = build_lifecycles(read.events, read.diagnostics)
-    print(f"  {irps.height:,} IRPs", file=sys.stderr)
+    with _Phase("read + lifecycles (streamed)"):
+        stream = _ReaderClock(InputStream([args.trace], ReadOptions()))
+        read, irps = read_lifecycles(stream)
+    print(f"  {read.records:,} records, {read.event_rows:,} event rows ({read.events.height:,} "
+          f"kept beside the lifecycles), {irps.height:,} IRPs; reader {stream.cpu:.1f} s CPU, "
+          "the rest lifecycles", file=sys.stderr)
     with _Phase(f"compare ({len(policies)} policies)"):
         cmp = whatif.compare(irps, policies, events=read.events)
     for s in cmp.summaries:
