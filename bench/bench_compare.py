@@ -48,9 +48,6 @@ class _ReaderClock:
     def __getattr__(self, name):
         return getattr(self.stream, name)
 
-    def __setattr__(self, name, value):
-        setattr(self.stream, name, value)
-
     def __iter__(self):
         it = iter(self.stream)
         while True:

@@ -132,7 +132,8 @@ class LifecycleStream:
         self._carry: pl.DataFrame | None = None
         self._seen_irp_events = False
 
-    def feed(self, events: pl.DataFrame) -> None:
+    def feed(self, events: pl.DataFrame, last: bool = False) -> None:
+        """One batch; `last`: no batch follows, so nothing waits for one (a whole table)."""
         ev = _irp_events(events)
         if ev.height == 0:
             return
@@ -140,7 +141,7 @@ class LifecycleStream:
         if self._carry is not None:
             ev = pl.concat([self._carry, ev], how="vertical_relaxed")
             self._carry = None
-        self._process(_by_time(ev), final=False)
+        self._process(_by_time(ev), final=last)
 
     def _process(self, ev: pl.DataFrame, final: bool) -> None:
         ev = _fill_irp_from_request(ev, self._pairs)
@@ -171,7 +172,10 @@ class LifecycleStream:
         ts = ev["ts_ns"]
         cut = ts.search_sorted(ts[-1], "left")
         waiting = (ev["irp"].is_null() & ev["request"].is_not_null()).arg_true()
-        if waiting.len() and ev.height - waiting[0] <= HOLD_MAX_ROWS:
+        # Only rows within the last HOLD_MAX_ROWS wait: one request that never gets an IRP must
+        # not release the rows after it that still may.
+        waiting = waiting.filter(waiting >= max(0, ev.height - HOLD_MAX_ROWS))
+        if waiting.len():
             cut = min(cut, ts.search_sorted(ts[waiting[0]], "left"))
         self._carry = ev.slice(cut) if cut < ev.height else None
         return ev.head(cut)
@@ -231,14 +235,12 @@ def read_lifecycles(stream) -> tuple:
     analyses read besides lifecycles (incidents.side_events), lifecycle table)."""
     from fpreplay.lifecycles.incidents import side_events
 
-    stream.keep_batches = False
     build = LifecycleStream(stream.diagnostics)
     side = []
     for batch in stream:
         build.feed(batch)
         side.append(side_events(batch))
     read = stream.result(kept=side)
-    build.diagnostics = read.diagnostics   # (the reader's, known once it has read)
     return read, build.finish(read.lost_windows)
 
 
@@ -250,5 +252,5 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     lost_windows: TraceRead.lost_windows, the times around buffers flagged EVENTS_LOST; IRPs
     open across one are counted and reported as possibly incomplete."""
     stream = LifecycleStream(diagnostics)
-    stream.feed(events)
+    stream.feed(events, last=True)
     return stream.finish(lost_windows)

@@ -34,18 +34,6 @@ def name_kind(name: str) -> int:
     return 0
 
 
-def kind_columns(ev: pl.DataFrame) -> list[pl.Expr] | None:
-    """Aggregations `_dev0` .. `_dev3`: each instance's first device name of each kind; None when
-    the events name devices of one kind only (then the first name is the device, as before)."""
-    names = ev["device"].drop_nulls().unique().to_list()
-    kinds = [name_kind(n) for n in names]
-    if len(set(kinds)) < 2:
-        return None
-    kind = pl.col("device").replace_strict(names, kinds, default=None, return_dtype=pl.Int8)
-    return [pl.col("device").filter(kind == k).first().alias(f"_dev{k}")
-            for k in range(len(NAME_KINDS))]
-
-
 def _better_names(lc: pl.DataFrame, devs: list[str]) -> dict[str, set[str]]:
     """Each name -> the names of better kinds that one of its IRPs also gave."""
     pairs = pl.concat([lc.select(pl.col(devs[j]).alias("_a"), pl.col(devs[i]).alias("_b"))
@@ -73,7 +61,7 @@ def _resolve(better: dict[str, set[str]]) -> tuple[dict[str, str], dict[str, set
 
 
 def unify_devices(lc: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
-    """`device` and `device_alias` from the `_dev*` columns of kind_columns (dropped here)."""
+    """`device` and `device_alias` from the `_dev*` columns of aggregate.DeviceKinds (dropped here)."""
     devs = [f"_dev{k}" for k in range(len(NAME_KINDS))]
     if devs[0] not in lc.columns:
         return lc.with_columns(pl.lit(None, dtype=pl.String).alias("device_alias"))

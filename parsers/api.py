@@ -70,8 +70,18 @@ def _batches(real: Path, name: str, options: ReadOptions, diagnostics: Diagnosti
             yield inputs.renamed(batch, real, name)
 
 
-def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = None) -> TraceRead:
-    """Read every input into one event table on one timeline (absolute UTC time)."""
+def event_columns(options: ReadOptions) -> dict:
+    """The columns every event table read with these options has (a batch may lack some)."""
+    cols = dict(EVENT_COLUMNS)
+    if options.all_records:
+        cols.update(ALL_RECORD_COLUMNS)
+    return cols
+
+
+def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = None,
+                diagnostics: Diagnostics | None = None) -> TraceRead:
+    """Read every input into one event table on one timeline (absolute UTC time); warnings go
+    to `diagnostics` (a new Diagnostics by default)."""
     options = options or ReadOptions()
     if options.tmf_dirs:
         # Checked before any input: a missing or malformed TMF directory is one line (exit 2)
@@ -79,7 +89,7 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
         from fpreplay.parsers.wpp import load_tmf_dir_once
 
         load_tmf_dir_once(options.tmf_dirs)
-    diagnostics = Diagnostics()
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     if sum(str(p) == inputs.STDIN for p in paths) > 1:
         raise InputError(inputs.STDIN, "standard input given more than once; it can be read once")
     per_input: list[tuple[str, list[pl.DataFrame]]] = []
@@ -104,9 +114,7 @@ def read_inputs(paths: list[Path] | list[str], options: ReadOptions | None = Non
             s = stats.get("trace_start_ns")
             if s is not None and (start_ns is None or s < start_ns):
                 start_ns = s
-    cols = dict(EVENT_COLUMNS)
-    if options.all_records:
-        cols.update(ALL_RECORD_COLUMNS)
+    cols = event_columns(options)
     events = _one_table(per_input, diagnostics, cols)
     events = _complete(events, cols)
     if start_ns is None and events.height:
@@ -134,8 +142,6 @@ class InputStream:
         self.paths = list(paths)
         self.options = options or ReadOptions()
         self.diagnostics = Diagnostics()
-        self.keep_batches = True    # False: the caller keeps what it needs of each batch
-        self._batches: list[pl.DataFrame] = []
         self._whole: TraceRead | None = None
         self._stats: dict = {}
         self._rows = 0
@@ -149,17 +155,9 @@ class InputStream:
         return (p is not None and str(p) != inputs.STDIN and p.is_file()
                 and o.range_s is None and o.time_range is None and formats.sniff(p) == "etl")
 
-    def columns(self) -> dict:
-        """The columns every event table of these options has (a batch may lack some)."""
-        cols = dict(EVENT_COLUMNS)
-        if self.options.all_records:
-            cols.update(ALL_RECORD_COLUMNS)
-        return cols
-
     def __iter__(self) -> Iterator[pl.DataFrame]:
         if not self._streams():
-            self._whole = read_inputs(self.paths, self.options)
-            self.diagnostics = self._whole.diagnostics
+            self._whole = read_inputs(self.paths, self.options, self.diagnostics)
             yield self._whole.events
             return
         if self.options.tmf_dirs:
@@ -173,19 +171,14 @@ class InputStream:
                 lo = batch["ts_ns"].min()
                 if lo is not None and (self._first_ts is None or lo < self._first_ts):
                     self._first_ts = lo
-                if self.keep_batches:
-                    self._batches.append(batch)
                 yield batch
 
-    def result(self, kept: list[pl.DataFrame] | None = None) -> TraceRead:
+    def result(self, kept: list[pl.DataFrame]) -> TraceRead:
         """What was read, once the batches are consumed. Its `events`: what the caller kept of
-        each batch (`kept`, say the rows some analysis needs), else every batch."""
-        frames = self._batches if kept is None else kept
-        if not frames:
-            frames = [pl.DataFrame(schema=self.columns())]
-        events = pl.concat(frames, how="diagonal_relaxed", rechunk=False)
-        self._batches.clear()
-        events = _complete(events, self.columns())
+        each batch (say the rows some analysis needs)."""
+        cols = event_columns(self.options)
+        frames = kept or [pl.DataFrame(schema=cols)]
+        events = _complete(pl.concat(frames, how="diagonal_relaxed", rechunk=False), cols)
         if self._whole is not None:
             self._whole.events = events
             return self._whole

@@ -14,6 +14,7 @@ from polars.testing import assert_frame_equal
 from fpreplay.diagnostics import Diagnostics
 from fpreplay.lifecycles import build_lifecycles, read_lifecycles
 from fpreplay.lifecycles.build import LifecycleStream
+from fpreplay.lifecycles.incidents import side_events
 from fpreplay.parsers import InputStream, ReadOptions, read_inputs
 from fpreplay.schema import STATUS_INSUFFICIENT_RESOURCES, conform_events
 
@@ -138,11 +139,10 @@ def test_a_sample_read_in_tiny_batches_gives_the_same_lifecycles():
     assert read.event_rows == whole_read.events.height
     assert_frame_equal(lc, whole)
     assert read.diagnostics.warnings == whole_read.diagnostics.warnings
-    # What the analyses read besides lifecycles is kept; the IRP rows are not.
+    # What the analyses read besides lifecycles is kept (incident signals, queue operations,
+    # STATUS_INSUFFICIENT_RESOURCES completions); the IRP rows are not.
     assert read.events.height < whole_read.events.height
-    side = whole_read.events.filter(~pl.col("kind").is_in(["irp_dispatch", "other"])
-                                    & (pl.col("kind") != "irp_complete"))
-    assert_frame_equal(read.events.filter(pl.col("kind") != "irp_complete"), side)
+    assert_frame_equal(read.events, side_events(whole_read.events))
 
 
 class _Counting:
@@ -153,12 +153,6 @@ class _Counting:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
-
-    def __setattr__(self, name, value):
-        if name.startswith("_"):
-            object.__setattr__(self, name, value)
-        else:
-            setattr(self._stream, name, value)
 
     def __iter__(self):
         for batch in self._it:
@@ -177,3 +171,34 @@ def test_several_inputs_read_whole_give_the_same_lifecycles_and_warnings():
     assert_frame_equal(lc, whole)
     assert read.diagnostics.warnings == whole_read.diagnostics.warnings
     assert any("more than one source's words" in w for w in read.diagnostics.warnings)
+
+
+def test_a_request_that_never_gets_an_irp_does_not_release_the_ones_that_will(monkeypatch):
+    """Request-only rows wait for the row that names their IRP, at most HOLD_MAX_ROWS back: a
+    request no event ever pairs with (an IFR line of a request the trace never shows) must not
+    let a later request's row go before its IRP is known (its queue would be lost)."""
+    from fpreplay.lifecycles import build
+
+    irp = 0xFFFF0100
+    rows = [dict(ts_ns=0, kind="other", request=0xDEAD, queue="0x77", event_name="IFR/Queuing")]
+    for i in range(10):                      # IRPs that come and go meanwhile
+        rows += [dict(ts_ns=(1 + i) * US, kind="irp_dispatch", irp=0xEE000000 + i, major=3,
+                      device="disk0", event_name="DiskIo/ReadInit"),
+                 dict(ts_ns=(1 + i) * US + 1, kind="irp_complete", irp=0xEE000000 + i,
+                      status=0, event_name="DiskIo/Read")]
+    rows += [dict(ts_ns=20 * US, kind="irp_dispatch", irp=irp, major=3, device="disk0",
+                  event_name="DiskIo/ReadInit"),
+             dict(ts_ns=21 * US, kind="other", request=0xAA01, queue="0x51",
+                  event_name="IFR/Queuing"),
+             dict(ts_ns=21 * US + 500, kind="irp_dispatch", irp=0xEF000000, major=3,
+                  device="disk0", event_name="DiskIo/ReadInit"),
+             # the next batch: the row that names the request's IRP, then its completion
+             dict(ts_ns=22 * US, kind="other", irp=irp, request=0xAA01,
+                  event_name="IFR/Calling driver"),
+             dict(ts_ns=23 * US, kind="irp_complete", irp=irp, status=0, event_name="DiskIo/Read")]
+    events = conform_events(pl.DataFrame([{**r, "ts_ns": T0 + r["ts_ns"]} for r in rows],
+                                         infer_schema_length=None))
+    monkeypatch.setattr(build, "HOLD_MAX_ROWS", 5)
+    whole = _whole(events)
+    assert whole[0].filter(pl.col("irp") == irp)["queue"].to_list() == ["0x51"]
+    _same(whole, _streamed(events, [events.height - 2]))
