@@ -104,6 +104,7 @@ def message_fields(data, off: int, size: int):
 # Which registry holds a kind's decoders, keyed by what (HeaderKind.lookup).
 BY_HOOK, BY_PROVIDER, BY_CLASS, BY_MESSAGE = "HookId", "provider+id", "class+type", "message"
 NO_MARKER = "no marker"         # no registry; sized by `size()`, not by word 0
+SKIPPED = "skipped"             # a kind writers do write that carries nothing to decode
 
 
 class HeaderKind:
@@ -311,6 +312,10 @@ def _table() -> list[HeaderKind]:
         kinds[c0 | htype] = other
         kinds[(L.MARKER_MESSAGE << 8) | htype] = message
         kinds[(L.MARKER_ULONG32_TIME << 8) | htype] = ulong32
+    # ERROR: ETW's record of an event it could not log (etw-formats.md): skipped, not damage.
+    error = HeaderKind("error")
+    error.lookup = SKIPPED
+    kinds[c0 | L.HT_ERROR] = error
     for htype, (name, _, psize) in L.HEADER_TYPES.items():
         if name in ("system", "compact"):
             layout = L.SYSTEM_TRACE_HEADER if name == "system" else L.COMPACT_TRACE_HEADER

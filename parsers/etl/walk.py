@@ -19,7 +19,7 @@ from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.etl.clock import FILETIME_UNIX_EPOCH, Clock
 from fpreplay.parsers.etl.headers import (
     BY_CLASS, BY_HOOK, BY_MESSAGE, BY_PROVIDER, CLASSIC_GUID, CLASSIC_TYPE_AT, HEADER_SENTINEL,
-    MANIFEST_KEY, NO_MARKER, PREFIX_WORDS, SYSTEM, WALK, has_tl_schema, record_ts,
+    MANIFEST_KEY, NO_MARKER, PREFIX_WORDS, SKIPPED, SYSTEM, WALK, has_tl_schema, record_ts,
 )
 from fpreplay.parsers.etl.plans import Plans
 from fpreplay.parsers.etl.providers import KERNEL_GROUPS, Registry
@@ -166,7 +166,8 @@ class Walker:
                         self.last_ts = record_ts(data, prev) if prev is not None else None
                 else:
                     dec = None             # ERROR / TIMED / WNODE and unknown types: skipped
-                    unknown = unknown or (base + off, kind.name)
+                    if lookup is not SKIPPED:
+                        unknown = unknown or (base + off, kind.name)
                 if dec is not None:
                     self.seq = self.records + n
                     self.decode(dec, kind, data, off, size, cpu, base + off)

@@ -282,11 +282,39 @@ def test_every_damage_that_changes_the_records_read_is_named(tmp_path, trace):
                                  "format_only/tx_HTTP_Server.etl",
                                  "format_only/ebpf_ebpforwindows.etl",
                                  "format_only/perfview_SelfDescribingSingleEvent.etl"])
-def test_undamaged_real_traces_raise_no_damage_warning(rel):
-    """The invariants the damage checks rest on hold in real traces: no false alarm."""
-    _, stats, d = _read(real_trace(rel), all_records=True)
+@pytest.mark.parametrize("all_records", [False, True], ids=["irp-walk", "all-walk"])
+def test_undamaged_real_traces_raise_no_damage_warning(rel, all_records):
+    """The invariants the damage checks rest on hold in real traces: no false alarm, on the walk
+    `analyze` runs and on the one `events --all` runs."""
+    _, stats, d = _read(real_trace(rel), all_records=all_records)
     alarms = ("duplicated", "out of order", "fill", "no known header kind", "damaged buffer",
               "sequence number")
     assert not [w for w in d.warnings if any(a in w for a in alarms)], d.warnings
     assert not {"etl_duplicate_buffers", "etl_buffers_out_of_order", "etl_bad_records",
                 "etl_unknown_records", "etl_damaged_buffer_headers"} & set(d.counters)
+
+
+@pytest.mark.parametrize("all_records", [False, True], ids=["irp-walk", "all-walk"])
+def test_an_error_record_is_skipped_and_an_unknown_kind_is_named(tmp_path, all_records):
+    """ETW writes an ERROR record (header type 0x0D) for an event it could not log: a known kind,
+    skipped without a word; a header type no writer uses is named as possible damage."""
+    import struct
+
+    from fpreplay.synth.etlwriter import EtlWriter
+
+    def trace(htype: int):
+        path = tmp_path / f"kind{htype:02x}.etl"
+        with open(path, "wb") as fh:
+            w = EtlWriter(fh, start_unix_ns=1_700_000_000 * 10**9, t0_raw=10**7, ncpu=1,
+                          buffer_size=0x1000)
+            w.write(0, 10**7 + 5, struct.pack("<HBB", 16, htype, 0xC0) + bytes(12))
+            w.close()
+        rows, _, d = _read(path, all_records=all_records)
+        return d
+
+    error = trace(0x0D)
+    assert "etl_unknown_records" not in error.counters, error.warnings
+    assert not [w for w in error.warnings if "no known header kind" in w]
+    unknown = trace(0x0F)
+    assert unknown.counters.get("etl_unknown_records") == 1
+    assert any("no known header kind" in w and "byte " in w for w in unknown.warnings)
