@@ -26,7 +26,7 @@ from fpreplay.errors import InputError
 from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.etl.integrity import BufferChecks
 from fpreplay.parsers.etl.merge import Merge
-from fpreplay.parsers.etl.stream import iter_buffers, unpack_buffer
+from fpreplay.parsers.etl.stream import iter_buffers
 from fpreplay.parsers.etl.walk import Walker
 
 
@@ -44,28 +44,25 @@ def read_events(path, options, diagnostics: Diagnostics, stats: dict) -> Iterato
     seen_any = False
     walked, end_offset = 0, 0
 
-    def process(offset: int, data: bytes, unpacked=None) -> None:
+    def process(offset: int, data: bytes) -> None:
+        """Walk one buffer the checks admit (in ring order; decompressed only then)."""
         nonlocal seen_any
         if not checks.admit(offset, data):
             return
-        walker.buffer(offset, data, unpacked)
+        walker.buffer(offset, data)
         seen_any = True
-
-    def unpacked(buffers):
-        for offset, index, data in buffers:
-            yield offset, index, data, unpack_buffer(path, offset, data, diagnostics)
 
     try:
         # (A helper thread reading and decompressing ahead was tried: on two cores the hand-over
         # between threads cost more than it hid, for plain, LZ77 and zipped files alike.)
-        for offset, index, data, ready in unpacked(iter_buffers(path, diagnostics, progress)):
+        for offset, index, data in iter_buffers(path, diagnostics, progress):
             walked, end_offset = index + 1, offset + len(data)
             if index == 1 and walker.logfile is not None:
                 circular_start = _circular_start(walker.logfile)
             if circular_start is not None and 1 <= index < circular_start:
                 deferred.append(index)
                 continue
-            process(offset, data, ready)
+            process(offset, data)
             for batch in merge.flush():
                 yield conform_events(batch, keep_extra=True)
         if deferred:

@@ -68,10 +68,9 @@ class Walker:
         return {k: [] for k in _ALL_COLUMNS}
 
     # --- one buffer ----------------------------------------------------------------------------
-    def buffer(self, file_offset: int, data: bytes, unpacked=None) -> None:
-        """Walk one buffer; `unpacked` is what unpack_buffer() made of it (else done here)."""
-        if unpacked is None:
-            unpacked = unpack_buffer(self.path, file_offset, data, self.diag)
+    def buffer(self, file_offset: int, data: bytes) -> None:
+        """Walk one buffer (decompressed here if it is compressed)."""
+        unpacked = unpack_buffer(self.path, file_offset, data, self.diag)
         if unpacked is None:
             return
         cpu, flag, events, start, end, base = unpacked

@@ -86,8 +86,10 @@ def test_every_header_type_has_its_documented_size():
     assert {tm for tm, (_, _, lookup) in enumerate(H.WALK) if lookup is H.BY_HOOK} == \
         {0xC001, 0xC002, 0xC003, 0xC004, 0xC010, 0xC011}
     assert all(H.WALK[tm] == (k, k.min_size, k.lookup) for tm, k in enumerate(H.KINDS))
-    for type_marker in (0xC00C, 0xC00D, 0xC00E, 0xC0FF):          # TIMED, ERROR, WNODE, unknown
+    for type_marker in (0xC00C, 0xC00E, 0xC0FF):                  # TIMED, WNODE, unknown
         assert (H.KINDS[type_marker].name, H.KINDS[type_marker].min_size) == ("other", 8)
+    error = H.KINDS[0xC00D]                    # ERROR: written by ETW, skipped as known
+    assert (error.name, error.min_size, error.lookup) == ("error", 8, H.SKIPPED)
     assert H.KINDS[0x9000].name == H.KINDS[0x90FF].name == "wpp"
     assert H.KINDS[0xB012].name == "ulong32_time"
 
