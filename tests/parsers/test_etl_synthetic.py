@@ -389,8 +389,12 @@ def test_a_warning_per_damaged_buffer_is_summarised(tmp_path):
     struct.pack_into("<I", bad, L.offset_of(L.WMI_BUFFER_HEADER, "FilledBytes"),
                      L.BUFFER_HEADER_SIZE + (64 << 20))
     first = 2 * 0x1000
+    damaged = []                       # each its own sequence number: not duplicates of one
+    for i in range(20_000):
+        struct.pack_into("<q", bad, L.offset_of(L.WMI_BUFFER_HEADER, "SequenceNumber"), i + 2)
+        damaged.append(bytes(bad))
     path = write(tmp_path, buffer([header_record(buffers_written=20_002)], flags=0x01, btype=4),
-                 buffer([perfinfo_record(0x010A, 1_500_000)]), *([bytes(bad)] * 20_000))
+                 buffer([perfinfo_record(0x010A, 1_500_000)]), *damaged)
     t = time.monotonic()
     read = read_inputs([path], ReadOptions())
     assert time.monotonic() - t < 60
