@@ -199,9 +199,12 @@ def _incident_section(i: dict, policies: list[str], t0: int,
 
 
 def _next_steps(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, args: str) -> str:
-    """Under the verdict: what the comparison and the sweep say to do, as the terminal does."""
-    lines = [render.compare_summary(compare_doc, args, with_next=False),
-             render.next_sweep(sweep_doc, args)]
+    """Under the verdict: what the comparison and the sweep say to do, as the terminal does. The
+    sweep's next step only where it sized the recommended kind (a sweep of another --kind would
+    point at a policy the recommendation just ranked below it)."""
+    lines = [render.compare_summary(compare_doc, args, with_next=False)]
+    if sweep_doc["kind"] == (compare_doc.get("recommendation") or {}).get("kind"):
+        lines.append(render.next_sweep(sweep_doc, args))
     if not (analyze_doc["actual"]["alloc_failed"] + analyze_doc["actual"]["refused"]
             + analyze_doc["actual"]["reserved"]):
         lines = [render.next_analyze(analyze_doc, args)]

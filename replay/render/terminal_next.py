@@ -57,6 +57,10 @@ def recommendation_of(doc: dict) -> whatif.Recommendation:
     return whatif.from_comparison(doc["policies"])
 
 
+NO_RESERVE_NEEDED = ("No reserve needed: no IRP of the trace waited for a request object, so "
+                     "no reserved request would have been used.")
+
+
 def _size_rule(budget_ns: int | None) -> str:
     if budget_ns is None:
         return "the smallest reserve at which no IRP waits parked"
@@ -104,6 +108,8 @@ def compare_summary(doc: dict, args: str, with_next: bool = True) -> str:
     row = next((r for r in mine if r["policy"] == rec.policy),
                min(mine, key=lambda r: (r["parked"], r["reserve_high_water"])))
     sweep = f"`fpreplay sweep {args}{_kind_arg(rec.kind)}`"
+    if rec.reserved == 0:
+        return NO_RESERVE_NEEDED
     if rec.reserved is None:
         head = (f"No {rec.kind} reserve compared serves without parking ({row['policy']} parks "
                 f"{row['parked']}).")
@@ -140,6 +146,8 @@ def sweep_recommendation(doc: dict) -> str:
     rec = doc["recommendation"]
     key = "min_reserved_within_budget" if doc["budget_ns"] is not None \
         else "min_reserved_no_park"
+    if rec["reserved"] == 0:
+        return NO_RESERVE_NEEDED
     if rec["policy"] is None:
         return (f"No {doc['kind']} reserve up to {doc['max_reserved']} meets the rule "
                 f"({_size_rule(doc['budget_ns'])}).")

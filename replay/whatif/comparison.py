@@ -159,4 +159,4 @@ def recommend(cmp: Comparison, irps: pl.DataFrame, *, events: pl.DataFrame | Non
     incidents = window_incidents(irps, events, settings)
     peaks = [peak_demand(irps, sweep_kind(rec.kind), run, ops, incidents)
              for run in settings.runs()]
-    return from_comparison(cmp.summaries, {rec.kind: max(1, figure_range(peaks)["median"])})
+    return from_comparison(cmp.summaries, {rec.kind: figure_range(peaks)["median"]})

@@ -55,7 +55,9 @@ class Recommendation:
 
     @property
     def policy(self) -> str | None:
-        if self.kind is None or self.reserved is None:
+        """The --policy to use; None also when no reserve is needed (reserved 0: no IRP of the
+        trace waited for a request, which is what batch's `needed_reserved` 0 says too)."""
+        if self.kind is None or not self.reserved:
             return None
         return policy_text(self.kind, self.reserved)
 
@@ -98,10 +100,10 @@ def from_comparison(rows: list[dict], peak: dict[str, int] | None = None) -> Rec
     mine = [{**r, "reserved": int(r["policy"].split(":")[1])} for r in rows
             if reserve_kind(r["policy"]) == kind]
     free = [r for r in mine if fits(r)]
-    reserved = (max(1, min(r["reserve_high_water"] for r in free)) if free
+    reserved = (min(r["reserve_high_water"] for r in free) if free
                 else (peak or {}).get(kind))
     trade = _trade_off(mine)
-    if reserved is not None and all(t["reserved"] != reserved for t in trade):
+    if reserved and all(t["reserved"] != reserved for t in trade):
         # the peak demand: nothing parks there (the module's docstring says why)
         trade = sorted([*trade, {"reserved": reserved, "parked": 0, "park_wait_p99_ns": None}],
                        key=lambda t: t["reserved"])

@@ -206,4 +206,6 @@ def recommend_size(s: Sweep) -> Recommendation:
     """The recommendation rule (recommend.py) over a sweep: with its budget the smallest size
     whose p99 park wait fits, else the smallest at which nothing parks."""
     answer = s.min_reserved_within_budget if s.budget_ns is not None else s.min_reserved_no_park
+    if s.peak_demand == 0:
+        answer = 0                     # nothing waited for a request: no reserve needed
     return from_sweep(s.kind, sweep_rows(s), answer, s.budget_ns)

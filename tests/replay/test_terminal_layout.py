@@ -203,3 +203,22 @@ def test_compare_sweep_report_and_batch_recommend_the_same_reserve(capsys, tmp_p
     assert n == budget["min_reserved_within_budget"] == 4
     assert f"Recommended: always:{n}" in _report_advice(capsys, tmp_path, trace, "--budget",
                                                         "2ms")
+    # a sweep of another kind never sends the reader to a policy the recommendation ranks lower
+    advice = _report_advice(capsys, tmp_path, trace, "--kind", "paging")
+    assert "Recommended: always:6" in advice
+    assert "paging:6 replayed" not in advice and "--policy paging" not in advice
+
+
+def test_a_healthy_trace_needs_no_reserve_in_every_command(capsys, tmp_path):
+    """Sample d: nothing waited for a request. compare and sweep recommend no reserve (reserved 0,
+    no policy), as batch's needed_reserved 0 says, instead of a reserve of 1."""
+    trace = SAMPLES / "d-healthy" / "trace.etl"
+    cmp = json.loads(_run(capsys, "compare", trace, "-q", "--json", "--policy", "always:2")[1])
+    sw = json.loads(_run(capsys, "sweep", trace, "-q", "--json")[1])
+    for doc in (cmp, sw):
+        assert (doc["recommendation"]["policy"], doc["recommendation"]["reserved"]) == (None, 0)
+    assert "no reserve was needed" in words(_run(capsys, "sweep", trace, "-q")[1])
+    rc, out, err = _run(capsys, "batch", SAMPLES / "d-healthy", "-o", tmp_path / "ds", "-q",
+                        "--json")
+    assert rc == 0, err
+    assert json.loads(out)["fleet"]["recommended_reserved"] == 0
