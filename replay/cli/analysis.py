@@ -156,9 +156,18 @@ def _explain(cmp, read, explain) -> list[dict]:
 
     address, when = explain
     at_ns = None
-    if when is not None and read.trace_start_ns is not None:
-        end = read.events["ts_ns"].max() if read.events.height else read.trace_start_ns
-        at_ns = when.resolve(read.trace_start_ns, end)
+    if when is not None:
+        # The trace's span from its IRPs: after a streamed read `read.events` holds only the
+        # side events, which may end early or be empty.
+        import polars as pl
+
+        first, last = cmp.per_irp.select(
+            pl.col("arrive_ns").min().alias("first"),
+            pl.max_horizontal(pl.col("arrive_ns").max(), pl.col("complete_ns").max()).alias("last"),
+        ).row(0)
+        start = read.trace_start_ns if read.trace_start_ns is not None else first
+        if start is not None:
+            at_ns = when.resolve(start, last if last is not None else start)
     return option_value("--explain", lambda a: whatif.explain(cmp, a, at_ns=at_ns), address)
 
 
