@@ -89,9 +89,10 @@ def test_a_read_with_a_framework_message_is_a_request_failure_and_no_warning(cap
     assert not _warned(doc, err, "STATUS_INSUFFICIENT_RESOURCES")
 
 
-def test_an_inferred_failure_on_a_queue_with_a_policy_in_the_config_is_warned(capsys, tmp_path):
+def test_an_inferred_failure_on_a_queue_with_a_policy_in_the_config_is_failed(capsys, tmp_path):
     """The framework never completes an I/O-queue IRP so on a queue with forward progress: with a
-    driver config saying the queue had one, compare says how many such IRPs it replays."""
+    driver config saying the queue had one, such IRPs are `failed` (contract section 4), not
+    allocation failures a policy could rescue, and a warning counts them."""
     rows = _healthy() + _irp(100, 0xA1, STATUS_INSUFFICIENT_RESOURCES) \
         + _irp(101, 0xA2, STATUS_INSUFFICIENT_RESOURCES) \
         + _irp(102, 0xC1, STATUS_INSUFFICIENT_RESOURCES, major=CREATE)   # possible there
@@ -100,11 +101,16 @@ def test_an_inferred_failure_on_a_queue_with_a_policy_in_the_config_is_warned(ca
     config.write_text('[[queues]]\nname = "io"\ndefault = true\npolicy = "always:2"\n'
                       'fp_capable = false\n', encoding="utf-8")
     doc, err = _run(capsys, "compare", trace, "--policy", "always:1", "--config", config)
-    assert len(_warned(doc, err, "2 IRP(s) taken as allocation failures from a "
-                                 "STATUS_INSUFFICIENT_RESOURCES completion alone")) == 1
+    assert len(_warned(doc, err, "2 IRP(s) completed with STATUS_INSUFFICIENT_RESOURCES and no "
+                                 "framework message reach a queue with a forward-progress")) == 1
+    # the two READs failed for real: no policy rescues them (the CREATE never reaches a queue)
+    assert (doc["actual"]["failed"], doc["actual"]["alloc_failed"]) == (2, 1)
+    assert doc["policies"][0]["rescued"] == 0
     # without a policy in the driver model nothing says the framework could not have
     doc, err = _run(capsys, "compare", trace, "--policy", "always:1")
-    assert not _warned(doc, err, "taken as allocation failures from a")
+    assert not _warned(doc, err, "reach a queue with a forward-progress")
+    assert (doc["actual"]["failed"], doc["actual"]["alloc_failed"]) == (0, 3)
+    assert doc["policies"][0]["rescued"] == 2
 
 
 # --- the verifier's seed ------------------------------------------------------------------------

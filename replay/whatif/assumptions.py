@@ -21,29 +21,37 @@ def seeds_warning(settings: WhatIfSettings) -> list[str]:
             "with its range (give a seed for one run)"]
 
 
-def inferred_on_policy_queues(irps: pl.DataFrame, settings: WhatIfSettings) -> list[str]:
+def inferred_on_policy_queues(irps: pl.DataFrame, settings: WhatIfSettings
+                              ) -> tuple[pl.DataFrame, list[str]]:
     """IRPs taken as allocation failures from their STATUS_INSUFFICIENT_RESOURCES completion
     alone (alloc_failure "inferred") on a queue the driver config gives a forward-progress
-    policy: the framework never completes an I/O-queue IRP so there (forward-progress.md 2,
-    contract section 4), so the trace's driver failed them itself. They are still replayed as
-    allocation failures; the warning says how many."""
+    policy: the framework never completes an I/O-queue IRP so there (forward-progress.md 2), so
+    the trace's driver failed them itself. As contract section 4 says, they are `failed` (no
+    longer allocation failures) and counted in a warning as ambiguous."""
     driver = settings.driver
     with_policy = [q.name for q in driver.queues if q.policy.forward_progress]
     if not with_policy or "alloc_failure" not in irps.columns or not irps.height:
-        return []
+        return irps, []
     on_queue = route_queues(irps, driver).is_in(with_policy)
-    n = irps.select(((pl.col("alloc_failure") == "inferred")
-                     & pl.col("major").is_in(IO_QUEUE_MAJORS).fill_null(True)
-                     & pl.lit(on_queue)).sum()).item()
+    mine = ((pl.col("alloc_failure") == "inferred")
+            & pl.col("major").is_in(IO_QUEUE_MAJORS).fill_null(True) & pl.lit(on_queue))
+    n = irps.select(mine.sum()).item()
     if not n:
-        return []
-    return [f"{n} IRP(s) taken as allocation failures from a STATUS_INSUFFICIENT_RESOURCES "
-            "completion alone (alloc_failure 'inferred') reach a queue with a forward-progress "
-            f"policy in {driver.source} ({', '.join(with_policy)}), where the framework never "
-            "completes an IRP so: more likely the driver's own failures, yet replayed as "
-            "allocation failures"]
+        return irps, []
+    irps = irps.with_columns(
+        pl.when(mine).then(pl.lit("failed")).otherwise(pl.col("actual")).alias("actual"),
+        pl.when(mine).then(pl.lit(None, pl.String)).otherwise(pl.col("alloc_failure"))
+        .alias("alloc_failure"))
+    return irps, [
+        f"{n} IRP(s) completed with STATUS_INSUFFICIENT_RESOURCES and no framework message reach "
+        f"a queue with a forward-progress policy in {driver.source} ({', '.join(with_policy)}), "
+        "where the framework never completes an IRP so: taken as the driver's own failures "
+        "(actual 'failed', ambiguous), not replayed as allocation failures"]
 
 
-def trace_cannot_tell(irps: pl.DataFrame, settings: WhatIfSettings) -> list[str]:
-    """The what-if's warnings about what it assumed, each with its count."""
-    return [*seeds_warning(settings), *inferred_on_policy_queues(irps, settings)]
+def trace_cannot_tell(irps: pl.DataFrame, settings: WhatIfSettings
+                      ) -> tuple[pl.DataFrame, list[str]]:
+    """The IRPs as the what-if replays them, once what the driver config tells is applied, and
+    the what-if's warnings about what it assumed, each with its count."""
+    irps, inferred = inferred_on_policy_queues(irps, settings)
+    return irps, [*seeds_warning(settings), *inferred]

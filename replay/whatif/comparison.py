@@ -58,10 +58,10 @@ def compare(irps: pl.DataFrame, policies: Sequence[Policy | str], *,
     actually happened; once per seed when the seed is unknowable (WhatIfSettings.runs)."""
     settings = settings or WhatIfSettings()
     parsed = parse_policies(policies)
+    irps, warnings = trace_cannot_tell(irps, settings)
     ops = queue_operations(events, irps)
     incidents = window_incidents(irps, events, settings, incidents)
     runs = [_compare_run(irps, parsed, run, ops, incidents) for run in settings.runs()]
-    warnings = trace_cannot_tell(irps, settings)
     for r in runs:
         add_warnings(warnings, r)
     if len(runs) == 1:

@@ -145,6 +145,7 @@ def sweep(irps: pl.DataFrame, kind: str | SweepKind = "always", *,
     """Outcomes against reserve sizes 1..max (default: up to the peak demand); once per seed
     when the seed is unknowable (WhatIfSettings.runs), every size any seed tried run for all."""
     settings = settings or WhatIfSettings()
+    irps, warnings = trace_cannot_tell(irps, settings)
     kind = sweep_kind(kind)   # checked before any work
     if max_reserved is not None and max_reserved < 1:
         raise ConfigError(f"largest reserve size {max_reserved}: must be at least 1")
@@ -163,7 +164,6 @@ def sweep(irps: pl.DataFrame, kind: str | SweepKind = "always", *,
         answers["min_reserved_within_budget"] = [
             z.smallest(lambda r: fits(r, budget_ns)) for z in sizers]
     sizes = sorted(set().union(*(z.cache for z in sizers)))
-    warnings = trace_cannot_tell(irps, settings)
     for z in sizers:
         warnings += [w for w in z.warnings if w not in warnings]
     if len(sizers) == 1:
