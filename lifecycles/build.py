@@ -244,6 +244,18 @@ def read_lifecycles(stream) -> tuple:
     return read, build.finish(read.lost_windows)
 
 
+def read_lifecycles_spooled(stream) -> tuple:
+    """read_lifecycles with the lifecycle table in an IrpSpool (spool.py): (TraceRead,
+    IrpSpool), the spool read back in arrival order a chunk at a time; close it when done."""
+    from fpreplay.lifecycles.spool import IrpSpool
+
+    read, irps = read_lifecycles(stream)
+    spool = IrpSpool(dict(irps.schema))
+    spool.append(irps)
+    spool.finish(None, irps.height, alias_map(irps))
+    return read, spool
+
+
 def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = None,
                      lost_windows: list[tuple[int | None, int | None]] | None = None
                      ) -> pl.DataFrame:
