@@ -1,6 +1,8 @@
 """One row per IRP instance from its events, a batch at a time: each batch's rows of an instance
 give a partial row, and partial rows of one instance (an IRP open across batches, a completion
 that joins an instance closed in an earlier batch) combine into the row the whole table gives.
+The device is not decided here: `_dev0`.. `_dev3` hold the first name of each kind (NAME_KINDS)
+and devices.py decides, once every IRP has told what it knows of the names.
 
 Every column is a first-non-null, a min or an any over the instance's events in time order, so
 combining the partials in batch order is exact: first-non-null of the partials' first-non-nulls,
@@ -19,7 +21,7 @@ DELIVERY_NAMES = ("IFR/Calling driver",)
 DEVICE_KIND_COLUMNS = [f"_dev{k}" for k in range(len(NAME_KINDS))]
 
 # partial column -> how partials of one instance combine (in batch order)
-_FIRST_NON_NULL = ("device", *DEVICE_KIND_COLUMNS, "queue", "major", "minor", "irp_flags",
+_FIRST_NON_NULL = (*DEVICE_KIND_COLUMNS, "queue", "major", "minor", "irp_flags",
                    "bytes", "file_object", "complete_ns", "status", "_dispatch_name",
                    "_complete_name", "_reserved_name", "_refused_name", "_alloc_name")
 _FIRST = ("irp", "_orphan", "_opener")
@@ -51,10 +53,6 @@ class DeviceKinds:
         return pl.col("device").replace_strict(self.kind_of, default=None,
                                                return_dtype=pl.Int8)
 
-    def several(self) -> bool:
-        """Names of several kinds: the device is decided by unify_devices from `_dev*`."""
-        return len(set(self.kind_of.values())) > 1
-
 
 def partial_rows(ev: pl.DataFrame, kinds: DeviceKinds) -> pl.DataFrame:
     """Each instance's partial row over the batch's events (`_inst` of every event row). Rows of
@@ -64,7 +62,6 @@ def partial_rows(ev: pl.DataFrame, kinds: DeviceKinds) -> pl.DataFrame:
     kind = kinds.expr(ev)
     lc = ev.group_by("_inst", maintain_order=True).agg(
         pl.col("irp").first(),
-        _first("device"),
         *[pl.col("device").filter(kind == k).first().alias(f"_dev{k}")
           for k in range(len(NAME_KINDS))],
         *[_first(c) for c in ("queue", "major", "minor", "irp_flags", "bytes", "file_object")],
@@ -92,12 +89,10 @@ def partial_rows(ev: pl.DataFrame, kinds: DeviceKinds) -> pl.DataFrame:
     return lc if mask.all() else lc.filter(mask)
 
 
-def combine(partials: list[pl.DataFrame], kinds: DeviceKinds) -> pl.DataFrame:
-    """The partial rows of every batch (in batch order) -> one row per instance, in instance
-    order (the order of their first events). With device names of one kind the first name is
-    the device; with several, `_dev*` hold each kind's first name for unify_devices."""
+def merge_partials(partials: list[pl.DataFrame]) -> pl.DataFrame:
+    """Partial rows (in batch order) -> one row per instance, in instance order (the order of
+    their first events)."""
     lc = pl.concat(partials, how="vertical_relaxed") if len(partials) > 1 else partials[0]
-    partials.clear()
     split = lc["_inst"].is_duplicated()
     if split.any():
         # Instances whose events span batches: their partials combine; the others stay as
@@ -110,5 +105,4 @@ def combine(partials: list[pl.DataFrame], kinds: DeviceKinds) -> pl.DataFrame:
         lc = pl.concat([lc.filter(~split), merged.select(lc.columns)])
     if not lc["_inst"].is_sorted():
         lc = lc.sort("_inst")
-    drop = ["device"] if kinds.several() else DEVICE_KIND_COLUMNS
-    return lc.drop(drop)
+    return lc

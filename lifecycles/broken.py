@@ -27,24 +27,41 @@ _REPORTS = {
 }
 
 
-def report_broken(diagnostics: Diagnostics, inst: pl.DataFrame, names: pl.Series) -> None:
-    """Count each kind of broken lifecycle and say which events they came from; say so when a
-    source never logs completions at all (e.g. Kernel-File without its OperationEnd).
-    `inst` has one row per instance: _note, _opener, actual. An instance re-dispatched or still
-    open whose outcome the trace shows otherwise (its request allocation failed, the policy
-    refused it, it was served from the reserve) is no broken lifecycle and is not counted.
-    The file-system instances left incomplete for want of operation-end events are counted as
-    `fs_irps_without_operation_end` (the verdict names that cause)."""
+def broken_counts(inst: pl.DataFrame) -> pl.DataFrame:
+    """Per kind of broken lifecycle (_note) and first event (_opener), how many (`len`), over
+    rows of one instance each: _note, _opener, actual. An instance re-dispatched or still open
+    whose outcome the trace shows otherwise (its request allocation failed, the policy refused
+    it, it was served from the reserve) is no broken lifecycle and is not counted."""
     broken = inst.filter(pl.col("_note").is_not_null()
                          & ((pl.col("_note") == "orphan") | (pl.col("actual") == "incomplete")))
+    return broken.group_by("_note", "_opener").len()
+
+
+def fs_incomplete(inst: pl.DataFrame) -> int:
+    """The file-system instances left incomplete (for want of operation-end events, when the
+    trace has none)."""
+    return inst.filter(
+        (pl.col("actual") == "incomplete")
+        & pl.any_horizontal([pl.col("_opener").str.starts_with(p) for p in FS_PREFIXES])).height
+
+
+def report_broken(diagnostics: Diagnostics, counts: pl.DataFrame, fs_open: int,
+                  names: pl.Series) -> None:
+    """Count each kind of broken lifecycle (broken_counts, summed over the table) and say which
+    events they came from; say so when a source never logs completions at all (e.g.
+    Kernel-File without its OperationEnd), counting its incomplete instances (fs_incomplete) as
+    `fs_irps_without_operation_end` (the verdict names that cause). `names`: the event names of
+    the rows of some instance."""
+    counts = counts.group_by("_note", "_opener").agg(pl.col("len").sum())
     for key, (counter_name, text) in _REPORTS.items():
-        part = broken.filter(pl.col("_note") == key)
+        part = counts.filter(pl.col("_note") == key)
         if part.height == 0:
             continue
-        diagnostics.count(counter_name, part.height)
-        top = part.group_by("_opener").len().sort(["len", "_opener"], descending=[True, False])
+        total = int(part["len"].sum())
+        diagnostics.count(counter_name, total)
+        top = part.select("_opener", "len").sort(["len", "_opener"], descending=[True, False])
         parts = ", ".join(f"{o} {c}" for o, c in top.head(4).iter_rows())
-        diagnostics.warn(f"{part.height} {text}; by first event: {parts}")
+        diagnostics.warn(f"{total} {text}; by first event: {parts}")
     seen = set(names.unique().to_list())
     ends = ("/OpEnd", "/OperationEnd")
     if any(str(n).startswith(FS_PREFIXES) for n in seen) and \
@@ -52,26 +69,31 @@ def report_broken(diagnostics: Diagnostics, inst: pl.DataFrame, names: pl.Series
         diagnostics.warn("the trace holds file-system IRP dispatches but no FileIo/Kernel-File "
                          "operation-end events (the OP_END keyword was off): those IRPs never "
                          "show a completion")
-        fs_open = inst.filter(
-            (pl.col("actual") == "incomplete")
-            & pl.any_horizontal([pl.col("_opener").str.starts_with(p) for p in FS_PREFIXES])
-        ).height
         if fs_open:
             diagnostics.count(NO_OPERATION_END, fs_open)
 
 
-def report_lost(lc: pl.DataFrame, lost_windows, diagnostics: Diagnostics) -> pl.DataFrame:
-    """Count and report the instances open while events were lost; an incomplete one says so in
-    its evidence (its completion may be among the lost events)."""
-    lc = lc.with_columns(_open_across_loss(lc, lost_windows))
+def lost_counts(lc: pl.DataFrame, lost_windows) -> tuple[int, int, int]:
+    """Instances open while events were lost (mark_lost's `_lost_meanwhile`): (how many, of them
+    never completed, of them completions without a dispatch)."""
     hit = lc.filter(pl.col("_lost_meanwhile"))
-    if hit.height:
-        never = hit.filter(pl.col("actual") == "incomplete").height
-        orphans = hit.filter(pl.col("_orphan")).height
-        diagnostics.count("irps_open_across_lost_events", hit.height)
-        diagnostics.warn(f"{hit.height} IRP instance(s) were open while a buffer flagged "
+    return hit.height, hit.filter(pl.col("actual") == "incomplete").height, \
+        hit.filter(pl.col("_orphan")).height
+
+
+def report_lost(diagnostics: Diagnostics, hit: int, never: int, orphans: int) -> None:
+    """Count and report the instances open while events were lost (lost_counts, summed)."""
+    if hit:
+        diagnostics.count("irps_open_across_lost_events", hit)
+        diagnostics.warn(f"{hit} IRP instance(s) were open while a buffer flagged "
                          f"EVENTS_LOST was written: their lifecycles may be incomplete ({never} "
                          f"never completed, {orphans} completion(s) without a dispatch)")
+
+
+def mark_lost(lc: pl.DataFrame, lost_windows) -> pl.DataFrame:
+    """`_lost_meanwhile` per instance; an incomplete one open while events were lost says so in
+    its evidence (its completion may be among the lost events)."""
+    lc = lc.with_columns(_open_across_loss(lc, lost_windows))
     return lc.with_columns(
         pl.when(pl.col("_lost_meanwhile") & (pl.col("actual") == "incomplete"))
         .then(pl.col("evidence") + pl.lit("; events were lost while it was open"))

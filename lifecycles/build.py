@@ -6,19 +6,26 @@ The steps, each its own module or function:
 3. one row per instance: everything several sources say about one IRP (DiskIo Init and
    completion, DrvMjFnCall, FileIo, IFR lines, driver instrumentation) merges by polars group-bys,
    each attribute from the first event of the instance that knows it (here);
-4. broken lifecycles counted and reported, never dropped (broken.py);
-   one device, one name: the sources' names for one device unified (devices.py);
-5. what happened: `actual`, `evidence`, `alloc_failure`, service time (outcome.py).
+4. each instance's row emitted once no later event can change it, in arrival order, into an
+   IrpSpool (order.py, spool.py);
+5. at the end, what needs every IRP (finish.py): one device, one name (devices.py); IRP-less
+   allocation failures tied (outcome.py); broken lifecycles and lost events counted and
+   reported, never dropped (broken.py); applied as the spool is read back, with what happened:
+   `actual`, `evidence`, `alloc_failure`, service time (outcome.py).
 
 Several inputs share one timeline by absolute time, so their events simply interleave. Request-only
 events (a WDFREQUEST handle, no IRP) take the IRP of the latest earlier event that named both, else
 of the next one.
 
 Streamed: LifecycleStream takes the reader's time-ordered batches and keeps, between batches,
-only the state of the instances (instances.py), each instance's partial row (aggregate.py), the
+only the state of the addresses (instances.py), the partial rows of the instances a later event
+may still change (open, or closed within instances.CLOSED_JOIN_NS: aggregate.py), the rows
+waiting for an earlier-arriving instance to settle (order.py: in memory, then on disk), the
 latest IRP of each request, and the events not yet processed: those of the batch's last instant
 (the same-instant rules look ahead within an instant) and, bounded, those from a request-only
-event whose IRP no earlier event gave. build_lifecycles(events) is the stream fed one batch.
+event whose IRP no earlier event gave. Finished rows go to the spool's files. So memory follows
+the IRPs open at once, not the trace's length. build_lifecycles(events) is the stream fed one
+batch, read back whole.
 """
 
 from __future__ import annotations
@@ -26,17 +33,15 @@ from __future__ import annotations
 import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
-from fpreplay.lifecycles.aggregate import DeviceKinds, combine, partial_rows
-from fpreplay.lifecycles.broken import report_broken, report_lost
-from fpreplay.lifecycles.devices import alias_map, unify_devices
+from fpreplay.lifecycles.aggregate import DeviceKinds, merge_partials, partial_rows
+from fpreplay.lifecycles.finish import Finisher, empty_lifecycles
 from fpreplay.lifecycles.instances import KIND_CODES, InstanceAssigner, layer_expr
-from fpreplay.lifecycles.outcome import decide_outcomes, tie_irpless_failures
+from fpreplay.lifecycles.order import ArrivalOrder
+from fpreplay.lifecycles.spool import IrpSpool
 from fpreplay.perf import cyclic_gc_paused
-from fpreplay.schema import (
-    EVENT_COLUMNS, IRP_COLUMNS, IRP_EXTENSION_COLUMNS, conform_irps, empty_irps,
-)
+from fpreplay.schema import EVENT_COLUMNS
 
-STATUS_FLT_DISALLOW_FAST_IO = 0xC01C0004   # a fast-I/O try, not an IRP (etw-formats.md 2.4)
+_EMPTY_SETTLED = pl.DataFrame()
 ALLOC_KINDS = ("request_alloc_failed", "request_resources_failed")
 _EVENT_COLUMNS = ("ts_ns", "kind", "irp", "request", "queue", "device", "major", "minor",
                   "irp_flags", "status", "bytes", "file_object", "event_name")
@@ -100,32 +105,20 @@ def _by_time(ev: pl.DataFrame) -> pl.DataFrame:
     return ev if not ts.null_count() and ts.is_sorted() else ev.sort("ts_ns", maintain_order=True)
 
 
-def _drop_fast_io(lc: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
-    fast_io = lc["status"] == STATUS_FLT_DISALLOW_FAST_IO
-    if not fast_io.any():
-        return lc
-    n = int(fast_io.sum())
-    diagnostics.count("fast_io_attempts", n)
-    diagnostics.warn(f"{n} fast-I/O attempt(s) a filter refused (status 0xC01C0004, the I/O "
-                     "manager then retries with an IRP) are not IRPs and are not in the table")
-    return lc.filter(~fast_io.fill_null(False))
-
-
-def _empty_lifecycles() -> pl.DataFrame:
-    return empty_irps().with_columns(pl.lit(None, dtype=t).alias(c)
-                                     for c, t in IRP_EXTENSION_COLUMNS.items())
-
-
 class LifecycleStream:
     """Lifecycles built from event batches in time order (see the module's docstring):
-    feed(batch) for each, then finish(lost_windows) for the table build_lifecycles returns.
-    Nothing is reported before finish, so the warnings come out as one build's."""
+    feed(batch) for each, then finish(lost_windows) for the IrpSpool holding the table
+    build_lifecycles returns. Nothing is reported before finish, so the warnings come out as one
+    build's."""
 
     def __init__(self, diagnostics: Diagnostics | None = None) -> None:
         self.diagnostics = diagnostics if diagnostics is not None else Diagnostics()
         self._assigner = InstanceAssigner()
         self._kinds = DeviceKinds()
-        self._partials: list[pl.DataFrame] = []
+        self.spool = IrpSpool()
+        self._order = ArrivalOrder(self.spool)
+        self._finisher = Finisher()
+        self._pending: pl.DataFrame | None = None   # rows of instances a later event may change
         self._loose: list[pl.DataFrame] = []
         self._names: set[str] = set()     # event names of the rows of some instance
         self._pairs: pl.DataFrame | None = None
@@ -150,7 +143,9 @@ class LifecycleStream:
         if ev.height == 0:
             return
         self._remember_pairs(ev)
-        self._loose.append(ev.filter(pl.col("irp").is_null() & pl.col("kind").is_in(ALLOC_KINDS)))
+        loose = ev.filter(pl.col("irp").is_null() & pl.col("kind").is_in(ALLOC_KINDS))
+        if loose.height:
+            self._loose.append(loose)
         ev = _keep(ev, pl.col("irp").is_not_null())
         if ev.height == 0:
             return
@@ -162,8 +157,42 @@ class LifecycleStream:
         ev = ev.with_columns(pl.Series("_inst", inst_of, dtype=pl.Int64),
                              pl.Series("_closes", closes, dtype=pl.Boolean))
         del inst_of, closes
-        self._partials.append(partial_rows(ev, self._kinds))
+        part = partial_rows(ev, self._kinds)
         self._names.update(ev.filter(pl.col("_inst") >= 0)["event_name"].unique().to_list())
+        if part.height:
+            self._pending = merge_partials(
+                [part] if self._pending is None else [self._pending, part])
+        # Every event still to come is at or after the first one held back (else the last).
+        now = self._carry["ts_ns"][0] if self._carry is not None else ev["ts_ns"][-1]
+        self._settle(self._assigner.live(now), self._assigner.take_notes(), now)
+
+    def _settle(self, live: list[int] | None, notes: dict, now: int | None) -> None:
+        """Emit the pending rows no later event can change (all with live None)."""
+        pending = self._pending
+        if pending is None:
+            self._order.add(_EMPTY_SETTLED, None if now is None else now)
+            return
+        if live is None:
+            settled, self._pending = pending, None
+        else:
+            alive = pending["_inst"].is_in(pl.Series(live, dtype=pl.Int64).implode())
+            settled = pending.filter(~alive)
+            self._pending = pending.filter(alive) if not alive.all() else pending
+            if not alive.any():
+                self._pending = None
+        if settled.height:
+            note = pl.DataFrame({"_inst": pl.Series(list(notes), dtype=pl.Int64),
+                                 "_note": pl.Series(list(notes.values()), dtype=pl.String)})
+            settled = settled.join(note, on="_inst", how="left", maintain_order="left") \
+                .with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
+            self._finisher.add(settled)
+        watermark = None
+        if now is not None:
+            watermark = now
+            if self._pending is not None:
+                earliest = self._pending.select(pl.coalesce("_arrive", "complete_ns").min()).item()
+                watermark = min(watermark, earliest)
+        self._order.add(settled, watermark)
 
     def _hold_back(self, ev: pl.DataFrame) -> pl.DataFrame:
         """The rows to process now; the others wait for the next batch: the last instant's
@@ -191,48 +220,34 @@ class LifecycleStream:
         self._pairs = pairs.filter(pl.col("ts_ns") == pl.col("ts_ns").max().over("request"))
 
     def finish(self, lost_windows: list[tuple[int | None, int | None]] | None = None
-               ) -> pl.DataFrame:
-        """The lifecycle table (see build_lifecycles); broken lifecycles reported."""
+               ) -> IrpSpool:
+        """The lifecycle table (see build_lifecycles) in an IrpSpool; broken lifecycles
+        reported."""
         if self._carry is not None:
             carry, self._carry = self._carry, None
             self._process(carry, final=True)
-        diagnostics = self.diagnostics
         if not self._seen_irp_events:
-            return _empty_lifecycles()
+            self.spool.finish(lambda raw: empty_lifecycles(), 0, {})
+            return self.spool
+        self._settle(None, self._assigner.finish(), None)
         loose = pl.concat(self._loose) if self._loose else _irp_events(pl.DataFrame())
-        if not self._partials:
-            if loose.height:
-                tie_irpless_failures(empty_irps().with_columns(pl.lit(0).alias("_inst")),
-                                     loose, diagnostics)
-            return _empty_lifecycles()
-        notes = self._assigner.finish()
-        lc = combine(self._partials, self._kinds)
-        note_frame = pl.DataFrame({"_inst": pl.Series(list(notes), dtype=pl.Int64),
-                                   "_note": pl.Series(list(notes.values()), dtype=pl.String)})
-        lc = lc.join(note_frame, on="_inst", how="left")
-        lc = lc.with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
-        lc = unify_devices(lc, diagnostics)
-        # A message names its device as its source does: in the lifecycles' words for the tie.
-        loose = loose.with_columns(pl.col("device").replace(alias_map(lc)))
-        lc = decide_outcomes(tie_irpless_failures(lc, loose, diagnostics), diagnostics)
-        # After the outcomes: an instance whose allocation failed or was refused ended there
-        # (the framework fails it in its dispatch, which no source logs as a completion).
-        report_broken(diagnostics, lc.select(
-            pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
-            .alias("_note"), "_opener", "actual"),
-            pl.Series(sorted(self._names), dtype=pl.String))
-        if lost_windows:
-            lc = report_lost(lc, lost_windows, diagnostics)
-        lc = _drop_fast_io(lc, diagnostics).sort(["arrive_ns", "_inst"])
-        # The contract's columns, then the extensions (fpreplay.schema.IRP_EXTENSION_COLUMNS).
-        return conform_irps(lc.select([c for c in (*IRP_COLUMNS, *IRP_EXTENSION_COLUMNS)
-                                       if c in lc.columns]), keep_extra=True)
+        self._finisher.finish(self.spool, loose, pl.Series(sorted(self._names), dtype=pl.String),
+                              lost_windows, self.diagnostics)
+        return self.spool
 
 
 def read_lifecycles(stream) -> tuple:
     """Lifecycles from a reader's stream of time-ordered batches (fpreplay.parsers.InputStream)
     without holding its event table: (TraceRead whose `events` are only the side events the
     analyses read besides lifecycles (incidents.side_events), lifecycle table)."""
+    read, spool = read_lifecycles_spooled(stream)
+    with spool:
+        return read, spool.collect()
+
+
+def read_lifecycles_spooled(stream) -> tuple:
+    """read_lifecycles with the lifecycle table in an IrpSpool (spool.py): (TraceRead,
+    IrpSpool), the spool read back in arrival order a chunk at a time; close it when done."""
     from fpreplay.lifecycles.incidents import side_events
 
     build = LifecycleStream(stream.diagnostics)
@@ -244,18 +259,6 @@ def read_lifecycles(stream) -> tuple:
     return read, build.finish(read.lost_windows)
 
 
-def read_lifecycles_spooled(stream) -> tuple:
-    """read_lifecycles with the lifecycle table in an IrpSpool (spool.py): (TraceRead,
-    IrpSpool), the spool read back in arrival order a chunk at a time; close it when done."""
-    from fpreplay.lifecycles.spool import IrpSpool
-
-    read, irps = read_lifecycles(stream)
-    spool = IrpSpool(dict(irps.schema))
-    spool.append(irps)
-    spool.finish(None, irps.height, alias_map(irps))
-    return read, spool
-
-
 def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = None,
                      lost_windows: list[tuple[int | None, int | None]] | None = None
                      ) -> pl.DataFrame:
@@ -265,4 +268,5 @@ def build_lifecycles(events: pl.DataFrame, diagnostics: Diagnostics | None = Non
     open across one are counted and reported as possibly incomplete."""
     stream = LifecycleStream(diagnostics)
     stream.feed(events, last=True)
-    return stream.finish(lost_windows)
+    with stream.finish(lost_windows) as spool:
+        return spool.collect()

@@ -22,6 +22,7 @@ import polars as pl
 from fpreplay.diagnostics import Diagnostics
 
 NAME_KINDS = ("driver", "device path", "device object", "disk")
+DEVICE_COLUMNS = [f"_dev{k}" for k in range(len(NAME_KINDS))]   # the first name of each kind
 _PATTERNS = ((1, re.compile(r"^\\device\\", re.I)), (2, re.compile(r"^0x[0-9a-f]+$", re.I)),
              (3, re.compile(r"^disk\d+$")))
 
@@ -32,16 +33,6 @@ def name_kind(name: str) -> int:
         if pattern.match(name):
             return kind
     return 0
-
-
-def _better_names(lc: pl.DataFrame, devs: list[str]) -> dict[str, set[str]]:
-    """Each name -> the names of better kinds that one of its IRPs also gave."""
-    pairs = pl.concat([lc.select(pl.col(devs[j]).alias("_a"), pl.col(devs[i]).alias("_b"))
-                       for i in range(len(devs)) for j in range(i + 1, len(devs))])
-    better: dict[str, set[str]] = {}
-    for alias, name in pairs.drop_nulls().unique().iter_rows():
-        better.setdefault(alias, set()).add(name)
-    return better
 
 
 def _resolve(better: dict[str, set[str]]) -> tuple[dict[str, str], dict[str, set[str]]]:
@@ -60,27 +51,71 @@ def _resolve(better: dict[str, set[str]]) -> tuple[dict[str, str], dict[str, set
     return final, {a: of(a) for a in better if len(of(a)) > 1}
 
 
-def unify_devices(lc: pl.DataFrame, diagnostics: Diagnostics) -> pl.DataFrame:
-    """`device` and `device_alias` from the `_dev*` columns of aggregate.DeviceKinds (dropped here)."""
-    devs = [f"_dev{k}" for k in range(len(NAME_KINDS))]
-    if devs[0] not in lc.columns:
-        return lc.with_columns(pl.lit(None, dtype=pl.String).alias("device_alias"))
-    final, ambiguous = _resolve(_better_names(lc, devs))
-    lc = lc.with_columns(pl.coalesce(devs).replace(final).alias("device"))
-    others = [pl.when(pl.col(d) != pl.col("device")).then(pl.col(d)) for d in devs]
-    lc = lc.with_columns(pl.concat_str(others, separator=", ", ignore_nulls=True)
-                         .replace("", None).alias("device_alias"))
-    _report(lc, final, ambiguous, diagnostics)
-    return lc.drop(devs)
+class DeviceNames:
+    """The device names the IRPs gave, learned as the lifecycles are emitted: each distinct
+    combination of `_dev0`.. `_dev3` (one name per kind) and how many IRPs gave it, a handful per
+    device. Rows keep their own names; once every IRP is in, resolve() decides the one name per
+    device and apply() renames the rows as they are read back (so an alias learned late still
+    renames the IRPs emitted before it)."""
+
+    def __init__(self) -> None:
+        self.combos: dict[tuple, list[int]] = {}   # names -> [IRPs, of them fast-I/O tries]
+        self.final: dict[str, str] = {}
+        self.ambiguous: dict[str, set[str]] = {}
+
+    def add(self, rows: pl.DataFrame, dropped: pl.Expr) -> None:
+        """The rows' names; `dropped`: the rows the table will not keep (fast-I/O tries)."""
+        seen = rows.group_by(DEVICE_COLUMNS).agg(pl.len().alias("_n"),
+                                                 dropped.fill_null(False).sum().alias("_d"))
+        for *names, n, d in seen.iter_rows():
+            slot = self.combos.setdefault(tuple(names), [0, 0])
+            slot[0] += n
+            slot[1] += d
+
+    def resolve(self, diagnostics: Diagnostics) -> None:
+        """Decide every device's name (see the module) and say what was unified."""
+        better: dict[str, set[str]] = {}
+        for names in self.combos:
+            for i in range(len(names)):
+                for j in range(i + 1, len(names)):
+                    if names[i] is not None and names[j] is not None:
+                        better.setdefault(names[j], set()).add(names[i])
+        self.final, self.ambiguous = _resolve(better)
+        renamed = sum(n for names, (n, _) in self.combos.items() if self._alias(names))
+        _report(renamed, self.final, self.ambiguous, diagnostics)
+
+    def _alias(self, names: tuple) -> str | None:
+        first = next((n for n in names if n is not None), None)
+        device = self.final.get(first, first)
+        return ", ".join(n for n in names if n is not None and n != device) or None
+
+    def alias_map(self, kept_only: bool = True) -> dict[str, str]:
+        """What alias_map says of the table (kept_only) or of every row before the fast-I/O
+        tries are dropped."""
+        devices: dict[str, set] = {}
+        for names, (n, dropped) in self.combos.items():
+            alias = self._alias(names)
+            if alias is not None and (n > dropped or not kept_only):
+                first = next(x for x in names if x is not None)
+                for a in alias.split(", "):
+                    devices.setdefault(a, set()).add(self.final.get(first, first))
+        return {a: next(iter(d)) for a, d in devices.items() if len(d) == 1}
+
+    def apply(self, lc: pl.DataFrame) -> pl.DataFrame:
+        """`device` and `device_alias` from the `_dev*` columns (dropped here)."""
+        lc = lc.with_columns(pl.coalesce(DEVICE_COLUMNS).replace(self.final).alias("device"))
+        others = [pl.when(pl.col(d) != pl.col("device")).then(pl.col(d)) for d in DEVICE_COLUMNS]
+        lc = lc.with_columns(pl.concat_str(others, separator=", ", ignore_nulls=True)
+                             .replace("", None).alias("device_alias"))
+        return lc.drop(DEVICE_COLUMNS)
 
 
-def _report(lc: pl.DataFrame, final: dict[str, str], ambiguous: dict[str, set[str]],
+def _report(renamed: int, final: dict[str, str], ambiguous: dict[str, set[str]],
             diagnostics: Diagnostics) -> None:
-    renamed = lc.filter(pl.col("device_alias").is_not_null())
-    if renamed.height:
-        diagnostics.count("device_names_unified", renamed.height)
+    if renamed:
+        diagnostics.count("device_names_unified", renamed)
         pairs = ", ".join(f"{a} -> {w}" for a, w in sorted(final.items())[:6])
-        diagnostics.warn(f"{renamed.height} IRP(s) name their device in more than one "
+        diagnostics.warn(f"{renamed} IRP(s) name their device in more than one "
                          f"source's words ({pairs}): each device is reported under one name (the "
                          f"driver's own, else a \\Device path, a device object, a disk number), "
                          f"the other names in device_alias")

@@ -24,6 +24,11 @@ Broken instances are noted here and counted by broken.py:
 * a completion with nothing open, that is not a second source's word on the instance just closed
   (DrvComplReq then DiskIo/Read), becomes its own instance (an orphan);
 * instances still open at the end ("open_at_end").
+
+A completion joins the instance just closed (a second source's word on it) only within
+CLOSED_JOIN_NS of its close: later it is an orphan. So an instance is final (no event can join
+it) once its address has a newer instance or that span has passed, and the stream can emit it
+(live() says which instances may still change) instead of holding every instance to the end.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from __future__ import annotations
 import polars as pl
 
 REPEATABLE_DISPATCH = frozenset({"DiskIo/DrvMjFnCall"})
+# How long after its close a completion of another source may still join an instance: sources
+# log one completion within microseconds (IFR text is coarser, milliseconds); a second
+# completion seconds later is a new I/O whose dispatch the trace missed.
+CLOSED_JOIN_NS = 1_000_000_000
 
 DISPATCH, COMPLETE, RESERVED, REFUSED, ALLOC, RESOURCES, OTHER = range(7)
 KIND_CODES = {"irp_dispatch": DISPATCH, "irp_complete": COMPLETE,
@@ -133,7 +142,21 @@ class InstanceAssigner:
         """The notes of broken instances, the ones still open noted "open_at_end"."""
         for o in self.open_.values():
             self.note.setdefault(o[0], "open_at_end")
-        return self.note
+        return self.take_notes()
+
+    def take_notes(self) -> dict:
+        """The notes given since the last call (instance -> note): each noted instance has left
+        its address, so no later event joins it."""
+        note, self.note = self.note, {}
+        return note
+
+    def live(self, now: int) -> list[int]:
+        """The instances a later event (at `now` or after) may still join: those open, and
+        those closed within CLOSED_JOIN_NS of `now` (older closes are forgotten)."""
+        closed = self.closed
+        for a in [a for a, c in closed.items() if now - c[3] > CLOSED_JOIN_NS]:
+            del closed[a]
+        return [o[0] for o in self.open_.values()] + [c[0] for c in closed.values()]
 
     def assign(self, ev: pl.DataFrame) -> tuple[list, list]:
         """Instance and closing flag of every row of `ev` (time order), see the class.
@@ -191,7 +214,7 @@ class InstanceAssigner:
                     continue
                 note[o[0]] = "reused"
             c = closed.get(a)
-            if c is not None and (ts[r] == c[3] or not (
+            if c is not None and ts[r] - c[3] <= CLOSED_JOIN_NS and (ts[r] == c[3] or not (
                     (lay and c[1] and lay != c[1]) or _has_name(c[2], nm))):
                 inst_of[r] = c[0]           # the same instant, or a second source's word
                 c[2] = _names_with(c[2], nm)

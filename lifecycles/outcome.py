@@ -44,8 +44,7 @@ def tie_irpless_failures(lc: pl.DataFrame, loose: pl.DataFrame,
                          pl.lit(None, dtype=pl.String).alias("_tied_kind"))
     if loose.height == 0:
         return lc
-    cand = (lc.filter((pl.col("status") == STATUS_INSUFFICIENT_RESOURCES)
-                      & pl.col("complete_ns").is_not_null() & _may_fail_allocation())
+    cand = (lc.filter(tie_candidates())
             .select("_inst", pl.col("complete_ns").alias("_t"), pl.col("device").alias("_dev"))
             .sort("_t"))
     msgs = (loose.select(pl.col("ts_ns").alias("_t"), pl.col("device").alias("_dev"),
@@ -163,11 +162,17 @@ def _evidence() -> pl.Expr:
     ).alias("evidence")
 
 
-def _warn_undecided(lc: pl.DataFrame, diagnostics: Diagnostics) -> None:
-    """What the trace could not tell about STATUS_INSUFFICIENT_RESOURCES completions, counted."""
+def undecided_counts(lc: pl.DataFrame) -> tuple[int, int]:
+    """What the trace could not tell about STATUS_INSUFFICIENT_RESOURCES completions, counted
+    over decided rows: (taken as inferred allocation failures, taken as the driver's own)."""
     inferred, not_alloc = lc.select(
         (pl.col("alloc_failure") == "inferred").sum(),
         (_insufficient_unexplained() & ~_may_fail_allocation()).sum()).row(0)
+    return int(inferred), int(not_alloc)
+
+
+def warn_undecided(diagnostics: Diagnostics, inferred: int, not_alloc: int) -> None:
+    """Say what undecided_counts counted."""
     if inferred:
         diagnostics.count("alloc_failure_inferred", inferred)
         diagnostics.warn(f"{inferred} IRP(s) completed with STATUS_INSUFFICIENT_RESOURCES and no "
@@ -181,13 +186,20 @@ def _warn_undecided(lc: pl.DataFrame, diagnostics: Diagnostics) -> None:
                          "taken as the driver's own failures (failed), not allocation failures")
 
 
+def tie_candidates() -> pl.Expr:
+    """The IRPs an IRP-less allocation-failure message may be tied to."""
+    return ((pl.col("status") == STATUS_INSUFFICIENT_RESOURCES)
+            & pl.col("complete_ns").is_not_null() & _may_fail_allocation()).fill_null(False)
+
+
 def decide_outcomes(lc: pl.DataFrame, diagnostics: Diagnostics | None = None) -> pl.DataFrame:
     """`actual`, `alloc_failure`, `evidence`, `service_ns` and `paging` of one row per instance
     (the aggregated flags and names of build.py, the tied messages of tie_irpless_failures);
     what the trace could not decide is counted and warned in `diagnostics`."""
     lc = lc.with_columns(_actual(), _alloc_failure(),
                          _status_hex(lc, "status").alias("_status_hex"))
-    _warn_undecided(lc, diagnostics if diagnostics is not None else Diagnostics())
+    if diagnostics is not None:
+        warn_undecided(diagnostics, *undecided_counts(lc))
     served = pl.col("actual").is_in(["ok", "reserved", "cancelled", "invalid_state", "failed"]) \
         & ~pl.col("_orphan")
     return lc.with_columns(

@@ -74,3 +74,67 @@ def test_a_trace_with_no_irp_gives_an_empty_spool_with_the_columns():
         assert spool.height == 0
         assert_frame_equal(spool.collect(), whole)
         assert list(spool.chunks()) == []
+
+
+def _with_inverted_call_and_late_alias(events: pl.DataFrame) -> pl.DataFrame:
+    """The streamed test's trace, plus an inverted-call IOCTL dispatched first and never
+    completed (open for the whole trace), IRPs of a device the kernel names by its \\Device path
+    all along, and near the end one IRP whose events give both that path and the driver's own
+    name (an alias learned late)."""
+    from tests.lifecycles.test_lifecycles_streamed import T0, US
+
+    t_end = int(events["ts_ns"].max()) - T0
+    rows = [dict(ts_ns=0, kind="irp_dispatch", irp=0xCAFE0000, major=14, device="stordrv",
+                 event_name="KMDF/Dispatch")]
+    for i in range(30):
+        t, irp = 5 * US + i * (t_end // 40), 0xBB000000 + i * 0x100
+        late = i == 29
+        rows += [dict(ts_ns=t, kind="irp_dispatch", irp=irp, major=3,
+                      device="\\Device\\Stor0", event_name="Kernel/Dispatch"),
+                 dict(ts_ns=t + US, kind="irp_complete", irp=irp, status=0,
+                      device="stordrv" if late else None, event_name="KMDF/Complete")]
+    extra = conform_events(pl.DataFrame([{**r, "ts_ns": T0 + r["ts_ns"]} for r in rows],
+                                        infer_schema_length=None))
+    return pl.concat([events, extra], how="diagonal_relaxed").sort("ts_ns", maintain_order=True)
+
+
+def test_a_trace_in_tiny_batches_spills_and_reads_back_the_whole_table(monkeypatch):
+    """Batches of 7 rows: IRPs open across boundaries, addresses reused across them,
+    request-only events before the row naming their IRP, lost events at a boundary, an alias
+    learned late, one IRP open throughout. Tiny thresholds make the held rows spill to runs that
+    are merged back, and the spool write files: the read back is the whole-table build's, and
+    held rows never exceed the threshold however long the open IRP pins the watermark."""
+    from fpreplay.lifecycles import order
+    from fpreplay.lifecycles.build import LifecycleStream
+    from tests.lifecycles.test_lifecycles_streamed import _trace
+
+    monkeypatch.setattr(order, "HELD_MAX_ROWS", 40)
+    monkeypatch.setattr(order, "BLOCK_ROWS", 8)
+    monkeypatch.setattr(spool_module, "SPOOL_MEMORY_ROWS", 64)
+    events = _with_inverted_call_and_late_alias(_trace(seed=3, irps=300))
+    ts = events["ts_ns"]
+    lost = [(int(ts[70]), int(ts[71])), (int(ts[500]), int(ts[530]))]
+    whole_diag = Diagnostics()
+    whole = build_lifecycles(events, whole_diag, lost)
+    runs = []
+    made = order._Run.__init__
+    monkeypatch.setattr(order._Run, "__init__",
+                        lambda self, *a: (runs.append(1), made(self, *a))[1])
+    stream, diag = LifecycleStream(Diagnostics()), None
+    held_peak = 0
+    for a in range(0, events.height, 7):
+        stream.feed(events.slice(a, 7))
+        held = stream._order.held
+        held_peak = max(held_peak, 0 if held is None else held.height)
+    diag = stream.diagnostics
+    with stream.finish(lost) as spool:
+        streamed = spool.collect()
+        assert spool.height == streamed.height
+    assert runs and held_peak <= 40 + 7
+    assert_frame_equal(streamed, whole)
+    assert diag.warnings == whole_diag.warnings and diag.counters == whole_diag.counters
+    first = whole.row(0, named=True)
+    assert (first["irp"], first["actual"]) == (0xCAFE0000, "incomplete")
+    early = whole.filter(pl.col("irp") == 0xBB000000).row(0, named=True)
+    assert (early["device"], early["device_alias"]) == ("stordrv", "\\Device\\Stor0")
+    assert any("open while a buffer flagged EVENTS_LOST" in w for w in diag.warnings)

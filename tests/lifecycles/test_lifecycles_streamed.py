@@ -80,7 +80,8 @@ def _streamed(events, cuts, lost=None):
     stream = LifecycleStream(diag)
     for a, b in zip([0, *cuts], [*cuts, events.height]):
         stream.feed(events.slice(a, b - a))
-    return stream.finish(lost), diag
+    with stream.finish(lost) as spool:
+        return spool.collect(), diag
 
 
 def _same(a, b):
