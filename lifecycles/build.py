@@ -185,7 +185,7 @@ class LifecycleStream:
                                  "_note": pl.Series(list(notes.values()), dtype=pl.String)})
             settled = settled.join(note, on="_inst", how="left", maintain_order="left") \
                 .with_columns(pl.coalesce("_arrive", "complete_ns").alias("arrive_ns"))
-            self._finisher.add(settled)
+            self._finisher.add(settled, now, self._loose)
         watermark = None
         if now is not None:
             watermark = now
@@ -227,7 +227,7 @@ class LifecycleStream:
             carry, self._carry = self._carry, None
             self._process(carry, final=True)
         if not self._seen_irp_events:
-            self.spool.finish(lambda raw: empty_lifecycles(), 0, {})
+            self.spool.finish(0, {}, empty_lifecycles())
             return self.spool
         self._settle(None, self._assigner.finish(), None)
         loose = pl.concat(self._loose) if self._loose else _irp_events(pl.DataFrame())

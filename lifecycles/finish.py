@@ -9,7 +9,9 @@ whole-table build gives it:
 * the one name per device (devices.DeviceNames: the distinct name combinations, a handful);
 * IRP-less allocation-failure messages tied by device and time (outcome.tie_irpless_failures):
   the messages (rare) and the candidate completions (STATUS_INSUFFICIENT_RESOURCES) are kept
-  while reading; the tie is made at the end, with the final device names, into a small map;
+  while reading, a candidate only while a message within TIE_WINDOW_NS of its completion is
+  seen or may still come (a storm has thousands of such completions and no message); the tie
+  is made at the end, with the final device names, into a small map;
 * the lost-event windows, known when the reader is done;
 * the outcomes (outcome.decide_outcomes) that depend on the tie, and the fast-I/O tries dropped.
 
@@ -19,6 +21,7 @@ spool at the end, so the warnings come out once, in the words and the order of o
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
@@ -27,12 +30,14 @@ from fpreplay.lifecycles.broken import (
 )
 from fpreplay.lifecycles.devices import DEVICE_COLUMNS, DeviceNames
 from fpreplay.lifecycles.outcome import (
-    decide_outcomes, tie_candidates, tie_irpless_failures, undecided_counts, warn_undecided,
+    TIE_WINDOW_NS, decide_outcomes, tie_candidates, tie_irpless_failures, undecided_counts,
+    warn_undecided,
 )
 from fpreplay.lifecycles.spool import IrpSpool
 from fpreplay.schema import IRP_COLUMNS, IRP_EXTENSION_COLUMNS, conform_irps, empty_irps
 
 STATUS_FLT_DISALLOW_FAST_IO = 0xC01C0004   # a fast-I/O try, not an IRP (etw-formats.md 2.4)
+PRUNE_ROWS = 65_536      # candidates added between two tries to drop some
 _TIE_COLUMNS = ["_inst", "status", "complete_ns", "major", *DEVICE_COLUMNS]
 
 
@@ -51,15 +56,34 @@ class Finisher:
     def __init__(self) -> None:
         self.names = DeviceNames()
         self._candidates: list[pl.DataFrame] = []
+        self._kept = self._pruned = 0           # candidates kept, and after the last pruning
         self._tied: pl.DataFrame | None = None
         self._lost: list = []
 
-    def add(self, rows: pl.DataFrame) -> None:
-        """Rows emitted (raw: before finalize)."""
+    def add(self, rows: pl.DataFrame, now: int | None, loose: list[pl.DataFrame]) -> None:
+        """Rows emitted (raw: before finalize); every event still to come is at or after
+        `now`; `loose`: the IRP-less allocation-failure messages so far."""
         self.names.add(rows, _fast_io())
         cand = rows.filter(tie_candidates())
         if cand.height:
             self._candidates.append(cand.select(_TIE_COLUMNS))
+            self._kept += cand.height
+        if now is not None and self._kept >= self._pruned + PRUNE_ROWS:
+            self._prune(now, loose)
+
+    def _prune(self, now: int, loose: list[pl.DataFrame]) -> None:
+        """Drop the candidates no message can be tied to: none within TIE_WINDOW_NS of the
+        completion, and none can come (the window has passed)."""
+        said = np.sort(np.concatenate([f["ts_ns"].to_numpy() for f in loose])) if loose \
+            else np.empty(0, dtype=np.int64)
+        cand = pl.concat(self._candidates, how="vertical_relaxed")
+        done = cand["complete_ns"].to_numpy()
+        k = np.searchsorted(said, done - TIE_WINDOW_NS, side="left")
+        near = k < len(said)
+        near[near] = said[k[near]] <= done[near] + TIE_WINDOW_NS
+        keep = near | (done >= now - TIE_WINDOW_NS)
+        self._candidates = [cand.filter(pl.Series(keep))]
+        self._kept = self._pruned = int(keep.sum())
 
     def finish(self, spool: IrpSpool, loose: pl.DataFrame, names: pl.Series,
                lost_windows, diagnostics: Diagnostics) -> None:
@@ -80,33 +104,40 @@ class Finisher:
         self._count(spool, names, diagnostics)
 
     def _count(self, spool: IrpSpool, names: pl.Series, diagnostics: Diagnostics) -> None:
-        undecided, lost, broken, fs_open, fast, kept = [0, 0], [0, 0, 0], [], 0, 0, 0
-        for piece in spool.pieces(raw=True):
-            lc = self.decided(piece)
+        """One pass over the spool: each piece becomes the table's rows, and the counts the
+        warnings give are summed."""
+        undecided, lost, broken, fs_open, fast, kept = [0, 0], [0, 0, 0], [], [0], [0], [0]
+
+        def final(raw: pl.DataFrame) -> pl.DataFrame:
+            lc = self.decided(raw)
             for i, n in enumerate(undecided_counts(lc)):
                 undecided[i] += n
             broken.append(broken_counts(lc.select(
                 pl.when(pl.col("_orphan")).then(pl.lit("orphan")).otherwise(pl.col("_note"))
                 .alias("_note"), "_opener", "actual")))
-            fs_open += fs_incomplete(lc)
+            fs_open[0] += fs_incomplete(lc)
             if self._lost:
                 for i, n in enumerate(lost_counts(lc, self._lost)):
                     lost[i] += n
-            n = int(lc.select(_fast_io().sum()).item())
-            fast += n
-            kept += lc.height - n
+            table = self.table(lc)
+            fast[0] += lc.height - table.height
+            kept[0] += table.height
+            return table
+
+        spool.rewrite(final)
         warn_undecided(diagnostics, *undecided)
         # After the outcomes: an instance whose allocation failed or was refused ended there
         # (the framework fails it in its dispatch, which no source logs as a completion).
         report_broken(diagnostics, pl.concat(broken) if broken else pl.DataFrame(
-            schema={"_note": pl.String, "_opener": pl.String, "len": pl.UInt32}), fs_open, names)
+            schema={"_note": pl.String, "_opener": pl.String, "len": pl.UInt32}), fs_open[0],
+            names)
         report_lost(diagnostics, *lost)
-        if fast:
-            diagnostics.count("fast_io_attempts", fast)
-            diagnostics.warn(f"{fast} fast-I/O attempt(s) a filter refused (status 0xC01C0004, "
-                             "the I/O manager then retries with an IRP) are not IRPs and are not "
-                             "in the table")
-        spool.finish(self.table, kept, self.names.alias_map())
+        if fast[0]:
+            diagnostics.count("fast_io_attempts", fast[0])
+            diagnostics.warn(f"{fast[0]} fast-I/O attempt(s) a filter refused (status "
+                             "0xC01C0004, the I/O manager then retries with an IRP) are not IRPs "
+                             "and are not in the table")
+        spool.finish(kept[0], self.names.alias_map(), empty_lifecycles())
 
     def decided(self, raw: pl.DataFrame) -> pl.DataFrame:
         """Emitted rows with their device names, ties, outcomes and lost-event marks."""
@@ -119,12 +150,10 @@ class Finisher:
         lc = decide_outcomes(lc)
         return mark_lost(lc, self._lost) if self._lost else lc
 
-    def table(self, raw: pl.DataFrame) -> pl.DataFrame:
-        """Emitted rows as the lifecycle table's (the finalize of the spool)."""
-        if raw.height == 0 and "_inst" not in raw.columns:
-            return empty_lifecycles()
-        lc = self.decided(raw)
+    @staticmethod
+    def table(lc: pl.DataFrame) -> pl.DataFrame:
+        """Decided rows as the lifecycle table's: the fast-I/O tries dropped, the contract's
+        columns, then the extensions (fpreplay.schema.IRP_EXTENSION_COLUMNS)."""
         lc = lc.filter(~_fast_io())
-        # The contract's columns, then the extensions (fpreplay.schema.IRP_EXTENSION_COLUMNS).
         return conform_irps(lc.select([c for c in (*IRP_COLUMNS, *IRP_EXTENSION_COLUMNS)
                                        if c in lc.columns]), keep_extra=True)

@@ -63,18 +63,6 @@ def layer_expr() -> pl.Expr:
             .cast(pl.Int8).alias("_layer"))
 
 
-def _names_with(names, code):
-    """A per-instance set of event-name codes, kept as a bare code until a second one arrives."""
-    if type(names) is set:
-        names.add(code)
-        return names
-    return names if names == code else {names, code}
-
-
-def _has_name(names, code) -> bool:
-    return code in names if type(names) is set else code == names
-
-
 def _completes_at_same_instant(r: int, ts: list, irps: list, kinds: list, layers: list,
                                layer: int) -> bool:
     """Does another completion of row r's IRP at row r's instant (later rows of the same ts_ns)
@@ -102,8 +90,7 @@ class InstanceAssigner:
     assign(ev) returns, per row, its instance number (-1: none) and whether it closed its
     instance (the completion that ends it, or an orphan completion); finish() the notes of
     broken instances (instance -> "redispatched" | "reused" | "open_at_end"). Event names and
-    devices travel as integer codes; a per-instance set of names is only built when a second
-    name arrives.
+    devices travel as integer codes, and an instance's sets of them as bit masks.
 
     One IRP's completions at one instant are one completion, whatever their sources, layers and
     order (a writer may log DrvComplReq, DiskIo/Read and FileIo/OpEnd of one IRP at one tick on
@@ -112,9 +99,9 @@ class InstanceAssigner:
     no other layer); an address reused needs a new dispatch, at the same tick or later."""
 
     def __init__(self) -> None:
-        self.open_: dict = {}   # irp -> [instance, layer, names (code or set), has a layer's
-        #                         dispatch, devices its dispatches named (None or codes)]
-        self.closed: dict = {}  # irp -> [instance, layer, completion names (code or set), instant]
+        self.open_: dict = {}   # irp -> [instance, layer, names (bit mask of codes), has a
+        #                         layer's dispatch, devices its dispatches named (bit mask)]
+        self.closed: dict = {}  # irp -> [instance, layer, completion names (bit mask), instant]
         self.note: dict = {}
         self.nxt = 0
         self._codes: dict[str, int] = {}            # event name -> code
@@ -162,43 +149,42 @@ class InstanceAssigner:
         """Instance and closing flag of every row of `ev` (time order), see the class.
 
         Long because the loop runs once per event (millions on a big trace) on local names; a
-        helper call per event would add its cost to every one."""
+        helper call per event would add its cost to every one. Sets of event names and of
+        devices are bit masks (bit `code`): an int's | and >> cost less than a set's."""
         ts, irps, kinds, layers, codes, devices = self._per_row(ev)
-        repeatable, note, open_, closed = self._repeatable, self.note, self.open_, self.closed
+        note, open_, closed = self.note, self.open_, self.closed
+        repeatable = sum(1 << c for c in self._repeatable)
         n = len(irps)
         inst_of = [0] * n
         closes = [False] * n
         nxt = self.nxt
-        for r in range(n):
-            a = irps[r]
-            k = kinds[r]
-            lay = layers[r]
-            nm = codes[r]
+        for r, (a, k, lay, nm, dev) in enumerate(zip(irps, kinds, layers, codes, devices)):
             o = open_.get(a)
             if k == OTHER:
                 inst_of[r] = o[0] if o is not None else -1
                 continue
+            bit = 1 << nm
             if k != COMPLETE:
                 if o is not None:
                     if lay and o[1] and lay != o[1]:
                         note[o[0]] = "reused"
-                    elif k == DISPATCH and nm not in repeatable and (
-                            _has_name(o[2], nm) or (lay and lay == o[1] and o[3])) and not (
-                            devices[r] and o[4] and devices[r] not in o[4]):
+                    elif k == DISPATCH and not repeatable & bit and (
+                            o[2] & bit or (lay and lay == o[1] and o[3])) and not (
+                            dev and o[4] and not o[4] >> dev & 1):
                         # (the same dispatch line from another device is the IRP going down
                         # the stack, not a re-dispatch)
                         note[o[0]] = "redispatched"
                     else:
                         inst_of[r] = o[0]
                         if k == DISPATCH:
-                            o[2] = _names_with(o[2], nm)
+                            o[2] |= bit
                             o[3] = o[3] or bool(lay)
-                            if devices[r]:
-                                o[4] = (o[4] or frozenset()) | {devices[r]}
+                            if dev:
+                                o[4] |= 1 << dev
                         o[1] = o[1] or lay
                         continue
-                open_[a] = [nxt, lay, nm, bool(lay) and k == DISPATCH,
-                            frozenset((devices[r],)) if devices[r] and k == DISPATCH else None]
+                open_[a] = [nxt, lay, bit, bool(lay) and k == DISPATCH,
+                            1 << dev if dev and k == DISPATCH else 0]
                 closed.pop(a, None)
                 inst_of[r] = nxt
                 nxt += 1
@@ -210,18 +196,19 @@ class InstanceAssigner:
                         r, ts, irps, kinds, layers, o[1]):
                     inst_of[r] = o[0]
                     closes[r] = True
-                    closed[a] = [o[0], o[1] or lay, nm, ts[r]]
+                    closed[a] = [o[0], o[1] or lay, bit, ts[r]]
                     continue
                 note[o[0]] = "reused"
             c = closed.get(a)
-            if c is not None and ts[r] - c[3] <= CLOSED_JOIN_NS and (ts[r] == c[3] or not (
-                    (lay and c[1] and lay != c[1]) or _has_name(c[2], nm))):
+            t = ts[r]
+            if c is not None and t - c[3] <= CLOSED_JOIN_NS and (t == c[3] or not (
+                    (lay and c[1] and lay != c[1]) or c[2] & bit)):
                 inst_of[r] = c[0]           # the same instant, or a second source's word
-                c[2] = _names_with(c[2], nm)
+                c[2] |= bit
                 continue
             inst_of[r] = nxt                # an orphan completion: its own instance
             closes[r] = True
-            closed[a] = [nxt, lay, nm, ts[r]]
+            closed[a] = [nxt, lay, bit, t]
             nxt += 1
         self.nxt = nxt
         return inst_of, closes

@@ -12,9 +12,10 @@ build_lifecycles gives) as `pieces`: in memory until SPOOL_MEMORY_ROWS rows are 
 written as one Parquet file into a temporary directory (tempfile, so TMPDIR decides where),
 which close() removes. A small trace never touches the disk.
 
-A piece holds the rows as the stream appended them; `finalize`, given by the stream when it
-finishes, turns a piece into the table's rows (what needs the whole trace, say the device names
-learned from every IRP, is applied then: see build.py). Reading before finish() is an error.
+A piece holds the rows as the stream appended them; when the stream finishes, rewrite() turns
+each piece into the table's rows once (what needs the whole trace, say the device names learned
+from every IRP, is applied then: see finish.py), so every later read is a plain read of the
+columns asked for. Reading before finish() is an error.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ CHUNK_ROWS = 65_536
 class IrpSpool:
     """Lifecycle rows in arrival order, on disk past SPOOL_MEMORY_ROWS (see the module)."""
 
-    def __init__(self, schema: dict | None = None) -> None:
+    def __init__(self) -> None:
         self._files: list[Path] = []
         self._waiting: list[pl.DataFrame] = []
         self._waiting_rows = 0
         self._dir: Path | None = None
-        self._finalize: Callable[[pl.DataFrame], pl.DataFrame] | None = None
-        self._schema = schema
+        self._finished = False
+        self._empty_table = pl.DataFrame()
         self.height = 0
         self.stored_rows = 0
         self.aliases: dict[str, str] = {}   # each device alias -> its device (devices.alias_map)
@@ -50,8 +51,6 @@ class IrpSpool:
         """Rows that follow every row appended so far (the caller keeps the order)."""
         if rows.height == 0:
             return
-        if self._schema is None:
-            self._schema = dict(rows.schema)
         self._waiting.append(rows)
         self._waiting_rows += rows.height
         self.stored_rows += rows.height
@@ -71,32 +70,35 @@ class IrpSpool:
         self._files.append(path)
         self._waiting, self._waiting_rows = [], 0
 
-    def finish(self, finalize: Callable[[pl.DataFrame], pl.DataFrame] | None, height: int,
-               aliases: dict[str, str]) -> None:
-        """No more rows; `finalize` turns stored rows into the table's, `height` the rows it
-        keeps in all; `aliases` what devices.alias_map says of the whole table."""
-        self._finalize = finalize or (lambda frame: frame)
+    def rewrite(self, rows_of: Callable[[pl.DataFrame], pl.DataFrame]) -> None:
+        """Each stored piece, in order, replaced by rows_of(piece) (the rows appended so far
+        are stored first)."""
+        if self._files and self._waiting:
+            self._write()
+        for path in self._files:
+            rows_of(pl.read_parquet(path)).write_parquet(path, compression="lz4")
+        self._waiting = [rows_of(piece) for piece in self._waiting]
+
+    def finish(self, height: int, aliases: dict[str, str], empty: pl.DataFrame) -> None:
+        """No more rows: `height` rows in all, `aliases` what devices.alias_map says of the
+        table, `empty` the table with no row (its columns)."""
+        self._finished = True
         self.height = height
         self.aliases = aliases
+        self._empty_table = empty
 
     # reading
-    def pieces(self, raw: bool = False) -> Iterator[pl.DataFrame]:
-        """The stored pieces in order, finalized unless `raw` (raw: for the stream's own
-        counting pass before finish)."""
-        if self._finalize is None and not raw:
-            raise RuntimeError("the IRP spool is read before the lifecycles are finished")
-        for path in self._files:
-            piece = pl.read_parquet(path)
-            yield piece if raw else self._finalize(piece)
-        for piece in self._waiting:
-            yield piece if raw else self._finalize(piece)
-
     def chunks(self, columns: list[str] | None = None, rows: int = CHUNK_ROWS
                ) -> Iterator[pl.DataFrame]:
         """The table in arrival order, chunks of at most `rows` rows (none empty), only
         `columns` when given."""
-        for piece in self.pieces():
-            if columns is not None:
+        if not self._finished:
+            raise RuntimeError("the IRP spool is read before the lifecycles are finished")
+        pieces = [*self._files, *self._waiting]
+        for piece in pieces:
+            if isinstance(piece, Path):
+                piece = pl.read_parquet(piece, columns=columns)
+            elif columns is not None:
                 piece = piece.select(columns)
             for start in range(0, piece.height, rows):
                 yield piece.slice(start, rows)
@@ -106,12 +108,7 @@ class IrpSpool:
         frames = list(self.chunks(columns, rows=1 << 62))
         if frames:
             return pl.concat(frames, how="vertical_relaxed", rechunk=False)
-        empty = self._empty()
-        return empty if columns is None else empty.select(columns)
-
-    def _empty(self) -> pl.DataFrame:
-        frame = pl.DataFrame(schema=self._schema or {})
-        return self._finalize(frame) if self._finalize is not None else frame
+        return self._empty_table if columns is None else self._empty_table.select(columns)
 
     def close(self) -> None:
         """Remove the spool's files (it reads nothing after)."""

@@ -15,7 +15,7 @@ from fpreplay.lifecycles import build_lifecycles, read_lifecycles_spooled
 from fpreplay.lifecycles import spool as spool_module
 from fpreplay.lifecycles.devices import alias_map
 from fpreplay.parsers import InputStream, ReadOptions, read_inputs
-from fpreplay.schema import conform_events
+from fpreplay.schema import STATUS_INSUFFICIENT_RESOURCES, conform_events
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted(p for p in (ROOT / "traces" / "samples").iterdir() if (p / "trace.etl").exists())
@@ -93,6 +93,11 @@ def _with_inverted_call_and_late_alias(events: pl.DataFrame) -> pl.DataFrame:
                       device="\\Device\\Stor0", event_name="Kernel/Dispatch"),
                  dict(ts_ns=t + US, kind="irp_complete", irp=irp, status=0,
                       device="stordrv" if late else None, event_name="KMDF/Complete")]
+    failed = events.filter((pl.col("status") == STATUS_INSUFFICIENT_RESOURCES)
+                           & (pl.col("event_name") == "DiskIo/Read"))["ts_ns"]
+    for t in failed.gather_every(3).to_list():    # IRP-less messages, tied by device and time
+        rows.append(dict(ts_ns=t - T0 + 30 * US, kind="request_alloc_failed", device="disk0",
+                         event_name="KMDF/AllocFailed"))
     extra = conform_events(pl.DataFrame([{**r, "ts_ns": T0 + r["ts_ns"]} for r in rows],
                                         infer_schema_length=None))
     return pl.concat([events, extra], how="diagonal_relaxed").sort("ts_ns", maintain_order=True)
@@ -101,16 +106,22 @@ def _with_inverted_call_and_late_alias(events: pl.DataFrame) -> pl.DataFrame:
 def test_a_trace_in_tiny_batches_spills_and_reads_back_the_whole_table(monkeypatch):
     """Batches of 7 rows: IRPs open across boundaries, addresses reused across them,
     request-only events before the row naming their IRP, lost events at a boundary, an alias
-    learned late, one IRP open throughout. Tiny thresholds make the held rows spill to runs that
-    are merged back, and the spool write files: the read back is the whole-table build's, and
+    learned late, one IRP open throughout, IRP-less allocation failures tied to completions.
+    Tiny thresholds make the held rows spill to runs that are merged back, the spool write
+    files and the tie's candidates be pruned: the read back is the whole-table build's, and
     held rows never exceed the threshold however long the open IRP pins the watermark."""
-    from fpreplay.lifecycles import order
+    from fpreplay.lifecycles import finish, instances, order, outcome
     from fpreplay.lifecycles.build import LifecycleStream
     from tests.lifecycles.test_lifecycles_streamed import _trace
 
     monkeypatch.setattr(order, "HELD_MAX_ROWS", 40)
     monkeypatch.setattr(order, "BLOCK_ROWS", 8)
     monkeypatch.setattr(spool_module, "SPOOL_MEMORY_ROWS", 64)
+    monkeypatch.setattr(finish, "PRUNE_ROWS", 1)
+    for module in (finish, outcome):   # the test trace spans 3 ms: a window it can pass
+        monkeypatch.setattr(module, "TIE_WINDOW_NS", 50_000)
+    # closed instances settle 10 us after their close, before the message 30 us after it
+    monkeypatch.setattr(instances, "CLOSED_JOIN_NS", 10_000)
     events = _with_inverted_call_and_late_alias(_trace(seed=3, irps=300))
     ts = events["ts_ns"]
     lost = [(int(ts[70]), int(ts[71])), (int(ts[500]), int(ts[530]))]
@@ -138,3 +149,26 @@ def test_a_trace_in_tiny_batches_spills_and_reads_back_the_whole_table(monkeypat
     early = whole.filter(pl.col("irp") == 0xBB000000).row(0, named=True)
     assert (early["device"], early["device_alias"]) == ("stordrv", "\\Device\\Stor0")
     assert any("open while a buffer flagged EVENTS_LOST" in w for w in diag.warnings)
+    assert whole["evidence"].str.contains("tied by device and time").sum() >= 3
+    assert stream._finisher._kept < whole.filter(
+        pl.col("status") == STATUS_INSUFFICIENT_RESOURCES).height
+
+
+@pytest.mark.parametrize("relative", ["etl/filtrace_diskio.etl", "etl/net.4.5.2.x64.etl.zip"])
+def test_a_real_trace_read_into_a_spool_reads_back_the_whole_table(relative, real, monkeypatch):
+    """Real traces in batches of 500 rows, held rows spilled past 30 and the spool in files
+    past 100: the read back and the warnings are the whole-table build's."""
+    from fpreplay.lifecycles import order
+
+    monkeypatch.setattr(order, "HELD_MAX_ROWS", 30)
+    monkeypatch.setattr(order, "BLOCK_ROWS", 16)
+    monkeypatch.setattr(spool_module, "SPOOL_MEMORY_ROWS", 100)
+    paths = [real(relative)]
+    whole, whole_read = _whole(paths)
+    read, spool = read_lifecycles_spooled(InputStream(paths, ReadOptions(batch_rows=500)))
+    with spool:
+        assert spool.height == whole.height > 100
+        assert_frame_equal(spool.collect(), whole)
+        assert spool.aliases == alias_map(whole)
+    assert read.diagnostics.warnings == whole_read.diagnostics.warnings
+    assert read.diagnostics.counters == whole_read.diagnostics.counters
