@@ -28,5 +28,5 @@ for name, folder in ROOTS.items():
 setup(
     packages=packages,
     package_dir=package_dir,
-    package_data={"": ["*.json", "*.toml", "*.tmf", "*.html", "*.js", "*.css"]},
+    package_data={"": ["*.json", "*.toml", "*.tmf", "*.html", "*.js", "*.css", "py.typed"]},
 )

@@ -22,14 +22,21 @@ MAY_IMPORT = {
     "replay.whatif": {"lifecycles", "engine"},
     "replay.render": {"lifecycles", "engine", "replay.whatif"},
     "replay.batch": {"parsers", "lifecycles", "engine", "replay.whatif"},
+    # The library (replay/api.py): the top layer beside the CLI, over every layer below.
+    "replay.api": {"parsers", "lifecycles", "engine", "replay.whatif", "replay.render",
+                   "replay.batch"},
     "replay.cli": {"parsers", "lifecycles", "engine", "replay.whatif", "replay.render",
-                   "replay.batch", "synth"},
+                   "replay.batch", "replay.api", "synth"},
 }
 LAYER_FOLDERS = {name: ROOT / name.replace(".", "/") for name in MAY_IMPORT}
+LAYER_FOLDERS["replay.api"] = ROOT / "replay" / "api.py"
+# `import fpreplay` opens the library's front door (fpreplay.open, loaded on first use): the one
+# import of a layer above the contract that the contract's package itself makes.
+FRONT_DOOR = (("fpreplay", "__init__"), "replay.api")
 
 
 def _modules(folder: Path):
-    for path in sorted(folder.rglob("*.py")):
+    for path in [folder] if folder.is_file() else sorted(folder.rglob("*.py")):
         yield path, path.relative_to(ROOT).with_suffix("").parts
 
 
@@ -77,6 +84,8 @@ def test_layer_imports_only_what_it_may(layer):
             continue  # `python -m fpreplay` is the CLI's entry point
         for name in _imported(path, parts):
             used = _layer_of(name)
+            if (parts, used) == FRONT_DOOR:
+                continue
             if used is not None and used not in allowed:
                 wrong.append(f"{path.relative_to(ROOT)} imports {name} ({used})")
     assert not wrong, "\n".join(wrong)
@@ -91,3 +100,11 @@ def test_each_folder_installs_under_its_own_name():
         assert (ROOT / folder / "__init__.py").is_file()
     init = (ROOT / "fpreplay" / "__init__.py").read_text(encoding="utf-8")
     assert "__path__" not in init
+
+
+def test_the_front_door_is_opened_lazily():
+    """fpreplay/__init__.py imports the library only inside a function (or for type checkers),
+    so `import fpreplay` loads no layer (tests/replay/test_library.py checks it running)."""
+    tree = ast.parse((ROOT / "fpreplay" / "__init__.py").read_text(encoding="utf-8"))
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert all(not (getattr(n, "module", "") or "").startswith("fpreplay.") for n in top)

@@ -57,3 +57,45 @@ def test_example_output_is_what_fpreplay_prints(capsys, monkeypatch, doc, comman
                                       f"fpreplay no longer prints (or not in this order):\n"
                                       f"{want!r}\n--- printed:\n{out}")
         at = printed.index(want, at) + 1
+
+
+# --- the library's examples: ```python blocks of `>>>` lines, run with doctest ------------------
+def library_examples() -> list[tuple[str, str]]:
+    """Per document, its Python examples as one doctest text (later blocks build on earlier)."""
+    found = []
+    for doc in DOCS:
+        blocks = re.findall(r"^```python\n(.*?)^```", doc.read_text(encoding="utf-8"),
+                            re.S | re.M)
+        text = "\n".join(b for b in blocks if b.lstrip().startswith(">>>"))
+        if text:
+            found.append((doc.name, text))
+    return found
+
+
+LIBRARY_EXAMPLES = library_examples()
+
+
+def test_the_readme_and_the_library_guide_have_library_examples():
+    assert {name for name, _ in LIBRARY_EXAMPLES} >= {"README.md", "library.md"}
+
+
+@pytest.mark.parametrize("doc,text", LIBRARY_EXAMPLES, ids=[d for d, _ in LIBRARY_EXAMPLES])
+def test_library_examples_return_what_they_show(monkeypatch, doc, text):
+    import doctest
+
+    monkeypatch.chdir(ROOT)
+    test = doctest.DocTestParser().get_doctest(text, {}, doc, doc, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    report: list[str] = []
+    runner.run(test, out=report.append)
+    assert runner.failures == 0 and test.examples, "".join(report)
+
+
+def test_the_library_module_examples_run(monkeypatch):
+    import doctest
+
+    from fpreplay.replay import api
+
+    monkeypatch.chdir(ROOT)
+    result = doctest.testmod(api, verbose=False)
+    assert result.attempted and not result.failed
