@@ -117,12 +117,14 @@ def step_lines(f, series: list[tuple[str, str, tuple[list, list], dict]], x_scal
 
 
 def shade(f, windows: list[tuple[float, float]]) -> None:
-    """Incident windows (in the chart's x units) as shaded bands."""
-    from bokeh.models import BoxAnnotation
+    """Incident windows (in the chart's x units) as shaded bands: one glyph for all of them (a
+    trace of a thousand incidents would otherwise add a thousand models to every chart)."""
+    from bokeh.models import ColumnDataSource
 
-    for lo, hi in windows:
-        f.add_layout(BoxAnnotation(left=lo, right=hi, fill_color=INCIDENT_FILL, fill_alpha=0.18,
-                                   line_alpha=0, level="underlay"))
+    if windows:
+        src = ColumnDataSource({"x0": [lo for lo, _ in windows], "x1": [hi for _, hi in windows]})
+        f.vstrip(x0="x0", x1="x1", source=src, fill_color=INCIDENT_FILL, fill_alpha=0.18,
+                 line_alpha=0, level="underlay", name="incidents")
 
 
 def irp_strip(points: dict[str, list], policies: list[str], x_range, windows) -> object:

@@ -3,8 +3,6 @@ stories a click in the page tells (the `--explain` text, for the IRPs that matte
 
 from __future__ import annotations
 
-import io
-
 import polars as pl
 
 from fpreplay.replay import whatif
@@ -27,9 +25,7 @@ def pick_stories(cmp: whatif.Comparison, listed: list[tuple[int, int]],
     """The `--explain` story of the IRPs that matter: those whose outcome some policy changes
     first, then those that failed or used the reserve for real and those the page's tables list.
     Returns ({key: story text}, IRPs that matter, IRPs told)."""
-    from rich.console import Console
-
-    from fpreplay.replay.render.terminal import render_explain
+    from fpreplay.replay.render.terminal import story_lines
 
     per = cmp.per_irp.with_row_index("_row")
     changed = pl.any_horizontal([pl.col(f"{p}:verdict") != "same" for p in cmp.policies]) \
@@ -47,9 +43,7 @@ def pick_stories(cmp: whatif.Comparison, listed: list[tuple[int, int]],
                                max(0, limit - len(in_tables)))])
     stories = {}
     for s in whatif.stories_of_rows(cmp, told_rows["_row"].to_list()):
-        buf = io.StringIO()
-        render_explain([s], Console(file=buf, width=400, color_system=None, soft_wrap=True))
-        stories[story_key(s["irp"], s["arrive_ns"])] = buf.getvalue().rstrip()
+        stories[story_key(s["irp"], s["arrive_ns"])] = "\n".join(story_lines(s))
     return stories, matter.height, len(stories)
 
 

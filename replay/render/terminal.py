@@ -305,15 +305,24 @@ def render_explain(stories: list[dict], out: Console) -> None:
                      "the table"), markup=False)
         _explain_table(stories, out)
     for s in told:
-        out.print(f"IRP {fmt_irp(s['irp'])} arrived {fmt_time(s['arrive_ns'])} on "
-                  f"{s['device'] or '-'} queue {s['queue'] or '(default)'}, "
-                  f"{major_name(s['major']) if s['major'] is not None else '-'}"
-                  f"{', paging' if s['paging'] else ''}", style="bold", markup=False)
-        out.print(f"  actually: {s['actual']} (status {fmt_status(s['status'])}; evidence: "
-                  f"{s['evidence'] or '-'})", markup=False)
-        for p in s["policies"]:
-            out.print(f"  {p['policy']}: {p['outcome']} [{p['verdict']}]: {p['story']}",
-                      markup=False)
+        head, *rest = story_lines(s)
+        out.print(head, style="bold", markup=False)
+        for line in rest:
+            out.print(line, markup=False)
+
+
+def story_lines(s: dict) -> list[str]:
+    """One IRP's story as plain lines: the terminal prints them (the first in bold), the report's
+    click shows them. Plain strings, so the report can tell thousands without a console."""
+    lines = [f"IRP {fmt_irp(s['irp'])} arrived {fmt_time(s['arrive_ns'])} on "
+             f"{s['device'] or '-'} queue {s['queue'] or '(default)'}, "
+             f"{major_name(s['major']) if s['major'] is not None else '-'}"
+             f"{', paging' if s['paging'] else ''}",
+             f"  actually: {s['actual']} (status {fmt_status(s['status'])}; evidence: "
+             f"{s['evidence'] or '-'})"]
+    lines += [f"  {p['policy']}: {p['outcome']} [{p['verdict']}]: {p['story']}"
+              for p in s["policies"]]
+    return lines
 
 
 def render_compare(doc: dict, out: Console, args: str = "TRACE") -> None:

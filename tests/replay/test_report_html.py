@@ -188,7 +188,7 @@ def test_report_draws_policies_overlaid_on_one_time_axis(report):
     # one shared time axis (zoom one, all follow), the incident shaded on each
     assert len({f["x_range"]["id"] for f in time_charts}) == 1
     for f in time_charts:
-        shades = [c for c in f["center"] if c["name"] == "BoxAnnotation"]
+        shades = [r for r in f["renderers"] if r["attributes"].get("name") == "incidents"]
         assert len(shades) == 1
     # every policy on one chart, not one chart per policy
     parked = lines_of(figs["IRPs parked waiting for a reserved request"])
