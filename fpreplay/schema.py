@@ -96,6 +96,18 @@ IO_QUEUE_MAJORS = (IRP_MJ_READ, IRP_MJ_WRITE, IRP_MJ_DEVICE_CONTROL,
 ALLOC_FAILURE_MAJORS = (IRP_MJ_CREATE, *IO_QUEUE_MAJORS)
 
 
+def text_twin(column: str) -> str | None:
+    """The name of a numeric column's text twin in a CSV or NDJSON table (`irp` -> `irp_hex`,
+    `status` and `<policy>:status` -> `..._name`, `major` -> `major_name`), or None. The twins
+    are written beside the numbers for people (replay/render/text_columns.py) and dropped when
+    the table is read back (parsers/table.py): the numbers are the data."""
+    if column in ("irp", "file_object"):
+        return f"{column}_hex"
+    if column in ("status", "major") or column.endswith(":status"):
+        return f"{column}_name"
+    return None
+
+
 def major_name(major: int | None) -> str:
     """'READ' for 3; '0x1C' for a code outside the table; '-' for unknown."""
     if major is None:

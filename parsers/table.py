@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from fpreplay.errors import FpreplayError, InputError
-from fpreplay.schema import EVENT_COLUMNS, conform_events
+from fpreplay.schema import EVENT_COLUMNS, conform_events, text_twin
 
 
 PROVENANCE_KEY = "fpreplay.provenance"
@@ -84,6 +84,9 @@ def _restore(path: Path, text: str, diagnostics, stats: dict) -> int | None:
 
 def _finish(path: Path, df: pl.DataFrame, stats: dict,
             records: int | None = None) -> Iterator[pl.DataFrame]:
+    # A CSV or NDJSON table `fpreplay events` wrote carries text beside the numbers (irp_hex,
+    # status_name): written for people, derived from the numbers, so not read back as data.
+    df = df.drop([t for c in df.columns if (t := text_twin(c)) is not None and t in df.columns])
     try:
         df = conform_events(df, keep_extra=True)
     except FpreplayError as e:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fpreplay.errors import FpreplayError
 from fpreplay.replay.cli.app import (
-    app, print_warnings, stderr_console, stdout_console, write_output,
+    app, print_warnings, stderr_console, stdout_console, write_output, write_table_output,
 )
 from fpreplay.replay.cli.loading import load_irps
 from fpreplay.replay.cli.options import (
@@ -71,18 +71,7 @@ def _answer(doc: dict, table, answer: Answer, draw) -> None:
 
 def _write(df, output: Path | None, inputs=()) -> None:
     if output is not None:
-        import polars as pl
-
-        from fpreplay.parsers.table import write_table
-
-        from fpreplay.replay.render.text_columns import with_text_columns
-
-        if output.suffix.lower() in (".csv", ".ndjson", ".jsonl"):   # text beside the numbers
-            df = with_text_columns(df)
-        if output.suffix.lower() == ".csv":   # CSV has no lists: devices "a;b", as a cell
-            df = df.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join(";")
-                                 for c, t in df.schema.items() if isinstance(t, pl.List))
-        write_output(lambda tmp: write_table(df, tmp), output, inputs)
+        write_table_output(df, output, inputs)
 
 
 @app.command(short_help="What actually happened: outcomes, low-memory incidents.")

@@ -143,3 +143,25 @@ def write_output(write, path: Path, inputs=()) -> None:
         if type(e).__module__.startswith("polars"):
             raise FpreplayError(f"{path}: cannot write: {str(e).splitlines()[0]}") from None
         raise
+
+
+TEXT_SUFFIXES = (".csv", ".ndjson", ".jsonl")
+
+
+def write_table_output(df, path: Path, inputs=(), provenance: dict | None = None) -> None:
+    """Every command's `-o` table (contract section 1): written by its extension; CSV and NDJSON
+    with the text the terminal shows beside each number (irp_hex, status_name:
+    render/text_columns.py), CSV with lists as `a;b` cells; Parquet typed, keeping
+    `provenance` as its metadata."""
+    import polars as pl
+
+    from fpreplay.parsers.table import write_table
+    from fpreplay.replay.render.text_columns import with_text_columns
+
+    suffix = Path(path).suffix.lower()
+    if suffix in TEXT_SUFFIXES:
+        df = with_text_columns(df)
+    if suffix == ".csv":   # CSV has no lists: devices "a;b", as a cell
+        df = df.with_columns(pl.col(c).cast(pl.List(pl.String)).list.join(";")
+                             for c, t in df.schema.items() if isinstance(t, pl.List))
+    write_output(lambda tmp: write_table(df, tmp, provenance), path, inputs)

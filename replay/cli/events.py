@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay.cli.app import app, print_warnings, write_output
+from fpreplay.replay.cli.app import app, print_warnings, write_table_output
 from fpreplay.replay.cli.loading import load_events, load_irps
 from fpreplay.replay.cli.options import Answer, Trace, option_groups
 
@@ -24,10 +24,10 @@ def _write_table(table, answer: Answer, read, keep_provenance: bool = False) -> 
     """Both commands' ending: the table to -o, then the warnings on stderr, with --json too
     (contract section 1), as every command does. An event table keeps what reading found
     beside the events (lost-event counts, warnings) where its format can (Parquet)."""
-    from fpreplay.parsers.table import provenance, provenance_dropped, write_table
+    from fpreplay.parsers.table import provenance, provenance_dropped
 
     prov = provenance(read) if keep_provenance else None
-    write_output(lambda tmp: write_table(table, tmp, prov), answer.output, read.inputs)
+    write_table_output(table, answer.output, read.inputs, prov)
     dropped = prov and provenance_dropped(answer.output, prov)
     if dropped:
         read.diagnostics.warn(dropped)

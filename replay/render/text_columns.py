@@ -2,10 +2,11 @@
 
 The terminal shows an IRP as `0xffffc58a06340000`, a status as STATUS_INSUFFICIENT_RESOURCES, a
 major function as READ; a CSV of bare integers would make a reader convert each. So CSV and
-NDJSON outputs get, right after each such column, its text twin: `irp_hex`,
-`file_object_hex`, `status_name`
-(and `<policy>:status_name`), `major_name`. Parquet keeps the typed columns only: its readers
-have types. `queue` is already the hex text the terminal shows.
+NDJSON outputs of every command with `-o` (replay/cli/app.py: write_table_output) get, right
+after each such column, its text twin (named by schema.text_twin): `irp_hex`, `file_object_hex`,
+`status_name` (and `<policy>:status_name`), `major_name`. Parquet keeps the typed columns only:
+its readers have types. `queue` is already the hex text the terminal shows. An event table read
+back drops the twins (parsers/table.py).
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ def _hex(v: int) -> str:
 
 
 def twin(column: str):
-    """The text twin of a numeric column: its name and the function of one value, or None."""
-    if column in ("irp", "file_object"):
-        return f"{column}_hex", _hex
-    if column == "status" or column.endswith(":status"):
-        return f"{column}_name", schema.status_name
-    if column == "major":
-        return "major_name", schema.major_name
-    return None
+    """The text twin of a numeric column: its name (schema.text_twin) and the function of one
+    value, or None."""
+    name = schema.text_twin(column)
+    if name is None:
+        return None
+    if name.endswith("_hex"):
+        return name, _hex
+    return name, schema.major_name if column == "major" else schema.status_name
 
 
 def _text(df: pl.DataFrame, column: str, name: str, fn) -> pl.Expr:
