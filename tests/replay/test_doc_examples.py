@@ -99,3 +99,35 @@ def test_the_library_module_examples_run(monkeypatch):
     monkeypatch.chdir(ROOT)
     result = doctest.testmod(api, verbose=False)
     assert result.attempted and not result.failed
+
+
+# --- pictures and links -------------------------------------------------------------------------
+SAMPLES_WITH_REPORTS = ("a-paging-storm", "b-pool-ran-dry", "c-purge-during-incident",
+                        "d-healthy")
+
+
+def test_every_relative_link_and_picture_of_the_docs_exists():
+    """README's first picture, docs/screenshots and every relative link resolve in the checkout
+    (a link that 404s on the repository page is what a new user meets first)."""
+    broken, checked = [], 0
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            checked += 1
+            if not (doc.parent / target.split("#")[0]).exists():
+                broken.append(f"{doc.name}: {target}")
+    assert checked and not broken, broken
+
+
+def test_the_readme_opens_on_a_report_and_each_sample_has_its_screenshot():
+    first = re.search(r"!\[[^\]]*\]\(([^)]+)\)", (ROOT / "README.md").read_text("utf-8"))
+    assert first and first.group(1).startswith("docs/screenshots/")
+    for sample in SAMPLES_WITH_REPORTS:
+        png = ROOT / "docs" / "screenshots" / f"{sample}.png"
+        data = png.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", png
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert width >= 800 and height >= 600, (png, width, height)
+        assert f'"{sample}"' in (ROOT / "docs" / "make_screenshots.py").read_text("utf-8")

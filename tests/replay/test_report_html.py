@@ -376,3 +376,16 @@ def test_long_tables_scroll_in_their_box(tmp_path):
     short = _table(["a"], [[1]] * SCROLL_ROWS)
     long = _table(["a"], [[1]] * (SCROLL_ROWS + 1))
     assert 'class="scroll"' not in short and long.startswith('<div class="scroll">')
+
+
+def test_every_chart_zooms_pans_and_tells_its_values_on_hover(report):
+    """Each chart's toolbar: pan and wheel zoom along time active (a drag pans, the wheel
+    zooms), box zoom and reset; a hover tool on each chart that draws data."""
+    out, _, _ = report
+    for title, f in figures(chart_models(out.read_text(encoding="utf-8"))).items():
+        bar = f["toolbar"]["attributes"]
+        tools = {t["name"] for t in bar["tools"]}
+        assert {"PanTool", "WheelZoomTool", "BoxZoomTool", "ResetTool", "HoverTool"} <= tools, \
+            (title, tools)
+        assert bar["active_drag"]["name"] == "PanTool", title
+        assert bar["active_scroll"]["name"] == "WheelZoomTool", title

@@ -222,3 +222,44 @@ def test_a_healthy_trace_needs_no_reserve_in_every_command(capsys, tmp_path):
                         "--json")
     assert rc == 0, err
     assert json.loads(out)["fleet"]["recommended_reserved"] == 0
+
+
+# --- width: piped output, and what a narrow terminal leaves out ---------------------------------
+
+def test_piped_output_without_columns_lays_out_for_80(tmp_path):
+    """`fpreplay compare ... | less` with no COLUMNS set: laid out for 80 columns (issue 14 saw
+    100), every line fits but the commands to paste."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run([sys.executable, "-m", "fpreplay", "compare", "trace.etl", "--policy",
+                           "always:2", "--policy", EXAMINE, "-q"], cwd=SAMPLES / "a-paging-storm",
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    pasted = {f"  {c}" for c in commands(out)}
+    assert max(len(line) for line in out.splitlines() if line not in pasted) <= 80
+    assert max(len(t["rule"]) for t in tables(out)) > 60    # laid out for 80, not squeezed
+
+
+def test_a_column_left_out_for_width_is_named_and_a_wider_terminal_shows_it(capsys,
+                                                                            monkeypatch):
+    monkeypatch.chdir(SAMPLES / "a-paging-storm")
+    shown = {}
+    for width in (60, 160):
+        monkeypatch.setenv("COLUMNS", str(width))
+        rc, out, err = _run(capsys, "analyze", "trace.etl", "-q")
+        assert rc == 0, err
+        shown[width] = out
+    narrow = words(shown[60])
+    left_out = re.findall(r"Not shown at this width: ([\w, ]+?) \(a wider terminal or --json "
+                          r"shows them\)", narrow)
+    assert left_out, shown[60]
+    wide_heads = {h for t in tables(shown[160]) for h in t["headings"]}
+    narrow_heads = {h for t in tables(shown[60]) for h in t["headings"]}
+    for names in left_out:
+        for name in names.split(", "):
+            assert name in wide_heads, (name, wide_heads)
+    assert wide_heads - narrow_heads
