@@ -6,6 +6,9 @@ Two levels:
   policy and a memory model and returns per-IRP outcomes, a per-queue timeline and the reserve
   high-water mark. Policies come from `parse_policy`, memory models from `parse_memory`, the
   driver (queues, routing, dispatch types) from `load_driver_model`.
+* `Simulator(driver, memory, facts=survey(chunks), ...)` is the same replay fed the table a chunk
+  at a time (`feed(chunk)` -> the outcomes settled so far, `finish()` -> the SimulationResult), in
+  memory bounded by the IRPs still open, not by the trace.
 * `Device` / `Queue` / `Irp` (fpreplay.engine.model) is the framework itself, driven event by
   event: arrive, complete, forward, requeue, purge, stop, start, drain, delete...; it follows
   ../shared/design/forward-progress.md and is what the edge-case tests drive.
@@ -104,11 +107,13 @@ from .config import (DriverModel, MemoryModel, Policy, QueueModel, examine_verdi
 from .inputs import lcg_fail_mask, route_queues
 from .model import BugCheck, Device, ForwardProgressPolicy, Irp, Queue, Request
 from .outcomes import OUTCOMES, SimulationResult, simulated_actual
-from .simulation import simulate
+from .facts import SURVEY_COLUMNS, TraceFacts, survey, survey_columns
+from .simulation import Simulator, chunked, simulate
 
 __all__ = [
     "Policy", "parse_policy", "MemoryModel", "parse_memory", "DriverModel", "QueueModel",
     "load_driver_model", "route_queues", "simulate", "SimulationResult", "parse_duration_ns",
     "examine_verdicts", "OUTCOMES", "Device", "Queue", "Irp", "Request", "ForwardProgressPolicy", "BugCheck",
-    "lcg_fail_mask", "simulated_actual",
+    "lcg_fail_mask", "simulated_actual", "Simulator", "survey", "survey_columns", "TraceFacts",
+    "SURVEY_COLUMNS", "chunked",
 ]

@@ -5,12 +5,13 @@ dispatch limit, a sequential or manual queue, queue operations) driven through t
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from typing import NamedTuple
 
 from fpreplay.diagnostics import Diagnostics
 
 from .config import DriverModel
-from .model import Device, ForwardProgressPolicy, Irp
+from .model import Device, ForwardProgressPolicy, Irp, Request
 from .policies import Precomputed
 from .status import (POLICY_ALWAYS, POLICY_EXAMINE, POLICY_PAGING, STATUS_INSUFFICIENT_RESOURCES,
                      STATUS_SUCCESS)
@@ -130,8 +131,13 @@ class Replay:
     `key_base` + the queue's index in the driver model."""
 
     def __init__(self, driver: DriverModel, fp_queues: dict, race_windows: bool,
-                 diag: Diagnostics, pool_sizes: dict[str, int], key_base: int = 0):
+                 diag: Diagnostics, pool_sizes: dict[str, int], key_base: int = 0,
+                 ops: list[tuple] = (), timeline: bool = True):
         self.diag = diag
+        self.fp_queues = fp_queues
+        self.ops = list(ops)          # (ts, method, queue object), in time order
+        self.next_op = 0
+        self.timeline = timeline
         self.race = race_windows
         dev, statuses = build_device(driver, fp_queues, pool_sizes, self._retrieve_all)
         for name, status in statuses.items():     # assignable_policies found the refusals
@@ -141,6 +147,7 @@ class Replay:
         dev.tracing = False
         dev.log = _NullLog()
         self.queues = {q.name: q for q in dev.queues}
+        self.ops = [(ts, method, self.queues[name]) for ts, method, name in self.ops]
         self.cancelable = {qm.name: qm.cancelable for qm in driver.queues}
         self.key = {qm.name: key_base + i for i, qm in enumerate(driver.queues)}
         dev.on_present = self._on_present
@@ -187,24 +194,60 @@ class Replay:
             self.cancelled_parked += 1
             self.snapshot(where[1])
 
+    def grow_pools(self, sizes: dict[str, int]) -> None:
+        """Each forward-progress queue's pool grown to sizes[name] members (never past the
+        policy's N). A pool bigger than the IRPs that ever use it is never exhausted: each user
+        takes a member never used before, the lowest index first. Growing keeps that order (the
+        new members go after the unused ones, before those recycled), so a pool grown as a
+        chunked replay finds users answers as the policy's N built up front would."""
+        for name, want in sizes.items():
+            q = self.queues[name]
+            fp = q.fp
+            if fp is None:
+                continue
+            want = min(want, self.fp_queues[name].reserved)
+            have = len(fp.members)
+            if want <= have:
+                continue
+            free = list(fp.free)
+            unused = 0                 # the unused members: the free list's head, in order
+            while unused < len(free) and free[unused].index == free[0].index + unused:
+                unused += 1
+            new = [Request(self.device.new_request_id(q, reserved=True, index=k), True, q, q,
+                           index=k) for k in range(have, want)]
+            for r in new:       # as the pre-allocation leaves them (its callback never fails
+                r.presented = fp.reserved_res_cb is not None   # below N: assignable_policies)
+            fp.free = deque([*free[:unused], *new, *free[unused:]])
+            fp.members.extend(new)
+
     def snapshot(self, q) -> None:
+        if not self.timeline:
+            return
         fp = q.fp
         state = (len(fp.in_use) if fp else 0, len(fp.parked) if fp else 0, q.driver_count)
         if self.last_state.get(q.name) != state:
             self.last_state[q.name] = state
             self.snapshots.append((self.key[q.name], self.now, *state))
 
-    def run(self, arrivals: list[tuple], ops: list[tuple]) -> None:
-        """arrivals: (ts, irp) sorted; ops: (ts, method, queue) sorted. An arrival without a
-        queue is an IRP_MJ_CLEANUP: it flushes its file object's IRPs from every queue
-        (FlushAllQueuesByFileObject: parked ones and queued ones complete STATUS_CANCELLED)."""
-        dev, heap = self.device, self.heap
-        ai, oi, na, no = 0, 0, len(arrivals), len(ops)
+    def run(self, arrivals: list[tuple], final: bool = True, until: int | None = None) -> None:
+        """Run `arrivals` ((ts, irp), sorted, none before an earlier call's) with the device's
+        queue operations (self.ops, sorted) and the completions they bring. Final: run to the
+        end. Not final: after the last arrival, go on only with what comes before `until` (no
+        later call brings an arrival before it; at `until` itself a completion may still race
+        an arrival to come). An arrival without a queue is an IRP_MJ_CLEANUP: it
+        flushes its file object's IRPs from every queue (FlushAllQueuesByFileObject: parked
+        ones and queued ones complete STATUS_CANCELLED).
+
+        Long because the replay's hot loop keeps its state in locals."""
+        dev, heap, ops = self.device, self.heap, self.ops
+        ai, oi, na, no = 0, self.next_op, len(arrivals), len(ops)
         inf = float("inf")
         while True:
             ta = arrivals[ai][0] if ai < na else inf
             to = ops[oi][0] if oi < no else inf
             tc = heap[0][0] if heap else inf
+            if ai >= na and not final and (until is None or min(tc, to) >= until):
+                break
             if tc <= ta and tc <= to:
                 if tc == inf:
                     break
@@ -255,12 +298,14 @@ class Replay:
                 q = self.queues[qname]
                 q.arrive(irp)
                 self.snapshot(q)
+        self.next_op = oi
 
 
-def run_slow(slow, replay: Replay, ops: list[tuple]) -> list[ReplayIrp]:
-    """Build a ReplayIrp per row of `slow` (see simulate) and run them with `ops` through
-    `replay`; the IRPs that reached a queue, whose outcomes the model decided. A row that does
-    not reach a queue is an IRP_MJ_CLEANUP flushing its file object at its arrival."""
+def run_slow(slow, replay: Replay, final: bool = True, until: int | None = None
+             ) -> list[ReplayIrp]:
+    """Build a ReplayIrp per row of `slow` (see Simulator) and run them through `replay` (see
+    Replay.run); the IRPs that reached a queue, whose outcomes the model decides. A row that
+    does not reach a queue is an IRP_MJ_CLEANUP flushing its file object at its arrival."""
     arrivals, irp_objs = [], []
     for row, arrive, major, minor, flags, nbytes, qname, fail, verdict, hold, dstatus, res, \
             file_object, io, cancel_ns in slow.iter_rows():
@@ -273,7 +318,7 @@ def run_slow(slow, replay: Replay, ops: list[tuple]) -> list[ReplayIrp]:
                         file_object, cancel_ns)
         arrivals.append((arrive, irp))
         irp_objs.append(irp)
-    replay.run(arrivals, ops)
+    replay.run(arrivals, final, until)
     return irp_objs
 
 

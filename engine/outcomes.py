@@ -54,22 +54,28 @@ def simulated_actual() -> pl.Expr:
             .otherwise(pl.lit("ok")).alias("actual"))
 
 
-def collect(df: pl.DataFrame, irp_objs: list, replays: list[Replay], devices: list,
-            driver: DriverModel, fp_queues: dict, diag) -> SimulationResult:
-    """The result tables: the event loop's IRPs read off the model, the rest vectorized."""
+def records_frame(irp_objs: list) -> pl.DataFrame:
+    """The outcomes of event-loop IRPs, read off the model (OUTCOME_SCHEMA)."""
     # Column by column (a row-wise frame of NamedTuples costs more than the records do).
     records = [record(irp) for irp in irp_objs]
     columns = zip(*records) if records else ([] for _ in OUTCOME_SCHEMA)
-    slow_out = pl.DataFrame([pl.Series(name, values, dtype=dtype)
-                             for (name, dtype), values in zip(OUTCOME_SCHEMA.items(), columns)])
-    del records
-    outcomes = pl.concat([_vectorized_outcomes(df).cast(OUTCOME_SCHEMA), slow_out]).sort("row")
+    return pl.DataFrame([pl.Series(name, values, dtype=dtype)
+                         for (name, dtype), values in zip(OUTCOME_SCHEMA.items(), columns)])
+
+
+def high_waters(replays: list[Replay], driver: DriverModel, devices: list) -> dict[str, int]:
+    """reserve_high_water: the most members in use at once, per pool (pool_labels)."""
     labels = pool_labels(driver, devices)
-    timeline = _timeline(replays, df, labels, driver, fp_queues)
     high = {}
     for replay in replays:
         for name, q in replay.queues.items():
             high[labels[replay.key[name]]] = q.fp.high_water if q.fp is not None else 0
+    return high
+
+
+def finish_diagnostics(replays: list[Replay], diag) -> None:
+    """What the devices' models saw, as warnings and counters: parked IRPs cancelled as in the
+    trace, lost wake-ups, the framework's own diagnostics."""
     cancelled = sum(replay.cancelled_parked for replay in replays)
     if cancelled:      # what the trace saw: the I/O manager cancelled them while they waited
         diag.count("parked_cancelled_as_in_trace", cancelled)
@@ -85,11 +91,6 @@ def collect(df: pl.DataFrame, irp_objs: list, replays: list[Replay], devices: li
     for code, detail in diagnostics:
         if code != "LOST_WAKEUP":
             diag.warn(f"{code}: {detail}")
-    counts = outcomes["outcome"].value_counts()
-    for o, c in counts.iter_rows():
-        diag.count(f"outcome_{o}", c)
-    return SimulationResult(outcomes=outcomes, timeline=timeline, reserve_high_water=high,
-                            warnings=list(diag.warnings), counters=dict(diag.counters))
 
 
 def pool_labels(driver: DriverModel, devices: list) -> list[str]:
@@ -102,7 +103,7 @@ def pool_labels(driver: DriverModel, devices: list) -> list[str]:
     return [f"{'(unnamed)' if d is None else d}/{n}" for d in devices for n in names]
 
 
-def _vectorized_outcomes(df: pl.DataFrame) -> pl.DataFrame:
+def vectorized_outcomes(df: pl.DataFrame) -> pl.DataFrame:
     """Outcomes of the IRPs outside the event loop. Those reaching a queue: normal delivery,
     refusal, or a non-forward-progress allocation failure. Those reaching none (majors other
     than READ, WRITE, DEVICE_CONTROL, INTERNAL_DEVICE_CONTROL): what the trace saw, under any
@@ -137,19 +138,25 @@ def _vectorized_outcomes(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _timeline(replays: list[Replay], df: pl.DataFrame, labels: list[str], driver: DriverModel,
-              fp_queues) -> pl.DataFrame:
+def empty_timeline() -> pl.DataFrame:
+    return pl.DataFrame(schema=TIMELINE_SCHEMA)
+
+
+def build_timeline(replays: list[Replay], fast_rows: list[pl.DataFrame], driver: DriverModel,
+                   fp_queues, devices: list) -> pl.DataFrame:
     """One row per (pool, time) at which a count changed, from the model's snapshots plus the
     vectorized rows' deliveries (+1 outstanding) and completions (-1); a pool is one device's
-    queue (pool_labels). IRPs that reach no queue are not counted."""
+    queue (pool_labels). IRPs that reach no queue are not counted. fast_rows: (q, arrive_ns,
+    _hold) of the vectorized deliveries, chunk by chunk; built once, at the end."""
+    labels = pool_labels(driver, devices)
     snaps = pl.DataFrame([s for replay in replays for s in replay.snapshots],
                          schema={"q": pl.UInt32, "ts_ns": pl.Int64, "in_use": pl.Int64,
                                  "parked": pl.Int64, "out": pl.Int64}, orient="row")
     deltas = snaps.with_columns(
         (pl.col(c) - pl.col(c).shift(1, fill_value=0).over("q")).alias(c)
         for c in ("in_use", "parked", "out"))
-    fast = df.filter(~pl.col("_slow") & ~pl.col("_fail") & pl.col("_io")).select(
-        pl.col("_qkey").alias("q"), "arrive_ns", "_hold")
+    fast = (pl.concat(fast_rows) if fast_rows else
+            pl.DataFrame(schema={"q": pl.UInt32, "arrive_ns": pl.Int64, "_hold": pl.Int64}))
     zero = pl.lit(0, pl.Int64)
     # Each part is already in time order per queue (snapshots are taken as the loop runs, df is
     # sorted by arrival) except the completions: sort those, then merge instead of a full sort.
