@@ -11,7 +11,8 @@ Parsers import nothing from the engine.
 """
 
 from fpreplay.parsers.api import (
-    InputStream, ReadOptions, TraceRead, iter_input_batches, read_inputs,
+    InputStream, ReadOptions, ReadTally, TraceRead, iter_input_batches, read_inputs,
 )
 
-__all__ = ["InputStream", "ReadOptions", "TraceRead", "iter_input_batches", "read_inputs"]
+__all__ = ["InputStream", "ReadOptions", "ReadTally", "TraceRead", "iter_input_batches",
+           "read_inputs"]

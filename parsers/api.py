@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -26,6 +26,49 @@ class ReadOptions:
     time_range: tuple[TimeBound, TimeBound] | None = None   # --range as written (clock times too)
     progress: Callable[[int], None] | None = None        # called with bytes consumed so far
     batch_rows: int | None = None   # rows an .etl batch gathers before release (tests: tiny)
+    tally: ReadTally | None = None  # counts of what reading got through, for a progress bar
+
+
+@dataclass
+class ReadTally:
+    """How far reading has got, across every input, for a progress bar (the parsers draw
+    none): bytes of the input files consumed of their total, event rows decoded so far, and
+    the records (every header kind) of the inputs finished. `listener`, if set, is called with
+    the tally after each change (every ~1 MB of an .etl, every batch of rows)."""
+
+    bytes_total: int = 0      # sizes of the input files (raised as inputs turn out larger)
+    bytes_read: int = 0
+    events: int = 0           # event rows decoded (before several inputs' duplicates are dropped)
+    records: int = 0          # records of the finished inputs (TraceRead.records)
+    inputs_done: int = 0
+    listener: Callable[[ReadTally], None] | None = None
+    _base: int = 0            # bytes of the finished inputs
+
+    def started(self, size: int) -> None:
+        """An input of `size` bytes starts."""
+        self.bytes_total = max(self.bytes_total, self._base + size)
+        self._changed()
+
+    def consumed(self, n: int) -> None:
+        """`n` bytes of the current input consumed so far."""
+        self.bytes_read = self._base + n
+        self._changed()
+
+    def decoded(self, rows: int) -> None:
+        self.events += rows
+        self._changed()
+
+    def finished(self, size: int, records: int) -> None:
+        """The current input, `size` bytes holding `records` records, is read through."""
+        self._base += size
+        self.bytes_read = self._base
+        self.records += records
+        self.inputs_done += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.listener is not None:
+            self.listener(self)
 
 
 @dataclass
@@ -64,10 +107,31 @@ def _batches(real: Path, name: str, options: ReadOptions, diagnostics: Diagnosti
         raise InputError(name, "no such file")
     if real.is_dir():
         raise InputError(name, "is a directory, not a trace")
+    tally = options.tally
+    if tally is not None:
+        size = real.stat().st_size
+        tally.started(size)
+        options = replace(options, progress=_counting(options.progress, tally))
     with inputs.named_as(real, name, diagnostics, len(diagnostics.warnings)):
         reader = formats.reader_for(formats.sniff(real))
         for batch in reader(real, options, diagnostics, stats):
+            if tally is not None:
+                tally.decoded(batch.height)
             yield inputs.renamed(batch, real, name)
+    if tally is not None:
+        tally.finished(size, int(stats.get("records", 0)))
+
+
+def _counting(progress: Callable[[int], None] | None,
+              tally: ReadTally) -> Callable[[int], None]:
+    """The reader's bytes-consumed callback, counted into `tally` as well."""
+    if progress is None:
+        return tally.consumed
+
+    def both(n: int) -> None:
+        tally.consumed(n)
+        progress(n)
+    return both
 
 
 def event_columns(options: ReadOptions) -> dict:

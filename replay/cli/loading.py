@@ -1,12 +1,14 @@
-"""Reading inputs for a command, with a byte-based progress bar on stderr when it is a terminal.
+"""Reading inputs for a command, with a progress bar on stderr when it is a terminal: bytes read of
+the inputs' total, event rows decoded, the rate and the time left (FPREPLAY_PROGRESS=1 draws it
+anywhere, =0 never; --quiet never).
 
 Light to import (the commands import it when declared): the parsers and polars load when a
 command reads."""
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fpreplay.errors import ConfigError
@@ -19,14 +21,33 @@ if TYPE_CHECKING:
     from fpreplay.parsers import TraceRead
 
 
-def _progress(quiet: bool):
-    """A rich progress bar sized by input bytes, only when stderr is a terminal."""
-    if quiet or not sys.stderr.isatty():
-        return None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+def _wants_bar(quiet: bool) -> bool:
+    """--quiet: never; FPREPLAY_PROGRESS=1: always, =0: never; else when stderr is a terminal."""
+    if quiet:
+        return False
+    forced = os.environ.get("FPREPLAY_PROGRESS", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return sys.stderr.isatty()
 
+
+def _progress(quiet: bool):
+    """A rich progress bar fed by a ReadTally, or None when no bar is wanted."""
+    if not _wants_bar(quiet):
+        return None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    console = stderr_console()
+    if not console.is_terminal:   # forced on (FPREPLAY_PROGRESS=1) off a terminal
+        console = Console(stderr=True, force_terminal=True, no_color=True, highlight=False)
     return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                    TimeRemainingColumn(), console=stderr_console(), transient=True)
+                    TransferSpeedColumn(), TextColumn("{task.fields[events]:,} events"),
+                    TimeRemainingColumn(), TextColumn("left"), console=console,
+                    transient=True)
 
 
 def _check_range_result(read: TraceRead, time_range) -> None:
@@ -63,10 +84,12 @@ def _read(trace: Trace, quiet: bool, all_records: bool, read):
     if progress is None:
         got = read(options)
     else:
-        total = sum(Path(p).stat().st_size for p in trace.inputs if Path(p).is_file())
+        from fpreplay.parsers import ReadTally
+
         with progress:
-            task = progress.add_task("reading", total=total)
-            options.progress = lambda n: progress.update(task, completed=n)
+            task = progress.add_task("reading", total=None, events=0)
+            options.tally = ReadTally(listener=lambda t: progress.update(
+                task, total=t.bytes_total or None, completed=t.bytes_read, events=t.events))
             got = read(options)
     _check_range_result(got[0], trace.time_range)
     return got
