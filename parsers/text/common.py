@@ -115,10 +115,29 @@ class EventBatches:
     def flush(self) -> Iterator[pl.DataFrame]:
         if not self._rows:
             return
-        df = pl.from_dicts(self._rows, schema=self.columns, strict=False)
+        try:
+            df = pl.from_dicts(self._rows, schema=self.columns, strict=False)
+        except pl.exceptions.ComputeError:     # a damaged number too big for its column
+            df = pl.from_dicts([_in_range(r, self.columns) for r in self._rows],
+                               schema=self.columns, strict=False)
         self.rows_out += df.height
         self._rows = []
         yield conform_events(df, keep_extra=self.all_records)
+
+
+def _in_range(row: dict, columns: dict) -> dict:
+    """`row` with each integer its column's type cannot hold (damaged text) made unknown."""
+    def fits(v, dtype) -> bool:
+        if not isinstance(v, int) or dtype not in _INT_BITS:
+            return True
+        bits = _INT_BITS[dtype]
+        return (-(1 << (bits - 1)) <= v < 1 << (bits - 1) if dtype.is_signed_integer()
+                else 0 <= v < 1 << bits)
+    return {k: (v if fits(v, columns.get(k)) else None) for k, v in row.items()}
+
+
+_INT_BITS = {pl.Int8: 8, pl.Int16: 16, pl.Int32: 32, pl.Int64: 64,
+             pl.UInt8: 8, pl.UInt16: 16, pl.UInt32: 32, pl.UInt64: 64}
 
 
 def parse_int(text: str | None) -> int | None:
