@@ -88,6 +88,11 @@ class IrpSpool:
         self._empty_table = empty
 
     # reading
+    @property
+    def columns(self) -> list[str]:
+        """The table's columns (known once finished)."""
+        return list(self._empty_table.columns)
+
     def chunks(self, columns: list[str] | None = None, rows: int = CHUNK_ROWS
                ) -> Iterator[pl.DataFrame]:
         """The table in arrival order, chunks of at most `rows` rows (none empty), only

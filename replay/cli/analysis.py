@@ -15,7 +15,7 @@ from fpreplay.errors import FpreplayError
 from fpreplay.replay.cli.app import (
     app, print_warnings, stderr_console, stdout_console, write_output, write_table_output,
 )
-from fpreplay.replay.cli.loading import load_irps
+from fpreplay.replay.cli.loading import load_irps, load_spool
 from fpreplay.replay.cli.options import (
     Answer, BudgetOpt, ExplainOpt, GapOpt, KindOpt, MaxOpt, PolicyOpt, QuietOpt, Simulation,
     Trace, file_option, option_groups, option_value, shell_words,
@@ -23,6 +23,10 @@ from fpreplay.replay.cli.options import (
 
 # The layers below (polars, the engine, whatif, render) are imported inside the commands:
 # `fpreplay --version` and `--help` import none of them (tests/replay/test_cli_startup.py).
+
+# What analyze's document reads of each IRP (breakdowns, never-completed IRPs, incidents).
+ANALYZE_COLUMNS = ("irp", "arrive_ns", "device", "device_alias", "queue", "major", "paging",
+                   "actual")
 
 HtmlOutOpt = file_option("-o", "--output", metavar="FILE.html",
                          help="The HTML file to write (required).")
@@ -56,7 +60,8 @@ def _reader_went_away() -> None:
 def _answer(doc: dict, table, answer: Answer, draw) -> None:
     """Every answering command's ending: the table to -o, warnings on stderr, then the document
     printed (--json) or drawn."""
-    _write(table, answer.output, doc.get("inputs", ()))
+    if table is not None:     # (None: the command wrote its -o as it went)
+        _write(table, answer.output, doc.get("inputs", ()))
     print_warnings(doc["warnings"], answer.quiet)
     try:
         if answer.json:
@@ -67,6 +72,21 @@ def _answer(doc: dict, table, answer: Answer, draw) -> None:
             draw(doc, console)
     except BrokenPipeError:
         _reader_went_away()
+
+
+def _stream_out(output: Path, inputs, spool) -> None:
+    """The spool's table to -o, chunk by chunk (replay/cli/tables.py)."""
+    from fpreplay.replay.cli.tables import TableWriter
+
+    writer = TableWriter(output, inputs)
+    try:
+        for block in spool.chunks():
+            writer.write(block)
+        if not writer.blocks:          # no IRP: the table's columns all the same
+            writer.write(spool.collect())
+        writer.finish()
+    finally:
+        writer.discard()
 
 
 def _write(df, output: Path | None, inputs=()) -> None:
@@ -95,9 +115,15 @@ def analyze(
     from fpreplay.replay.render import json as render_json
     from fpreplay.replay.render import terminal as render
 
-    read, irps = load_irps(trace, answer.quiet)
+    read, spool = load_spool(trace, answer.quiet)
+    with spool:
+        if answer.output is not None:     # -o: the lifecycle table, written as it is read
+            _stream_out(answer.output, read.inputs, spool)
+        # The document's figures (breakdowns, never-completed IRPs, incidents with their IRP
+        # counts) read every IRP: only the few columns they use are collected.
+        irps = spool.collect([c for c in ANALYZE_COLUMNS if c in spool.columns])
     doc = render_json.analyze_document(read, irps, _incidents(read, irps, gap))
-    _answer(doc, irps, answer,
+    _answer(doc, None, answer,
             functools.partial(render.render_analyze, args=shell_words(trace)))
 
 
@@ -128,13 +154,28 @@ def compare(
     from fpreplay.replay.render import terminal as render
 
     policies = option_value("--policy", whatif.parse_policies, policy or [])
-    read, irps = load_irps(trace, answer.quiet)
-    cmp = whatif.compare(irps, policies, events=read.events, settings=simulation.settings)
-    stories = None if explain is None else _explain(cmp, read, explain)
-    rec = whatif.recommend(cmp, irps, events=read.events, settings=simulation.settings)
+    from fpreplay.replay.cli.tables import TableWriter
+
+    read, spool = load_spool(trace, answer.quiet)
+    settings = simulation.settings
+    with spool:
+        source = whatif.IrpSource(spool, settings)
+        writer = None if answer.output is None else TableWriter(answer.output, read.inputs)
+        try:
+            # One pass over the spool replays every policy; -o is written as rows settle.
+            cmp = whatif.compare(source, policies, events=read.events, settings=settings,
+                                 keep=False, explain_irp=None if explain is None else explain[0],
+                                 sink=None if writer is None else writer.write)
+            if writer is not None:
+                writer.finish()
+        finally:
+            if writer is not None:
+                writer.discard()
+        stories = None if explain is None else _explain(cmp, read, explain)
+        rec = whatif.recommend(cmp, source, events=read.events, settings=settings)
     doc = render_json.compare_document(read.inputs, simulation.memory.text, cmp,
                                        read.diagnostics.warnings, stories, rec)
-    _answer(doc, cmp.per_irp, answer,
+    _answer(doc, None, answer,
             functools.partial(render.render_compare, args=shell_words(trace, simulation)))
 
 
@@ -148,12 +189,7 @@ def _explain(cmp, read, explain) -> list[dict]:
     if when is not None:
         # The trace's span from its IRPs: after a streamed read `read.events` holds only the
         # side events, which may end early or be empty.
-        import polars as pl
-
-        first, last = cmp.per_irp.select(
-            pl.col("arrive_ns").min().alias("first"),
-            pl.max_horizontal(pl.col("arrive_ns").max(), pl.col("complete_ns").max()).alias("last"),
-        ).row(0)
+        first, last = cmp.span
         start = read.trace_start_ns if read.trace_start_ns is not None else first
         if start is not None:
             at_ns = when.resolve(start, last if last is not None else start)
@@ -185,9 +221,10 @@ def sweep(
     from fpreplay.replay.render import json as render_json
     from fpreplay.replay.render import terminal as render
 
-    read, irps = load_irps(trace, answer.quiet)
-    s = whatif.sweep(irps, kind, max_reserved=max_, budget_ns=budget, events=read.events,
-                     settings=simulation.settings)
+    read, spool = load_spool(trace, answer.quiet)
+    with spool:     # each pass over the spool replays every size it tries
+        s = whatif.sweep(spool, kind, max_reserved=max_, budget_ns=budget, events=read.events,
+                         settings=simulation.settings)
     doc = render_json.sweep_document(read.inputs, simulation.memory.text, s,
                                      read.diagnostics.warnings)
     _answer(doc, s.rows, answer,

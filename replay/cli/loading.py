@@ -109,3 +109,13 @@ def load_irps(trace: Trace, quiet: bool = False) -> tuple[TraceRead, pl.DataFram
     from fpreplay.parsers import InputStream
 
     return _read(trace, quiet, False, lambda o: read_lifecycles(InputStream(trace.inputs, o)))
+
+
+def load_spool(trace: Trace, quiet: bool = False):
+    """load_irps with the lifecycles in an IrpSpool (read back a chunk at a time, memory bounded
+    by the open IRPs): (TraceRead, IrpSpool); close the spool when done."""
+    from fpreplay.lifecycles import read_lifecycles_spooled
+    from fpreplay.parsers import InputStream
+
+    return _read(trace, quiet, False,
+                 lambda o: read_lifecycles_spooled(InputStream(trace.inputs, o)))

@@ -37,6 +37,7 @@ from fpreplay.replay.whatif.sizing import (
     PEAK_PROBE_CAP, SWEEP_EXHAUSTIVE, Sweep, SweepKind, peak_demand, sweep, sweep_kind,
     sweep_rows, recommend_size,
 )
+from fpreplay.replay.whatif.stream import IrpSource, as_source, replay_pass
 from fpreplay.replay.whatif.stories import (
     explain, parse_irp_address, parse_irp_at, stories_of_rows,
 )
@@ -52,4 +53,5 @@ __all__ = [
     "reserved_deliveries", "DELIVERED_OUTCOMES", "SERVED_ACTUALS", "TIMELINE_VALUES",
     "PEAK_PROBE_CAP", "SWEEP_EXHAUSTIVE", "RULE", "Recommendation", "recommend", "fits",
     "from_comparison", "from_sweep", "recommend_size", "policy_text", "reserve_kind",
+    "IrpSource", "as_source", "replay_pass",
 ]

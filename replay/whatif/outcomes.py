@@ -23,8 +23,8 @@ DELIVERED_OUTCOMES = ("normal", "reserved", "parked_reserved")
 
 # --- inputs shared by every simulation --------------------------------------------------------
 
-def queue_operations(events: pl.DataFrame | None,
-                     irps: pl.DataFrame | None = None) -> pl.DataFrame | None:
+def queue_operations(events: pl.DataFrame | None, irps: pl.DataFrame | None = None, *,
+                     aliases: dict[str, str] | None = None) -> pl.DataFrame | None:
     """Queue state changes seen in the trace, replayed at their observed times (contract 6), each
     on its own device: named as the lifecycles name it (an alias another source used for that
     device maps to the device's name), so the replay acts on that device's queue only."""
@@ -34,7 +34,8 @@ def queue_operations(events: pl.DataFrame | None,
                                                                    "device")
     if not ops.height:
         return None
-    aliases = alias_map(irps) if irps is not None else {}
+    if aliases is None:
+        aliases = alias_map(irps) if irps is not None else {}
     if aliases:
         ops = ops.with_columns(pl.col("device").replace(aliases))
     return ops
@@ -86,19 +87,23 @@ def high_water(result) -> int:
 
 
 def verdicts(irps: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
-    """Per IRP: actual, simulated outcome/status/park wait, and the verdict the summary counts.
-
-    verdict: `rescued` (failed for real, delivered in the simulation), `still_failed` (failed for
-    real, failed again), `regressed` (served for real, failed in the simulation), `same`.
-    """
+    """Per IRP: actual, simulated outcome/status/park wait, and the verdict the summary counts
+    (verdict_columns)."""
     sim = outcomes.sort("row").select(
         "outcome", "status", "parked", "park_wait_ns", "deliver_ns",
         pl.col("complete_ns").alias("sim_complete_ns"), "reserved_id",
         pl.col("queue").alias("sim_queue"))
     if sim.height != irps.height:
         raise ValueError(f"simulation returned {sim.height} outcomes for {irps.height} IRPs")
-    df = pl.concat([irps.select("actual"), sim.rename({"status": "sim_status"})],
-                   how="horizontal")
+    return verdict_columns(pl.concat([irps.select("actual"), sim.rename({"status": "sim_status"})],
+                                     how="horizontal"))
+
+
+def verdict_columns(df: pl.DataFrame) -> pl.DataFrame:
+    """`df` (actual, and a simulation's outcomes with status as sim_status) with the verdict
+    the summary counts: `rescued` (failed for real, delivered in the simulation),
+    `still_failed` (failed for real, failed again), `regressed` (served for real, failed in the
+    simulation), `same`; parked null as false."""
     failed = pl.col("actual").is_in(FAILED_ACTUALS)
     delivered = pl.col("outcome").is_in(DELIVERED_OUTCOMES)
     error = nt_error_expr(pl.col("sim_status"))
@@ -110,7 +115,7 @@ def verdicts(irps: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
         pl.col("parked").fill_null(False))
 
 
-def _percentiles(waits: pl.Series) -> dict[str, int]:
+def percentiles(waits: pl.Series) -> dict[str, int]:
     """p50, p99 and max by the nearest-rank method: every figure is the wait of a real IRP."""
     waits = waits.drop_nulls().sort()
     n = waits.len()
@@ -132,7 +137,7 @@ def summarize(policy_text: str, v: pl.DataFrame, reserve_high_water: int) -> dic
         "still_failed": int((v["verdict"] == "still_failed").sum()),
         "regressed": int((v["verdict"] == "regressed").sum()),
         "parked": int(v["parked"].sum()),
-        "park_wait_ns": _percentiles(served_waits["park_wait_ns"]),
+        "park_wait_ns": percentiles(served_waits["park_wait_ns"]),
         "cancelled": int((v["sim_status"] == STATUS_CANCELLED).sum()),
         "invalid_state": int((v["sim_status"] == STATUS_INVALID_DEVICE_STATE).sum()),
         "reserve_high_water": int(reserve_high_water),
@@ -177,11 +182,16 @@ def reserved_deliveries(irps: pl.DataFrame) -> pl.DataFrame:
 
 
 def observed_row(irps: pl.DataFrame) -> dict:
-    """What actually happened, as a compare row: failures the trace shows, nothing rescued;
-    parking and the reserve's high-water mark as far as the IRPs' deliveries show them (an IRP
-    served from the reserve after its arrival was parked)."""
-    actual = actual_counts(irps)
-    served = reserved_deliveries(irps)
+    """What actually happened, as a compare row (observed_from over the whole table)."""
+    return observed_from(actual_counts(irps), irps.filter(pl.col("actual") == "reserved"))
+
+
+def observed_from(actual: dict[str, int], reserved: pl.DataFrame) -> dict:
+    """What actually happened, as a compare row, from the `actual` counts and the IRPs the
+    trace saw served from the reserve (in arrival order): failures the trace shows, nothing
+    rescued; parking and the reserve's high-water mark as far as the IRPs' deliveries show them
+    (an IRP served from the reserve after its arrival was parked)."""
+    served = reserved_deliveries(reserved)
     waits = served.filter(pl.col("parked"))["park_wait_ns"]
     return {
         "policy": "actual",
@@ -189,7 +199,7 @@ def observed_row(irps: pl.DataFrame) -> dict:
         "still_failed": sum(actual[a] for a in FAILED_ACTUALS),
         "regressed": 0,
         "parked": int(waits.len()),
-        "park_wait_ns": _percentiles(waits),
+        "park_wait_ns": percentiles(waits),
         "cancelled": actual["cancelled"],
         "invalid_state": actual["invalid_state"],
         "reserve_high_water": concurrency_peak(served["deliver_ns"], served["complete_ns"]),

@@ -8,14 +8,14 @@ import polars as pl
 
 from fpreplay.engine import Policy, examine_verdicts, parse_policy
 from fpreplay.errors import ConfigError
-from fpreplay.replay.whatif.assumptions import trace_cannot_tell
+from fpreplay.replay.whatif.assumptions import seeds_warning
 from fpreplay.replay.whatif.outcomes import (
-    add_warnings, high_water, queue_operations, run_policy, summarize, verdicts,
-    window_incidents,
+    add_warnings, high_water, queue_operations, window_incidents,
 )
 from fpreplay.replay.whatif.recommend import Recommendation, fits, from_sweep
 from fpreplay.replay.whatif.seeds import combine_rows, figure_range
 from fpreplay.replay.whatif.settings import WhatIfSettings
+from fpreplay.replay.whatif.stream import Job, as_source, replay_pass
 from fpreplay.schema import empty_irps
 
 # A sweep tries every size up to this; beyond it a grid plus a bisection for the answers.
@@ -71,36 +71,45 @@ class Sweep:
     ranges: dict = field(default_factory=dict)
 
 
-def peak_demand(irps: pl.DataFrame, kind: SweepKind, settings: WhatIfSettings,
+def peak_demand(irps, kind: SweepKind, settings: WhatIfSettings,
                 queue_ops=None, incidents=None) -> int:
-    """Reserved requests in use at once when the pool never runs out."""
-    return _Sizer(irps, kind, settings, queue_ops, incidents).peak()
+    """Reserved requests in use at once when the pool never runs out (irps: a lifecycle table,
+    IrpSpool or IrpSource)."""
+    return _Sizer(as_source(irps, settings), kind, settings, queue_ops, incidents).peak()
 
 
 class _Sizer:
-    """One seed's sweep: each size simulated once, the smallest sizes found by bisection."""
+    """One seed's sweep: each size simulated once, the smallest sizes found by bisection. The
+    sizes asked at once (fill) are replayed in lockstep: one pass over the table."""
 
-    def __init__(self, irps, kind: SweepKind, settings: WhatIfSettings, ops, incidents):
-        self.irps, self.kind, self.settings = irps, kind, settings
+    def __init__(self, source, kind: SweepKind, settings: WhatIfSettings, ops, incidents):
+        self.source, self.kind, self.settings = source, kind, settings
         self.ops, self.incidents = ops, incidents
         self.cache: dict[int, dict] = {}
         self.warnings: list[str] = []
 
-    def _run(self, policy: Policy):
-        result = run_policy(self.irps, policy, self.settings, self.ops, self.incidents)
-        add_warnings(self.warnings, result)
-        return result
+    def _run(self, policies: list[Policy]) -> list[Job]:
+        jobs = [Job(p, self.settings) for p in policies]
+        replay_pass(self.source, jobs, queue_ops=self.ops, incidents=self.incidents)
+        for job in jobs:
+            add_warnings(self.warnings, job.result)
+        return jobs
 
     def peak(self) -> int:
-        cap = max(1, min(self.irps.height, PEAK_PROBE_CAP))
-        return high_water(self._run(self.kind.at(cap)))
+        cap = max(1, min(self.source.height, PEAK_PROBE_CAP))
+        return high_water(self._run([self.kind.at(cap)])[0].result)
+
+    def fill(self, sizes: list[int]) -> None:
+        """Replay every size not tried yet, in one pass."""
+        todo = [n for n in dict.fromkeys(sizes) if n not in self.cache]
+        if not todo:
+            return
+        for n, job in zip(todo, self._run([self.kind.at(n) for n in todo])):
+            s = job.tally.summary(job.policy.text, high_water(job.result))
+            self.cache[n] = {"reserved": n} | {k: s[k] for k in _ROW_KEYS}
 
     def row(self, n: int) -> dict:
-        if n not in self.cache:
-            policy = self.kind.at(n)
-            result = self._run(policy)
-            s = summarize(policy.text, verdicts(self.irps, result.outcomes), high_water(result))
-            self.cache[n] = {"reserved": n} | {k: s[k] for k in _ROW_KEYS}
+        self.fill([n])
         return self.cache[n]
 
     def smallest(self, ok) -> int | None:
@@ -139,26 +148,26 @@ _ROW_SCHEMA = {"reserved": pl.UInt32, "rescued": pl.UInt32, "still_failed": pl.U
                "park_wait_max_ns": pl.Int64}
 
 
-def sweep(irps: pl.DataFrame, kind: str | SweepKind = "always", *,
+def sweep(irps, kind: str | SweepKind = "always", *,
           max_reserved: int | None = None, budget_ns: int | None = None,
           events: pl.DataFrame | None = None, settings: WhatIfSettings | None = None) -> Sweep:
     """Outcomes against reserve sizes 1..max (default: up to the peak demand); once per seed
     when the seed is unknowable (WhatIfSettings.runs), every size any seed tried run for all."""
     settings = settings or WhatIfSettings()
-    irps, warnings = trace_cannot_tell(irps, settings)
     kind = sweep_kind(kind)   # checked before any work
     if max_reserved is not None and max_reserved < 1:
         raise ConfigError(f"largest reserve size {max_reserved}: must be at least 1")
-    ops = queue_operations(events, irps)
-    incidents = window_incidents(irps, events, settings)
-    sizers = [_Sizer(irps, kind, run, ops, incidents) for run in settings.runs()]
+    source = as_source(irps, settings)
+    warnings = [*seeds_warning(settings), *source.warnings()]
+    ops = queue_operations(events, aliases=source.aliases)
+    incidents = window_incidents(source.whole(), events, settings) if settings.window else None
+    sizers = [_Sizer(source, kind, run, ops, incidents) for run in settings.runs()]
     answers: dict[str, list] = {}
     if max_reserved is None:
         answers["peak_demand"] = [z.peak() for z in sizers]
         max_reserved = max(1, *answers["peak_demand"])
     for z in sizers:
-        for n in _sizes(max_reserved):
-            z.row(n)
+        z.fill(_sizes(max_reserved))
     answers["min_reserved_no_park"] = [z.smallest(fits) for z in sizers]
     if budget_ns is not None:
         answers["min_reserved_within_budget"] = [
