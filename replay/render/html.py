@@ -97,14 +97,15 @@ def esc(x) -> str:
 
 
 def _table(head: list[str], rows: list[list], left: int = 1, cls: str = "",
-           keys: list[str] | None = None) -> str:
-    """A table; `keys` names each row's IRP (a click tells its story). Longer than SCROLL_ROWS
-    rows, it scrolls in its own box under a header that stays."""
+           keys: list[str] | None = None, raw: tuple[int, ...] = ()) -> str:
+    """A table; `keys` names each row's IRP (a click tells its story); the `raw` columns hold
+    markup the page made itself (a link), the rest is escaped. Longer than SCROLL_ROWS rows, it
+    scrolls in its own box under a header that stays."""
     th = "".join(f'<th class="{"l" if i < left else ""}">{esc(h)}</th>'
                  for i, h in enumerate(head))
     body = "".join(
         (f'<tr data-irp="{esc(keys[n])}" title="click for its story">' if keys else "<tr>")
-        + "".join(f'<td class="{"l" if i < left else ""}">{esc(c)}</td>'
+        + "".join(f'<td class="{"l" if i < left else ""}">{c if i in raw else esc(c)}</td>'
                   for i, c in enumerate(r)) + "</tr>" for n, r in enumerate(rows))
     table = f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
     return f'<div class="scroll">{table}</div>' if len(rows) > SCROLL_ROWS else table
@@ -144,6 +145,32 @@ def _fmt_bytes(n) -> str:
     if n is None:
         return "-"
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
+
+
+# A trace of hundreds of incidents gets a row each in the overview and a section for the worst
+# of them: the page stays a page (and its stories bounded) whatever the trace's length.
+INCIDENT_DETAIL_LIMIT = 20
+
+
+def detailed_incidents(incidents: list[dict], limit: int | None = None) -> list[dict]:
+    """The incidents the page details: the `limit` with the most IRPs failed for want of memory
+    (alloc_failed + refused; the earlier first on a tie), in time order."""
+    worst = sorted(incidents, key=lambda i: (-(i["alloc_failed"] + i["refused"]), i["start_ns"]))
+    return sorted(worst[:INCIDENT_DETAIL_LIMIT if limit is None else limit], key=lambda i: i["start_ns"])
+
+
+def _incident_overview(incidents: list[dict], detailed: list[dict]) -> str:
+    """One row per incident; those with a section below link to it."""
+    shown = {i["incident"] for i in detailed}
+    rows = [[f'<a href="#incident-{i["incident"]}">{i["incident"]}</a>' if i["incident"] in shown
+             else str(i["incident"]), render.fmt_time(i["start_ns"]),
+             render.fmt_duration(i["duration_ns"]), i["irps"], i["alloc_failed"], i["refused"],
+             i["reserved"], ", ".join(i["devices"]) or "-"] for i in incidents]
+    return (f'<p class="muted">Detailed below: the {len(detailed)} incidents with the most IRPs '
+            f'failed for want of memory, of {len(incidents)} (numbers linked); every incident '
+            'in full: <code>fpreplay incidents TRACE --json</code>.</p>'
+            + _table(["#", "start (UTC)", "length", "IRPs arrived", "alloc_failed", "refused",
+                      "reserved", "devices"], rows, left=0, raw=(0,)))
 
 
 def _incident_section(i: dict, policies: list[str], t0: int,
@@ -341,7 +368,8 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
                                            pl.col("complete_ns").max())).item() or t0 + 1)
     t1 = max(t1, t0 + 1)
     incidents = incidents_doc["incidents"]
-    listed = [(r["irp"], r["arrive_ns"]) for i in incidents for r in i["irp_list"]]
+    detailed = detailed_incidents(incidents)
+    listed = [(r["irp"], r["arrive_ns"]) for i in detailed for r in i["irp_list"]]
     listed += [(r["irp"], r["arrive_ns"]) for r in a["never_completed"]["irps"]]
     stories, matter, _ = pick_stories(cmp, [(i, t) for i, t in listed
                                             if i is not None and t is not None])
@@ -378,7 +406,8 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
                 for r in sweep_doc["rows"]], left=0),
         _sweep_answers(sweep_doc),
         f'<h2 id="incidents">Low-memory incidents ({len(incidents)})</h2>',
-        *([_incident_section(i, incidents_doc["policies"], t0, queue_ops) for i in incidents]
+        _incident_overview(incidents, detailed) if len(detailed) < len(incidents) else "",
+        *([_incident_section(i, incidents_doc["policies"], t0, queue_ops) for i in detailed]
           or ["<p>No low-memory incident.</p>"]),
         '<div id="story" role="dialog" aria-label="IRP story"><button id="story-close" '
         'title="close">close</button><b>IRP story</b> <span class="muted">(as <code>fpreplay '

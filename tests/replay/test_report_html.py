@@ -306,6 +306,32 @@ def test_story_count_is_bounded(tmp_path):
     assert first in pick_stories(cmp, [(int(irp, 16), int(arrive))], limit=0)[0]
 
 
+def test_many_incidents_get_a_row_each_and_the_worst_a_section(tmp_path, capsys):
+    """A long trace's hundreds of incidents: the page lists each in an overview and details only
+    the INCIDENT_DETAIL_LIMIT with the most failed IRPs, so its size and stories stay bounded."""
+    from fpreplay.replay.render.html import INCIDENT_DETAIL_LIMIT
+
+    sample = Path(__file__).parents[2] / "traces" / "samples" / "a-paging-storm" / "trace.etl"
+    main(["incidents", str(sample), "--gap", "10ms", "--json", "-q"])
+    incidents = json.loads(capsys.readouterr()[0])["incidents"]
+    assert len(incidents) > INCIDENT_DETAIL_LIMIT   # the gap splits the storm into many
+    out = tmp_path / "r.html"
+    assert main(["report", str(sample), "--gap", "10ms", "-o", str(out)]) == 0
+    page = parse(out)
+    sections = {int(i.removeprefix("incident-")) for i in page.ids if i.startswith("incident-")}
+    failed = {i["incident"]: i["alloc_failed"] + i["refused"] for i in incidents}
+    assert len(sections) == INCIDENT_DETAIL_LIMIT
+    # the detailed ones fail at least as many IRPs as any left out
+    assert min(failed[n] for n in sections) >= max(
+        f for n, f in failed.items() if n not in sections)
+    overview = [r for r in page.rows if len(r) == 8 and r[0].isdigit()
+                and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+", r[1])]
+    assert [int(r[0]) for r in overview] == [i["incident"] for i in incidents]
+    html = out.read_text(encoding="utf-8")
+    assert all(f'href="#incident-{n}"' in html for n in sections)
+    assert "fpreplay incidents TRACE --json" in " ".join(page.text)
+
+
 def test_report_options(tmp_path, capsys):
     trace = write_scenario(tmp_path)
     cfg = tmp_path / "driver.toml"
