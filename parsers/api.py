@@ -211,7 +211,8 @@ class InputStream:
         self._rows = 0
         self._first_ts: int | None = None
 
-    def _streams(self) -> bool:
+    def streams(self) -> bool:
+        """Whether iterating yields the batches as the reader makes them (else one batch)."""
         from fpreplay.parsers import formats
 
         o = self.options
@@ -220,7 +221,7 @@ class InputStream:
                 and o.range_s is None and o.time_range is None and formats.sniff(p) == "etl")
 
     def __iter__(self) -> Iterator[pl.DataFrame]:
-        if not self._streams():
+        if not self.streams():
             self._whole = read_inputs(self.paths, self.options, self.diagnostics)
             yield self._whole.events
             return

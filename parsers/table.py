@@ -11,7 +11,7 @@ warning.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -137,6 +137,39 @@ def write_table(df: pl.DataFrame, path: Path, prov: dict | None = None) -> None:
         df.write_csv(path)
     elif suffix in (".ndjson", ".jsonl"):
         df.write_ndjson(path)
+    else:
+        raise FpreplayError(f"{path}: unknown output format {suffix!r} "
+                            "(use .parquet, .csv, .ndjson or .jsonl)")
+
+
+def write_batches(batches: Iterable[pl.DataFrame], path: Path, columns: dict,
+                  prov: Callable[[], dict] | None = None) -> None:
+    """Write a table of `columns` (name -> dtype) a batch at a time, by extension as write_table
+    does and to the same bytes (CSV, NDJSON) or the same table and metadata (Parquet) as
+    write_table of the batches concatenated; nothing holds more than one batch. `prov()` is
+    asked for once every batch is read (the warnings of the read are known only then). Each
+    batch must have exactly `columns`, in order."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet":
+        from polars.io.plugins import register_io_source
+
+        def source(with_columns, predicate, n_rows, batch_size):
+            yield from batches
+
+        table = register_io_source(source, schema=pl.Schema(columns))
+        table.sink_parquet(path, metadata=None if prov is None
+                           else (lambda _: {PROVENANCE_KEY: json.dumps(prov())}))
+    elif suffix in (".csv", ".ndjson", ".jsonl"):
+        with open(path, "wb") as f:
+            first = True
+            for batch in batches:
+                if suffix == ".csv":
+                    batch.write_csv(f, include_header=first)
+                else:
+                    batch.write_ndjson(f)
+                first = False
+            if first and suffix == ".csv":    # no rows: the header alone, as write_csv writes
+                pl.DataFrame(schema=columns).write_csv(f)
     else:
         raise FpreplayError(f"{path}: unknown output format {suffix!r} "
                             "(use .parquet, .csv, .ndjson or .jsonl)")

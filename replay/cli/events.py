@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from fpreplay.errors import FpreplayError
-from fpreplay.replay.cli.app import app, print_warnings, write_table_output
+from fpreplay.replay.cli.app import (
+    TEXT_SUFFIXES, app, print_warnings, write_output, write_table_output,
+)
 from fpreplay.replay.cli.loading import load_events, load_irps
 from fpreplay.replay.cli.options import Answer, Trace, option_groups
 
@@ -24,14 +26,54 @@ def _write_table(table, answer: Answer, read, keep_provenance: bool = False) -> 
     """Both commands' ending: the table to -o, then the warnings on stderr, with --json too
     (contract section 1), as every command does. An event table keeps what reading found
     beside the events (lost-event counts, warnings) where its format can (Parquet)."""
-    from fpreplay.parsers.table import provenance, provenance_dropped
+    from fpreplay.parsers.table import provenance
 
     prov = provenance(read) if keep_provenance else None
     write_table_output(table, answer.output, read.inputs, prov)
+    _warn(answer, read, prov)
+
+
+def _warn(answer: Answer, read, prov: dict | None) -> None:
+    from fpreplay.parsers.table import provenance_dropped
+
     dropped = prov and provenance_dropped(answer.output, prov)
     if dropped:
         read.diagnostics.warn(dropped)
     print_warnings(read.diagnostics.warnings, answer.quiet)
+
+
+def _write_events_streamed(trace: Trace, answer: Answer, all_records: bool):
+    """The events written to -o as the reader yields them (one .etl: nothing holds the whole
+    table); None when the inputs do not stream, or their batches turned out not to be in the
+    table's order (then nothing is written and the caller writes the whole table)."""
+    from fpreplay.parsers.table import provenance, write_batches
+    from fpreplay.replay.cli.loading import NotStreamable, stream_events
+
+    got = []
+
+    def sink(tmp: Path, batches, columns: dict, prov) -> None:
+        """As write_table_output writes the whole table: CSV and NDJSON with the text twins."""
+        if tmp.suffix.lower() in TEXT_SUFFIXES:
+            import polars as pl
+
+            from fpreplay.replay.render.text_columns import with_text_columns
+
+            batches = (with_text_columns(b) for b in batches)
+            columns = dict(with_text_columns(pl.DataFrame(schema=columns)).schema)
+        write_batches(batches, tmp, columns, prov)
+
+    def write(tmp: Path) -> None:
+        got.append(stream_events(trace, lambda *a: sink(tmp, *a), answer.quiet, all_records))
+        if got[0] is None:
+            raise NotStreamable
+
+    try:
+        write_output(write, answer.output, trace.inputs)
+    except NotStreamable:
+        return None
+    read = got[0]
+    _warn(answer, read, provenance(read))
+    return read
 
 
 @app.command(short_help="Decoded, normalized events as a table (-o FILE).")
@@ -53,11 +95,13 @@ def events(
       fpreplay events trace.etl --all --json -o all.ndjson
     """
     out = _require_output(answer)
-    read = load_events(trace, answer.quiet, all_records=all_records)
-    _write_table(read.events, answer, read, keep_provenance=True)
+    read = _write_events_streamed(trace, answer, all_records)
+    if read is None:
+        read = load_events(trace, answer.quiet, all_records=all_records)
+        _write_table(read.events, answer, read, keep_provenance=True)
     if answer.json:
         print(json.dumps({"schema": "fpreplay.events/1", "inputs": read.inputs,
-                          "output": str(out), "rows": read.events.height,
+                          "output": str(out), "rows": read.event_rows,
                           "records": read.records, "events_lost": read.events_lost,
                           "buffers_lost": read.buffers_lost,
                           "warnings": read.diagnostics.warnings}))

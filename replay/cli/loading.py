@@ -119,3 +119,51 @@ def load_spool(trace: Trace, quiet: bool = False):
 
     return _read(trace, quiet, False,
                  lambda o: read_lifecycles_spooled(InputStream(trace.inputs, o)))
+
+
+class NotStreamable(Exception):
+    """The reader's batches cannot be written as they come (out of time order, other columns):
+    the caller reads the whole table instead."""
+
+
+def stream_events(trace: Trace, write, quiet: bool = False,
+                  all_records: bool = False) -> TraceRead | None:
+    """Hand the inputs' event batches to write(batches, columns, provenance) as the reader makes
+    them, and return the TraceRead (its events empty; provenance() gives what a Parquet table
+    keeps, once the batches are through). None when the inputs are read whole anyway (several
+    inputs, a --range, not an .etl). The batches are checked to be what the whole table would
+    hold in that order (time order, no unknown time, the table's columns); else NotStreamable
+    is raised through write."""
+    from fpreplay.parsers import InputStream, ReadOptions
+    from fpreplay.parsers.api import event_columns
+    from fpreplay.parsers.table import provenance
+
+    if not InputStream(trace.inputs, ReadOptions()).streams():
+        return None
+
+    def read(options):
+        stream = InputStream(trace.inputs, options)
+        columns = event_columns(options)
+        done: list[TraceRead] = []
+
+        def result() -> TraceRead:
+            if not done:
+                done.append(stream.result([]))
+            return done[0]
+
+        write(_checked(stream, columns), columns, lambda: provenance(result()))
+        return (result(),)
+    return _read(trace, quiet, all_records, read)[0]
+
+
+def _checked(batches, columns: dict):
+    """`batches`, each as the whole table would hold its rows, else NotStreamable."""
+    last = None
+    for batch in batches:
+        ts = batch["ts_ns"]
+        if dict(batch.schema) != columns or ts.null_count() or not ts.is_sorted() or (
+                last is not None and batch.height and ts[0] < last):
+            raise NotStreamable
+        if batch.height:
+            last = ts[-1]
+        yield batch
