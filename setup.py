@@ -6,7 +6,7 @@ checkout is used through `pip install -e .`, which maps the folders the same way
 discovered, so adding a folder with an __init__.py below a layer is enough.
 """
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 ROOTS = {
     "fpreplay": "fpreplay",
@@ -25,8 +25,13 @@ for name, folder in ROOTS.items():
         packages.append(f"{name}.{sub}")
         package_dir[f"{name}.{sub}"] = f"{folder}/{sub.replace('.', '/')}"
 
+# The record walk in C (parsers/etl/_walkc.c, Python's C API only): optional, so an install
+# without a compiler still succeeds and the reader uses the same walk in Python (scan.py).
+WALK_EXTENSION = Extension("fpreplay.parsers.etl._walkc", ["parsers/etl/_walkc.c"], optional=True)
+
 setup(
     packages=packages,
     package_dir=package_dir,
+    ext_modules=[WALK_EXTENSION],
     package_data={"": ["*.json", "*.toml", "*.tmf", "*.html", "*.js", "*.css", "py.typed"]},
 )

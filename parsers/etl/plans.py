@@ -38,7 +38,7 @@ class KernelPlan:
     maps the fields with polars. A record too short for the layout goes the per-record way
     (which falls back to older layouts or warns)."""
 
-    __slots__ = ("dec", "need", "dtype", "names", "system", "raw", "keys")
+    __slots__ = ("dec", "need", "dtype", "names", "system", "raw", "keys", "count", "_span")
 
     def __init__(self, dec, htype: int, version_word: int):
         kind = KINDS[(L.MARKER_TRACE_HEADER << 8) | htype]
@@ -59,17 +59,27 @@ class KernelPlan:
                                "offsets": [o for _, o in fields.values()],
                                "itemsize": self.need})
         self.raw = bytearray()                     # `need` bytes per record
-        self.keys: list[int] = []                  # record sequence number << 16 | cpu
+        self.keys: list[np.ndarray] = []           # record sequence number << 16 | cpu
+        self.count = 0                             # records held
+        self._span = np.arange(self.need, dtype=np.int64)
+
+    def add(self, data, offsets: np.ndarray, keys: np.ndarray) -> None:
+        """The records at `offsets` of `data` (bytes or a uint8 array, in record order): their
+        fixed parts copied in one gather."""
+        raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+        self.raw += raw[offsets.astype(np.int64)[:, None] + self._span].tobytes()
+        self.keys.append(keys.astype(np.int64, copy=False))
+        self.count += len(keys)
 
     def frame(self, source: str) -> pl.DataFrame:
         recs = np.frombuffer(self.raw, dtype=self.dtype)
-        keys = np.array(self.keys, dtype=np.int64)
+        keys = np.concatenate(self.keys) if self.keys else np.zeros(0, dtype=np.int64)
         data = {name: np.ascontiguousarray(recs[name]) for name in self.dtype.names}
         data["_seq"] = keys >> 16
         data["cpu"] = (keys & 0xFFFF).astype(np.uint16)
         df = pl.DataFrame(data)
         del recs
-        self.raw, self.keys = bytearray(), []
+        self.raw, self.keys, self.count = bytearray(), [], 0
         # The row a decoder's `fields` would give, then what the walker fills in when absent.
         row = self.dec.columns({n: pl.col(f"f_{n}") for n in self.names})
         if row.get("irp") is not None:
@@ -224,5 +234,5 @@ class Plans:
 
     def pending(self) -> int:
         """Rows the plans hold."""
-        return sum(len(p.keys) for p in self.kernel.values() if p is not None) \
+        return sum(p.count for p in self.kernel.values() if p is not None) \
             + sum(len(p.rows) for p in self.tl.values() if p is not None)

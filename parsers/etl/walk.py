@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from fpreplay.diagnostics import Diagnostics
@@ -19,17 +20,25 @@ from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.etl.clock import FILETIME_UNIX_EPOCH, Clock
 from fpreplay.parsers.etl.headers import (
     BY_CLASS, BY_HOOK, BY_MESSAGE, BY_PROVIDER, CLASSIC_GUID, CLASSIC_TYPE_AT, HEADER_SENTINEL,
-    MANIFEST_KEY, NO_MARKER, PREFIX_WORDS, SKIPPED, SYSTEM, WALK, has_tl_schema, record_ts,
+    KINDS, MANIFEST_KEY, NO_MARKER, PREFIX_WORDS, SKIPPED, SYSTEM, WALK, has_tl_schema,
+    record_ts,
 )
 from fpreplay.parsers.etl.plans import Plans
 from fpreplay.parsers.etl.providers import KERNEL_GROUPS, Registry
 from fpreplay.parsers.etl.record import EtlRecord
+from fpreplay.parsers.etl.scan import STOP_BAD, STOP_END, STOP_FILL, scan
 from fpreplay.parsers.etl.stream import unpack_buffer
 from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
 _ALL_COLUMNS = ("_ts_raw", "_seq", "cpu", "pid", "tid", "provider", "event_id", "opcode",
                 "version", "header_kind", "event_name")
 _LOGFILE_AT = L.SYSTEM_TRACE_HEADER.sizeof()        # TRACE_LOGFILE_HEADER follows the header
+DEFER_RECORDS = 16_384            # records walked before they are classified and decoded
+# Which registry a TypeMarker's kind uses, as a small code per TypeMarker for numpy.
+C_HOOK, C_PROVIDER, C_CLASS, C_MESSAGE, C_SKIPPED, C_UNKNOWN = range(6)
+_CODES = {BY_HOOK: C_HOOK, BY_PROVIDER: C_PROVIDER, BY_CLASS: C_CLASS, BY_MESSAGE: C_MESSAGE,
+          SKIPPED: C_SKIPPED}
+LOOKUP = np.array([_CODES.get(lookup, C_UNKNOWN) for _, _, lookup in WALK], dtype=np.uint8)
 
 
 class Walker:
@@ -50,6 +59,11 @@ class Walker:
                                  tmf_dirs=list(options.tmf_dirs),
                                  providers=list(options.providers))
         self.plans = Plans(self.reg, self.ctx)
+        self.kernel_hit = np.zeros(65536, dtype=bool)   # HookIds a kernel decoder wants
+        self.pending: list[tuple] = []             # walked buffers waiting for `drain`
+        self.pending_records = 0
+        self.defer_records = min(DEFER_RECORDS, options.batch_rows or DEFER_RECORDS)
+        self.kernel_hit[[h for h, d in self.reg.kernel.items() if d is not None]] = True
         self.clock: Clock | None = None
         self.logfile = None
         self.records = 0
@@ -97,87 +111,170 @@ class Walker:
 
     def _walk(self, data, off: int, end: int, cpu: int, base: int) -> None:
         """Every record of one buffer, decoding what a decoder wants. `base` + offset = the
-        record's position for messages. Long because this is the hot loop (~0.5 us a record):
-        locals only, and no call unless a decoder wants the record."""
-        prefix = PREFIX_WORDS.unpack_from
-        walk = WALK
-        by_hook, by_provider, by_class, by_message, no_marker = \
-            BY_HOOK, BY_PROVIDER, BY_CLASS, BY_MESSAGE, NO_MARKER
+        record's position for messages. The structural walk (scan.py, C when built) runs now;
+        classifying and decoding wait until DEFER_RECORDS records are walked (`drain`), so
+        that numpy works on many buffers at once. Until the trace header has set the clock,
+        and for a buffer whose walk stopped early (damage), they run at once."""
+        recs, stop, stop_at, stop_size = scan(data, off, end)
+        n = len(recs)
+        self.pending.append((data, recs, stop, stop_at, stop_size, end, cpu, base, self.records))
+        self.records += n
+        self.pending_records += n
+        # Records of a buffer are (nearly) in time order: its last one tells how far the CPU
+        # got.
+        self.buffer_max_ts = record_ts(data, int(recs["off"][-1])) if n else None
+        if self.clock is None or stop != STOP_END or self.pending_records >= self.defer_records:
+            self.drain()
+
+    def drain(self) -> None:
+        """Classify and decode the records of the buffers walked so far, in record order: the
+        kernel events a batch plan takes are copied to it in one gather per plan, and only the
+        other records a decoder wants cost a Python step each. Each buffer's own warnings
+        (a walk stopped early, a record of no known kind) come after its records' ones."""
+        pending = self.pending
+        if not pending:
+            return
+        self.pending, self.pending_records = [], 0
+        counts = np.array([len(p[1]) for p in pending], dtype=np.int64)
+        starts = np.zeros(len(pending) + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        total = int(starts[-1])
+        if len(pending) == 1:
+            recs = pending[0][1]
+            big = pending[0][0]
+            offs = recs["off"].astype(np.int64)
+        else:
+            recs = np.concatenate([p[1] for p in pending])
+            lengths = np.array([len(p[0]) for p in pending], dtype=np.int64)
+            at = np.zeros(len(pending), dtype=np.int64)
+            np.cumsum(lengths[:-1], out=at[1:])
+            big = np.concatenate([np.frombuffer(p[0], dtype=np.uint8) for p in pending])
+            offs = recs["off"].astype(np.int64) + np.repeat(at, counts)
+        idx = np.zeros(0, dtype=np.int64)
+        unknown = idx
+        if total:
+            reg = self.reg
+            code = LOOKUP[recs["tm"]]
+            wanted = []                              # index arrays for the per-record path
+            hits = np.flatnonzero((code == C_HOOK) & self.kernel_hit[recs["w3"]])
+            if hits.size:
+                firsts = np.array([p[8] for p in pending], dtype=np.int64)
+                cpus = np.array([p[6] for p in pending], dtype=np.int64)
+                which = np.searchsorted(starts, hits, side="right") - 1
+                keys = ((firsts[which] + hits - starts[which]) << 16) | cpus[which]
+                wanted.append(self._kernel_hits(big, recs, offs, hits, keys))
+            if reg.manifest or reg.tracelogging is not None:
+                wanted.append(self._provider_hits(big, recs, offs,
+                                                  np.flatnonzero(code == C_PROVIDER)))
+            if reg.classic:
+                at = np.flatnonzero(code == C_CLASS)
+                if at.size:
+                    wanted.append(at[_registry_hits(big, offs[at], _CLASSIC_KEY,
+                                                    self._classic_keys)])
+            if reg.wpp is not None:
+                wanted.append(np.flatnonzero(code == C_MESSAGE))
+            if wanted:
+                idx = np.concatenate(wanted) if len(wanted) > 1 else wanted[0]
+                idx.sort()
+            unknown = np.flatnonzero(code == C_UNKNOWN)
+        bounds = np.searchsorted(idx, starts).tolist()
+        unknown_at = np.searchsorted(unknown, starts).tolist()
+        for b, (data, brecs, stop, stop_at, stop_size, end, cpu, base, first) in \
+                enumerate(pending):
+            lo, hi = bounds[b], bounds[b + 1]
+            if hi > lo:
+                self._per_record(data, brecs, idx[lo:hi] - starts[b], cpu, base, first)
+            if stop == STOP_FILL:
+                self._fill_inside(base + stop_at, end - stop_at)
+            elif stop == STOP_BAD:
+                self._bad_record(base + stop_at, stop_size, end - stop_at)
+            if unknown_at[b + 1] > unknown_at[b]:
+                i = int(unknown[unknown_at[b]] - starts[b])
+                self._unknown_kind(base + int(brecs["off"][i]),
+                                   KINDS[int(brecs["tm"][i])].name)
+
+    def _kernel_hits(self, big, recs, offs, hits, keys):
+        """Kernel records a decoder wants (`keys`: their sequence number << 16 | cpu): those a
+        batch plan takes go to it in one gather per plan; returns the indices that go the
+        per-record way (the trace header, events without a plan, records too short for their
+        plan's layout)."""
+        sel = recs[hits]
+        plan_keys = (sel["w0"].astype(np.int64) << 32) \
+            | ((sel["tm"] & 0xFF).astype(np.int64) << 16) | sel["w3"].astype(np.int64)
+        uniq, inv = np.unique(plan_keys, return_inverse=True)
+        rest = []
+        kernel, plans = self.reg.kernel, self.plans
+        sizes = recs["size"]
+        for j, key in enumerate(uniq.tolist()):
+            members = np.flatnonzero(inv == j) if len(uniq) > 1 else np.arange(hits.size)
+            dec = kernel[key & 0xFFFF]
+            if dec is HEADER_SENTINEL:
+                rest.append(hits[members])
+                continue
+            plan = plans.kernel.get(key, 0)
+            if plan == 0:
+                plan = plans.kernel_plan(key, dec, (key >> 16) & 0xFF, key >> 32)
+            if plan is None:
+                rest.append(hits[members])
+                continue
+            fits = sizes[hits[members]] >= plan.need
+            if not fits.all():
+                rest.append(hits[members[~fits]])
+                members = members[fits]
+            if members.size:
+                plan.add(big, offs[hits[members]], keys[members])
+        return np.concatenate(rest) if rest else hits[:0]
+
+    def _provider_hits(self, big, recs, offs, at):
+        """The EVENT_HEADER records at `at` a manifest decoder or TraceLogging may want."""
+        if not at.size:
+            return at
+        reg = self.reg
+        hit = _registry_hits(big, offs[at], _MANIFEST_KEY, self._manifest_keys) \
+            if reg.manifest else np.zeros(at.size, dtype=bool)
+        if reg.tracelogging is not None:             # TraceLogging needs extended items
+            hit |= (recs["w2"][at] & L.EVENT_HEADER_FLAG_EXTENDED_INFO) != 0
+        return at[hit]
+
+    def _manifest_keys(self, key: bytes) -> bool:
+        return self.reg.manifest.get(key) is not None
+
+    def _classic_keys(self, key: bytes) -> bool:
+        return self.reg.classic.get((key[:16], key[16])) is not None
+
+    def _per_record(self, data, recs, idx, cpu: int, base: int, first: int) -> None:
+        """The records at `idx` (in record order) through their decoders, one by one, as the
+        registries say."""
         reg = self.reg
         kernel = reg.kernel.get
         manifest, classic, tracelogging = reg.manifest, reg.classic, reg.tracelogging
         key_at, key_end = MANIFEST_KEY.start, MANIFEST_KEY.stop
         guid_at, guid_end, type_at = CLASSIC_GUID.start, CLASSIC_GUID.stop, CLASSIC_TYPE_AT
         extended, has_tl = L.EVENT_HEADER_FLAG_EXTENDED_INFO, has_tl_schema
-        plans = self.plans.kernel
-        n = 0
-        prev = None
-        unknown = None                     # (offset, kind) of the first record of no known kind
-        limit = end - 8
-        while off <= limit:
-            w0, type_marker, w2, w3 = prefix(data, off)
-            kind, smallest, lookup = walk[type_marker]
-            if lookup is by_hook:                             # size in word 2, HookId in word 3
-                size = w2
-                if size < smallest or off + size > end:
-                    self._bad_record(base + off, size, end - off)
-                    break
+        offs = recs["off"]
+        walk = WALK
+        for i, (off, size, type_marker, w3, _w0, w2) in zip(idx.tolist(), recs[idx].tolist()):
+            kind, _, lookup = walk[type_marker]
+            if lookup is BY_HOOK:
                 dec = kernel(w3)
-                if dec is not None:
-                    plan = None
-                    if dec is HEADER_SENTINEL:
-                        self._trace_header(data, off, size, type_marker & 0xFF, base + off)
-                        dec = reg.kernel_user_header
-                    else:
-                        key = (w0 << 32) | ((type_marker & 0xFF) << 16) | w3
-                        plan = plans.get(key, 0)
-                        if plan == 0:
-                            plan = self.plans.kernel_plan(key, dec, type_marker & 0xFF, w0)
-                    if plan is not None and size >= plan.need:
-                        plan.raw += data[off:off + plan.need]
-                        plan.keys.append((self.records + n) << 16 | cpu)
-                    elif dec is not None:
-                        self.seq = self.records + n
-                        self.decode(dec, kind, data, off, size, cpu, base + off)
-            else:
-                size = kind.size(w0, w2, type_marker) if lookup is no_marker else w0
-                if size is None:           # 0xFFFFFFFF or zero fill before FilledBytes
-                    self._fill_inside(base + off, end - off)
-                    break
-                if size < smallest or off + size > end:
-                    self._bad_record(base + off, size, end - off)
-                    break
-                # The registry lookups of HeaderKind.row, inline: a call per record would cost
-                # a tenth of the walk. Word 2 of an EVENT_HEADER is its Flags.
-                if lookup is by_provider:
-                    dec = manifest.get(data[off + key_at:off + key_end])
-                    if dec is None and tracelogging is not None and w2 & extended \
-                            and has_tl(data, off, size):
-                        batched = self.plans.tl_batch(data, off, size, type_marker & 0xFF, cpu,
-                                                      self.records + n)
-                        dec = None if batched else tracelogging
-                elif lookup is by_class:
-                    dec = classic.get((data[off + guid_at:off + guid_end], data[off + type_at])) \
-                        if classic else None
-                elif lookup is by_message:
-                    dec = reg.wpp
-                    if dec is not None:
-                        self.last_ts = record_ts(data, prev) if prev is not None else None
-                else:
-                    dec = None             # ERROR / TIMED / WNODE and unknown types: skipped
-                    if lookup is not SKIPPED:
-                        unknown = unknown or (base + off, kind.name)
-                if dec is not None:
-                    self.seq = self.records + n
-                    self.decode(dec, kind, data, off, size, cpu, base + off)
-            n += 1
-            prev = off
-            off += (size + 7) & ~7
-        self.records += n
-        if unknown is not None:
-            self._unknown_kind(*unknown)
-        # Records of a buffer are (nearly) in time order: its last one tells how far the CPU got.
-        self.buffer_max_ts = record_ts(data, prev) if prev is not None else None
+                if dec is HEADER_SENTINEL:
+                    self._trace_header(data, off, size, type_marker & 0xFF, base + off)
+                    dec = reg.kernel_user_header
+            elif lookup is BY_PROVIDER:
+                dec = manifest.get(data[off + key_at:off + key_end])
+                if dec is None and tracelogging is not None and w2 & extended \
+                        and has_tl(data, off, size):
+                    batched = self.plans.tl_batch(data, off, size, type_marker & 0xFF, cpu,
+                                                  first + i)
+                    dec = None if batched else tracelogging
+            elif lookup is BY_CLASS:
+                dec = classic.get((data[off + guid_at:off + guid_end], data[off + type_at]))
+            else:                                    # BY_MESSAGE
+                dec = reg.wpp
+                self.last_ts = record_ts(data, int(offs[i - 1])) if i > 0 else None
+            if dec is not None:
+                self.seq = first + i
+                self.decode(dec, kind, data, off, size, cpu, base + off)
 
     def _walk_all(self, data, off: int, end: int, cpu: int, base: int) -> None:
         """--all: every record becomes a row (its kind's header fields), decoded where a
@@ -344,6 +441,7 @@ class Walker:
 
     def take_frame(self) -> pl.DataFrame | None:
         """Rows collected since the last call as one frame with _ts_raw/_seq/ts_ns."""
+        self.drain()
         frames = []
         if self.rows:
             schema = dict(EVENT_COLUMNS)
@@ -376,6 +474,23 @@ class Walker:
             df = df.with_columns(ts_ns=pl.coalesce(pl.col("ts_ns"),
                                                    self.clock.expr(pl.col("_ts_raw"))))
         return df
+
+
+# Where a registry's key sits in a record: the manifest's provider GUID + event id, the
+# classic one's class GUID then Type byte.
+_MANIFEST_KEY = np.arange(MANIFEST_KEY.start, MANIFEST_KEY.stop, dtype=np.int64)
+_CLASSIC_KEY = np.concatenate([np.arange(CLASSIC_GUID.start, CLASSIC_GUID.stop),
+                               [CLASSIC_TYPE_AT]]).astype(np.int64)
+
+
+def _registry_hits(data, offs, span, held) -> np.ndarray:
+    """Which of the records at `offs` have a key (the bytes at `span` from each) that `held`
+    says a registry holds: the keys gathered at once, each distinct one looked up once."""
+    raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+    keys = raw[offs.astype(np.int64)[:, None] + span]
+    keys = np.ascontiguousarray(keys).view(f"V{len(span)}").ravel()
+    uniq, inv = np.unique(keys, return_inverse=True)
+    return np.array([held(u.tobytes()) for u in uniq], dtype=bool)[inv]
 
 
 def default_name(rec: EtlRecord) -> str:

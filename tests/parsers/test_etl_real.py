@@ -82,8 +82,9 @@ def _spy_everything(monkeypatch):
 
     def init(self):
         original(self)
-        self.kernel = Every({0: HEADER_SENTINEL})
-        self.kernel.get = lambda key, default=None: HEADER_SENTINEL if key == 0 else spy
+        # Every HookId held (the walk reads which HookIds a decoder wants from the keys).
+        self.kernel = {hook: spy for hook in range(1, 1 << 16)}
+        self.kernel[0] = HEADER_SENTINEL
         self.manifest = Every()
         self.classic = Every()
         self.wpp = spy
