@@ -17,6 +17,8 @@ class Merge:
     def __init__(self, walker, flush_rows: int | None = None):
         self.walker = walker
         self.flush_rows = flush_rows or PENDING_FLUSH_ROWS
+        # The walker classifies records in bunches (walk.py): never more than a flush's worth.
+        walker.defer_records = min(walker.defer_records, self.flush_rows)
         self.pending: pl.DataFrame | None = None
         self.unseen_expired = False                # stopped waiting for CPUs that never logged
         self.released_upto: int | None = None

@@ -39,12 +39,14 @@ def _table() -> bytes:
 
 
 TABLE = _table()
-_MODES = [(e >> 16, e & 0xFFFF) for e in np.frombuffer(TABLE, dtype="<u4").tolist()]
+_MODES: list = []             # the table as (mode, smallest) pairs, made at the first Python walk
 _PREFIX = struct.Struct("<HHHH").unpack_from
 
 
 def scan_python(data, start: int, end: int, table: bytes = TABLE):
     """The pure-Python walk: what `_walkc.scan` returns, byte for byte."""
+    if table is TABLE and not _MODES:
+        _MODES.extend((e >> 16, e & 0xFFFF) for e in np.frombuffer(TABLE, dtype="<u4").tolist())
     modes = _MODES if table is TABLE else \
         [(e >> 16, e & 0xFFFF) for e in np.frombuffer(table, dtype="<u4").tolist()]
     end = min(end, len(data))

@@ -1,15 +1,16 @@
 """The walk: every record of every buffer, counted, and the ones a decoder wants decoded.
 
-Per record the walk reads one 8-byte prefix and looks its header kind up in `headers.WALK`
-(type | marker << 8 -> the HeaderKind, its smallest valid size, and which registry holds its
-decoders). Hits go to a batch plan (plans.py) or to their decoder with the EtlRecord their kind
-reads; misses cost nothing more. With --all every record also becomes a row from its kind's
-header fields. Decoded rows wait in the walker until the merge (merge.py) takes them as a frame.
+Per buffer scan.py walks the records (C when built, else Python): offsets, sizes and prefix
+words as a numpy array. Every DEFER_RECORDS records `drain` classifies them in numpy by their
+TypeMarker's HeaderKind (headers.WALK) and the registries: kernel events with a batch plan
+(plans.py) are gathered into it, the other records a decoder wants go to it one by one as an
+EtlRecord; misses cost nothing more. With --all every record also becomes a row of its kind's
+header fields (walk_all.py). Decoded rows wait in the walker until the merge (merge.py) takes
+them as a frame.
 """
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +21,17 @@ from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.etl.clock import FILETIME_UNIX_EPOCH, Clock
 from fpreplay.parsers.etl.headers import (
     BY_CLASS, BY_HOOK, BY_MESSAGE, BY_PROVIDER, CLASSIC_GUID, CLASSIC_TYPE_AT, HEADER_SENTINEL,
-    KINDS, MANIFEST_KEY, NO_MARKER, PREFIX_WORDS, SKIPPED, SYSTEM, WALK, has_tl_schema,
+    KINDS, MANIFEST_KEY, SKIPPED, SYSTEM, WALK, has_tl_schema,
     record_ts,
 )
 from fpreplay.parsers.etl.plans import Plans
 from fpreplay.parsers.etl.providers import KERNEL_GROUPS, Registry
 from fpreplay.parsers.etl.record import EtlRecord
 from fpreplay.parsers.etl.scan import STOP_BAD, STOP_END, STOP_FILL, scan
+from fpreplay.parsers.etl.walk_all import buffer_times, header_rows, unique_rows
 from fpreplay.parsers.etl.stream import unpack_buffer
 from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
-_ALL_COLUMNS = ("_ts_raw", "_seq", "cpu", "pid", "tid", "provider", "event_id", "opcode",
-                "version", "header_kind", "event_name")
 _LOGFILE_AT = L.SYSTEM_TRACE_HEADER.sizeof()        # TRACE_LOGFILE_HEADER follows the header
 DEFER_RECORDS = 16_384            # records walked before they are classified and decoded
 # Which registry a TypeMarker's kind uses, as a small code per TypeMarker for numpy.
@@ -69,17 +69,13 @@ class Walker:
         self.records = 0
         self.seq = 0
         self.rows: list[dict] = []                 # decoded rows of the current flush window
-        self.cols: dict[str, list] | None = self._new_cols() if self.all else None
+        self.header_frames: list[pl.DataFrame] = []     # --all rows of undecoded records
         self.cpu_last_ts: dict[int, int] = {}      # cpu -> newest raw ts seen on it
         self.cpu_expired: set[int] = set()         # quiet CPUs the merge stopped waiting for,
                                                    # until they log again
         self.decoder_failures: dict[str, int] = {}
         self.buffer_max_ts: int | None = None
         self.last_ts: int | None = None            # an untimed WPP message's time
-
-    @staticmethod
-    def _new_cols() -> dict[str, list]:
-        return {k: [] for k in _ALL_COLUMNS}
 
     # --- one buffer ----------------------------------------------------------------------------
     def buffer(self, file_offset: int, data: bytes) -> None:
@@ -94,10 +90,7 @@ class Walker:
             self.stats["buffers_lost_flagged"] = self.stats.get("buffers_lost_flagged", 0) + 1
         before = self.cpu_last_ts.get(cpu)
         self.buffer_max_ts = None
-        if self.all:
-            self._walk_all(events, start, end, cpu, base)
-        else:
-            self._walk(events, start, end, cpu, base)
+        self._walk(events, start, end, cpu, base)
         self.cpu_expired.discard(cpu)
         ts = self.buffer_max_ts        # how far this CPU has logged
         if ts is not None and ts > self.cpu_last_ts.get(cpu, ts - 1):
@@ -116,13 +109,21 @@ class Walker:
         that numpy works on many buffers at once. Until the trace header has set the clock,
         and for a buffer whose walk stopped early (damage), they run at once."""
         recs, stop, stop_at, stop_size = scan(data, off, end)
+        times = None
+        if self.all:
+            recs, bad, *times = buffer_times(self, data, recs, end)
+            if bad is not None:
+                stop, (stop_at, stop_size) = STOP_BAD, bad
+            self.buffer_max_ts = times[-1]
         n = len(recs)
-        self.pending.append((data, recs, stop, stop_at, stop_size, end, cpu, base, self.records))
+        self.pending.append((data, recs, stop, stop_at, stop_size, end, cpu, base, self.records,
+                             times))
         self.records += n
         self.pending_records += n
-        # Records of a buffer are (nearly) in time order: its last one tells how far the CPU
-        # got.
-        self.buffer_max_ts = record_ts(data, int(recs["off"][-1])) if n else None
+        if not self.all:
+            # Records of a buffer are (nearly) in time order: its last one tells how far the
+            # CPU got.
+            self.buffer_max_ts = record_ts(data, int(recs["off"][-1])) if n else None
         if self.clock is None or stop != STOP_END or self.pending_records >= self.defer_records:
             self.drain()
 
@@ -141,7 +142,7 @@ class Walker:
         total = int(starts[-1])
         if len(pending) == 1:
             recs = pending[0][1]
-            big = pending[0][0]
+            big = np.frombuffer(pending[0][0], dtype=np.uint8)
             offs = recs["off"].astype(np.int64)
         else:
             recs = np.concatenate([p[1] for p in pending])
@@ -157,7 +158,9 @@ class Walker:
             code = LOOKUP[recs["tm"]]
             wanted = []                              # index arrays for the per-record path
             hits = np.flatnonzero((code == C_HOOK) & self.kernel_hit[recs["w3"]])
-            if hits.size:
+            if self.all:
+                wanted.append(hits)
+            elif hits.size:
                 firsts = np.array([p[8] for p in pending], dtype=np.int64)
                 cpus = np.array([p[6] for p in pending], dtype=np.int64)
                 which = np.searchsorted(starts, hits, side="right") - 1
@@ -179,10 +182,17 @@ class Walker:
             unknown = np.flatnonzero(code == C_UNKNOWN)
         bounds = np.searchsorted(idx, starts).tolist()
         unknown_at = np.searchsorted(unknown, starts).tolist()
-        for b, (data, brecs, stop, stop_at, stop_size, end, cpu, base, first) in \
+        decoded: list[int] = []                  # --all: records a decoder made rows of
+        for b, (data, brecs, stop, stop_at, stop_size, end, cpu, base, first, times) in \
                 enumerate(pending):
             lo, hi = bounds[b], bounds[b + 1]
-            if hi > lo:
+            if self.all:
+                self.last_ts = int(times[0][-1]) if len(brecs) and times[1][-1] else None
+                if hi > lo:
+                    local = idx[lo:hi] - starts[b]
+                    decoded += (self._per_record_all(data, brecs, local, cpu, base, first,
+                                                     times) + starts[b]).tolist()
+            elif hi > lo:
                 self._per_record(data, brecs, idx[lo:hi] - starts[b], cpu, base, first)
             if stop == STOP_FILL:
                 self._fill_inside(base + stop_at, end - stop_at)
@@ -192,6 +202,55 @@ class Walker:
                 i = int(unknown[unknown_at[b]] - starts[b])
                 self._unknown_kind(base + int(brecs["off"][i]),
                                    KINDS[int(brecs["tm"][i])].name)
+        if self.all and total:
+            self._header_rows(pending, big, recs, offs, counts, starts, decoded)
+
+    def _header_rows(self, pending, big, recs, offs, counts, starts, decoded) -> None:
+        """--all: the header rows of the drained records no decoder made rows of."""
+        keep = np.ones(len(recs), dtype=bool)
+        keep[decoded] = False
+        firsts = np.array([p[8] for p in pending], dtype=np.int64)
+        local = np.arange(len(recs), dtype=np.int64) - np.repeat(starts[:-1], counts)
+        seqs = np.repeat(firsts, counts) + local + 1
+        cpus = np.repeat(np.array([p[6] for p in pending], dtype=np.int64), counts)
+        filled = np.concatenate([p[9][0] for p in pending])
+        known = np.concatenate([p[9][1] for p in pending])
+        wpp = {int(starts[b]) + i: v for b, p in enumerate(pending) for i, v in p[9][2].items()}
+        self.header_frames.append(header_rows(self, big, recs, offs, keep, seqs, cpus, filled,
+                                              known, wpp))
+        self.seq = int(seqs[-1])
+
+    def _per_record_all(self, data, recs, idx, cpu: int, base: int, first: int, times):
+        """--all: the records at `idx` a decoder may want, through it; returns the indices of
+        those it made rows of (they get no header row)."""
+        reg = self.reg
+        kernel, manifest, classic = reg.kernel.get, reg.manifest, reg.classic
+        tracelogging = reg.tracelogging
+        filled, known = times[0], times[1]
+        made = []
+        for i, (off, size, type_marker, w3, _w0, w2) in zip(idx.tolist(), recs[idx].tolist()):
+            kind, _, lookup = WALK[type_marker]
+            self.last_ts = int(filled[i]) if known[i] else None
+            if lookup is BY_HOOK:
+                dec = kernel(w3)
+                if dec is HEADER_SENTINEL:
+                    self._trace_header(data, off, size, type_marker & 0xFF, base + off)
+                    dec = reg.kernel_user_header
+            elif lookup is BY_PROVIDER:
+                dec = manifest.get(data[off + MANIFEST_KEY.start:off + MANIFEST_KEY.stop])
+                if dec is None and tracelogging is not None \
+                        and w2 & L.EVENT_HEADER_FLAG_EXTENDED_INFO and has_tl_schema(data, off, size):
+                    dec = tracelogging
+            elif lookup is BY_CLASS:
+                dec = classic.get((data[off + CLASSIC_GUID.start:off + CLASSIC_GUID.stop],
+                                   data[off + CLASSIC_TYPE_AT]))
+            else:
+                dec = reg.wpp
+            if dec is not None:
+                self.seq = first + i + 1
+                if self.decode(dec, kind, data, off, size, cpu, base + off):
+                    made.append(i)
+        return np.array(made, dtype=np.int64)
 
     def _kernel_hits(self, big, recs, offs, hits, keys):
         """Kernel records a decoder wants (`keys`: their sequence number << 16 | cpu): those a
@@ -275,71 +334,6 @@ class Walker:
             if dec is not None:
                 self.seq = first + i
                 self.decode(dec, kind, data, off, size, cpu, base + off)
-
-    def _walk_all(self, data, off: int, end: int, cpu: int, base: int) -> None:
-        """--all: every record becomes a row (its kind's header fields), decoded where a
-        decoder exists."""
-        prefix = PREFIX_WORDS.unpack_from
-        walk, no_marker, by_hook = WALK, NO_MARKER, BY_HOOK
-        reg, diag = self.reg, self.diag
-        c = self.cols
-        c_ts, c_seq, c_cpu, c_pid, c_tid = c["_ts_raw"], c["_seq"], c["cpu"], c["pid"], c["tid"]
-        c_prov, c_id, c_op, c_ver, c_kind = (c["provider"], c["event_id"], c["opcode"],
-                                             c["version"], c["header_kind"])
-        c_name = c["event_name"]
-        n = 0
-        unknown = None
-        last_ts = None
-        max_ts = self.buffer_max_ts
-        limit = end - 8
-        while off <= limit:
-            w0, type_marker, w2, _ = prefix(data, off)
-            kind, smallest, lookup = walk[type_marker]
-            size = w2 if lookup is by_hook else w0 if lookup is not no_marker \
-                else kind.size(w0, w2, type_marker)
-            if size is None:
-                self._fill_inside(base + off, end - off)
-                break
-            if size < smallest or off + size > end:
-                self._bad_record(base + off, size, end - off)
-                break
-            try:
-                ts, pid, tid, prov, event_id, opcode, version, name, dec = \
-                    kind.row(data, off, size, reg, diag)
-            except (ValueError, struct.error):
-                self._bad_record(base + off, size, end - off)
-                break
-            if dec is HEADER_SENTINEL:
-                self._trace_header(data, off, size, type_marker & 0xFF, base + off)
-                dec = reg.kernel_user_header
-            elif lookup is None or lookup is no_marker:
-                unknown = unknown or (base + off, kind.name)
-            n += 1
-            self.seq += 1
-            if ts is None:
-                ts = last_ts               # untimed kinds: the time of the record before
-            else:
-                last_ts = ts
-                if max_ts is None or ts > max_ts:
-                    max_ts = ts
-            self.last_ts = last_ts
-            if dec is None or not self.decode(dec, kind, data, off, size, cpu, base + off):
-                c_ts.append(ts)
-                c_seq.append(self.seq)
-                c_cpu.append(cpu)
-                c_pid.append(pid)
-                c_tid.append(tid)
-                c_prov.append(prov)
-                c_id.append(event_id)
-                c_op.append(opcode)
-                c_ver.append(version)
-                c_kind.append(kind.name)
-                c_name.append(name)
-            off += (size + 7) & ~7
-        self.records += n
-        if unknown is not None:
-            self._unknown_kind(*unknown)
-        self.buffer_max_ts = max_ts
 
     def _bad_record(self, at: int, size: int, room: int) -> None:
         self.diag.warn_repeated(
@@ -436,7 +430,7 @@ class Walker:
 
     # --- what the merge takes ------------------------------------------------------------------
     def rows_waiting(self) -> int:
-        return len(self.rows) + (len(self.cols["_seq"]) if self.cols is not None else 0) \
+        return len(self.rows) + sum(f.height for f in self.header_frames) \
             + self.plans.pending()
 
     def take_frame(self) -> pl.DataFrame | None:
@@ -457,14 +451,8 @@ class Walker:
                 for name, dtype in schema.items()]))
             self.rows = []
         frames += self.plans.frames(self.source)
-        if self.cols is not None and self.cols["_seq"]:
-            data = {k: pl.Series(k, v, dtype=(pl.Int64 if k in ("_ts_raw", "_seq")
-                                              else ALL_RECORD_COLUMNS.get(k)
-                                              or EVENT_COLUMNS.get(k)), strict=False)
-                    for k, v in self.cols.items()}
-            frames.append(pl.DataFrame(data).with_columns(kind=pl.lit("other"),
-                                                          source=pl.lit(self.source)))
-            self.cols = self._new_cols()
+        frames += self.header_frames
+        self.header_frames = []
         if not frames:
             return None
         df = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
@@ -488,8 +476,7 @@ def _registry_hits(data, offs, span, held) -> np.ndarray:
     says a registry holds: the keys gathered at once, each distinct one looked up once."""
     raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
     keys = raw[offs.astype(np.int64)[:, None] + span]
-    keys = np.ascontiguousarray(keys).view(f"V{len(span)}").ravel()
-    uniq, inv = np.unique(keys, return_inverse=True)
+    uniq, inv = unique_rows(keys)
     return np.array([held(u.tobytes()) for u in uniq], dtype=bool)[inv]
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, strategies as st
 from polars.testing import assert_frame_equal
@@ -113,3 +114,47 @@ def test_python_walk_gives_the_record_array():
     recs = np.frombuffer(raw, dtype=S.RECORD)
     assert len(recs) > 0 and stop in (S.STOP_END, S.STOP_FILL)
     assert (np.diff(recs["off"].astype(np.int64)) >= recs["size"][:-1]).all()
+
+
+@pytest.mark.parametrize("path", ["etl/net.4.5.2.x64.etl.zip", "format_only/ebpf_ebpforwindows.etl",
+                                  "format_only/ShutdownPerfDiagLogger.etl", "sample"])
+def test_all_header_rows_are_each_kinds_row(path):
+    """--all's header rows, gathered in numpy many buffers at a time, hold for each record what
+    its HeaderKind.row reads from it alone (an untimed record: the time before it in its
+    buffer); the records without one are exactly those a decoder made rows of."""
+    from fpreplay.parsers.etl.headers import KINDS
+    from fpreplay.parsers.etl.walk import Walker
+
+    trace = SAMPLES / "e-two-disks-every-source" / "trace.etl" if path == "sample" \
+        else real_trace(path)
+    d, stats = Diagnostics(), {}
+    walker = Walker(trace, ReadOptions(all_records=True), d, stats)
+    expected, seq = {}, 0
+    for offset, _, data in iter_buffers(trace, d):
+        walker.buffer(offset, data)
+        events, start, end = next(_buffers_of(trace, offset, data))
+        recs, _, _, _ = S.scan(events, start, end)
+        last = None
+        for off, size, tm in zip(recs["off"].tolist(), recs["size"].tolist(), recs["tm"].tolist()):
+            seq += 1
+            ts, pid, tid, prov, eid, op, ver, name, _ = KINDS[tm].row(events, off, size,
+                                                                      walker.reg, Diagnostics())
+            last = ts if ts is not None else last
+            expected[seq] = (last, pid, tid, prov, eid, op, ver, KINDS[tm].name, name)
+    walker.drain()
+    frame = pl.concat(walker.header_frames)
+    got = {r[0]: r[1:] for r in frame.select(
+        "_seq", "_ts_raw", "pid", "tid", "provider", "event_id", "opcode", "version",
+        "header_kind", "event_name").iter_rows()}
+    assert got == {s: expected[s] for s in got}
+    decoded = {r["_seq"] for r in walker.rows} | {
+        s for p in walker.plans.kernel.values() if p is not None for k in p.keys
+        for s in (k >> 16).tolist()}
+    assert set(expected) - set(got) == decoded
+    assert got and len(got) + len(decoded) == len(expected)
+
+
+def _buffers_of(path, offset, data):
+    unpacked = unpack_buffer(path, offset, data, Diagnostics())
+    if unpacked is not None:
+        yield unpacked[2], unpacked[3], unpacked[4]
