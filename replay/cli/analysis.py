@@ -301,7 +301,8 @@ def report(
     quiet: QuietOpt = False,
 ) -> None:
     """One self-contained HTML page (opens offline): summary tables, per-policy timelines, the
-    sweep curve and a section per incident. -o FILE.html is required.
+    sweep curve, a row per incident and a section for each (for the 20 with the most failed IRPs
+    when there are more). -o FILE.html is required.
 
     \b
     Examples:

@@ -187,9 +187,15 @@ def test_report_draws_policies_overlaid_on_one_time_axis(report):
     time_charts = list(figs.values())[:5]
     # one shared time axis (zoom one, all follow), the incident shaded on each
     assert len({f["x_range"]["id"] for f in time_charts}) == 1
+    # the shaded band is the incident's window: where its zoom button narrows the axis to
+    attrs = dict(page.attrs)
+    window = (float(attrs["data-lo"]), float(attrs["data-hi"]))
     for f in time_charts:
         shades = [r for r in f["renderers"] if r["attributes"].get("name") == "incidents"]
         assert len(shades) == 1
+        data = shades[0]["attributes"]["data_source"]["attributes"]["data"]["entries"]
+        band = dict(data)
+        assert list(zip(column(band["x0"]), column(band["x1"]))) == [pytest.approx(window)]
     # every policy on one chart, not one chart per policy
     parked = lines_of(figs["IRPs parked waiting for a reserved request"])
     assert set(parked) == {"always:1 (the driver's own)", "paging:1"}
