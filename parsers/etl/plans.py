@@ -100,22 +100,31 @@ class KernelPlan:
 
 class TlPlan:
     """One TraceLogging metadata blob (with its provider): the kind and name of its events and,
-    when its fields are wanted, the compiled payload -> instrumentation columns function."""
+    when its fields are wanted, the compiled payload -> instrumentation columns function (one
+    record at a time) and its numpy program (many records at a time, tl_batch.py)."""
 
-    __slots__ = ("kind", "event_name", "names", "columns", "rows")
+    __slots__ = ("kind", "event_name", "names", "columns", "program", "rows", "chunks", "count")
 
-    def __init__(self, kind: str, event_name: str, names: tuple, columns):
+    def __init__(self, kind: str, event_name: str, names: tuple, columns, program=None):
         self.kind, self.event_name, self.names, self.columns = kind, event_name, names, columns
+        self.program = program
         self.rows: list[tuple] = []       # (tid, pid, ts, seq, cpu, *column values)
+        self.chunks: list[pl.DataFrame] = []     # rows decoded many at a time
+        self.count = 0
 
     def frame(self, source: str) -> pl.DataFrame:
         names = ("tid", "pid", "_ts_raw", "_seq", "cpu", *self.names)
         dtypes = {**EVENT_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
-        series = [pl.Series(n, c, dtype=dtypes[n], strict=False)
-                  for n, c in zip(names, zip(*self.rows))]
-        self.rows = []
-        return pl.DataFrame([s for s in series if s.null_count() < s.len()]).with_columns(
-            source=pl.lit(source), kind=pl.lit(self.kind), event_name=pl.lit(self.event_name))
+        frames = list(self.chunks)
+        if self.rows:
+            frames.append(pl.DataFrame([
+                pl.Series(n, c, dtype=dtypes[n], strict=False)
+                for n, c in zip(names, zip(*self.rows))]))
+        self.rows, self.chunks, self.count = [], [], 0
+        df = pl.concat(frames) if len(frames) > 1 else frames[0]
+        return df.select([c for c in df.columns if df[c].null_count() < df.height]) \
+            .with_columns(source=pl.lit(source), kind=pl.lit(self.kind),
+                          event_name=pl.lit(self.event_name))
 
 
 class Plans:
@@ -162,6 +171,7 @@ class Plans:
                 return False
         if plan.columns is None:
             plan.rows.append((*TID_PID_TS.unpack_from(data, off + TID_PID_TS_AT), seq, cpu))
+            plan.count += 1
             return True
         try:
             values = plan.columns(bytes(data[p:end]))
@@ -169,7 +179,46 @@ class Plans:
             return False
         plan.rows.append((*TID_PID_TS.unpack_from(data, off + TID_PID_TS_AT), seq, cpu,
                           *values))
+        plan.count += 1
         return True
+
+    def tl_many(self, big: np.ndarray, offs: np.ndarray, sizes: np.ndarray,
+                htypes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """EVENT_HEADER records with extended items no manifest decoder takes (at `offs` of
+        `big`, keys: sequence number << 16 | cpu), decoded many at a time (tl_batch.py) into
+        their plans; records with no TraceLogging metadata are done with. Returns a mask of
+        the records the per-record path must see (what tl_batch declines, it declines too)."""
+        from fpreplay.parsers.etl import tl_batch as B
+
+        end = offs + sizes
+        plain, pay, meta_at, meta_len, traits_at, traits_len = B.ext_chains(
+            big, B.payload_start(offs), end)
+        rest = ~plain
+        tl = np.flatnonzero(plain & (meta_at >= 0))
+        if not tl.size:
+            return rest
+        nuls = B._Nuls(big)
+        for key, members in B.plan_groups(big, offs[tl], htypes[tl], meta_at[tl], meta_len[tl],
+                                          traits_at[tl], traits_len[tl]):
+            at = tl[members]
+            plan = self.tl.get(key, 0)
+            if plan == 0:
+                plan = self._tl_plan(key)
+            if plan is None or (plan.columns is not None and plan.program is None):
+                rest[at] = True
+                continue
+            columns = {}
+            if plan.columns is not None:
+                ok, columns = B.decode_group(plan.program, big, nuls, pay[at], end[at])
+                if not ok.all():
+                    rest[at[~ok]] = True
+                    at = at[ok]
+                    columns = {c: v.filter(pl.Series(ok)) for c, v in columns.items()}
+            if at.size:
+                plan.chunks.append(B.chunk(B.head_columns(big, offs[at], keys[at]), columns,
+                                           plan.names))
+                plan.count += int(at.size)
+        return rest
 
     def _tl_plan_of(self, data, guid, htype: int, start: int, end: int):
         """(plan or None, payload offset) from an event's extended items: its metadata and
@@ -209,6 +258,7 @@ class Plans:
         tracelogging.decode decides them; None when the reference path must decode."""
         from fpreplay.parsers.etl.decoders import tracelogging as TL
         from fpreplay.parsers.etl.decoders.tl_compiled import compile_columns
+        from fpreplay.parsers.etl.tl_batch import compile_program
 
         meta, traits, guid, htype = key
         plan = None
@@ -221,18 +271,20 @@ class Plans:
             provider = TL.provider_name(traits, guid_text)
             kind = TL.INSTRUMENTATION_KINDS.get(event.name.lower())
             wanted = TL.fields_wanted(self.ctx, kind, provider, guid_text)
-            compiled = compile_columns(event, L.HEADER_TYPES[htype][2]) if wanted else ((), None)
+            psize = L.HEADER_TYPES[htype][2]
+            compiled = compile_columns(event, psize) if wanted else ((), None)
             if compiled is not None:
-                plan = TlPlan(kind or "other", f"{provider}/{event.name}", *compiled)
+                program = compile_program(event, psize) if wanted else None
+                plan = TlPlan(kind or "other", f"{provider}/{event.name}", *compiled, program)
         self.tl[key] = plan
         return plan
 
     def frames(self, source: str) -> list[pl.DataFrame]:
         """Everything the plans hold, as frames; empties them."""
         return [p.frame(source) for p in self.kernel.values() if p is not None and p.keys] \
-            + [p.frame(source) for p in self.tl.values() if p is not None and p.rows]
+            + [p.frame(source) for p in self.tl.values() if p is not None and p.count]
 
     def pending(self) -> int:
         """Rows the plans hold."""
         return sum(p.count for p in self.kernel.values() if p is not None) \
-            + sum(len(p.rows) for p in self.tl.values() if p is not None)
+            + sum(p.count for p in self.tl.values() if p is not None)

@@ -129,9 +129,10 @@ class Walker:
 
     def drain(self) -> None:
         """Classify and decode the records of the buffers walked so far, in record order: the
-        kernel events a batch plan takes are copied to it in one gather per plan, and only the
-        other records a decoder wants cost a Python step each. Each buffer's own warnings
-        (a walk stopped early, a record of no known kind) come after its records' ones."""
+        kernel events a batch plan takes are copied to it in one gather per plan, TraceLogging
+        events decoded many at a time (tl_batch.py), and only the other records a decoder
+        wants cost a Python step each. Each buffer's own warnings (a walk stopped early, a
+        record of no known kind) come after its records' ones."""
         pending = self.pending
         if not pending:
             return
@@ -151,35 +152,9 @@ class Walker:
             np.cumsum(lengths[:-1], out=at[1:])
             big = np.concatenate([np.frombuffer(p[0], dtype=np.uint8) for p in pending])
             offs = recs["off"].astype(np.int64) + np.repeat(at, counts)
-        idx = np.zeros(0, dtype=np.int64)
-        unknown = idx
+        idx = unknown = np.zeros(0, dtype=np.int64)
         if total:
-            reg = self.reg
-            code = LOOKUP[recs["tm"]]
-            wanted = []                              # index arrays for the per-record path
-            hits = np.flatnonzero((code == C_HOOK) & self.kernel_hit[recs["w3"]])
-            if self.all:
-                wanted.append(hits)
-            elif hits.size:
-                firsts = np.array([p[8] for p in pending], dtype=np.int64)
-                cpus = np.array([p[6] for p in pending], dtype=np.int64)
-                which = np.searchsorted(starts, hits, side="right") - 1
-                keys = ((firsts[which] + hits - starts[which]) << 16) | cpus[which]
-                wanted.append(self._kernel_hits(big, recs, offs, hits, keys))
-            if reg.manifest or reg.tracelogging is not None:
-                wanted.append(self._provider_hits(big, recs, offs,
-                                                  np.flatnonzero(code == C_PROVIDER)))
-            if reg.classic:
-                at = np.flatnonzero(code == C_CLASS)
-                if at.size:
-                    wanted.append(at[_registry_hits(big, offs[at], _CLASSIC_KEY,
-                                                    self._classic_keys)])
-            if reg.wpp is not None:
-                wanted.append(np.flatnonzero(code == C_MESSAGE))
-            if wanted:
-                idx = np.concatenate(wanted) if len(wanted) > 1 else wanted[0]
-                idx.sort()
-            unknown = np.flatnonzero(code == C_UNKNOWN)
+            idx, unknown = self._classify(pending, big, recs, offs, starts)
         bounds = np.searchsorted(idx, starts).tolist()
         unknown_at = np.searchsorted(unknown, starts).tolist()
         decoded: list[int] = []                  # --all: records a decoder made rows of
@@ -204,6 +179,44 @@ class Walker:
                                    KINDS[int(brecs["tm"][i])].name)
         if self.all and total:
             self._header_rows(pending, big, recs, offs, counts, starts, decoded)
+
+    def _classify(self, pending, big, recs, offs, starts):
+        """(sorted indices of the drained records that take the per-record way, indices of
+        records of no known kind). Kernel events with a batch plan and TraceLogging events go
+        to their plans here (not with --all)."""
+        reg = self.reg
+        code = LOOKUP[recs["tm"]]
+        wanted = []                              # index arrays for the per-record path
+        firsts = np.array([p[8] for p in pending], dtype=np.int64)
+        cpus = np.array([p[6] for p in pending], dtype=np.int64)
+
+        def keys(at):                            # sequence number << 16 | cpu
+            which = np.searchsorted(starts, at, side="right") - 1
+            return ((firsts[which] + at - starts[which]) << 16) | cpus[which]
+
+        hits = np.flatnonzero((code == C_HOOK) & self.kernel_hit[recs["w3"]])
+        if self.all:
+            wanted.append(hits)
+        elif hits.size:
+            wanted.append(self._kernel_hits(big, recs, offs, hits, keys(hits)))
+        if reg.manifest or reg.tracelogging is not None:
+            at = np.flatnonzero(code == C_PROVIDER)
+            manifest, tl = self._provider_hits(big, recs, offs, at)
+            wanted.append(manifest)
+            if tl.size and not self.all:
+                tl = tl[self.plans.tl_many(big, offs[tl], recs["size"][tl].astype(np.int64),
+                                           recs["tm"][tl] & 0xFF, keys(tl))]
+            wanted.append(tl)
+        if reg.classic:
+            at = np.flatnonzero(code == C_CLASS)
+            if at.size:
+                wanted.append(at[_registry_hits(big, offs[at], _CLASSIC_KEY,
+                                                self._classic_keys)])
+        if reg.wpp is not None:
+            wanted.append(np.flatnonzero(code == C_MESSAGE))
+        idx = np.concatenate(wanted) if wanted else np.zeros(0, dtype=np.int64)
+        idx.sort()
+        return idx, np.flatnonzero(code == C_UNKNOWN)
 
     def _header_rows(self, pending, big, recs, offs, counts, starts, decoded) -> None:
         """--all: the header rows of the drained records no decoder made rows of."""
@@ -285,15 +298,17 @@ class Walker:
         return np.concatenate(rest) if rest else hits[:0]
 
     def _provider_hits(self, big, recs, offs, at):
-        """The EVENT_HEADER records at `at` a manifest decoder or TraceLogging may want."""
+        """The EVENT_HEADER records at `at` a manifest decoder wants, and those with extended
+        items (which TraceLogging may want) that no manifest decoder takes."""
         if not at.size:
-            return at
+            return at, at
         reg = self.reg
         hit = _registry_hits(big, offs[at], _MANIFEST_KEY, self._manifest_keys) \
             if reg.manifest else np.zeros(at.size, dtype=bool)
-        if reg.tracelogging is not None:             # TraceLogging needs extended items
-            hit |= (recs["w2"][at] & L.EVENT_HEADER_FLAG_EXTENDED_INFO) != 0
-        return at[hit]
+        if reg.tracelogging is None:
+            return at[hit], at[:0]
+        extended = (recs["w2"][at] & L.EVENT_HEADER_FLAG_EXTENDED_INFO) != 0
+        return at[hit], at[extended & ~hit]
 
     def _manifest_keys(self, key: bytes) -> bool:
         return self.reg.manifest.get(key) is not None

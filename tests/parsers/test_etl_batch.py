@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import struct
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -34,6 +35,7 @@ def _read_per_record(path, monkeypatch, options=None):
             self.kernel[key] = None
         m.setattr(Plans, "kernel_plan", no_plan)
         m.setattr(Plans, "tl_batch", lambda self, *a: False)
+        m.setattr(Plans, "tl_many", lambda self, big, offs, *a: np.ones(len(offs), dtype=bool))
         return read_inputs([path], options)
 
 

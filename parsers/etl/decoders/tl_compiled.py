@@ -59,20 +59,62 @@ def _number(v, mask):
     return v & mask if mask is not None else v
 
 
+def field_plan(event: TlEvent, pointer_size: int):
+    """How an event's payload reads, shared by the per-record function below and the numpy
+    program (tl_batch.py): (fields, columns) where fields are (struct code, or "ansi"/"utf16")
+    in payload order and columns (name, field index, conversion, mask) in
+    INSTRUMENTATION_COLUMNS order, the conversion one of text, hex, hexbool (a text column
+    from a number), number (a numeric column from text), bool, int. None when the event has a
+    field this fast path does not read (arrays, structs, floats, binary...) or names one
+    column twice; the reference path then decodes it."""
+    if len({f.name for f in event.fields}) < len(event.fields):
+        return None           # a repeated name: the reference's dict keeps only the last
+    fields, columns = [], {}
+    for i, f in enumerate(event.fields):
+        if f.count or f.members:
+            return None
+        if f.in_type in _INT_TYPES or f.in_type == IN_POINTER:
+            fields.append(("Q" if pointer_size == 8 else "I") if f.in_type == IN_POINTER
+                          else _FIXED[f.in_type].format[1:])
+        elif f.in_type in (IN_ANSISTRING, IN_UNICODESTRING):
+            fields.append("ansi" if f.in_type == IN_ANSISTRING else "utf16")
+        else:
+            return None
+        col = INSTRUMENTATION_FIELDS.get(f.name.lower())
+        if col is None:
+            continue
+        if col in columns:
+            return None
+        boolean = f.in_type == IN_BOOL32 or f.out_type == OUT_BOOLEAN
+        is_text = fields[-1] in ("ansi", "utf16")
+        if col in _TEXT_COLUMNS:
+            how = "text" if is_text else ("hexbool" if boolean else "hex")
+        elif is_text:
+            how = "number"
+        else:
+            how = "bool" if boolean else "int"
+        columns[col] = (col, i, how, _MASK.get(col))
+    return fields, [columns[c] for c in INSTRUMENTATION_COLUMNS if c in columns]
+
+
+_EXPR = {"text": "{v}", "hex": "f'0x{{{v}:x}}'", "hexbool": "f'0x{{int(bool({v})):x}}'",
+         "number": "_number({v}, {mask})", "bool": "int(bool({v}))", "int": "{v}"}
+
+
 def compile_columns(event: TlEvent, pointer_size: int):
     """(columns, payload bytes -> tuple of their values) for an event's instrumentation fields,
-    or None when the event has a field this fast path does not read (arrays, structs, floats,
-    binary...) or names one column twice; the reference path then decodes it.
+    or None where field_plan declines.
 
     The function is generated once per metadata (the way namedtuple builds its class): one
     struct unpack per run of fixed-size fields, a NUL search per string, the column conversions
     of instrumentation_columns written out per field."""
-    if len({f.name for f in event.fields}) < len(event.fields):
-        return None           # a repeated name: the reference's dict keeps only the last
+    plan = field_plan(event, pointer_size)
+    if plan is None:
+        return None
+    fields, columns = plan
     body, fmt, run, pos = [], "<", [], "0"
     env = {"PayloadDamage": PayloadDamage, "_ansi": _ansi, "_utf16": _utf16,
            "_number": _number}
-    columns: dict[str, str] = {}
 
     def close_run():
         nonlocal fmt, run, pos
@@ -86,44 +128,23 @@ def compile_columns(event: TlEvent, pointer_size: int):
             pos = "end"
         fmt, run = "<", []
 
-    for i, f in enumerate(event.fields):
-        if f.count or f.members:
-            return None
-        var = f"v{i}"
-        if f.in_type in _INT_TYPES or f.in_type == IN_POINTER:
-            fmt += ("Q" if pointer_size == 8 else "I") if f.in_type == IN_POINTER \
-                else _FIXED[f.in_type].format[1:]
-            run.append(var)
-            is_text = False
-        elif f.in_type in (IN_ANSISTRING, IN_UNICODESTRING):
+    for i, code in enumerate(fields):
+        if code in ("ansi", "utf16"):
             close_run()
-            reader = "_ansi" if f.in_type == IN_ANSISTRING else "_utf16"
-            body.append(f"{var}, end = {reader}(payload, {pos})")
+            body.append(f"v{i}, end = _{code}(payload, {pos})")
             pos = "end"
-            is_text = True
         else:
-            return None
-        col = INSTRUMENTATION_FIELDS.get(f.name.lower())
-        if col is None:
-            continue
-        if col in columns:
-            return None
-        boolean = f.in_type == IN_BOOL32 or f.out_type == OUT_BOOLEAN
-        mask = _MASK.get(col)
-        if col in _TEXT_COLUMNS:
-            expr = var if is_text else (f"f'0x{{int(bool({var})):x}}'" if boolean
-                                        else f"f'0x{{{var}:x}}'")
-        elif is_text:
-            expr = f"_number({var}, {mask})"
-        else:
-            expr = f"int(bool({var}))" if boolean else var
-            if mask is not None:
-                expr = f"({expr}) & {mask}"
-        columns[col] = expr
+            fmt += code
+            run.append(f"v{i}")
     close_run()
-    names = tuple(c for c in INSTRUMENTATION_COLUMNS if c in columns)
-    body.append(f"return ({''.join(columns[c] + ', ' for c in names)})")
+    exprs = []
+    for _, i, how, mask in columns:
+        expr = _EXPR[how].format(v=f"v{i}", mask=mask)
+        if mask is not None and how in ("bool", "int"):
+            expr = f"({expr}) & {mask}"
+        exprs.append(expr)
+    body.append(f"return ({''.join(e + ', ' for e in exprs)})")
     src = "def decode(payload):\n    n = len(payload)\n" + "".join(
         f"    {line}\n" for line in body)
     exec(src, env)      # noqa: S102 - code built above from field types, not from input text
-    return names, env["decode"]
+    return tuple(c for c, *_ in columns), env["decode"]
