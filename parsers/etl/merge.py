@@ -29,6 +29,8 @@ class Merge:
         if not final and w.rows_waiting() < self.flush_rows:
             return
         df = w.take_frame()
+        if df is not None and "source" in df.columns:
+            df = df.drop("source")      # the walker's file on every row: put back on release
         if df is not None:
             self.pending = df if self.pending is None else pl.concat(
                 [self.pending, df], how="diagonal_relaxed")
@@ -47,7 +49,7 @@ class Merge:
                 w.diag.count("etl_rows_released_late")
             if lo.len():
                 self.released_upto = lo.max()
-            yield out.drop(["_ts_raw", "_seq"])
+            yield out.drop(["_ts_raw", "_seq"]).with_columns(source=pl.lit(w.source))
 
     def _cut(self, ts: pl.Series) -> int:
         """How many of the sorted pending rows can go. Each CPU's buffers come in time order, so

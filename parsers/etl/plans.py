@@ -22,13 +22,21 @@ from fpreplay.parsers.etl.headers import (
     EVENT_PAYLOAD_AT, EVENT_PROVIDER, EXT_ITEM, KINDS, TID_PID_TS, TID_PID_TS_AT,
     kernel_header_length,
 )
-from fpreplay.schema import EVENT_COLUMNS
+from fpreplay.parsers.etl.providers import KERNEL_UUIDS, kernel_provider
+from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
 _NP_FORMAT = {"b": "i1", "B": "u1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4",
               "l": "<i4", "L": "<u4", "q": "<i8", "Q": "<u8"}
 _TS_FORMAT = _NP_FORMAT[L.packed(L.SYSTEM_TRACE_HEADER, "SystemTime", "SystemTime").format[1:]]
 _U32_FORMAT = _NP_FORMAT[L.packed(L.SYSTEM_TRACE_HEADER, "ThreadId", "ThreadId").format[1:]]
+_DTYPES = {**EVENT_COLUMNS, **ALL_RECORD_COLUMNS}
 _CONSTANT_ITEMS_KEPT = 16          # distinct extended-data prefixes remembered per provider
+
+
+def kernel_provider_text(hook: int) -> str | None:
+    """A kernel record's --all provider column, as the per-record path writes it."""
+    provider = KERNEL_UUIDS.get(kernel_provider(hook))
+    return str(provider) if provider else None
 
 
 class KernelPlan:
@@ -38,10 +46,15 @@ class KernelPlan:
     maps the fields with polars. A record too short for the layout goes the per-record way
     (which falls back to older layouts or warns)."""
 
-    __slots__ = ("dec", "need", "dtype", "names", "system", "raw", "keys", "count", "_span")
+    __slots__ = ("dec", "need", "dtype", "names", "system", "raw", "keys", "count", "_span",
+                 "extra")
 
-    def __init__(self, dec, htype: int, version_word: int):
+    def __init__(self, dec, htype: int, version_word: int, hook: int | None = None):
         kind = KINDS[(L.MARKER_TRACE_HEADER << 8) | htype]
+        # --all (hook given): the header columns every record of the plan shares
+        self.extra = None if hook is None else {
+            "provider": kernel_provider_text(hook), "event_id": None, "opcode": hook & 0xFF,
+            "version": version_word & 0xFF, "header_kind": kind.name}
         hlen = kernel_header_length(kind.min_size, version_word)
         st, names = dec.layout_for(version_word & 0xFF, kind.pointer_size)
         self.dec = dec
@@ -58,7 +71,7 @@ class KernelPlan:
         self.dtype = np.dtype({"names": list(fields), "formats": [f for f, _ in fields.values()],
                                "offsets": [o for _, o in fields.values()],
                                "itemsize": self.need})
-        self.raw = bytearray()                     # `need` bytes per record
+        self.raw: list[np.ndarray] = []            # rows of `need` bytes, one per record
         self.keys: list[np.ndarray] = []           # record sequence number << 16 | cpu
         self.count = 0                             # records held
         self._span = np.arange(self.need, dtype=np.int64)
@@ -67,19 +80,20 @@ class KernelPlan:
         """The records at `offsets` of `data` (bytes or a uint8 array, in record order): their
         fixed parts copied in one gather."""
         raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
-        self.raw += raw[offsets.astype(np.int64)[:, None] + self._span].tobytes()
+        self.raw.append(raw[offsets.astype(np.int64)[:, None] + self._span])
         self.keys.append(keys.astype(np.int64, copy=False))
         self.count += len(keys)
 
     def frame(self, source: str) -> pl.DataFrame:
-        recs = np.frombuffer(self.raw, dtype=self.dtype)
+        raw = np.concatenate(self.raw) if len(self.raw) > 1 else self.raw[0]
+        recs = np.ascontiguousarray(raw).view(self.dtype).ravel()
         keys = np.concatenate(self.keys) if self.keys else np.zeros(0, dtype=np.int64)
         data = {name: np.ascontiguousarray(recs[name]) for name in self.dtype.names}
         data["_seq"] = keys >> 16
         data["cpu"] = (keys & 0xFFFF).astype(np.uint16)
         df = pl.DataFrame(data)
         del recs
-        self.raw, self.keys, self.count = bytearray(), [], 0
+        self.raw, self.keys, self.count = [], [], 0
         # The row a decoder's `fields` would give, then what the walker fills in when absent.
         row = self.dec.columns({n: pl.col(f"f_{n}") for n in self.names})
         if row.get("irp") is not None:
@@ -90,9 +104,10 @@ class KernelPlan:
                 "tid": pl.col("tid") if self.system else None,
                 "source": source, "kind": self.dec.kind, "event_name": self.dec.event_name}
         base.update(row)
+        base.update(self.extra or {})
         exprs = [pl.col("_ts_raw"), pl.col("_seq")]
         for name, value in base.items():
-            dtype = EVENT_COLUMNS[name]
+            dtype = _DTYPES[name]
             expr = value if isinstance(value, pl.Expr) else pl.lit(value)
             exprs.append(expr.cast(dtype, strict=False).alias(name))
         return df.select(exprs)
@@ -131,8 +146,9 @@ class Plans:
     """The plans of one read, found or made as the walk meets their events. `kernel` and `tl`
     map a key to its plan, or to None where the per-record path must decode."""
 
-    def __init__(self, reg, ctx):
+    def __init__(self, reg, ctx, all_records: bool = False):
         self.reg, self.ctx = reg, ctx
+        self.all = all_records            # --all: rows carry the header columns too
         self.kernel: dict[int, KernelPlan | None] = {}
         self.tl: dict[tuple, TlPlan | None] = {}
         # provider GUID bytes -> header type -> [(extended-data bytes, plan)]: the extended data
@@ -146,7 +162,7 @@ class Plans:
         plan = None
         if getattr(dec, "columns", None) is not None \
                 and dec.layout_for(version_word & 0xFF, L.HEADER_TYPES[htype][2]) is not None:
-            plan = KernelPlan(dec, htype, version_word)
+            plan = KernelPlan(dec, htype, version_word, key & 0xFFFF if self.all else None)
         self.kernel[key] = plan
         return plan
 
@@ -183,20 +199,21 @@ class Plans:
         return True
 
     def tl_many(self, big: np.ndarray, offs: np.ndarray, sizes: np.ndarray,
-                htypes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+                htypes: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """EVENT_HEADER records with extended items no manifest decoder takes (at `offs` of
         `big`, keys: sequence number << 16 | cpu), decoded many at a time (tl_batch.py) into
-        their plans; records with no TraceLogging metadata are done with. Returns a mask of
-        the records the per-record path must see (what tl_batch declines, it declines too)."""
+        their plans; records with no TraceLogging metadata are done with. Returns masks of the
+        records the per-record path must see (what tl_batch declines, it declines too) and of
+        those decoded here."""
         from fpreplay.parsers.etl import tl_batch as B
 
         end = offs + sizes
         plain, pay, meta_at, meta_len, traits_at, traits_len = B.ext_chains(
             big, B.payload_start(offs), end)
-        rest = ~plain
+        rest, taken = ~plain, np.zeros(len(offs), dtype=bool)
         tl = np.flatnonzero(plain & (meta_at >= 0))
         if not tl.size:
-            return rest
+            return rest, taken
         nuls = B._Nuls(big)
         for key, members in B.plan_groups(big, offs[tl], htypes[tl], meta_at[tl], meta_len[tl],
                                           traits_at[tl], traits_len[tl]):
@@ -215,10 +232,14 @@ class Plans:
                     at = at[ok]
                     columns = {c: v.filter(pl.Series(ok)) for c, v in columns.items()}
             if at.size:
-                plan.chunks.append(B.chunk(B.head_columns(big, offs[at], keys[at]), columns,
-                                           plan.names))
+                head = B.head_columns(big, offs[at], keys[at])
+                if self.all:
+                    head.update(B.header_columns(big, offs[at], self.reg.guid(key[2]),
+                                                 KINDS[(L.MARKER_TRACE_HEADER << 8) | key[3]]))
+                plan.chunks.append(B.chunk(head, columns, plan.names))
                 plan.count += int(at.size)
-        return rest
+                taken[at] = True
+        return rest, taken
 
     def _tl_plan_of(self, data, guid, htype: int, start: int, end: int):
         """(plan or None, payload offset) from an event's extended items: its metadata and

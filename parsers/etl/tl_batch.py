@@ -22,7 +22,7 @@ from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.etl.decoders.tl_compiled import _number, field_plan
 from fpreplay.parsers.etl.headers import EVENT_PAYLOAD_AT, EVENT_PROVIDER, TID_PID_TS_AT
 from fpreplay.parsers.etl.walk_all import unique_rows
-from fpreplay.schema import EVENT_COLUMNS
+from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
 EXT_MAX_ITEMS = 4                  # deeper chains go the per-record way
 STRING_GATHER_MAX = 256            # longest string deduplicated in numpy; longer ones per record
@@ -30,13 +30,17 @@ _NP = {"b": "i1", "B": "u1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4", "q"
        "Q": "<u8"}
 _HEAD = np.dtype({"names": ["tid", "pid", "_ts_raw"], "formats": ["<u4", "<u4", "<i8"],
                   "offsets": [0, 4, 8], "itemsize": 16})
-_DTYPES = {**EVENT_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
+_DTYPES = {**EVENT_COLUMNS, **ALL_RECORD_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
+_EH = L.field_offsets(L.EVENT_HEADER)
 
 
 def _gather(big: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
     """`width` bytes from each offset in `at` as rows (clipped at the end of `big`: rows of
-    records already known damaged may read past it)."""
-    return np.take(big, at[:, None] + np.arange(width, dtype=np.int64), mode="clip")
+    records already known damaged, and string windows, may read past it)."""
+    idx = at[:, None] + np.arange(width, dtype=np.int64)
+    if len(at) and int(at.max()) + width > len(big):
+        np.minimum(idx, len(big) - 1, out=idx)
+    return big[idx]
 
 
 def ext_chains(big: np.ndarray, start: np.ndarray, end: np.ndarray):
@@ -120,12 +124,37 @@ def compile_program(event, pointer_size: int):
     return steps, columns
 
 
+_WINDOWS = (32, 256)               # bytes searched for a terminator in numpy, widening
+
+
 class _Nuls:
-    """Where the NUL bytes (and NUL code units at either parity) of one drain's bytes are."""
+    """Where each string's terminator is: the first NUL byte (ANSI) or NUL code unit at an
+    even distance (UTF-16) at or after a position, searched in a window of bytes after each
+    string, widening; the few strings longer than the widest window through a table of the
+    drain's NUL bytes."""
 
     def __init__(self, big: np.ndarray):
         self.big = big
         self._one = self._pairs = None
+
+    def find(self, kind: str, pos, end):
+        """Each terminator's position (at or past `end`, or huge, where it is not before
+        `end`)."""
+        q = np.full(len(pos), _NONE, dtype=np.int64)
+        todo = np.arange(len(pos))
+        for width in _WINDOWS:
+            if not todo.size:
+                return q
+            win = _gather(self.big, pos[todo], width) == 0
+            if kind == "utf16":
+                win = win[:, 0::2] & win[:, 1::2]
+            hit = win.any(axis=1)
+            first = win.argmax(axis=1) * (2 if kind == "utf16" else 1)
+            q[todo[hit]] = pos[todo[hit]] + first[hit]
+            todo = todo[~hit & (pos[todo] + width < end[todo])]
+        if todo.size:
+            q[todo] = self.ansi(pos[todo]) if kind == "ansi" else self.utf16(pos[todo])
+        return q
 
     def ansi(self, pos):
         if self._one is None:
@@ -144,10 +173,13 @@ class _Nuls:
         return q
 
 
+_NONE = np.iinfo(np.int64).max // 2
+
+
 def _next(table: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """The first entry of `table` at or after each position (a huge number where none)."""
     k = np.searchsorted(table, pos)
-    out = np.full(len(pos), np.iinfo(np.int64).max // 2, dtype=np.int64)
+    out = np.full(len(pos), _NONE, dtype=np.int64)
     found = k < len(table)
     out[found] = table[k[found]]
     return out
@@ -171,7 +203,7 @@ def decode_group(program, big, nuls: _Nuls, pos, end):
             pos = pos + dtype.itemsize
         else:
             i = step[1]
-            q = nuls.ansi(pos) if step[0] == "ansi" else nuls.utf16(pos)
+            q = nuls.find(step[0], pos, end)
             stop = q + (1 if step[0] == "ansi" else 2)
             plain &= stop <= end
             values[i] = (step[0], pos, np.minimum(q, end))
@@ -232,10 +264,18 @@ def head_columns(big, offs, keys) -> dict[str, np.ndarray]:
             "_seq": keys >> 16, "cpu": (keys & 0xFFFF).astype(np.uint16)}
 
 
+def header_columns(big, offs, provider: str, kind) -> dict:
+    """--all: the header columns of TraceLogging records of one provider and header kind."""
+    n = len(offs)
+    return {"provider": pl.Series([provider], dtype=pl.String).new_from_index(0, n),
+            "event_id": np.ascontiguousarray(_gather(big, offs + _EH["Id"], 2)).view("<u2")
+            .ravel(), "opcode": big[offs + _EH["Opcode"]], "version": big[offs + _EH["Version"]],
+            "header_kind": pl.Series([kind.name], dtype=pl.String).new_from_index(0, n)}
+
+
 def chunk(head: dict, columns: dict, names: tuple) -> pl.DataFrame:
-    """One group's rows in TlPlan's column order and dtypes."""
-    series = [pl.Series(n, head[n]).cast(_DTYPES[n], strict=False)
-              for n in ("tid", "pid", "_ts_raw", "_seq", "cpu")]
+    """One group's rows in TlPlan's column order and dtypes (the --all header columns after)."""
+    series = [pl.Series(n, v).cast(_DTYPES[n], strict=False) for n, v in head.items()]
     series += [columns[n].cast(_DTYPES[n], strict=False).alias(n) for n in names]
     return pl.DataFrame(series)
 

@@ -58,7 +58,7 @@ class Walker:
         self.ctx = DecodeContext(source=self.source, diagnostics=diagnostics,
                                  tmf_dirs=list(options.tmf_dirs),
                                  providers=list(options.providers))
-        self.plans = Plans(self.reg, self.ctx)
+        self.plans = Plans(self.reg, self.ctx, self.all)
         self.kernel_hit = np.zeros(65536, dtype=bool)   # HookIds a kernel decoder wants
         self.pending: list[tuple] = []             # walked buffers waiting for `drain`
         self.pending_records = 0
@@ -153,11 +153,12 @@ class Walker:
             big = np.concatenate([np.frombuffer(p[0], dtype=np.uint8) for p in pending])
             offs = recs["off"].astype(np.int64) + np.repeat(at, counts)
         idx = unknown = np.zeros(0, dtype=np.int64)
+        decoded: list[int] = []                  # --all: records a decoder made rows of
         if total:
-            idx, unknown = self._classify(pending, big, recs, offs, starts)
+            idx, unknown, taken = self._classify(pending, big, recs, offs, starts)
+            decoded += taken.tolist()
         bounds = np.searchsorted(idx, starts).tolist()
         unknown_at = np.searchsorted(unknown, starts).tolist()
-        decoded: list[int] = []                  # --all: records a decoder made rows of
         for b, (data, brecs, stop, stop_at, stop_size, end, cpu, base, first, times) in \
                 enumerate(pending):
             lo, hi = bounds[b], bounds[b + 1]
@@ -182,30 +183,33 @@ class Walker:
 
     def _classify(self, pending, big, recs, offs, starts):
         """(sorted indices of the drained records that take the per-record way, indices of
-        records of no known kind). Kernel events with a batch plan and TraceLogging events go
-        to their plans here (not with --all)."""
+        records of no known kind, indices of those a plan decoded). Kernel events with a batch
+        plan and TraceLogging events go to their plans here."""
         reg = self.reg
         code = LOOKUP[recs["tm"]]
         wanted = []                              # index arrays for the per-record path
         firsts = np.array([p[8] for p in pending], dtype=np.int64)
         cpus = np.array([p[6] for p in pending], dtype=np.int64)
 
-        def keys(at):                            # sequence number << 16 | cpu
+        def keys(at):          # sequence number << 16 | cpu (--all numbers records from 1)
             which = np.searchsorted(starts, at, side="right") - 1
-            return ((firsts[which] + at - starts[which]) << 16) | cpus[which]
+            return ((firsts[which] + at - starts[which] + self.all) << 16) | cpus[which]
 
+        taken = []
         hits = np.flatnonzero((code == C_HOOK) & self.kernel_hit[recs["w3"]])
-        if self.all:
-            wanted.append(hits)
-        elif hits.size:
-            wanted.append(self._kernel_hits(big, recs, offs, hits, keys(hits)))
+        if hits.size:
+            rest = self._kernel_hits(big, recs, offs, hits, keys(hits))
+            wanted.append(rest)
+            taken.append(np.setdiff1d(hits, rest, assume_unique=True))
         if reg.manifest or reg.tracelogging is not None:
             at = np.flatnonzero(code == C_PROVIDER)
             manifest, tl = self._provider_hits(big, recs, offs, at)
             wanted.append(manifest)
-            if tl.size and not self.all:
-                tl = tl[self.plans.tl_many(big, offs[tl], recs["size"][tl].astype(np.int64),
-                                           recs["tm"][tl] & 0xFF, keys(tl))]
+            if tl.size:
+                rest, done = self.plans.tl_many(big, offs[tl], recs["size"][tl].astype(np.int64),
+                                                recs["tm"][tl] & 0xFF, keys(tl))
+                taken.append(tl[done])
+                tl = tl[rest]
             wanted.append(tl)
         if reg.classic:
             at = np.flatnonzero(code == C_CLASS)
@@ -216,7 +220,8 @@ class Walker:
             wanted.append(np.flatnonzero(code == C_MESSAGE))
         idx = np.concatenate(wanted) if wanted else np.zeros(0, dtype=np.int64)
         idx.sort()
-        return idx, np.flatnonzero(code == C_UNKNOWN)
+        taken = np.concatenate(taken) if taken else idx[:0]
+        return idx, np.flatnonzero(code == C_UNKNOWN), taken
 
     def _header_rows(self, pending, big, recs, offs, counts, starts, decoded) -> None:
         """--all: the header rows of the drained records no decoder made rows of."""

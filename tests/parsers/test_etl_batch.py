@@ -35,7 +35,8 @@ def _read_per_record(path, monkeypatch, options=None):
             self.kernel[key] = None
         m.setattr(Plans, "kernel_plan", no_plan)
         m.setattr(Plans, "tl_batch", lambda self, *a: False)
-        m.setattr(Plans, "tl_many", lambda self, big, offs, *a: np.ones(len(offs), dtype=bool))
+        m.setattr(Plans, "tl_many", lambda self, big, offs, *a: (
+            np.ones(len(offs), dtype=bool), np.zeros(len(offs), dtype=bool)))
         return read_inputs([path], options)
 
 

@@ -27,9 +27,9 @@ T0 = 10**7
 
 
 def _read(path, options=None, batched=True):
-    """read_inputs, with tl_many turned off when not `batched` (every TraceLogging event then
-    takes the per-record path, compiled plan or reference decoder), and how many records the
-    batch decoded."""
+    """read_inputs, with the batch paths turned off when not `batched` (every TraceLogging
+    event then takes the per-record path, compiled plan or reference decoder, and every kernel
+    event its decoder), and how many TraceLogging records the batch decoded."""
     decoded = [0]
     real_chunk = tl_batch.chunk
 
@@ -40,7 +40,11 @@ def _read(path, options=None, batched=True):
     with pytest.MonkeyPatch.context() as m:
         m.setattr(tl_batch, "chunk", counting)
         if not batched:
-            m.setattr(Plans, "tl_many", lambda self, big, offs, *a: np.ones(len(offs), bool))
+            def no_plan(self, key, dec, htype, version_word):
+                self.kernel[key] = None
+            m.setattr(Plans, "kernel_plan", no_plan)
+            m.setattr(Plans, "tl_many", lambda self, big, offs, *a: (
+                np.ones(len(offs), bool), np.zeros(len(offs), bool)))
         return read_inputs([path], options), decoded[0]
 
 
@@ -59,17 +63,22 @@ _REAL = sorted(str(p.relative_to(REAL)) for p in REAL.rglob("*")
                if p.name.endswith((".etl", ".etl.zip"))) if REAL.exists() else []
 
 
+_ALL = [False, True]
+
+
+@pytest.mark.parametrize("all_records", _ALL, ids=["events", "all"])
 @pytest.mark.parametrize("relative", _REAL or ["(no real traces)"])
-def test_real_traces_read_the_same_batched(relative):
+def test_real_traces_read_the_same_batched(relative, all_records):
     if not _REAL:
         pytest.skip(f"real traces not found under {REAL}")
-    _same(REAL / relative)
+    _same(REAL / relative, ReadOptions(all_records=all_records))
 
 
+@pytest.mark.parametrize("all_records", _ALL, ids=["events", "all"])
 @pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.iterdir()
                                           if (p / "trace.etl").exists()))
-def test_samples_read_the_same_batched(sample):
-    taken = _same(SAMPLES / sample / "trace.etl")
+def test_samples_read_the_same_batched(sample, all_records):
+    taken = _same(SAMPLES / sample / "trace.etl", ReadOptions(all_records=all_records))
     assert taken > 0                       # the driver's events really went the batch way
 
 
@@ -175,13 +184,15 @@ def _synthesized(path, seed: int, n: int = 3000) -> None:
         w.close()
 
 
+@pytest.mark.parametrize("all_records", _ALL, ids=["events", "all"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_synthesized_tracelogging_reads_the_same_batched(tmp_path, seed):
+def test_synthesized_tracelogging_reads_the_same_batched(tmp_path, seed, all_records):
     path = tmp_path / f"tl{seed}.etl"
     _synthesized(path, seed)
-    taken = _same(path)
+    options = ReadOptions(all_records=all_records)
+    taken = _same(path, options)
     assert taken > 500
-    read, _ = _read(path)
+    read, _ = _read(path, options)
     assert read.events["queue"].drop_nulls().len() > 0
     assert read.events["device"].drop_nulls().len() > 0
     assert read.diagnostics.warnings             # the damaged ones were reported, not dropped
