@@ -27,6 +27,9 @@ from fpreplay.replay.cli.options import (
 # What analyze's document reads of each IRP (breakdowns, never-completed IRPs, incidents).
 ANALYZE_COLUMNS = ("irp", "arrive_ns", "device", "device_alias", "queue", "major", "paging",
                    "actual")
+# ...and what the report reads of every IRP besides (the driver's own policy, the charts' span,
+# what happened inside each incident it details).
+REPORT_COLUMNS = (*ANALYZE_COLUMNS, "complete_ns", "deliver_ns")
 
 HtmlOutOpt = file_option("-o", "--output", metavar="FILE.html",
                          help="The HTML file to write (required).")
@@ -316,26 +319,49 @@ def report(
     if output is None or output.suffix.lower() not in (".html", ".htm"):
         raise FpreplayError("report needs -o FILE.html")
     policies = _policies(policy)
-    read, irps = load_irps(trace, quiet)
-    # The driver's own policy is always among those drawn: its replay is the check on the rest.
-    traced = whatif.traced_policy(irps, simulation.settings.driver)
-    policies = policies or whatif.default_policies(irps, simulation.settings, read.events)
-    if traced.policy is not None and traced.policy not in [p.text for p in policies]:
-        policies = [*policies, *whatif.parse_policies([traced.policy])]
-    incidents_found, cmp, per, inc_doc = _incident_analysis(read, irps, policies, simulation,
-                                                            gap)
-    memory = simulation.memory.text
-    analyze_doc = render_json.analyze_document(read, irps, incidents_found)
-    s = whatif.sweep(irps, kind, max_reserved=max_, budget_ns=budget, events=read.events,
-                     settings=simulation.settings)
-    rec = whatif.recommend(cmp, irps, events=read.events, settings=simulation.settings, sized=s)
+    settings = simulation.settings
+    read, spool = load_spool(trace, quiet)
+    with spool:
+        source = whatif.IrpSource(spool, settings)
+        # What reads every IRP besides the replays (incidents, the analyze summary, the
+        # driver's own policy) reads only these columns.
+        irps = spool.collect([c for c in REPORT_COLUMNS if c in spool.columns])
+        # The driver's own policy is always among those drawn: its replay is the check on the
+        # rest.
+        traced = whatif.traced_policy(irps, settings.driver)
+        policies = policies or whatif.default_policies(source, settings, read.events)
+        if traced.policy is not None and traced.policy not in [p.text for p in policies]:
+            policies = [*policies, *whatif.parse_policies([traced.policy])]
+        incidents_found = _incidents(read, irps, gap)
+        analyze_doc = render_json.analyze_document(read, irps, incidents_found)
+        if len(settings.runs()) > 1:     # several seeds: every IRP of each run kept
+            whole = spool.collect()
+            cmp = whatif.compare(whole, policies, events=read.events, settings=settings,
+                                 incidents=incidents_found if settings.window else None)
+            per = whatif.incident_outcomes(cmp, incidents_found, whole)
+            inc_doc = render_json.incidents_document(read.inputs, simulation.memory.text, cmp,
+                                                     incidents_found, per,
+                                                     read.diagnostics.warnings)
+            inputs = None
+            del whole
+        else:
+            from fpreplay.replay.render.report_inputs import streamed_report
+
+            never = analyze_doc["never_completed"]["irps"]
+            cmp, inc_doc, inputs = streamed_report(
+                source, irps, incidents_found, [(r["irp"], r["arrive_ns"]) for r in never],
+                policies, read=read, memory=simulation.memory.text)
+        memory = simulation.memory.text
+        s = whatif.sweep(source, kind, max_reserved=max_, budget_ns=budget, events=read.events,
+                         settings=settings)
+        rec = whatif.recommend(cmp, source, events=read.events, settings=settings, sized=s)
     compare_doc = render_json.compare_document(read.inputs, memory, cmp,
                                                read.diagnostics.warnings, recommendation=rec)
     sweep_doc = render_json.sweep_document(read.inputs, memory, s, read.diagnostics.warnings)
     html = render_report(analyze_doc, compare_doc, sweep_doc, inc_doc, cmp,
                          args=shell_words(trace, simulation),
                          queue_ops=_queue_operations(read.events),
-                         trace_start_ns=read.trace_start_ns, traced=traced)
+                         trace_start_ns=read.trace_start_ns, traced=traced, inputs=inputs)
     write_output(lambda tmp: tmp.write_text(html, encoding="utf-8"), output, trace.inputs)
     warnings = [*compare_doc["warnings"], *sweep_doc["warnings"], *inc_doc["warnings"]]
     print_warnings(list(dict.fromkeys(warnings)), quiet)

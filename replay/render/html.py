@@ -14,8 +14,6 @@ import html
 import json
 from datetime import datetime, timezone
 
-import polars as pl
-
 from fpreplay import __version__
 from fpreplay.replay import whatif
 from fpreplay.replay.render import terminal as render
@@ -318,13 +316,13 @@ def _traced_line(traced: whatif.TracedPolicy | None, policies: list[str]) -> str
             if traced.policy in policies else "")
 
 
-def _charts_section(cmp: whatif.Comparison, t0: int, t1: int, windows, queue_ops,
+def _charts_section(cmp: whatif.Comparison, inputs, windows, queue_ops,
                     traced: str | None, stories: dict[str, str], matter: int,
                     sweep_doc: dict) -> tuple[list[str], list[str]]:
     """(the timelines' HTML, the sweep charts' HTML) and the inlined library with them."""
     from fpreplay.replay.render import html_charts, html_timelines
 
-    timelines, left_out = html_timelines.timeline_figures(cmp, t0, t1, windows, queue_ops,
+    timelines, left_out = html_timelines.timeline_figures(cmp, inputs, windows, queue_ops,
                                                           traced, stories)
     sweeps = html_charts.sweep_figures(
         sweep_doc["rows"], sweep_doc["kind"],
@@ -352,30 +350,28 @@ def render_report(analyze_doc: dict, compare_doc: dict, sweep_doc: dict, inciden
                   cmp: whatif.Comparison, args: str = "TRACE",
                   queue_ops: list[tuple[int, str, str | None]] = (),
                   trace_start_ns: int | None = None,
-                  traced: whatif.TracedPolicy | None = None) -> str:
+                  traced: whatif.TracedPolicy | None = None, inputs=None) -> str:
     """The page. traced: the driver's own policy (whatif.traced_policy), named where it is one
-    of cmp's policies and marked in the charts."""
+    of cmp's policies and marked in the charts. inputs: what the charts draw
+    (report_inputs.ReportInputs, gathered while streaming; cmp then holds only the IRPs the
+    page shows); None: drawn from cmp, which kept every IRP."""
     from fpreplay.replay.render.html_timelines import pick_stories
+    from fpreplay.replay.render.report_inputs import whole_inputs
 
     a = analyze_doc
-    irps = cmp.per_irp
-    t0 = int(irps["arrive_ns"].min()) if irps.height else 0
-    if trace_start_ns is not None and trace_start_ns <= t0:
-        # Charts count seconds from the trace start, as --range does: a time read off a chart
-        # can be typed into --range as it is.
-        t0 = int(trace_start_ns)
-    t1 = int(irps.select(pl.max_horizontal(pl.col("arrive_ns").max(),
-                                           pl.col("complete_ns").max())).item() or t0 + 1)
-    t1 = max(t1, t0 + 1)
+    if inputs is None:
+        inputs = whole_inputs(cmp, trace_start_ns)
+    t0 = inputs.t0
     incidents = incidents_doc["incidents"]
     detailed = detailed_incidents(incidents)
     listed = [(r["irp"], r["arrive_ns"]) for i in detailed for r in i["irp_list"]]
     listed += [(r["irp"], r["arrive_ns"]) for r in a["never_completed"]["irps"]]
     stories, matter, _ = pick_stories(cmp, [(i, t) for i, t in listed
-                                            if i is not None and t is not None])
+                                            if i is not None and t is not None],
+                                      matter_count=inputs.matter)
     traced_text = traced.policy if traced is not None else None
     (timelines, sweep_charts), scripts = _charts_section(
-        cmp, t0, t1, [(i["start_ns"], i["end_ns"]) for i in incidents], queue_ops,
+        cmp, inputs, [(i["start_ns"], i["end_ns"]) for i in incidents], queue_ops,
         traced_text, stories, matter, sweep_doc)
     generated = datetime.now(tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     warnings = compare_doc["warnings"]

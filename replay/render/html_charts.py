@@ -43,6 +43,11 @@ def reduce_steps(ts: pl.Series, ys: pl.Series, t0: int, t1: int,
         pts = [(t, v) for _, t, y, last in g.iter_rows() for v in (y, last)]
     else:
         pts = list(df.iter_rows())
+    return _corners(pts, t1)
+
+
+def _corners(pts, t1: int) -> tuple[list[int], list[float]]:
+    """(t, y) points of a step series -> the corners of its line, on to t1."""
     xs, ys_out, prev = [], [], None
     for t, y in pts:
         if prev is not None:
@@ -54,6 +59,78 @@ def reduce_steps(ts: pl.Series, ys: pl.Series, t0: int, t1: int,
     xs.append(t1)
     ys_out.append(prev)
     return xs, ys_out
+
+
+class StepReducer:
+    """reduce_steps of a step series handed on in pieces in time order (a long trace's series is
+    never whole in memory): the points inside [t0, t1] kept as they are while there are at most
+    2 * columns of them, and per column its first time, maximum and last value; result() is
+    what reduce_steps gives for the whole series."""
+
+    def __init__(self, t0: int, t1: int, columns: int = COLUMNS):
+        import numpy as np
+
+        self.t0, self.t1, self.columns = t0, t1, columns
+        self.span = max(1, t1 - t0)
+        self.carried = None               # the last value before t0
+        self.n = 0                        # points inside [t0, t1] (the carried one included)
+        self.raw: list[tuple[int, float]] | None = []
+        self.first = np.full(columns + 1, -1, dtype=np.int64)
+        self.high = np.full(columns + 1, -np.inf)
+        self.last = np.zeros(columns + 1)
+        self.seen = np.zeros(columns + 1, dtype=bool)
+
+    def add(self, ts, ys) -> None:
+        """The next points: ts (int, non-decreasing, after every earlier one), ys."""
+        import numpy as np
+
+        ts = np.asarray(ts, dtype=np.int64)
+        ys = np.asarray(ys, dtype=np.float64)
+        before = ts < self.t0
+        if before.any():
+            self.carried = float(ys[before][-1])
+        inside = (ts >= self.t0) & (ts <= self.t1)
+        ts, ys = ts[inside], ys[inside]
+        if not len(ts):
+            return
+        if self.carried is not None and self.n == 0:
+            self._bucket(np.array([self.t0]), np.array([self.carried]))
+            self.n = 1
+            if self.raw is not None:
+                self.raw.append((self.t0, self.carried))
+        self.n += len(ts)
+        if self.raw is not None:
+            if self.n > 2 * self.columns:
+                self.raw = None
+            else:
+                self.raw += zip(ts.tolist(), ys.tolist())
+        self._bucket(ts, ys)
+
+    def _bucket(self, ts, ys) -> None:
+        import numpy as np
+
+        b = (ts - self.t0) * self.columns // self.span
+        starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+        ends = np.r_[starts[1:], len(b)] - 1
+        keys = b[starts]
+        new = ~self.seen[keys]
+        self.first[keys[new]] = ts[starts[new]]
+        self.seen[keys] = True
+        self.high[keys] = np.maximum(self.high[keys], np.maximum.reduceat(ys, starts))
+        self.last[keys] = ys[ends]
+
+    def result(self) -> tuple[list[int], list[float]]:
+        if self.n == 0:
+            if self.carried is None:
+                return [], []
+            return _corners([(self.t0, self.carried)], self.t1)
+        if self.raw is not None:
+            return _corners(self.raw, self.t1)
+        keys = self.seen.nonzero()[0]
+        pts = [(int(t), v) for t, y, last in zip(self.first[keys].tolist(),
+                                                 self.high[keys].tolist(),
+                                                 self.last[keys].tolist()) for v in (y, last)]
+        return _corners(pts, self.t1)
 
 
 def figure(title: str, x_label: str, y_label: str, x_range=None, height: int = 210,

@@ -21,10 +21,13 @@ def story_key(irp: int, arrive_ns: int) -> str:
 
 
 def pick_stories(cmp: whatif.Comparison, listed: list[tuple[int, int]],
-                 limit: int = STORY_LIMIT) -> tuple[dict[str, str], int, int]:
+                 limit: int = STORY_LIMIT, matter_count: int | None = None
+                 ) -> tuple[dict[str, str], int, int]:
     """The `--explain` story of the IRPs that matter: those whose outcome some policy changes
     first, then those that failed or used the reserve for real and those the page's tables list.
-    Returns ({key: story text}, IRPs that matter, IRPs told)."""
+    Returns ({key: story text}, IRPs that matter, IRPs told). matter_count: the changed or
+    starved IRPs counted over the whole trace when cmp.per_irp holds only some of them (the
+    listed ones, and the first `limit` changed and starved ones besides: report_inputs)."""
     from fpreplay.replay.render.terminal import story_lines
 
     per = cmp.per_irp.with_row_index("_row")
@@ -35,8 +38,9 @@ def pick_stories(cmp: whatif.Comparison, listed: list[tuple[int, int]],
     per = per.with_columns(changed.fill_null(False).alias("_changed"),
                            pl.col("actual").is_in(STARVED_ACTUALS).alias("_starved"))
     in_tables = per.join(listed_df.unique(), on=["irp", "arrive_ns"], how="semi")["_row"]
-    matter = (per.filter(pl.col("_changed") | pl.col("_starved") | pl.col("_row").is_in(in_tables.implode()))
-              .sort(["_changed", "arrive_ns"], descending=[True, False]))
+    listed_rows = pl.col("_row").is_in(in_tables.implode())
+    matter = (per.filter(pl.col("_changed") | pl.col("_starved") | listed_rows)
+              .sort(["_changed", "arrive_ns"], descending=[True, False], maintain_order=True))
     # The listed ones are told whatever the bound: a row the reader can click must answer.
     told_rows = pl.concat([matter.filter(pl.col("_row").is_in(in_tables.implode())),
                            matter.filter(~pl.col("_row").is_in(in_tables.implode())).head(
@@ -44,15 +48,9 @@ def pick_stories(cmp: whatif.Comparison, listed: list[tuple[int, int]],
     stories = {}
     for s in whatif.stories_of_rows(cmp, told_rows["_row"].to_list()):
         stories[story_key(s["irp"], s["arrive_ns"])] = "\n".join(story_lines(s))
-    return stories, matter.height, len(stories)
-
-
-def _failures(outcomes: pl.DataFrame) -> pl.DataFrame:
-    """Cumulative IRPs the simulation failed for want of memory (refused, or allocation failed
-    without forward progress: the trace's failures, by the same names), by completion time."""
-    return (outcomes.filter(pl.col("outcome").is_in(FAILED_ACTUALS))
-            .select(pl.coalesce("complete_ns", "deliver_ns").alias("ts_ns")).drop_nulls()
-            .sort("ts_ns").with_row_index("n", offset=1))
+    count = matter.height if matter_count is None else matter_count + matter.filter(
+        ~pl.col("_changed") & ~pl.col("_starved")).height
+    return stories, count, len(stories)
 
 
 def strip_points(cmp: whatif.Comparison, stories: dict[str, str], t0: int) -> dict[str, list]:
@@ -81,12 +79,15 @@ def strip_points(cmp: whatif.Comparison, stories: dict[str, str], t0: int) -> di
     return cols
 
 
-def timeline_figures(cmp: whatif.Comparison, t0: int, t1: int,
-                     windows: list[tuple[int, int]], queue_ops, traced: str | None,
+def timeline_figures(cmp: whatif.Comparison, inputs, windows: list[tuple[int, int]],
+                     queue_ops, traced: str | None,
                      stories: dict[str, str]) -> tuple[list, list[str]]:
     """Charts sharing one time axis (zoom or pan one, all follow), each overlaying every policy;
-    charts with nothing to show are left out and named in the notes returned."""
+    charts with nothing to show are left out and named in the notes returned. inputs: the
+    report_inputs.ReportInputs (the axis, the series reduced to what is drawn)."""
     from bokeh.models import Label, Range1d, Span
+
+    t0, t1, series = inputs.t0, inputs.t1, inputs.series
 
     x_range = Range1d(0, (t1 - t0) / 1e9, bounds=(0, (t1 - t0) / 1e9), name="time-axis")
     shaded = [((lo - t0) / 1e9, (hi - t0) / 1e9) for lo, hi in windows]
@@ -97,27 +98,20 @@ def timeline_figures(cmp: whatif.Comparison, t0: int, t1: int,
     def style(p):
         return {"width": 2.6, "alpha": 0.75} if p == traced else {}
 
-    actual = whatif.actual_timeline(cmp.per_irp)
     colors = {p: charts.COLORS[i % len(charts.COLORS)] for i, p in enumerate(cmp.policies)}
     wanted = [
         ("IRPs in the driver (outstanding), as traced", "IRPs",
-         [("as traced", charts.TRACED_COLOR,
-           charts.reduce_steps(actual["ts_ns"], actual["outstanding"], t0, t1), {})]),
+         [("as traced", charts.TRACED_COLOR, series["outstanding",], {})]),
         ("IRPs parked waiting for a reserved request", "IRPs parked",
-         [(name(p), colors[p], charts.reduce_steps(cmp.total(p)["ts_ns"],
-                                                   cmp.total(p)["parked"], t0, t1), style(p))
-          for p in cmp.policies]),
+         [(name(p), colors[p], series["parked", p], style(p)) for p in cmp.policies]),
         ("Reserved requests in use", "reserved requests",
-         [(f"{name(p)} (N = {cmp.pool_sizes.get(p, 0)})", colors[p],
-           charts.reduce_steps(cmp.total(p)["ts_ns"], cmp.total(p)["reserved_in_use"], t0, t1),
+         [(f"{name(p)} (N = {cmp.pool_sizes.get(p, 0)})", colors[p], series["in_use", p],
            style(p)) for p in cmp.policies if cmp.pool_sizes.get(p, 0)]),
         # as traced drawn last, thin and dashed: it stays visible over the driver's own policy
         # where the replay reproduces the trace
         ("IRPs failed for want of memory (cumulative)", "IRPs failed",
-         [(name(p), colors[p], charts.reduce_steps(f["ts_ns"], f["n"], t0, t1), style(p))
-          for p in cmp.policies for f in [_failures(cmp.outcomes[p])]]
-         + [("as traced", charts.TRACED_COLOR,
-             charts.reduce_steps(actual["ts_ns"], actual["failures"], t0, t1),
+         [(name(p), colors[p], series["failures", p], style(p)) for p in cmp.policies]
+         + [("as traced", charts.TRACED_COLOR, series["failures",],
              {"dash": "dashed", "width": 1.4})]),
     ]
     figures, left_out = [], []

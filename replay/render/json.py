@@ -181,10 +181,8 @@ def _step_max(tl: pl.DataFrame | None, col: str, lo: int, hi: int) -> int:
     return int(vals.max() or 0) if vals.len() else 0
 
 
-def incident_timeline(inc: dict, irps_inside: pl.DataFrame, totals: dict[str, pl.DataFrame],
-                      actual_tl: pl.DataFrame) -> list[dict]:
-    """The incident cut into equal time bins: failures that arrived, and per policy the most
-    reserved requests in use and the deepest parked list."""
+def incident_bins(inc: dict) -> list[tuple[int, int]]:
+    """The (lo, hi) of an incident's timeline bins: INCIDENT_BINS equal steps."""
     start, end = int(inc["start_ns"]), int(inc["end_ns"])
     bins = INCIDENT_BINS if end > start else 1
     width = max(1, -(-(end - start + 1) // bins))
@@ -194,25 +192,42 @@ def incident_timeline(inc: dict, irps_inside: pl.DataFrame, totals: dict[str, pl
         hi = min(end, lo + width - 1) if b < bins - 1 else end
         if lo > end:
             break
+        out.append((lo, hi))
+    return out
+
+
+def incident_timeline(inc: dict, irps_inside: pl.DataFrame, step_max, policies: list[str]
+                      ) -> list[dict]:
+    """The incident cut into equal time bins: failures that arrived, and per policy the most
+    reserved requests in use and the deepest parked list. step_max(policy, column, lo, hi):
+    a timeline's largest value over a bin (policy None: outstanding IRPs as traced)."""
+    out = []
+    for lo, hi in incident_bins(inc):
         arrived = irps_inside.filter(pl.col("arrive_ns").is_between(lo, hi))
         out.append({
             "start_ns": lo, "end_ns": hi,
             "arrived": int(arrived.height),
             "failed": int(arrived["actual"].is_in(STARVED_ACTUALS).sum()) if arrived.height
             else 0,
-            "outstanding": _step_max(actual_tl, "outstanding", lo, hi),
-            "policies": {p: {"reserved_in_use": _step_max(tl, "reserved_in_use", lo, hi),
-                             "parked": _step_max(tl, "parked", lo, hi)}
-                         for p, tl in totals.items()},
+            "outstanding": step_max(None, "outstanding", lo, hi),
+            "policies": {p: {"reserved_in_use": step_max(p, "reserved_in_use", lo, hi),
+                             "parked": step_max(p, "parked", lo, hi)}
+                         for p in policies},
         })
     return out
 
 
 def incidents_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
                        incidents: pl.DataFrame, per_incident: list[dict],
-                       warnings: list[str]) -> dict:
-    totals = {p: cmp.total(p) for p in cmp.policies}
-    actual_tl = whatif.actual_timeline(cmp.per_irp)
+                       warnings: list[str], step_max=None) -> dict:
+    """step_max: as incident_timeline takes it (default: from cmp's whole timelines; cmp's
+    per_irp then need hold only the IRPs that arrived inside the incidents)."""
+    if step_max is None:
+        totals = {p: cmp.total(p) for p in cmp.policies}
+        actual_tl = whatif.actual_timeline(cmp.per_irp)
+
+        def step_max(p, col, lo, hi):
+            return _step_max(actual_tl if p is None else totals[p], col, lo, hi)
     items = []
     for entry in per_incident:
         inc = entry["incident"]
@@ -234,7 +249,7 @@ def incidents_document(inputs: list[str], memory: str, cmp: whatif.Comparison,
                                for p in cmp.policies}
             irps_list.append(ref)
         items.append({**incident_dict(inc),
-                      "timeline": incident_timeline(inc, inside, totals, actual_tl),
+                      "timeline": incident_timeline(inc, inside, step_max, cmp.policies),
                       "observed": entry["observed"],
                       "policies": entry["policies"],
                       "deciding_irps": int(deciding.height),

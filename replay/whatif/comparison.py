@@ -57,7 +57,7 @@ _BASE_COLUMNS = ("irp", "arrive_ns", "complete_ns", "device", "queue", "major", 
 def compare(irps, policies: Sequence[Policy | str], *, events: pl.DataFrame | None = None,
             settings: WhatIfSettings | None = None, incidents: pl.DataFrame | None = None,
             keep: bool = True, timeline: bool | None = None, explain_irp: int | None = None,
-            sink: Callable[[pl.DataFrame], None] | None = None) -> Comparison:
+            sink: Callable[[pl.DataFrame], None] | None = None, watch=None) -> Comparison:
     """Replay the IRPs under each policy (a Policy or its text) and set each against what
     actually happened; once per seed when the seed is unknowable (WhatIfSettings.runs). Every
     simulation is fed the table's chunks in lockstep (stream.replay_pass): one pass.
@@ -67,7 +67,11 @@ def compare(irps, policies: Sequence[Policy | str], *, events: pl.DataFrame | No
     else only what the summaries need, the rows of the IRPs at address `explain_irp` (for
     explain), and sink(rows) handed the first run's per-IRP rows in order as soon as every
     policy has settled them (compare -o writes so). timeline: build the policies' timelines
-    (default: as keep; only the report draws them)."""
+    (default: as keep; only the report draws them). watch (keep=False, one run): what the report
+    gathers as the pass goes (render.report_inputs.ReportWatch): watch.chunk(chunk) each chunk,
+    watch.pick(rows, verdicts) the per-IRP rows to keep (per_irp and outcomes hold only those,
+    numbered anew), watch.result(policy, SimulationResult) each replay's result, whose timeline
+    is then let go."""
     settings = settings or WhatIfSettings()
     parsed = parse_policies(policies)
     source = as_source(irps, settings)
@@ -78,11 +82,23 @@ def compare(irps, policies: Sequence[Policy | str], *, events: pl.DataFrame | No
     runs = settings.runs()
     jobs = [Job(p, run) for run in runs for p in parsed]
     side = _TraceSide(source.columns)
-    tables = _PerIrpTables(parsed, len(runs), keep, explain_irp, sink)
+    if watch is not None and (keep or len(runs) > 1):
+        raise ValueError("compare(watch=...) is for one run that keeps no IRP")
+    tables = _PerIrpTables(parsed, len(runs), keep, explain_irp, sink, watch)
+
+    def chunk_seen(chunk: pl.DataFrame) -> None:
+        side.add(chunk)
+        watch.chunk(chunk)
+
+    def result_in(job: Job) -> None:
+        watch.result(job.policy.text, job.result)
+        job.result.timeline = job.result.timeline.clear()
+
     replay_pass(source, jobs, queue_ops=ops, incidents=incidents,
-                timeline=keep if timeline is None else timeline, keep=keep,
-                sink=tables.add if tables.wanted else None,
-                base_columns=_BASE_COLUMNS, on_chunk=side.add)
+                timeline=(keep or watch is not None) if timeline is None else timeline,
+                keep=keep, sink=tables.add if tables.wanted else None,
+                base_columns=_BASE_COLUMNS, on_chunk=side.add if watch is None else chunk_seen,
+                on_result=None if watch is None else result_in)
     tables.finish(source)
     actual, observed = side.actual(), side.observed()
     out = []
@@ -150,13 +166,15 @@ class _PerIrpTables:
     whole table (keep), the first run's rows of one IRP address (explain), the first run's rows
     handed to a sink as they come."""
 
-    def __init__(self, policies: list[Policy], n_runs: int, keep: bool, explain_irp, sink):
+    def __init__(self, policies: list[Policy], n_runs: int, keep: bool, explain_irp, sink,
+                 watch=None):
         self.texts = [p.text for p in policies]
         self.n_runs, self.keep, self.explain_irp, self.sink = n_runs, keep, explain_irp, sink
+        self.watch = watch
         self.blocks: list[list[pl.DataFrame]] = [[] for _ in range(n_runs)]
         self.told: list[pl.DataFrame] = []          # explain: the address's rows
         self.told_outcomes: list[list[pl.DataFrame]] = []
-        self.wanted = keep or explain_irp is not None or sink is not None
+        self.wanted = keep or explain_irp is not None or sink is not None or watch is not None
         self.emitted = False
 
     def add(self, base: pl.DataFrame, vs: list[pl.DataFrame]) -> None:
@@ -173,9 +191,10 @@ class _PerIrpTables:
                 self.blocks[r].append(block)
             if r == 0 and self.sink is not None:
                 self.sink(block)
-            if r == 0 and self.explain_irp is not None:
-                mine = (base["irp"] == self.explain_irp).fill_null(False)
-                if mine.any():
+            if r == 0 and (self.explain_irp is not None or self.watch is not None):
+                mine = (self.watch.pick(block, vs[:k]) if self.watch is not None else
+                        (base["irp"] == self.explain_irp).fill_null(False))
+                if mine.any() or (self.watch is not None and not self.told):
                     self.told.append(block.filter(mine))
                     self.told_outcomes.append([v.filter(mine) for v in vs[:k]])
 
@@ -191,7 +210,7 @@ class _PerIrpTables:
     def per_irp(self, r: int) -> pl.DataFrame | None:
         if self.keep:
             return pl.concat(self.blocks[r])
-        if r == 0 and self.explain_irp is not None:
+        if r == 0 and (self.explain_irp is not None or self.watch is not None):
             return pl.concat(self.told) if self.told else pl.DataFrame(
                 schema={"irp": pl.UInt64, "arrive_ns": pl.Int64})
         return None
@@ -206,6 +225,11 @@ class _PerIrpTables:
         out = {}
         for i, p in enumerate(self.texts):
             o = pl.concat([parts[i] for parts in self.told_outcomes])
+            if not o.height:     # (no IRP kept: the outcomes' columns, no row)
+                from fpreplay.engine.outcomes import OUTCOME_SCHEMA
+
+                out[p] = pl.DataFrame(schema=OUTCOME_SCHEMA)
+                continue
             out[p] = o.drop("actual", "verdict").rename({"sim_status": "status"}).with_columns(
                 pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"))
         return out
@@ -225,12 +249,14 @@ def default_policies(irps, settings: WhatIfSettings,
 
 
 def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
-                      irps: pl.DataFrame) -> list[dict]:
+                      irps: pl.DataFrame, high_water=None) -> list[dict]:
     """Per incident: what happened and, per policy, the compare row over the IRPs that arrived
     inside it; and the IRPs that decided it (those that failed or used the reserve for real, or
     whose verdict under some policy is not `same`). irps: the lifecycles `cmp` was made from.
     With several seeds each policy's row is the median over them, with ranges; the deciding IRPs
-    are the first seed's."""
+    are the first seed's. high_water(policy, start_ns, end_ns): the reserve's high-water mark
+    inside an incident (default: window_high_water of cmp's timelines); cmp.per_irp and irps
+    need hold only the IRPs that arrived inside the incidents."""
     if cmp.runs:
         each = [incident_outcomes(r, incidents, irps) for r in cmp.runs]
         return [{**first, "policies": [combine_rows([e[i]["policies"][j] for e in each])
@@ -249,7 +275,8 @@ def incident_outcomes(cmp: Comparison, incidents: pl.DataFrame,
                 pl.col(f"{p}:park_wait_ns").alias("park_wait_ns"),
                 pl.col(f"{p}:verdict").alias("verdict"),
                 pl.col(f"{p}:parked").alias("parked"))
-            hw = window_high_water(cmp.timelines.get(p), inc["start_ns"], inc["end_ns"])
+            hw = (window_high_water(cmp.timelines.get(p), inc["start_ns"], inc["end_ns"])
+                  if high_water is None else high_water(p, inc["start_ns"], inc["end_ns"]))
             per_policy.append(summarize(p, v, hw))
         deciding = inside.filter(
             pl.col("actual").is_in(STARVED_ACTUALS)

@@ -255,6 +255,8 @@ def actual_timeline(irps: pl.DataFrame) -> pl.DataFrame:
     ends = irps.filter(pl.col("complete_ns").is_not_null()).select(
         pl.col("complete_ns").alias("ts_ns"), pl.lit(-1, dtype=pl.Int64).alias("d"),
         pl.lit(0, dtype=pl.Int64).alias("f"))
-    return (pl.concat([starts, ends]).sort("ts_ns")
+    # at one time, arrivals before completions, each in row order (the report's streamed
+    # timeline, render/report_inputs.py, orders them so)
+    return (pl.concat([starts, ends]).sort("ts_ns", maintain_order=True)
             .select("ts_ns", pl.col("d").cum_sum().alias("outstanding"),
                     pl.col("f").cum_sum().alias("failures")))

@@ -183,12 +183,14 @@ def replay_pass(source: IrpSource, jobs: list[Job], *, queue_ops=None, incidents
                 timeline: bool = False, keep: bool = False,
                 sink: Callable[[pl.DataFrame, list[pl.DataFrame]], None] | None = None,
                 base_columns: tuple[str, ...] = (),
-                on_chunk: Callable[[pl.DataFrame], None] | None = None) -> None:
+                on_chunk: Callable[[pl.DataFrame], None] | None = None,
+                on_result: Callable[[Job], None] | None = None) -> None:
     """One pass over the source's chunks feeding every job's Simulator in turn. Each job ends
     with its tally (summary counters) and result (SimulationResult; its outcomes every row's
     when `keep`, else none). sink(base, verdicts): the rows every job has settled, in row order,
     as the source's `base_columns` and each job's verdict frame (outcome columns, verdict).
-    on_chunk(chunk): each chunk as it passes (what the answer needs besides the replays)."""
+    on_chunk(chunk): each chunk as it passes (what the answer needs besides the replays);
+    on_result(job): each job as soon as its result is in (before the next job finishes)."""
     facts = source.facts()
     for job in jobs:
         s = job.settings
@@ -213,6 +215,8 @@ def replay_pass(source: IrpSource, jobs: list[Job], *, queue_ops=None, incidents
         job.result = job.sim.finish()
         _settled(job, job.result.outcomes, actuals, keep, align, i)
         job.sim = None
+        if on_result is not None:
+            on_result(job)
         if keep:
             job.result.outcomes = pl.concat(job.kept).sort("row") if job.kept else \
                 job.result.outcomes
