@@ -23,6 +23,7 @@ from fpreplay.parsers.etl.headers import (
     kernel_header_length,
 )
 from fpreplay.parsers.etl.providers import KERNEL_UUIDS, kernel_provider
+from fpreplay.parsers.etl.walk_all import rows_at
 from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
 _NP_FORMAT = {"b": "i1", "B": "u1", "h": "<i2", "H": "<u2", "i": "<i4", "I": "<u4",
@@ -46,8 +47,7 @@ class KernelPlan:
     maps the fields with polars. A record too short for the layout goes the per-record way
     (which falls back to older layouts or warns)."""
 
-    __slots__ = ("dec", "need", "dtype", "names", "system", "raw", "keys", "count", "_span",
-                 "extra")
+    __slots__ = ("dec", "need", "dtype", "names", "system", "raw", "keys", "count", "extra")
 
     def __init__(self, dec, htype: int, version_word: int, hook: int | None = None):
         kind = KINDS[(L.MARKER_TRACE_HEADER << 8) | htype]
@@ -74,13 +74,12 @@ class KernelPlan:
         self.raw: list[np.ndarray] = []            # rows of `need` bytes, one per record
         self.keys: list[np.ndarray] = []           # record sequence number << 16 | cpu
         self.count = 0                             # records held
-        self._span = np.arange(self.need, dtype=np.int64)
 
     def add(self, data, offsets: np.ndarray, keys: np.ndarray) -> None:
         """The records at `offsets` of `data` (bytes or a uint8 array, in record order): their
         fixed parts copied in one gather."""
         raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
-        self.raw.append(raw[offsets.astype(np.int64)[:, None] + self._span])
+        self.raw.append(rows_at(raw, offsets, self.need))
         self.keys.append(keys.astype(np.int64, copy=False))
         self.count += len(keys)
 

@@ -21,7 +21,7 @@ import polars as pl
 from fpreplay.parsers.etl import layouts as L
 from fpreplay.parsers.etl.decoders.tl_compiled import _number, field_plan
 from fpreplay.parsers.etl.headers import EVENT_PAYLOAD_AT, EVENT_PROVIDER, TID_PID_TS_AT
-from fpreplay.parsers.etl.walk_all import unique_rows
+from fpreplay.parsers.etl.walk_all import rows_at, unique_rows
 from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
 EXT_MAX_ITEMS = 4                  # deeper chains go the per-record way
@@ -35,12 +35,8 @@ _EH = L.field_offsets(L.EVENT_HEADER)
 
 
 def _gather(big: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
-    """`width` bytes from each offset in `at` as rows (clipped at the end of `big`: rows of
-    records already known damaged, and string windows, may read past it)."""
-    idx = at[:, None] + np.arange(width, dtype=np.int64)
-    if len(at) and int(at.max()) + width > len(big):
-        np.minimum(idx, len(big) - 1, out=idx)
-    return big[idx]
+    """`width` bytes from each offset in `at` as rows (walk_all.rows_at)."""
+    return rows_at(big, at, width)
 
 
 def ext_chains(big: np.ndarray, start: np.ndarray, end: np.ndarray):
@@ -135,6 +131,8 @@ class _Nuls:
 
     def __init__(self, big: np.ndarray):
         self.big = big
+        # windows never run off the end (zeros there are past every record's end)
+        self.padded = np.concatenate([big, np.zeros(_WINDOWS[-1], dtype=np.uint8)])
         self._one = self._pairs = None
 
     def find(self, kind: str, pos, end):
@@ -145,11 +143,12 @@ class _Nuls:
         for width in _WINDOWS:
             if not todo.size:
                 return q
-            win = _gather(self.big, pos[todo], width) == 0
+            win = _gather(self.padded, pos[todo], width) == 0
             if kind == "utf16":
                 win = win[:, 0::2] & win[:, 1::2]
-            hit = win.any(axis=1)
-            first = win.argmax(axis=1) * (2 if kind == "utf16" else 1)
+            first = win.argmax(axis=1)
+            hit = win[np.arange(len(first)), first]
+            first *= 2 if kind == "utf16" else 1
             q[todo[hit]] = pos[todo[hit]] + first[hit]
             todo = todo[~hit & (pos[todo] + width < end[todo])]
         if todo.size:

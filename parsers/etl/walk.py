@@ -28,7 +28,7 @@ from fpreplay.parsers.etl.plans import Plans
 from fpreplay.parsers.etl.providers import KERNEL_GROUPS, Registry
 from fpreplay.parsers.etl.record import EtlRecord
 from fpreplay.parsers.etl.scan import STOP_BAD, STOP_END, STOP_FILL, scan
-from fpreplay.parsers.etl.walk_all import buffer_times, header_rows, unique_rows
+from fpreplay.parsers.etl.walk_all import buffer_times, header_rows, rows_at, unique_rows
 from fpreplay.parsers.etl.stream import unpack_buffer
 from fpreplay.schema import ALL_RECORD_COLUMNS, EVENT_COLUMNS
 
@@ -141,12 +141,14 @@ class Walker:
         starts = np.zeros(len(pending) + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
         total = int(starts[-1])
+        recs_dtype = pending[0][1].dtype
         if len(pending) == 1:
             recs = pending[0][1]
             big = np.frombuffer(pending[0][0], dtype=np.uint8)
             offs = recs["off"].astype(np.int64)
         else:
-            recs = np.concatenate([p[1] for p in pending])
+            # as plain bytes: concatenating structured arrays promotes their dtype per array
+            recs = np.concatenate([p[1].view(np.uint8) for p in pending]).view(recs_dtype)
             lengths = np.array([len(p[0]) for p in pending], dtype=np.int64)
             at = np.zeros(len(pending), dtype=np.int64)
             np.cumsum(lengths[:-1], out=at[1:])
@@ -495,7 +497,8 @@ def _registry_hits(data, offs, span, held) -> np.ndarray:
     """Which of the records at `offs` have a key (the bytes at `span` from each) that `held`
     says a registry holds: the keys gathered at once, each distinct one looked up once."""
     raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
-    keys = raw[offs.astype(np.int64)[:, None] + span]
+    keys = rows_at(raw, offs + int(span[0]), len(span)) if span is _MANIFEST_KEY \
+        else raw[offs.astype(np.int64)[:, None] + span]
     uniq, inv = unique_rows(keys)
     return np.array([held(u.tobytes()) for u in uniq], dtype=bool)[inv]
 

@@ -36,12 +36,25 @@ _TID_AT, _PID_AT = KINDS[0xC000 | 0x14].tid_at, KINDS[0xC000 | 0x14].pid_at
 assert all(k.tid_at in (None, _TID_AT) and k.pid_at in (None, _PID_AT) for k in KINDS)
 
 
+def rows_at(raw: np.ndarray, offs: np.ndarray, width: int) -> np.ndarray:
+    """`width` bytes from each offset of `raw` as the rows of a new array, copied through a
+    strided view (no index matrix). Offsets too near the end are moved back to fit: only
+    records already known to be damaged ask for those, and their rows are not used."""
+    n = len(raw)
+    if n < width:
+        raw, n = np.concatenate([raw, np.zeros(width - n, dtype=np.uint8)]), width
+    at = offs.astype(np.int64, copy=False)
+    if len(at) and int(at.max()) > n - width:
+        at = np.minimum(at, n - width)
+    view = np.ndarray((n - width + 1, width), dtype=np.uint8, buffer=raw, strides=(1, 1))
+    return view[at]
+
+
 def gather(raw: np.ndarray, offs: np.ndarray, width: int, dtype: str) -> np.ndarray:
     """The `width`-byte little-endian values at `offs` of `raw`."""
     if not offs.size:
         return np.zeros(0, dtype=dtype)
-    got = raw[offs.astype(np.int64)[:, None] + np.arange(width)]
-    return np.ascontiguousarray(got).view(dtype).ravel()
+    return rows_at(raw, offs, width).view(dtype).ravel()
 
 
 def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
