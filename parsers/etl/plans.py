@@ -123,13 +123,15 @@ class TlPlan:
         self.kind, self.event_name, self.names, self.columns = kind, event_name, names, columns
         self.program = program
         self.rows: list[tuple] = []       # (tid, pid, ts, seq, cpu, *column values)
-        self.chunks: list[pl.DataFrame] = []     # rows decoded many at a time
+        self.chunks: list[dict] = []      # rows decoded many at a time (tl_batch.chunk_frame)
         self.count = 0
 
     def frame(self, source: str) -> pl.DataFrame:
         names = ("tid", "pid", "_ts_raw", "_seq", "cpu", *self.names)
         dtypes = {**EVENT_COLUMNS, "_ts_raw": pl.Int64, "_seq": pl.Int64}
-        frames = list(self.chunks)
+        from fpreplay.parsers.etl.tl_batch import chunk_frame
+
+        frames = [chunk_frame(self.chunks)] if self.chunks else []
         if self.rows:
             frames.append(pl.DataFrame([
                 pl.Series(n, c, dtype=dtypes[n], strict=False)
@@ -229,13 +231,14 @@ class Plans:
                 if not ok.all():
                     rest[at[~ok]] = True
                     at = at[ok]
-                    columns = {c: v.filter(pl.Series(ok)) for c, v in columns.items()}
+                    columns = {c: B.keep(v, ok) for c, v in columns.items()}
             if at.size:
                 head = B.head_columns(big, offs[at], keys[at])
                 if self.all:
                     head.update(B.header_columns(big, offs[at], self.reg.guid(key[2]),
                                                  KINDS[(L.MARKER_TRACE_HEADER << 8) | key[3]]))
-                plan.chunks.append(B.chunk(head, columns, plan.names))
+                head.update((n, columns[n]) for n in plan.names)
+                plan.chunks.append(head)
                 plan.count += int(at.size)
                 taken[at] = True
         return rest, taken

@@ -15,6 +15,8 @@ tests/parsers/test_etl_tl_batch.py holds this path to the per-record one.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import polars as pl
 
@@ -131,9 +133,18 @@ class _Nuls:
 
     def __init__(self, big: np.ndarray):
         self.big = big
-        # windows never run off the end (zeros there are past every record's end)
-        self.padded = np.concatenate([big, np.zeros(_WINDOWS[-1], dtype=np.uint8)])
+        self._padded = None
         self._one = self._pairs = None
+
+    def window_bytes(self, pos, width: int) -> np.ndarray:
+        """The drain's bytes, padded with zeros (past every record's end) when a window from
+        `pos` would run off them."""
+        if len(pos) and int(pos.max()) + width > len(self.big):
+            if self._padded is None:
+                self._padded = np.concatenate([self.big,
+                                               np.zeros(_WINDOWS[-1], dtype=np.uint8)])
+            return self._padded
+        return self.big
 
     def find(self, kind: str, pos, end):
         """Each terminator's position (at or past `end`, or huge, where it is not before
@@ -143,7 +154,8 @@ class _Nuls:
         for width in _WINDOWS:
             if not todo.size:
                 return q
-            win = _gather(self.padded, pos[todo], width) == 0
+            at = pos[todo]
+            win = _gather(self.window_bytes(at, width), at, width) == 0
             if kind == "utf16":
                 win = win[:, 0::2] & win[:, 1::2]
             first = win.argmax(axis=1)
@@ -184,10 +196,18 @@ def _next(table: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return out
 
 
+class Lookup(NamedTuple):
+    """A column as its distinct values and each row's index among them (made a Series once,
+    when the plan's rows are taken)."""
+    values: list
+    codes: np.ndarray
+
+
 def decode_group(program, big, nuls: _Nuls, pos, end):
-    """The payloads [pos, end) of one plan's records: (plain mask, {column: Series over every
-    record}) with the values compile_columns gives; not plain: a payload shorter than its
-    fields or a string without its terminator (the per-record path reports it)."""
+    """The payloads [pos, end) of one plan's records: (plain mask, {column: numpy array or
+    Lookup over every record}) with the values compile_columns gives; not plain: a payload
+    shorter than its fields or a string without its terminator (the per-record path reports
+    it)."""
     steps, columns = program
     pos = pos.copy()
     plain = np.ones(len(pos), dtype=bool)
@@ -209,30 +229,33 @@ def decode_group(program, big, nuls: _Nuls, pos, end):
             pos = stop
     out = {}
     for col, i, how, mask in columns:
-        out[col] = _column(col, values[i], how, mask, big, plain)
+        out[col] = _column(values[i], how, mask, big, plain)
     return plain, out
 
 
-def _column(col, value, how, mask, big, plain) -> pl.Series:
-    dtype = EVENT_COLUMNS[col]
+def _column(value, how, mask, big, plain):
     if value[0] == "int":
         v = value[1]
         if how in ("hex", "hexbool"):
             if how == "hexbool":
                 v = (v != 0).astype(np.int64)
             uniq, inv = np.unique(v, return_inverse=True)
-            texts = pl.Series(col, [f"0x{x:x}" for x in uniq.tolist()], dtype=pl.String)
-            return texts.gather(inv.ravel())
+            return Lookup([f"0x{x:x}" for x in uniq.tolist()], inv.ravel())
         if how == "bool":
             v = (v != 0).astype(np.int64)
         if mask is not None:
             v = v.astype(np.int64) & mask
-        return pl.Series(col, v).cast(dtype, strict=False)
+        return v
     texts, inv = _strings(big, value[0], value[1], value[2], plain)
     if how == "number":
-        return pl.Series(col, [_number(t, mask) for t in texts], dtype=dtype,
-                         strict=False).gather(inv)
-    return pl.Series(col, texts, dtype=pl.String).gather(inv)
+        return Lookup([_number(t, mask) for t in texts], inv)
+    return Lookup(texts, inv)
+
+
+def keep(column, ok: np.ndarray):
+    """The rows of a column (numpy array or Lookup) where `ok` is set."""
+    return Lookup(column.values, column.codes[ok]) if isinstance(column, Lookup) \
+        else column[ok]
 
 
 def _strings(big, kind, a, b, plain):
@@ -265,17 +288,29 @@ def head_columns(big, offs, keys) -> dict[str, np.ndarray]:
 
 def header_columns(big, offs, provider: str, kind) -> dict:
     """--all: the header columns of TraceLogging records of one provider and header kind."""
-    n = len(offs)
-    return {"provider": pl.Series([provider], dtype=pl.String).new_from_index(0, n),
+    same = np.zeros(len(offs), dtype=np.int64)
+    return {"provider": Lookup([provider], same),
             "event_id": np.ascontiguousarray(_gather(big, offs + _EH["Id"], 2)).view("<u2")
             .ravel(), "opcode": big[offs + _EH["Opcode"]], "version": big[offs + _EH["Version"]],
-            "header_kind": pl.Series([kind.name], dtype=pl.String).new_from_index(0, n)}
+            "header_kind": Lookup([kind.name], same)}
 
 
-def chunk(head: dict, columns: dict, names: tuple) -> pl.DataFrame:
-    """One group's rows in TlPlan's column order and dtypes (the --all header columns after)."""
-    series = [pl.Series(n, v).cast(_DTYPES[n], strict=False) for n, v in head.items()]
-    series += [columns[n].cast(_DTYPES[n], strict=False).alias(n) for n in names]
+def chunk_frame(chunks: list[dict]) -> pl.DataFrame:
+    """Rows decoded many at a time (dicts of column -> numpy array or Lookup, the same
+    columns in each) as one frame, each column made a Series once and cast to its dtype."""
+    series = []
+    for name in chunks[0]:
+        parts = [c[name] for c in chunks]
+        dtype = _DTYPES[name]
+        if isinstance(parts[0], Lookup):
+            values, codes = [], []
+            for part in parts:
+                codes.append(part.codes + len(values))
+                values += part.values
+            series.append(pl.Series(name, values, dtype=dtype, strict=False)
+                          .gather(np.concatenate(codes)))
+        else:
+            series.append(pl.Series(name, np.concatenate(parts)).cast(dtype, strict=False))
     return pl.DataFrame(series)
 
 

@@ -200,16 +200,15 @@ def header_rows(walker, big, recs, offs, keep, seqs, cpus, filled, known, wpp) -
         "event_id": (event_id.astype(np.uint16), event_known),
         "opcode": (opcode.astype(np.uint8), has_op), "version": (version.astype(np.uint8), has_op),
     }
-    frame = {n: v for n, (v, _) in columns.items()}
-    frame.update({f"_{n}": m for n, (_, m) in columns.items() if m is not None and not m.all()})
+    # a column with unknown values: its nulls from a numpy mask, no polars expression
+    frame = {n: pl.Series(n, v if m is None or m.all() else np.ma.MaskedArray(v, mask=~m))
+             for n, (v, m) in columns.items()}
     frame["provider"] = pl.Series(names, dtype=pl.String).gather(prov)
     frame["header_kind"] = pl.Series(NAMES, dtype=pl.String).gather(KIND_NAME[tm])
     frame["event_name"] = pl.Series(names, dtype=pl.String).gather(ename)
-    df = pl.DataFrame(frame)
-    nulls = [pl.when(pl.col(f"_{n}")).then(pl.col(n)).alias(n) for n in columns
-             if f"_{n}" in frame]
-    return df.with_columns(*nulls, kind=pl.lit("other"), source=pl.lit(walker.source)).select(
-        ALL_ORDER)
+    frame["kind"] = pl.Series(["other"], dtype=pl.String).new_from_index(0, k)
+    frame["source"] = pl.Series([walker.source], dtype=pl.String).new_from_index(0, k)
+    return pl.DataFrame([frame[c].alias(c) for c in ALL_ORDER])
 
 
 ALL_ORDER = ("_ts_raw", "_seq", "cpu", "pid", "tid", "provider", "event_id", "opcode", "version",

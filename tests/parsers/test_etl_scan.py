@@ -151,7 +151,7 @@ def test_all_header_rows_are_each_kinds_row(path):
         s for p in walker.plans.kernel.values() if p is not None for k in p.keys
         for s in (k >> 16).tolist()} | {
         s for p in walker.plans.tl.values() if p is not None for c in p.chunks
-        for s in c["_seq"].to_list()}
+        for s in c["_seq"].tolist()}
     assert set(expected) - set(got) == decoded
     assert got and len(got) + len(decoded) == len(expected)
 

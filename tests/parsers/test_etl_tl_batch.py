@@ -31,14 +31,14 @@ def _read(path, options=None, batched=True):
     event then takes the per-record path, compiled plan or reference decoder, and every kernel
     event its decoder), and how many TraceLogging records the batch decoded."""
     decoded = [0]
-    real_chunk = tl_batch.chunk
+    real_head = tl_batch.head_columns
 
-    def counting(head, columns, names):
-        decoded[0] += len(head["_seq"])
-        return real_chunk(head, columns, names)
+    def counting(big, offs, keys):
+        decoded[0] += len(offs)
+        return real_head(big, offs, keys)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(tl_batch, "chunk", counting)
+        m.setattr(tl_batch, "head_columns", counting)
         if not batched:
             def no_plan(self, key, dec, htype, version_word):
                 self.kernel[key] = None
