@@ -92,11 +92,28 @@ def plan_groups(big, sel, htypes, meta_at, meta_len, traits_at, traits_len):
                  _gather(big, meta_at[members], ml)]
         if has_traits:
             parts.append(_gather(big, traits_at[members], tl))
-        uniq, inv = unique_rows(np.hstack(parts))
-        for u, row in enumerate(uniq):
+        for row, rows in _distinct(np.hstack(parts)):
             raw = row.tobytes()
             key = (raw[17:17 + ml], raw[17 + ml:] if has_traits else None, raw[:16], raw[16])
-            yield key, members[inv == u] if len(uniq) > 1 else members
+            yield key, members[rows]
+
+
+def _distinct(rows: np.ndarray, tries: int = 4):
+    """(row, indices of its copies) per distinct row of a 2-D uint8 array: the first row left
+    compared with the rest a few times (a drain's records of one shape are mostly one or two
+    events), then unique_rows for whatever is left."""
+    left = np.arange(len(rows))
+    for _ in range(tries):
+        if not left.size:
+            return
+        here = rows if len(left) == len(rows) else rows[left]
+        same = (here == here[0]).all(axis=1)
+        yield here[0], left[same]
+        left = left[~same]
+    if left.size:
+        uniq, inv = unique_rows(rows[left])
+        for u, row in enumerate(uniq):
+            yield row, left[inv == u]
 
 
 def compile_program(event, pointer_size: int):

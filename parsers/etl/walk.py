@@ -76,6 +76,7 @@ class Walker:
         self.decoder_failures: dict[str, int] = {}
         self.buffer_max_ts: int | None = None
         self.last_ts: int | None = None            # an untimed WPP message's time
+        self._waiting: int | None = None           # rows_waiting, until drained again
 
     # --- one buffer ----------------------------------------------------------------------------
     def buffer(self, file_offset: int, data: bytes) -> None:
@@ -137,6 +138,7 @@ class Walker:
         if not pending:
             return
         self.pending, self.pending_records = [], 0
+        self._waiting = None
         counts = np.array([len(p[1]) for p in pending], dtype=np.int64)
         starts = np.zeros(len(pending) + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
@@ -452,12 +454,17 @@ class Walker:
 
     # --- what the merge takes ------------------------------------------------------------------
     def rows_waiting(self) -> int:
-        return len(self.rows) + sum(f.height for f in self.header_frames) \
-            + self.plans.pending()
+        """Rows decoded and not taken yet (asked after every buffer: only `drain` and
+        `take_frame` change it, so it is counted once after each)."""
+        if self._waiting is None:
+            self._waiting = len(self.rows) + sum(f.height for f in self.header_frames) \
+                + self.plans.pending()
+        return self._waiting
 
     def take_frame(self) -> pl.DataFrame | None:
         """Rows collected since the last call as one frame with _ts_raw/_seq/ts_ns."""
         self.drain()
+        self._waiting = None
         frames = []
         if self.rows:
             schema = dict(EVENT_COLUMNS)

@@ -211,3 +211,20 @@ def test_small_flushes_read_the_same(tmp_path):
     path = tmp_path / "tl.etl"
     _synthesized(path, 5, n=1500)
     assert _same(path, ReadOptions(batch_rows=97)) > 200
+
+
+def test_distinct_rows_partition_the_rows():
+    """The grouping of records by plan key: every row in exactly one group, each group's rows
+    equal to its row, as many groups as distinct rows (past the first few the hashed unique
+    takes over)."""
+    rng = np.random.default_rng(3)
+    for kinds in (1, 3, 9, 40):
+        table = rng.integers(0, 3, size=(kinds, 37), dtype=np.uint8)
+        rows = table[rng.integers(0, kinds, size=500)]
+        seen = np.zeros(len(rows), dtype=int)
+        groups = list(tl_batch._distinct(rows))
+        for row, members in groups:
+            seen[members] += 1
+            assert (rows[members] == row).all()
+        assert (seen == 1).all()
+        assert len(groups) == len({r.tobytes() for r in rows})
